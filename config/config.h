@@ -1,0 +1,167 @@
+/*
+ * config.h - the gateway's configuration as plain structs, loaded from a
+ * libconfig file (with @include) and validated. Every other module reads
+ * these structs; nothing else touches libconfig.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum utility { UTIL_ELECTRICITY, UTIL_WATER, UTIL_GAS, UTIL_WASTEWATER, UTIL__COUNT };
+enum point_type { PT_INT16, PT_UINT16, PT_INT32, PT_UINT32, PT_INT64, PT_UINT64, PT_FLOAT32,
+                  PT_FLOAT64, PT_BOOL };
+enum word_order { WO_ABCD, WO_CDAB, WO_BADC, WO_DCBA };
+enum point_kind { KIND_GAUGE, KIND_COUNTER };
+enum bus_type { BUS_TCP, BUS_RTU };
+
+struct cfg_point {
+    char *name;
+    int fc;               /* 1 coils, 2 discrete inputs, 3 holding, 4 input registers */
+    int address;          /* 0-based */
+    enum point_type type;
+    enum word_order order;
+    double scale;         /* default 1 */
+    double offset;        /* default 0 */
+    enum point_kind kind;
+    bool billing;
+    bool ct_pt;
+    double max_rate;      /* per hour, after scaling; 0 = not set */
+    int line;
+};
+
+struct cfg_alarm {
+    char *name;
+    int point;            /* index into the profile's points */
+    bool has_below, has_above;
+    double below, above;
+    double for_s;         /* seconds the condition must hold */
+    double hysteresis;    /* clear only when back by this much; default 0 */
+    int line;
+};
+
+struct cfg_profile {
+    char *name;
+    enum utility utility;
+    struct cfg_point *points;
+    size_t n_points;
+    struct cfg_alarm *alarms;
+    size_t n_alarms;
+    char *file;
+    int line;
+};
+
+struct cfg_bus {
+    char *name;
+    enum bus_type type;
+    char *host;           /* tcp */
+    int port;             /* tcp, default 502 */
+    char *device;         /* rtu */
+    int baud;             /* rtu, default 9600 */
+    char parity;          /* 'N', 'E', 'O'; default 'E' */
+    int data_bits;        /* default 8 */
+    int stop_bits;        /* default 1 */
+    int timeout_ms;       /* response timeout; default 500 */
+    int byte_timeout_ms;  /* default 0 = libmodbus default */
+    int line;
+};
+
+struct cfg_enterprise;
+
+struct cfg_meter {
+    char *id;
+    enum utility utility;
+    int bus;              /* index into config.buses */
+    int unit_id;
+    int profile;          /* index into config.profiles */
+    int interval;         /* seconds, >= 1 */
+    double pt_ratio;      /* default 1 */
+    double ct_ratio;      /* default 1 */
+    int max_registers_per_read; /* default 125 */
+    bool no_gap_fill;
+    bool one_request_per_point;
+    struct cfg_enterprise *enterprise; /* back pointer */
+    int line;
+};
+
+struct cfg_enterprise {
+    char *id;
+    char *name;
+    struct cfg_meter *meters;
+    size_t n_meters;
+    int line;
+};
+
+struct cfg_band {
+    char *name;
+    double price;
+    struct { int from_min, to_min; } *hours; /* minutes of the day; to < from crosses midnight */
+    size_t n_hours;
+};
+
+struct cfg_tariff {
+    enum utility utility;
+    char *currency;
+    double price;         /* flat price when there are no bands */
+    struct cfg_band *bands;
+    size_t n_bands;
+    int line;
+};
+
+struct cfg_tls {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+};
+
+struct config {
+    char *path;
+    char *gateway_id;
+    char *timezone;       /* default "UTC" */
+    char *log_level;      /* optional: err warning notice info debug */
+
+    char *storage_path;
+    int raw_retention_days;     /* default 400; 0 = keep forever */
+
+    char *mqtt_uri;
+    char *mqtt_client_id;       /* default "parkgw-<id>" */
+    char *mqtt_username;
+    char *mqtt_password_file;
+    char *mqtt_password;        /* read from password_file at load */
+    char *topic_prefix;         /* default "park" */
+    int summary_interval;       /* default 60 */
+    long outbox_max_messages;   /* default 1000000 */
+    bool tls_set;
+    struct cfg_tls tls;
+
+    struct cfg_bus *buses;
+    size_t n_buses;
+    struct cfg_profile *profiles;
+    size_t n_profiles;
+    struct cfg_enterprise *enterprises;
+    size_t n_enterprises;
+    struct cfg_tariff *tariffs;
+    size_t n_tariffs;
+};
+
+/*
+ * Loads and validates 'path'. On success *ret owns a new config (config_free).
+ * On failure returns -EINVAL (or -errno for I/O) and writes "FILE:LINE: message"
+ * into err; *ret is untouched. @include paths are resolved relative to the
+ * including file's directory, then to PARKGW_PROFILE_DIR.
+ */
+int config_load(const char *path, struct config **ret, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Looks up "ENTERPRISE/METER"; NULL when not found. */
+struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_slash_meter);
+size_t config_count_meters(const struct config *cfg);
+
+const char *utility_name(enum utility u);        /* "electricity", ... */
+const char *utility_unit(enum utility u);        /* "kWh", "m3", "Nm3", "m3" */
+int utility_parse(const char *s, enum utility *ret);
+const char *point_type_name(enum point_type t);
+/* Registers a point of this type occupies (bool: 1 bit/register). */
+int point_type_regs(enum point_type t);
+/* The billing counter of a profile, or -1. */
+int profile_billing_point(const struct cfg_profile *p);

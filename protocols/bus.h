@@ -1,0 +1,33 @@
+/*
+ * bus.h - one Modbus bus (a TCP gateway or an RS-485 line) owned by exactly
+ * one thread: a libmodbus context, connect/reconnect, reads with flush after
+ * errors so a late reply is never taken for the next request's answer.
+ */
+#pragma once
+#include <stdint.h>
+#include "config/config.h"
+#include "protocols/plan.h"
+
+struct bus;
+
+/* Creates the bus (not connected yet). 0 and *ret, or -errno. */
+int bus_new(const struct cfg_bus *cfg, struct bus **ret);
+void bus_free(struct bus *b);
+
+/* Connects if not connected. 0 or -errno. */
+int bus_connect(struct bus *b);
+void bus_close(struct bus *b);
+bool bus_is_connected(const struct bus *b);
+
+/*
+ * Executes one request for 'unit_id'. out receives req->count registers, or
+ * req->count bits as 0/1 values for fc 1/2. Returns 0, or a negative error:
+ * -ETIMEDOUT (no reply), -EBADMSG (malformed reply/CRC), -ECONNRESET/-EPIPE
+ * (connection lost; the bus is closed and reconnects on next read), or
+ * -(BUS_EXC_BASE + code) for a Modbus exception response.
+ */
+#define BUS_EXC_BASE 1000
+int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out);
+
+/* Human text for a bus_read error, e.g. "exception 2 (illegal data address)". */
+const char *bus_strerror(int err);

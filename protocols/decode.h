@@ -1,0 +1,32 @@
+/*
+ * decode.h - turns raw Modbus registers into engineering values and back:
+ * every point type x word order of DESIGN.md, then scale, offset and PT x CT.
+ * Pure functions, no I/O; the sim uses the encoder, the poller the decoder.
+ */
+#pragma once
+#include <stdint.h>
+#include "config/config.h"
+
+/*
+ * Decodes the registers of one point (regs[0] is the register at the point's
+ * address; point_type_regs(t) of them are read). For PT_BOOL regs[0] is 0/1.
+ * Word orders for 32 bits (A = most significant byte): ABCD regs={AB,CD},
+ * CDAB regs={CD,AB}, BADC regs={BA,DC}, DCBA regs={DC,BA}; 64 bits extend
+ * this naturally (CDAB = word order reversed, bytes big-endian in a word).
+ * 16-bit types ignore the order. Returns the unscaled value.
+ */
+double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs);
+
+/*
+ * Decodes and scales one point: raw * scale + offset, times pt_ct when the
+ * point has ct_pt. 0 on success, -ERANGE when the result is NaN or infinite
+ * (*ret_value untouched).
+ */
+int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value);
+
+/* The inverse of decode_raw: writes point_type_regs(t) registers. Integer
+ * types round to nearest and saturate at the type's range. */
+void encode_raw(enum point_type t, enum word_order o, double raw, uint16_t *regs);
+
+/* The inverse of decode_point: the raw value that decodes to 'value'. */
+double encode_unscale(const struct cfg_point *p, double pt_ct, double value);

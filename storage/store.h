@@ -1,0 +1,48 @@
+/*
+ * store.h - the SQLite store: schema and migrations (PRAGMA user_version),
+ * point registry, batched sample inserts. WAL mode, synchronous=NORMAL.
+ * A store handle is used by one thread at a time (the writer thread while
+ * the daemon runs; the CLI commands otherwise).
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "config/config.h"
+
+struct store;
+
+struct sample {
+    uint32_t point;   /* id from store_point_id */
+    int64_t ts;       /* Unix ms UTC */
+    double value;
+};
+
+/* Opens (creating and migrating) the database. 0 and *ret, or -errno/-EIO
+ * with a message in err. readonly: no schema changes, for CLI reads. */
+int store_open(const char *path, bool readonly, struct store **ret, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* Gets or creates the id of ENTERPRISE/METER/POINT. 0 and *ret_id, or -EIO. */
+int store_point_id(struct store *s, const char *enterprise, const char *meter, const char *point,
+                   enum utility utility, enum point_kind kind, uint32_t *ret_id);
+
+/* Inserts samples in one transaction (duplicates of (point, ts) are
+ * ignored). 0, -ENOSPC (disk full), -EIO. Nothing is half-written. */
+int store_insert(struct store *s, const struct sample *samples, size_t n);
+
+/* Calls cb for each raw sample of 'point' with from <= ts < to, in ts order.
+ * cb returning non-zero stops the scan. 0 or -EIO. */
+int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
+               int (*cb)(void *ud, int64_t ts, double value), void *ud);
+
+/* Looks up a point id without creating it: 0, -ENOENT, -EIO. */
+int store_find_point(struct store *s, const char *enterprise, const char *meter, const char *point,
+                     uint32_t *ret_id);
+
+/* Counts and sizes for status/benchmarks. */
+struct store_stats {
+    int64_t samples;
+    int64_t db_bytes;      /* page_count * page_size */
+    int64_t oldest_ts;     /* 0 when empty */
+};
+int store_stats(struct store *s, struct store_stats *ret);

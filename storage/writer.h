@@ -1,0 +1,34 @@
+/*
+ * writer.h - the writer thread: pollers hand it batches of samples through a
+ * bounded queue (never blocking), it commits one SQLite transaction per
+ * drained group of batches. On a full disk or I/O error it logs, counts,
+ * keeps a bounded backlog in memory and retries.
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "storage/store.h"
+
+struct writer;
+
+struct writer_stats {
+    uint64_t batches_committed;
+    uint64_t samples_committed;
+    uint64_t batches_dropped;   /* queue full */
+    uint64_t commit_errors;     /* ENOSPC/EIO */
+    uint64_t queue_len;
+    int64_t last_commit_mono_ms; /* progress marker for the watchdog */
+};
+
+/* Starts the thread on an open store (the writer uses it exclusively until
+ * writer_stop). max_queued: bound on queued samples. 0 and *ret, or -errno. */
+int writer_start(struct store *st, size_t max_queued, struct writer **ret);
+
+/* Queues a copy of samples[0..n). Never blocks on SQLite. 0 or -EAGAIN when
+ * the queue is full (the batch is dropped and counted). Thread-safe. */
+int writer_submit(struct writer *w, const struct sample *samples, size_t n);
+
+/* Commits everything queued, stops the thread and frees w. */
+void writer_stop(struct writer *w);
+
+void writer_get_stats(struct writer *w, struct writer_stats *ret);
