@@ -1,0 +1,5 @@
+/* placeholder until the command dispatcher lands */
+int main(void)
+{
+    return 2;
+}

@@ -1,0 +1,2 @@
+/* placeholder until the harness lands */
+#include "gateway/util.h"

@@ -1,0 +1,5 @@
+/* placeholder until the simulator lands */
+int main(void)
+{
+    return 2;
+}

@@ -1,0 +1,2 @@
+/* placeholder until the simulator lands */
+#include "tools/sim/sim_model.h"
