@@ -1,2 +1,460 @@
-/* placeholder until the harness lands */
+/*
+ * harness.c - process harness for the integration tests (see harness.h).
+ */
+#include "tests/integration/harness.h"
+
+#include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "gateway/util.h"
+
+extern char **environ;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "harness: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+const char *h_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+char *h_tmpdir(const char *name)
+{
+    const char *base = h_env("PARKGW_TEST_TMP", "/tmp");
+    mkdir(base, 0755);
+    char *dir = xasprintf("%s/%s.%d.XXXXXX", base, name, (int)getpid());
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    return dir;
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        die("free port");
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void h_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        die(path);
+}
+
+char *h_read_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n < 2)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+void h_spawn(struct proc *p, char *const argv[], const char *log_path, bool with_stdin)
+{
+    posix_spawn_file_actions_t fa;
+    int pipefd[2] = {-1, -1};
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (with_stdin) {
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+            die("pipe");
+        posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    }
+    int r = posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        errno = r;
+        die(argv[0]);
+    }
+    if (with_stdin)
+        close(pipefd[0]);
+    p->stdin_fd = pipefd[1];
+    free(p->log_path);
+    p->log_path = xstrdup(log_path);
+}
+
+int h_stop(struct proc *p, int sig, int timeout_ms)
+{
+    int status;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    int64_t end = now_mono_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (now_mono_ms() > end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            status = -1;
+            break;
+        }
+        sleep_ms(10);
+    }
+    p->pid = 0;
+    if (p->stdin_fd >= 0)
+        close(p->stdin_fd);
+    p->stdin_fd = -1;
+    return status;
+}
+
+bool h_alive(struct proc *p)
+{
+    int status;
+    return p->pid > 0 && waitpid(p->pid, &status, WNOHANG) == 0;
+}
+
+void h_dump_log(const struct proc *p, const char *what)
+{
+    char *log = p->log_path ? h_read_file(p->log_path) : NULL;
+    if (!log)
+        return;
+    size_t n = strlen(log);
+    const char *start = n > 6000 ? log + n - 6000 : log;
+    fprintf(stderr, "---- last output of %s (%s) ----\n%s\n---- end ----\n", what, p->log_path,
+            start);
+    free(log);
+}
+
+bool h_wait_port(int port, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    while (now_mono_ms() < end) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        if (r == 0)
+            return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+bool h_wait_file(const char *path, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    struct stat st;
+    while (now_mono_ms() < end) {
+        if (stat(path, &st) == 0 && st.st_size > 0)
+            return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+void h_restart_mosquitto(struct proc *p, const char *dir, int port)
+{
+    char *conf = xasprintf("%s/mosquitto.conf", dir);
+    char *text = xasprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                           "persistence_location %s/\nautosave_interval 1\n",
+                           port, dir);
+    h_write_file(conf, text);
+    char *log = xasprintf("%s/mosquitto.log", dir);
+    const char *bin = h_env("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
+    char *argv[] = {(char *)bin, "-c", conf, NULL};
+    h_spawn(p, argv, log, false);
+    if (!h_wait_port(port, 10000)) {
+        h_dump_log(p, "mosquitto");
+        fprintf(stderr, "harness: mosquitto did not listen on %d\n", port);
+        exit(2);
+    }
+    free(conf);
+    free(text);
+    free(log);
+}
+
+int h_start_mosquitto(struct proc *p, const char *dir)
+{
+    int port = h_free_port();
+    h_restart_mosquitto(p, dir, port);
+    return port;
+}
+
+int h_start_sim(struct proc *p, const char *dir, const char *cfg_path, uint64_t seed)
+{
+    char *portfile = xasprintf("%s/sim.port", dir);
+    char *log = xasprintf("%s/sim.log", dir);
+    char seedbuf[32];
+    snprintf(seedbuf, sizeof(seedbuf), "%llu", (unsigned long long)seed);
+    const char *bin = h_env("PARKGW_SIM_BIN", "parkgw-sim");
+    char *argv[] = {(char *)bin, "--config", (char *)cfg_path, "--seed", seedbuf, "--port", "0",
+                    "--port-file", portfile, "--control", "-", NULL};
+    unlink(portfile);
+    h_spawn(p, argv, log, true);
+    if (!h_wait_file(portfile, 10000)) {
+        h_dump_log(p, "parkgw-sim");
+        fprintf(stderr, "harness: parkgw-sim wrote no port file\n");
+        exit(2);
+    }
+    char *text = h_read_file(portfile);
+    int port = atoi(text);
+    free(text);
+    if (port <= 0 || !h_wait_port(port, 10000)) {
+        h_dump_log(p, "parkgw-sim");
+        fprintf(stderr, "harness: parkgw-sim not listening\n");
+        exit(2);
+    }
+    free(portfile);
+    free(log);
+    return port;
+}
+
+struct h_sub {
+    MQTTAsync client;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct h_msg *msgs;
+    size_t n, cap;
+    char *filter;
+    volatile int subscribed;
+};
+
+static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+{
+    struct h_sub *s = ctx;
+    struct h_msg msg;
+    msg.topic = tlen ? strndup(topic, (size_t)tlen) : xstrdup(topic);
+    msg.payload = strndup(m->payload, (size_t)m->payloadlen);
+    msg.retained = m->retained;
+    msg.rx_ms = now_real_ms();
+    pthread_mutex_lock(&s->lock);
+    s->msgs = xgrow(s->msgs, &s->cap, s->n + 1, sizeof(*s->msgs));
+    s->msgs[s->n++] = msg;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void on_subscribed(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    ((struct h_sub *)ctx)->subscribed = 1;
+}
+
+static void on_connected(void *ctx, char *cause)
+{
+    (void)cause;
+    struct h_sub *s = ctx;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_subscribed;
+    ro.context = s;
+    MQTTAsync_subscribe(s->client, s->filter, 1, &ro);
+}
+
+struct h_sub *h_sub_new(int port, const char *client_id, const char *filter)
+{
+    struct h_sub *s = xcalloc(1, sizeof(*s));
+    char *uri = xasprintf("tcp://127.0.0.1:%d", port);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->filter = xstrdup(filter);
+    if (MQTTAsync_create(&s->client, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
+        MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "harness: MQTTAsync_create failed\n");
+        exit(2);
+    }
+    MQTTAsync_setCallbacks(s->client, s, NULL, on_message, NULL);
+    MQTTAsync_setConnected(s->client, s, on_connected);
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.cleansession = 1;
+    co.keepAliveInterval = 10;
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 2;
+    if (MQTTAsync_connect(s->client, &co) != MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "harness: MQTTAsync_connect failed\n");
+        exit(2);
+    }
+    int64_t end = now_mono_ms() + 10000;
+    while (!s->subscribed && now_mono_ms() < end)
+        sleep_ms(10);
+    if (!s->subscribed) {
+        fprintf(stderr, "harness: subscriber could not subscribe on port %d\n", port);
+        exit(2);
+    }
+    free(uri);
+    return s;
+}
+
+void h_sub_free(struct h_sub *s)
+{
+    if (!s)
+        return;
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    MQTTAsync_disconnect(s->client, &d);
+    sleep_ms(50);
+    MQTTAsync_destroy(&s->client);
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->msgs[i].topic);
+        free(s->msgs[i].payload);
+    }
+    free(s->msgs);
+    free(s->filter);
+    free(s);
+}
+
+size_t h_sub_count(struct h_sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->n;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+bool h_sub_get(struct h_sub *s, size_t i, struct h_msg *ret)
+{
+    bool ok = false;
+    pthread_mutex_lock(&s->lock);
+    if (i < s->n) {
+        ret->topic = xstrdup(s->msgs[i].topic);
+        ret->payload = xstrdup(s->msgs[i].payload);
+        ret->retained = s->msgs[i].retained;
+        ret->rx_ms = s->msgs[i].rx_ms;
+        ok = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+void h_msg_free(struct h_msg *m)
+{
+    free(m->topic);
+    free(m->payload);
+}
+
+long h_sub_wait(struct h_sub *s, size_t from, const char *topic, const char *needle,
+                int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    size_t i = from;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        for (; i < s->n; i++)
+            if (strcmp(s->msgs[i].topic, topic) == 0 &&
+                (!needle || strstr(s->msgs[i].payload, needle))) {
+                pthread_mutex_unlock(&s->lock);
+                return (long)i;
+            }
+        int64_t left = end - now_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t step = left < 100 ? left : 100;
+        ts.tv_nsec += step * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return -1;
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)r;
+        if (cap - n < 2)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int h_run(char *const argv[], char **ret_out, char **ret_err, int timeout_ms)
+{
+    char outp[] = "/tmp/parkgw-h-out.XXXXXX", errp[] = "/tmp/parkgw-h-err.XXXXXX";
+    int ofd = mkstemp(outp), efd = mkstemp(errp);
+    if (ofd < 0 || efd < 0)
+        die("mkstemp");
+    unlink(outp);
+    unlink(errp);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ofd, 1);
+    posix_spawn_file_actions_adddup2(&fa, efd, 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    struct proc p = {.stdin_fd = -1};
+    int r = posix_spawn(&p.pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        errno = r;
+        die(argv[0]);
+    }
+    int status = -1;
+    int64_t end = now_mono_ms() + timeout_ms;
+    for (;;) {
+        if (waitpid(p.pid, &status, WNOHANG) == p.pid)
+            break;
+        if (now_mono_ms() > end) {
+            kill(p.pid, SIGKILL);
+            waitpid(p.pid, &status, 0);
+            status = -1;
+            break;
+        }
+        sleep_ms(5);
+    }
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    char *o = slurp_fd(ofd), *e = slurp_fd(efd);
+    close(ofd);
+    close(efd);
+    if (ret_out)
+        *ret_out = o;
+    else
+        free(o);
+    if (ret_err)
+        *ret_err = e;
+    else
+        free(e);
+    if (status < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,0 +1,20 @@
+/*
+ * cli.h - the subcommands implemented in gateway/ besides bill and query
+ * (commands.h). Each gets argv starting at the subcommand's name, with the
+ * global options (-c, -v, -q) already removed by main.c, and returns the
+ * process exit code: 0 ok, 1 user/config/input error, 2 runtime failure.
+ */
+#pragma once
+
+#define PARKGW_DEFAULT_CONFIG "/etc/parkgw/parkgw.cfg"
+
+int cmd_run(int argc, char **argv, const char *cfg_path);
+int cmd_check(int argc, char **argv, const char *cfg_path);
+int cmd_probe(int argc, char **argv, const char *cfg_path);
+int cmd_status(int argc, char **argv, const char *cfg_path);
+int cmd_import(int argc, char **argv, const char *cfg_path);
+
+/* Loads the config, printing "FILE:LINE: message" to stderr on failure.
+ * Returns NULL on failure. Also sets TZ to the gateway's time zone. */
+struct config;
+struct config *cli_load_config(const char *cfg_path);

@@ -1,0 +1,351 @@
+/*
+ * poller.c - one thread per bus polling its meters at wall-clock-aligned
+ * intervals (see poller.h). Scheduling runs on CLOCK_MONOTONIC; samples are
+ * stamped with CLOCK_REALTIME at the start of each poll. Decoded samples go
+ * to the writer's queue and the live payload to MQTT, neither of which blocks.
+ */
+#include "gateway/poller.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/log.h"
+#include "gateway/util.h"
+#include "protocols/bus.h"
+#include "protocols/decode.h"
+#include "protocols/mqtt.h"
+#include "protocols/payload.h"
+#include "protocols/plan.h"
+#include "storage/writer.h"
+
+struct pmeter {
+    const struct cfg_meter *cfg;
+    const struct cfg_profile *prof;
+    struct plan *plan;
+    size_t *req_base;        /* offset of each request's data in regs */
+    uint16_t *regs;          /* all requests' registers/bits of one poll */
+    double pt_ct;
+    const uint32_t *point_ids;
+    const char **names;
+    double *values;
+    bool *valid;
+    struct sample *samples;
+    char *live_topic;
+    int64_t next_due;        /* monotonic ms */
+    int64_t backoff_ms;
+    struct poller_meter_stats st;
+};
+
+struct poller {
+    const struct poller_env *env;
+    const struct cfg_bus *bus_cfg;
+    struct bus *bus;
+    struct pmeter *meters;
+    size_t n_meters;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;    /* guards stop, meters[].st, progress */
+    pthread_cond_t wake;
+    bool stop;
+    int64_t progress;
+};
+
+size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
+{
+    size_t idx = 0;
+    for (size_t e = 0; e < cfg->n_enterprises; e++) {
+        const struct cfg_enterprise *ent = &cfg->enterprises[e];
+        if (m >= ent->meters && m < ent->meters + ent->n_meters)
+            return idx + (size_t)(m - ent->meters);
+        idx += ent->n_meters;
+    }
+    return idx;
+}
+
+/* The next wall-clock multiple of the interval strictly after now, as a
+ * monotonic deadline: a 60 s meter is read at :00 of each minute. */
+static int64_t next_aligned(int interval_s)
+{
+    int64_t iv = (int64_t)interval_s * 1000;
+    int64_t real = now_real_ms(), mono = now_mono_ms();
+    int64_t due_real = (real / iv + 1) * iv;
+    return mono + (due_real - real);
+}
+
+static void pmeter_free(struct pmeter *pm)
+{
+    plan_free(pm->plan);
+    free(pm->req_base);
+    free(pm->regs);
+    free(pm->names);
+    free(pm->values);
+    free(pm->valid);
+    free(pm->samples);
+    free(pm->live_topic);
+}
+
+static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_meter *m)
+{
+    const struct config *cfg = p->env->cfg;
+    const struct cfg_profile *prof = &cfg->profiles[m->profile];
+    struct plan_opts opts = plan_opts_for_meter(m);
+    int r = plan_build(prof, &opts, &pm->plan);
+    if (r < 0)
+        return r;
+    pm->cfg = m;
+    pm->prof = prof;
+    pm->pt_ct = m->pt_ratio * m->ct_ratio;
+    pm->req_base = xcalloc(pm->plan->n_reqs, sizeof(size_t));
+    size_t total = 0;
+    for (size_t i = 0; i < pm->plan->n_reqs; i++) {
+        pm->req_base[i] = total;
+        total += pm->plan->reqs[i].count;
+    }
+    pm->regs = xcalloc(total + 4, sizeof(uint16_t));
+    pm->names = xcalloc(prof->n_points, sizeof(char *));
+    for (size_t i = 0; i < prof->n_points; i++)
+        pm->names[i] = prof->points[i].name;
+    pm->values = xcalloc(prof->n_points, sizeof(double));
+    pm->valid = xcalloc(prof->n_points, sizeof(bool));
+    pm->samples = xcalloc(prof->n_points, sizeof(struct sample));
+    pm->point_ids = p->env->point_ids ? p->env->point_ids[poller_meter_index(cfg, m)] : NULL;
+    pm->live_topic = topic_meter(p->env->topic_base, m->enterprise->id, utility_name(m->utility),
+                                 m->id, "live");
+    pm->st.meter = m;
+    pm->backoff_ms = POLL_BACKOFF_MIN_MS;
+    pm->next_due = now_mono_ms(); /* first read at once, then aligned */
+    return 0;
+}
+
+static void count_failure(struct poller_meter_stats *st, int err)
+{
+    if (err == -ETIMEDOUT)
+        st->timeouts++;
+    else if (err == -EBADMSG)
+        st->bad_replies++;
+    else if (err <= -BUS_EXC_BASE)
+        st->exceptions++;
+    else
+        st->conn_errors++;
+}
+
+static void poll_failed(struct poller *p, struct pmeter *pm, int err)
+{
+    const struct cfg_meter *m = pm->cfg;
+    pthread_mutex_lock(&p->lock);
+    count_failure(&pm->st, err);
+    pm->st.consecutive_failures++;
+    pm->st.last_error = err;
+    int fails = pm->st.consecutive_failures;
+    bool became_lost = !pm->st.comm_lost && fails >= POLL_FAILS_TO_LOST;
+    if (became_lost)
+        pm->st.comm_lost = true;
+    bool lost = pm->st.comm_lost;
+    pthread_mutex_unlock(&p->lock);
+
+    /* A dead meter logs once per state change, not every poll. */
+    if (fails == 1)
+        log_warn("meter %s/%s (bus %s, unit %d): read failed: %s", m->enterprise->id, m->id,
+                 p->bus_cfg->name, m->unit_id, bus_strerror(err));
+    else
+        log_debug("meter %s/%s: read failed again (%d): %s", m->enterprise->id, m->id, fails,
+                  bus_strerror(err));
+    if (became_lost)
+        log_warn("meter %s/%s: communication lost after %d failed polls; retrying with backoff",
+                 m->enterprise->id, m->id, fails);
+    if (lost) {
+        pm->next_due = now_mono_ms() + pm->backoff_ms;
+        pm->backoff_ms = pm->backoff_ms * 2 > POLL_BACKOFF_MAX_MS ? POLL_BACKOFF_MAX_MS
+                                                                  : pm->backoff_ms * 2;
+    } else {
+        pm->next_due = next_aligned(m->interval);
+    }
+}
+
+static void poll_meter(struct poller *p, struct pmeter *pm)
+{
+    const struct cfg_meter *m = pm->cfg;
+    const struct plan *plan = pm->plan;
+    int64_t ts = now_real_ms();
+
+    for (size_t i = 0; i < plan->n_reqs; i++) {
+        int r = bus_read(p->bus, m->unit_id, &plan->reqs[i], pm->regs + pm->req_base[i]);
+        if (r < 0) {
+            pthread_mutex_lock(&p->lock);
+            pm->st.polls++;
+            pthread_mutex_unlock(&p->lock);
+            poll_failed(p, pm, r);
+            return;
+        }
+    }
+
+    size_t n = 0, bad = 0;
+    for (size_t i = 0; i < pm->prof->n_points; i++) {
+        const struct plan_loc *loc = &plan->locs[i];
+        const uint16_t *regs = pm->regs + pm->req_base[loc->req] + loc->offset;
+        pm->valid[i] = decode_point(&pm->prof->points[i], pm->pt_ct, regs, &pm->values[i]) == 0;
+        if (!pm->valid[i]) {
+            bad++;
+            continue;
+        }
+        if (pm->point_ids) {
+            pm->samples[n].point = pm->point_ids[i];
+            pm->samples[n].ts = ts;
+            pm->samples[n].value = pm->values[i];
+            n++;
+        }
+    }
+    if (bad)
+        log_debug("meter %s/%s: %zu point(s) decoded to NaN/Inf, not stored", m->enterprise->id,
+                  m->id, bad);
+    if (n && p->env->writer)
+        writer_submit(p->env->writer, pm->samples, n);
+    if (p->env->mqtt) {
+        char *payload = payload_live(ts, m->enterprise->id, m->id, utility_name(m->utility),
+                                     pm->names, pm->values, pm->valid, pm->prof->n_points);
+        mqtt_publish(p->env->mqtt, pm->live_topic, payload, strlen(payload), 0, true);
+        free(payload);
+    }
+
+    pthread_mutex_lock(&p->lock);
+    bool was_lost = pm->st.comm_lost;
+    int fails = pm->st.consecutive_failures;
+    pm->st.polls++;
+    pm->st.polls_ok++;
+    pm->st.bad_values += bad;
+    pm->st.last_ok_ts = ts;
+    pm->st.consecutive_failures = 0;
+    pm->st.comm_lost = false;
+    pthread_mutex_unlock(&p->lock);
+    if (was_lost)
+        log_notice("meter %s/%s: communication restored after %d failed polls", m->enterprise->id,
+                   m->id, fails);
+    else if (fails > 0)
+        log_info("meter %s/%s: read ok again", m->enterprise->id, m->id);
+    pm->backoff_ms = POLL_BACKOFF_MIN_MS;
+    pm->next_due = next_aligned(m->interval);
+}
+
+static void *poller_thread(void *arg)
+{
+    struct poller *p = arg;
+    for (;;) {
+        int64_t now = now_mono_ms();
+        struct pmeter *due = NULL;
+        for (size_t i = 0; i < p->n_meters; i++)
+            if (!due || p->meters[i].next_due < due->next_due)
+                due = &p->meters[i];
+
+        pthread_mutex_lock(&p->lock);
+        p->progress = now;
+        if (p->stop) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        if (!due || due->next_due > now) {
+            /* Wake at least once a second so the watchdog sees progress. */
+            int64_t wait = due ? due->next_due - now : 1000;
+            if (wait > 1000)
+                wait = 1000;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+            pthread_mutex_unlock(&p->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&p->lock);
+        poll_meter(p, due);
+    }
+    bus_close(p->bus);
+    return NULL;
+}
+
+int poller_start(const struct poller_env *env, int bus_index, struct poller **ret)
+{
+    const struct config *cfg = env->cfg;
+    struct poller *p = xcalloc(1, sizeof(*p));
+    int r;
+    pthread_condattr_t ca;
+
+    p->env = env;
+    p->bus_cfg = &cfg->buses[bus_index];
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    p->progress = now_mono_ms();
+
+    r = bus_new(p->bus_cfg, &p->bus);
+    if (r < 0)
+        goto out_free;
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
+            const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
+            if (m->bus != bus_index)
+                continue;
+            p->meters = xrealloc(p->meters, (p->n_meters + 1) * sizeof(*p->meters));
+            memset(&p->meters[p->n_meters], 0, sizeof(*p->meters));
+            r = pmeter_init(p, &p->meters[p->n_meters], m);
+            p->n_meters++;
+            if (r < 0)
+                goto out_free;
+        }
+    r = -pthread_create(&p->thread, NULL, poller_thread, p);
+    if (r < 0)
+        goto out_free;
+    p->thread_started = true;
+    *ret = p;
+    return 0;
+
+out_free:
+    poller_stop(p);
+    return r;
+}
+
+void poller_stop(struct poller *p)
+{
+    if (!p)
+        return;
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+    }
+    for (size_t i = 0; i < p->n_meters; i++)
+        pmeter_free(&p->meters[i]);
+    free(p->meters);
+    bus_free(p->bus);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+int64_t poller_last_progress(struct poller *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t v = p->progress;
+    pthread_mutex_unlock(&p->lock);
+    return v;
+}
+
+size_t poller_get_stats(struct poller *p, struct poller_meter_stats *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n_meters && n < max; i++)
+        out[n++] = p->meters[i].st;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}

@@ -1,0 +1,77 @@
+/*
+ * harness.h - process harness for integration tests: temp dirs, free
+ * loopback ports, spawning and stopping real processes (mosquitto,
+ * parkgw-sim, parkgw) with readiness by connecting, and an MQTT subscriber
+ * that records every message. No fixed ports, no sleep-based readiness.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tests/unit/check.h"
+
+struct proc {
+    pid_t pid;
+    int stdin_fd;     /* -1 unless spawned with a stdin pipe */
+    char *log_path;
+};
+
+/* A fresh directory under $PARKGW_TEST_TMP named after the test; exits on failure. */
+char *h_tmpdir(const char *name);
+/* A loopback TCP port that was free a moment ago. */
+int h_free_port(void);
+/* Writes a whole file; exits on failure. */
+void h_write_file(const char *path, const char *text);
+/* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
+char *h_read_file(const char *path);
+/* Environment variable or a default. */
+const char *h_env(const char *name, const char *def);
+
+/* Spawns argv (NULL-terminated) with stdout+stderr appended to log_path.
+ * with_stdin: a pipe to its stdin is kept in p->stdin_fd. Exits on failure. */
+void h_spawn(struct proc *p, char *const argv[], const char *log_path, bool with_stdin);
+/* Sends sig; waits up to timeout_ms. Returns the wait status, or -1 on
+ * timeout (then the process is SIGKILLed and reaped). */
+int h_stop(struct proc *p, int sig, int timeout_ms);
+bool h_alive(struct proc *p);
+/* Prints the last lines of the process's log to stderr (on failure). */
+void h_dump_log(const struct proc *p, const char *what);
+
+/* Waits until a TCP connect to 127.0.0.1:port succeeds. */
+bool h_wait_port(int port, int timeout_ms);
+/* Waits until path exists and is non-empty. */
+bool h_wait_file(const char *path, int timeout_ms);
+
+/* Starts mosquitto on a free port (config in dir); returns the port. */
+int h_start_mosquitto(struct proc *p, const char *dir);
+/* Restarts mosquitto on a given port (after h_stop). */
+void h_restart_mosquitto(struct proc *p, const char *dir, int port);
+
+/* Starts parkgw-sim for cfg_path on a free port chosen by the sim; returns the port. */
+int h_start_sim(struct proc *p, const char *dir, const char *cfg_path, uint64_t seed);
+
+/* A recording subscriber (Paho async). */
+struct h_msg {
+    char *topic;
+    char *payload;
+    bool retained;
+    int64_t rx_ms;  /* wall clock at reception */
+};
+struct h_sub;
+struct h_sub *h_sub_new(int port, const char *client_id, const char *filter);
+void h_sub_free(struct h_sub *s);
+/* Number of messages so far (thread-safe). */
+size_t h_sub_count(struct h_sub *s);
+/* Copy of message i (caller frees topic/payload with h_msg_free). */
+bool h_sub_get(struct h_sub *s, size_t i, struct h_msg *ret);
+void h_msg_free(struct h_msg *m);
+/* Waits for a message whose topic equals 'topic' (and whose payload contains
+ * 'needle' if non-NULL) at index >= from; returns its index or -1. */
+long h_sub_wait(struct h_sub *s, size_t from, const char *topic, const char *needle,
+                int timeout_ms);
+
+/* Runs a command (argv) to completion, capturing stdout/stderr into
+ * malloc'd strings; returns the exit status or -1. */
+int h_run(char *const argv[], char **ret_out, char **ret_err, int timeout_ms);
