@@ -18,7 +18,9 @@ struct sample {
 };
 
 /* Opens (creating and migrating) the database. 0 and *ret, or -errno/-EIO
- * with a message in err. readonly: no schema changes, for CLI reads. */
+ * with a message in err. readonly: no schema changes, for CLI reads.
+ * Errors: -ENOENT (readonly, no such file), -EPROTO (schema version newer
+ * than this build, or older and readonly), -ENOSPC, -EBUSY, -EIO. */
 int store_open(const char *path, bool readonly, struct store **ret, char *err, size_t errlen);
 void store_close(struct store *s);
 
@@ -27,7 +29,9 @@ int store_point_id(struct store *s, const char *enterprise, const char *meter, c
                    enum utility utility, enum point_kind kind, uint32_t *ret_id);
 
 /* Inserts samples in one transaction (duplicates of (point, ts) are
- * ignored). 0, -ENOSPC (disk full), -EIO. Nothing is half-written. */
+ * ignored, so are NaN values, which SQLite cannot store). 0, -ENOSPC (disk
+ * full), -EBUSY (write lock held by another process past the busy timeout),
+ * -EIO. Nothing is half-written. */
 int store_insert(struct store *s, const struct sample *samples, size_t n);
 
 /* Calls cb for each raw sample of 'point' with from <= ts < to, in ts order.
@@ -46,3 +50,17 @@ struct store_stats {
     int64_t oldest_ts;     /* 0 when empty */
 };
 int store_stats(struct store *s, struct store_stats *ret);
+
+/* The path s was opened with (owned by s), for log lines. */
+const char *store_path(const struct store *s);
+
+/* SQLite's message for the last failed call on s (owned by s, "" if none),
+ * for the caller's log line. */
+const char *store_errmsg(const struct store *s);
+
+/* Test hook: caps the database at 'pages' pages (PRAGMA max_page_count, this
+ * connection only; SQLite never sets it below the current size) so a test can
+ * provoke SQLITE_FULL without filling a disk. 0 and *ret_pages (the cap now
+ * in force), or -EIO. Safe to call while the writer thread uses s: the
+ * connection is opened in SQLite's serialized mode. */
+int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pages);
