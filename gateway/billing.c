@@ -1,0 +1,523 @@
+/*
+ * billing.c - the counter arithmetic behind `parkgw bill` and the counter
+ * buckets of `parkgw query`: pair classification (wrap, reset, spike, bad
+ * read), coverage, edge interpolation and the time-of-use split over local
+ * wall-clock minutes. The rules are written out in billing.h.
+ */
+#include "gateway/billing.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/util.h"
+
+#define MIN_PER_DAY 1440
+#define MS_PER_MIN 60000LL
+#define MS_PER_DAY 86400000LL
+#define MS_PER_HOUR 3600000.0
+
+enum pair_kind { PAIR_GOOD, PAIR_WRAP, PAIR_SPIKE, PAIR_RESET };
+
+struct bill_acc {
+    struct bill_params p;
+    bool banded;
+    signed char band_of_min[MIN_PER_DAY]; /* band index per local minute, -1 = none */
+    /* Cached TOU segment: every instant of [seg_lo, seg_hi) is in seg_band. */
+    int64_t seg_lo, seg_hi;
+    int seg_band;
+
+    bool has_base;          /* the last accepted reading */
+    int64_t base_ts;
+    double base_v;
+    bool has_pend;          /* a reading that broke the rules, waiting for the next one */
+    int64_t pend_ts;
+    double pend_v;
+    enum pair_kind pend_kind;
+
+    int64_t covered_ms;
+    struct bill_result r;
+};
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0)))
+        q--;
+    return q;
+}
+
+static long gmtoff_at(time_t s)
+{
+    struct tm tm;
+    localtime_r(&s, &tm);
+    return tm.tm_gmtoff;
+}
+
+static void mark_minutes(signed char *tab, int from, int to, int band)
+{
+    for (int m = from; m < to; m++)
+        if (tab[m] < 0)
+            tab[m] = (signed char)band;
+}
+
+static int build_band_table(struct bill_acc *a)
+{
+    const struct cfg_tariff *t = a->p.tariff;
+    memset(a->band_of_min, -1, sizeof(a->band_of_min));
+    if (!t || t->n_bands == 0)
+        return 0;
+    if (t->n_bands > BILL_MAX_BANDS)
+        return -EINVAL;
+    for (size_t i = 0; i < t->n_bands; i++) {
+        const struct cfg_band *b = &t->bands[i];
+        for (size_t h = 0; h < b->n_hours; h++) {
+            int from = b->hours[h].from_min, to = b->hours[h].to_min;
+            if (from < 0 || from >= MIN_PER_DAY || to < 0 || to > MIN_PER_DAY)
+                return -EINVAL;
+            if (to > from) {
+                mark_minutes(a->band_of_min, from, to, (int)i);
+            } else if (to < from) {
+                /* crosses midnight: "23:00-07:00" */
+                mark_minutes(a->band_of_min, from, MIN_PER_DAY, (int)i);
+                mark_minutes(a->band_of_min, 0, to, (int)i);
+            } else {
+                mark_minutes(a->band_of_min, 0, MIN_PER_DAY, (int)i);
+            }
+        }
+    }
+    a->banded = true;
+    return 0;
+}
+
+/*
+ * The local-time stretch starting at t during which the band does not change:
+ * up to the next minute of the day whose band differs, and never across a
+ * change of UTC offset (DST), since wall-clock minutes map to UTC through the
+ * offset in force.
+ */
+static void tou_segment(struct bill_acc *a, int64_t t, int64_t *ret_end, int *ret_band)
+{
+    if (t >= a->seg_lo && t < a->seg_hi) {
+        *ret_end = a->seg_hi;
+        *ret_band = a->seg_band;
+        return;
+    }
+    time_t s = (time_t)floor_div(t, 1000);
+    long off = gmtoff_at(s);
+    int64_t off_ms = (int64_t)off * 1000;
+    int64_t local = t + off_ms;
+    int64_t day0 = floor_div(local, MS_PER_DAY) * MS_PER_DAY;
+    int m = (int)((local - day0) / MS_PER_MIN);
+    int band = a->band_of_min[m];
+    int m2 = m + 1;
+    while (m2 < MIN_PER_DAY && a->band_of_min[m2] == band)
+        m2++;
+    int64_t end = day0 + (int64_t)m2 * MS_PER_MIN - off_ms;
+
+    time_t last = (time_t)floor_div(end - 1, 1000);
+    if (gmtoff_at(last) != off) {
+        /* An offset change inside: cut at the first second of the new offset. */
+        time_t lo = s, hi = last;
+        while (hi - lo > 1) {
+            time_t mid = lo + (hi - lo) / 2;
+            if (gmtoff_at(mid) == off)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        end = (int64_t)hi * 1000;
+    }
+    a->seg_lo = t;
+    a->seg_hi = end;
+    a->seg_band = band;
+    *ret_end = end;
+    *ret_band = band;
+}
+
+static bool in_period(const struct bill_acc *a, int64_t ts)
+{
+    return ts >= a->p.from && ts < a->p.to;
+}
+
+/* Spreads delta uniformly over [t0, t1) and books the share inside the period. */
+static void spread(struct bill_acc *a, int64_t t0, int64_t t1, double delta, bool covered)
+{
+    int64_t c0 = t0 > a->p.from ? t0 : a->p.from;
+    int64_t c1 = t1 < a->p.to ? t1 : a->p.to;
+    if (c0 >= c1)
+        return;
+    double len = (double)(t1 - t0);
+    a->r.consumption += delta * ((double)(c1 - c0) / len);
+    if (covered)
+        a->covered_ms += c1 - c0;
+    if (!a->banded || delta == 0)
+        return;
+    int64_t t = c0;
+    while (t < c1) {
+        int64_t end;
+        int band;
+        tou_segment(a, t, &end, &band);
+        if (end > c1)
+            end = c1;
+        double part = delta * ((double)(end - t) / len);
+        if (band >= 0)
+            a->r.band[band] += part;
+        else
+            a->r.unbanded += part;
+        t = end;
+    }
+}
+
+static enum pair_kind classify(const struct bill_acc *a, double prev, double cur, int64_t dt_ms,
+                               double *ret_delta)
+{
+    double raw = cur - prev;
+    double limit = a->p.max_rate > 0 ? a->p.max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
+    /* relative slack so a delta exactly at the limit is not a spike by rounding */
+    limit *= 1 + 1e-9;
+
+    if (raw >= 0) {
+        if (raw > limit)
+            return PAIR_SPIKE;
+        *ret_delta = raw;
+        return PAIR_GOOD;
+    }
+    if (a->p.wrap > 0) {
+        double w = raw + a->p.wrap;
+        bool plausible = a->p.max_rate > 0 ? (w >= 0 && w <= limit)
+                                           : (w >= 0 && w <= 0.2 * a->p.wrap);
+        if (plausible) {
+            *ret_delta = w;
+            return PAIR_WRAP;
+        }
+    }
+    return PAIR_RESET;
+}
+
+static void take_reading(struct bill_acc *a, int64_t ts, double v)
+{
+    a->has_base = true;
+    a->base_ts = ts;
+    a->base_v = v;
+    if (!in_period(a, ts))
+        return;
+    if (!a->r.has_readings) {
+        a->r.has_readings = true;
+        a->r.start_ts = ts;
+        a->r.start_reading = v;
+    }
+    a->r.end_ts = ts;
+    a->r.end_reading = v;
+}
+
+static void accept(struct bill_acc *a, int64_t ts, double v, double delta, enum pair_kind kind)
+{
+    bool covered = a->p.gap_ms <= 0 || ts - a->base_ts <= a->p.gap_ms;
+    if (a->p.on_delta)
+        a->p.on_delta(a->p.ud, a->base_ts, ts, delta);
+    spread(a, a->base_ts, ts, delta, covered);
+    if (kind == PAIR_WRAP && in_period(a, ts))
+        a->r.n_wraps++;
+    take_reading(a, ts, v);
+}
+
+/* The pending reading is real: the counter jumped (spike) or restarted. */
+static void confirm_pending(struct bill_acc *a)
+{
+    if (in_period(a, a->pend_ts)) {
+        if (a->pend_kind == PAIR_SPIKE) {
+            a->r.n_spikes++;
+        } else {
+            if (a->r.n_resets < BILL_MAX_RESETS) {
+                struct bill_reset *rs = &a->r.resets[a->r.n_resets];
+                rs->ts = a->pend_ts;
+                rs->before = a->base_v;
+                rs->after = a->pend_v;
+            }
+            a->r.n_resets++;
+        }
+    }
+    a->has_pend = false;
+    take_reading(a, a->pend_ts, a->pend_v);
+}
+
+int bill_acc_new(const struct bill_params *p, struct bill_acc **ret)
+{
+    if (!p || p->from >= p->to)
+        return -EINVAL;
+    struct bill_acc *a = xcalloc(1, sizeof(*a));
+    a->p = *p;
+    a->seg_lo = a->seg_hi = 0;
+    int r = build_band_table(a);
+    if (r < 0) {
+        free(a);
+        return r;
+    }
+    a->r.n_bands = a->banded ? p->tariff->n_bands : 0;
+    *ret = a;
+    return 0;
+}
+
+void bill_acc_free(struct bill_acc *a)
+{
+    free(a);
+}
+
+void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
+{
+    double delta = 0;
+    enum pair_kind kind;
+
+    if (!isfinite(value))
+        return;
+    if (!a->has_base) {
+        take_reading(a, ts, value);
+        return;
+    }
+    if (ts <= (a->has_pend ? a->pend_ts : a->base_ts))
+        return;
+    if (a->has_pend) {
+        kind = classify(a, a->base_v, value, ts - a->base_ts, &delta);
+        if (kind == PAIR_GOOD || kind == PAIR_WRAP) {
+            /* The pending reading was a bad read: this one carries on. */
+            if (in_period(a, a->pend_ts))
+                a->r.n_outliers++;
+            a->has_pend = false;
+            accept(a, ts, value, delta, kind);
+            return;
+        }
+        confirm_pending(a);
+    }
+    kind = classify(a, a->base_v, value, ts - a->base_ts, &delta);
+    if (kind == PAIR_GOOD || kind == PAIR_WRAP) {
+        accept(a, ts, value, delta, kind);
+    } else {
+        a->has_pend = true;
+        a->pend_ts = ts;
+        a->pend_v = value;
+        a->pend_kind = kind;
+    }
+}
+
+void bill_acc_finish(struct bill_acc *a, struct bill_result *ret)
+{
+    if (a->has_pend)
+        confirm_pending(a);
+    a->r.coverage_pct = (double)a->covered_ms * 100.0 / (double)(a->p.to - a->p.from);
+    const struct cfg_tariff *t = a->p.tariff;
+    a->r.amount = 0;
+    if (t && a->banded) {
+        for (size_t i = 0; i < t->n_bands; i++)
+            a->r.amount += a->r.band[i] * t->bands[i].price;
+        a->r.amount += a->r.unbanded * t->price;
+    } else if (t) {
+        a->r.amount = a->r.consumption * t->price;
+    }
+    *ret = a->r;
+}
+
+int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_t n,
+                 struct bill_result *ret)
+{
+    struct bill_acc *a;
+    int r = bill_acc_new(p, &a);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++)
+        bill_acc_add(a, s[i].ts, s[i].value);
+    bill_acc_finish(a, ret);
+    bill_acc_free(a);
+    return 0;
+}
+
+double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m)
+{
+    double mod;
+    switch (pt->type) {
+    case PT_INT16:
+    case PT_UINT16:
+        mod = 65536.0;
+        break;
+    case PT_INT32:
+    case PT_UINT32:
+        mod = 4294967296.0;
+        break;
+    case PT_INT64:
+    case PT_UINT64:
+        mod = ldexp(1.0, 64);
+        break;
+    default:
+        return 0;
+    }
+    mod *= fabs(pt->scale);
+    if (pt->ct_pt && m)
+        mod *= m->pt_ratio * m->ct_ratio;
+    return mod;
+}
+
+/* ---- local time ---- */
+
+static int parse_digits(const char **p, int n, int *ret)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -EINVAL;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *ret = v;
+    return 0;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+int bill_parse_time(const char *s, bool allow_offset, int64_t *ret_ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    bool has_zone = false;
+    long zone_s = 0;
+    const char *p = s;
+
+    if (!s)
+        return -EINVAL;
+    if (allow_offset && all_digits(s)) {
+        int64_t v;
+        if (parse_int64(s, &v) < 0)
+            return -EINVAL;
+        *ret_ms = v;
+        return 0;
+    }
+    if (parse_digits(&p, 4, &y) < 0 || *p++ != '-' || parse_digits(&p, 2, &mo) < 0 ||
+        *p++ != '-' || parse_digits(&p, 2, &d) < 0)
+        return -EINVAL;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (parse_digits(&p, 2, &h) < 0 || *p++ != ':' || parse_digits(&p, 2, &mi) < 0)
+            return -EINVAL;
+        if (*p == ':') {
+            p++;
+            if (parse_digits(&p, 2, &sec) < 0)
+                return -EINVAL;
+            if (*p == '.') {
+                p++;
+                int nd = 0, frac = 0;
+                while (*p >= '0' && *p <= '9') {
+                    if (nd < 3)
+                        frac = frac * 10 + (*p - '0');
+                    nd++;
+                    p++;
+                }
+                if (nd == 0)
+                    return -EINVAL;
+                for (int i = nd; i < 3; i++)
+                    frac *= 10;
+                ms = frac;
+            }
+        }
+        if (*p == 'Z' || *p == '+' || *p == '-') {
+            if (!allow_offset)
+                return -EINVAL;
+            has_zone = true;
+            if (*p == 'Z') {
+                p++;
+            } else {
+                int sign = *p++ == '-' ? -1 : 1, zh, zm = 0;
+                if (parse_digits(&p, 2, &zh) < 0)
+                    return -EINVAL;
+                if (*p == ':')
+                    p++;
+                if (*p && parse_digits(&p, 2, &zm) < 0)
+                    return -EINVAL;
+                if (zh > 23 || zm > 59)
+                    return -EINVAL;
+                zone_s = sign * (zh * 3600L + zm * 60L);
+            }
+        }
+    }
+    if (*p)
+        return -EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+        return -EINVAL;
+
+    struct tm tm = {0}, back;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    tm.tm_isdst = -1;
+    time_t t;
+    if (has_zone) {
+        t = timegm(&tm);
+        gmtime_r(&t, &back);
+        t -= zone_s;
+    } else {
+        t = mktime(&tm);
+        if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+            return -EINVAL;
+        localtime_r(&t, &back);
+    }
+    /* mktime/timegm normalise 02-30 or a time skipped by DST: refuse those. */
+    if (back.tm_year != y - 1900 || back.tm_mon != mo - 1 || back.tm_mday != d ||
+        back.tm_hour != h || back.tm_min != mi || back.tm_sec != sec)
+        return -EINVAL;
+    *ret_ms = (int64_t)t * 1000 + ms;
+    return 0;
+}
+
+char *bill_format_time(int64_t ms, bool with_ms, char *buf, size_t len)
+{
+    time_t s = (time_t)floor_div(ms, 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+    char base[32];
+    localtime_r(&s, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    long off = tm.tm_gmtoff;
+    char sign = off < 0 ? '-' : '+';
+    if (off < 0)
+        off = -off;
+    if (with_ms)
+        snprintf(buf, len, "%s.%03d%c%02ld:%02ld", base, frac, sign, off / 3600,
+                 (off % 3600) / 60);
+    else
+        snprintf(buf, len, "%s%c%02ld:%02ld", base, sign, off / 3600, (off % 3600) / 60);
+    return buf;
+}
+
+int64_t bill_local_midnight(int64_t ms)
+{
+    time_t s = (time_t)floor_div(ms, 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    int64_t m = (int64_t)mktime(&tm) * 1000;
+    return m <= ms ? m : ms;
+}
+
+int64_t bill_next_local_midnight(int64_t ms)
+{
+    time_t s = (time_t)floor_div(ms, 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    tm.tm_mday++;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    int64_t m = (int64_t)mktime(&tm) * 1000;
+    /* a zone whose midnight was skipped still moves forward by a day */
+    return m > ms ? m : ms + MS_PER_DAY;
+}

@@ -1,0 +1,156 @@
+/*
+ * billing.h - turns a billing counter's raw samples into a period's
+ * consumption: wrap-around, meter resets, spikes, coverage, edge
+ * interpolation and the time-of-use split by the tariff's bands. Pure
+ * computation on samples fed in time order; cmd_bill.c and cmd_query.c
+ * read the store and feed it. Local time is the process's TZ (the callers
+ * setenv("TZ", cfg->timezone) + tzset first).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+/*
+ * The rules, in the order they apply to each pair of consecutive readings
+ * (prev, cur) of a cumulative counter:
+ *  - cur >= prev: the delta is consumption, unless max_rate is set and the
+ *    delta exceeds max_rate x elapsed hours (a spike).
+ *  - cur < prev and the register wraps (integer types): prev + delta wraps
+ *    when delta = cur - prev + wrap is plausible: within max_rate x hours,
+ *    or, without max_rate, at most 20% of the modulus (prev in the top and cur
+ *    in the bottom of the range). The delta is added back.
+ *  - any other drop is a reset (meter replaced or cleared): a new segment
+ *    starts at cur; the interval counts 0 and is reported in resets[].
+ *  - a spike or a reset is confirmed only by the reading after it: when that
+ *    next reading follows on plausibly from prev, the odd reading was a bad
+ *    read and is dropped (n_outliers) and prev..next is a normal interval.
+ *    A confirmed spike excludes its delta; the counter continues from the
+ *    new level.
+ *  - the interval of an excluded spike or of a reset is not covered. A normal
+ *    interval is covered when it is at most gap_ms long. Longer gaps still
+ *    count their delta (the counter is cumulative, so the consumption over
+ *    the gap is measured even if nobody watched it), but not as covered:
+ *    coverage_pct tells the billing office how much of the period was seen.
+ *  - each delta is spread uniformly over its interval. Intervals straddling
+ *    'from' or 'to' count only the share of their delta that falls inside
+ *    the period, so consecutive periods add up exactly to the whole.
+ *  - the same uniform spread splits the delta across the tariff's bands by
+ *    local wall-clock time (minute of day; DST transitions handled). A minute
+ *    covered by several bands belongs to the first band listing it; minutes no
+ *    band covers go to 'unbanded', priced at the tariff's flat price.
+ * Events (resets, wraps, spikes, outliers) belong to the period containing
+ * the later reading's timestamp.
+ */
+
+#define BILL_MAX_BANDS 16
+#define BILL_MAX_RESETS 16
+
+struct bill_params {
+    int64_t from, to;       /* the period [from, to), Unix ms */
+    double wrap;            /* register modulus in the point's unit; 0 = never wraps */
+    double max_rate;        /* largest plausible increase per hour; 0 = not set */
+    int64_t gap_ms;         /* longest interval still counted as covered; 0 = any */
+    const struct cfg_tariff *tariff; /* NULL: no band split and no amount */
+    /* Optional: called for every accepted (non-excluded) delta with its whole,
+     * unclipped interval [t0, t1), before it is clipped to the period. */
+    void (*on_delta)(void *ud, int64_t t0, int64_t t1, double delta);
+    void *ud;
+};
+
+struct bill_reset {
+    int64_t ts;             /* the first reading of the new segment */
+    double before, after;   /* last reading of the old segment, first of the new */
+};
+
+struct bill_result {
+    bool has_readings;      /* a good reading lies in [from, to) */
+    int64_t start_ts, end_ts;
+    double start_reading;   /* first good reading at or after from */
+    double end_reading;     /* last good reading before to */
+    double consumption;
+    size_t n_bands;         /* the tariff's bands, same order */
+    double band[BILL_MAX_BANDS];
+    double unbanded;        /* consumption at hours no band covers (0 without bands) */
+    double coverage_pct;
+    double amount;          /* 0 without tariff */
+    size_t n_wraps, n_spikes, n_outliers;
+    size_t n_resets;        /* all of them; the first BILL_MAX_RESETS are in resets[] */
+    struct bill_reset resets[BILL_MAX_RESETS];
+};
+
+struct bill_acc;
+
+/* A new accumulator for one counter over one period. 0 and *ret, or -EINVAL
+ * (from >= to, more than BILL_MAX_BANDS bands, bad band hours). p->tariff must
+ * outlive the accumulator. */
+int bill_acc_new(const struct bill_params *p, struct bill_acc **ret);
+void bill_acc_free(struct bill_acc *a);
+/* Feeds one reading; readings must come in time order and may start before
+ * 'from' and end after 'to' (the edges need one reading beyond each side).
+ * Non-finite values and timestamps not after the previous one are ignored. */
+void bill_acc_add(struct bill_acc *a, int64_t ts, double value);
+/* Completes the computation into *ret. Call once, after the last reading. */
+void bill_acc_finish(struct bill_acc *a, struct bill_result *ret);
+
+/* One-shot form of the above over an array. 0 or -EINVAL. */
+struct bill_sample {
+    int64_t ts;
+    double value;
+};
+int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_t n,
+                 struct bill_result *ret);
+
+/* The wrap modulus of a point on a meter, in the point's scaled unit:
+ * 2^bits x |scale| (x pt_ratio x ct_ratio when ct_pt); 0 for float and bool
+ * types, which do not wrap. */
+double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m);
+
+/*
+ * Local time helpers shared by bill and query (process TZ).
+ * bill_parse_time accepts "YYYY-MM-DD" (local midnight), "YYYY-MM-DDTHH:MM"
+ * and "...:SS" (local), the same with a UTC offset ("Z", "+08:00", "+0800",
+ * optional ".mmm"), or Unix ms (digits only). allow_offset = false accepts
+ * only the local forms. 0 and *ret_ms, or -EINVAL (also for a local time
+ * that does not exist in the zone).
+ */
+int bill_parse_time(const char *s, bool allow_offset, int64_t *ret_ms);
+/* Formats ms as ISO 8601 local time with offset, "2026-11-01T00:00:00+08:00",
+ * with ".mmm" before the offset when with_ms. Returns buf. */
+char *bill_format_time(int64_t ms, bool with_ms, char *buf, size_t len);
+/* The next local midnight strictly after ms (local day boundaries, DST-aware). */
+int64_t bill_next_local_midnight(int64_t ms);
+/* The local midnight at or before ms. */
+int64_t bill_local_midnight(int64_t ms);
+
+/*
+ * Statement writer (implemented in cmd_bill.c, separate from the command's
+ * option parsing so tests can capture it). Reads every billing counter of
+ * the selected meters from st and writes the statement to out.
+ * 0 (all written), -EINVAL (unknown enterprise/utility, message in err;
+ * nothing written), -EIO (store read failed, message in err; nothing written).
+ */
+struct store;
+enum bill_format { BILL_FMT_TABLE, BILL_FMT_CSV, BILL_FMT_JSON };
+struct bill_request {
+    int64_t from, to;       /* Unix ms */
+    const char *enterprise; /* NULL = all */
+    bool has_utility;
+    enum utility utility;
+    enum bill_format format;
+};
+int bill_write(FILE *out, const struct config *cfg, struct store *st,
+               const struct bill_request *req, char *err, size_t errlen);
+
+/*
+ * Time-series export writer (implemented in cmd_query.c). target is
+ * "ENTERPRISE/METER" or "ENTERPRISE/METER/POINT"; step_s 0 = raw, else 60,
+ * 900, 3600 or 86400 (local-time buckets). json selects JSON over CSV.
+ * 0, -EINVAL (message in err, nothing written), -EIO (message in err; output
+ * may be partial, the caller exits 2).
+ */
+int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
+                int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen);
