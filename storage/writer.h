@@ -16,7 +16,7 @@ struct writer_stats {
     uint64_t samples_committed;
     uint64_t batches_dropped;   /* queue full */
     uint64_t commit_errors;     /* ENOSPC/EIO */
-    uint64_t queue_len;
+    uint64_t queue_len;         /* samples not yet committed (incl. a failed group) */
     int64_t last_commit_mono_ms; /* progress marker for the watchdog */
 };
 
@@ -32,3 +32,8 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n);
 void writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
+
+/* Test hook: while paused the thread takes nothing from the queue (it still
+ * updates last_commit_mono_ms), so a test can fill the queue to its bound.
+ * writer_stop unpauses. */
+void writer_pause_for_test(struct writer *w, bool paused);

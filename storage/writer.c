@@ -1,0 +1,359 @@
+/*
+ * writer.c - the writer thread behind writer.h. Pollers queue copies of
+ * their sample batches (a mutex-protected list, bounded in samples); the
+ * thread owns the store and commits whatever is queued as one transaction
+ * (group commit). A failed group stays in memory and is retried with backoff,
+ * so a full disk costs memory up to the bound, never data already queued.
+ */
+#include "storage/writer.h"
+#include "gateway/log.h"
+#include "gateway/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Bound on one transaction: keeps a commit (and the WAL growth between
+ * checkpoints) short even after a long backlog. */
+#define WRITER_MAX_GROUP 10000
+#define WRITER_BACKOFF_MIN_MS 1000
+#define WRITER_BACKOFF_MAX_MS 30000
+/* The thread wakes at least this often, to refresh the progress marker. */
+#define WRITER_TICK_MS 1000
+#define WRITER_DROP_LOG_MS 10000
+
+struct batch {
+    struct batch *next;
+    size_t n;
+    struct sample s[];
+};
+
+struct writer {
+    struct store *st;
+    size_t max_queued;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+
+    /* Under mu: */
+    struct batch *head, *tail;
+    size_t queued;              /* samples in the queue plus the group in flight */
+    bool stopping;
+    bool paused;
+    struct writer_stats stats;
+    uint64_t drops_unlogged;    /* batches dropped since the last warning */
+    int64_t last_drop_log_ms;   /* 0: never warned */
+
+    /* Thread only: */
+    struct sample *buf;
+    size_t buf_cap;
+};
+
+static void writer_free_list(struct batch *b)
+{
+    while (b) {
+        struct batch *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+/* Waits on the condvar until woken or 'ms' passed. Called with mu held. */
+static void writer_wait(struct writer *w, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+}
+
+/* Detaches whole batches from the queue head, up to WRITER_MAX_GROUP
+ * samples (a larger single batch goes alone). Called with mu held. */
+static struct batch *writer_take_group(struct writer *w, size_t *ret_n)
+{
+    struct batch *first = w->head, *last = NULL, *b = w->head;
+    size_t n = 0;
+
+    while (b && (n == 0 || n + b->n <= WRITER_MAX_GROUP)) {
+        n += b->n;
+        last = b;
+        b = b->next;
+    }
+    w->head = b;
+    if (!b)
+        w->tail = NULL;
+    if (last)
+        last->next = NULL;
+    *ret_n = n;
+    return first;
+}
+
+/* Copies a group into the thread's contiguous buffer for store_insert. */
+static void writer_flatten(struct writer *w, const struct batch *group, size_t n)
+{
+    size_t off = 0;
+    w->buf = xgrow(w->buf, &w->buf_cap, n, sizeof(*w->buf));
+    for (const struct batch *b = group; b; b = b->next) {
+        memcpy(w->buf + off, b->s, b->n * sizeof(*b->s));
+        off += b->n;
+    }
+}
+
+/* Logs the rate-limited queue-full warning if one is due. Called with mu
+ * held; returns the count to log (0: nothing due) and resets it. */
+static uint64_t writer_drop_log_due(struct writer *w, int64_t now)
+{
+    uint64_t n = w->drops_unlogged;
+    if (n == 0 || (w->last_drop_log_ms != 0 && now - w->last_drop_log_ms < WRITER_DROP_LOG_MS))
+        return 0;
+    w->drops_unlogged = 0;
+    w->last_drop_log_ms = now;
+    return n;
+}
+
+static void writer_log_drops(const struct writer *w, uint64_t n)
+{
+    log_warn("storage: write queue full (bound %zu samples); dropped %" PRIu64
+             " batch%s since the last warning",
+             w->max_queued, n, n == 1 ? "" : "es");
+}
+
+static void writer_log_failure(const struct writer *w, int r, size_t n)
+{
+    const char *path = store_path(w->st);
+    const char *msg = store_errmsg(w->st);
+
+    if (r == -ENOSPC)
+        log_err("storage: disk full writing %zu samples to %s; keeping them in memory and retrying",
+                n, path);
+    else if (r == -EBUSY)
+        log_err("storage: database %s busy (locked by another process) writing %zu samples; "
+                "keeping them in memory and retrying",
+                path, n);
+    else
+        log_err("storage: I/O error writing %zu samples to %s (%s); keeping them in memory and "
+                "retrying",
+                n, path, msg);
+}
+
+static void *writer_thread(void *arg)
+{
+    struct writer *w = arg;
+    struct batch *group = NULL;   /* in flight: taken from the queue, not yet committed */
+    size_t group_n = 0;
+    int64_t retry_at = 0, backoff = WRITER_BACKOFF_MIN_MS;
+    int episode_err = 0;          /* error of the current failure episode, 0: none */
+    uint64_t episode_failures = 0;
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        int64_t now = now_mono_ms();
+        uint64_t drops;
+
+        /* Progress marker for the watchdog: the thread is alive and not
+         * stuck in SQLite, whether or not there was anything to commit. */
+        w->stats.last_commit_mono_ms = now;
+        drops = writer_drop_log_due(w, now);
+        if (drops) {
+            pthread_mutex_unlock(&w->mu);
+            writer_log_drops(w, drops);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+
+        if (!group) {
+            if (w->head && !w->paused) {
+                group = writer_take_group(w, &group_n);
+            } else if (w->stopping && !w->head) {
+                break;
+            } else {
+                writer_wait(w, WRITER_TICK_MS);
+                continue;
+            }
+        } else if (!w->stopping && now < retry_at) {
+            writer_wait(w, retry_at - now < WRITER_TICK_MS ? retry_at - now : WRITER_TICK_MS);
+            continue;
+        }
+        bool stopping = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+
+        writer_flatten(w, group, group_n);
+        int r = store_insert(w->st, w->buf, group_n);
+
+        if (r == 0) {
+            size_t nb = 0;
+            for (struct batch *b = group; b; b = b->next)
+                nb++;
+            writer_free_list(group);
+            group = NULL;
+            if (episode_err) {
+                log_notice("storage: writing to %s resumed after %" PRIu64 " failed attempt%s",
+                           store_path(w->st), episode_failures, episode_failures == 1 ? "" : "s");
+                episode_err = 0;
+                episode_failures = 0;
+            }
+            backoff = WRITER_BACKOFF_MIN_MS;
+            pthread_mutex_lock(&w->mu);
+            w->queued -= group_n;
+            w->stats.batches_committed += nb;
+            w->stats.samples_committed += group_n;
+            w->stats.last_commit_mono_ms = now_mono_ms();
+            continue;
+        }
+
+        /* One log line per episode (or when the kind of error changes);
+         * commit_errors counts every failed attempt. */
+        if (r != episode_err)
+            writer_log_failure(w, r, group_n);
+        episode_err = r;
+        episode_failures++;
+        retry_at = now_mono_ms() + backoff;
+        backoff = backoff * 2 > WRITER_BACKOFF_MAX_MS ? WRITER_BACKOFF_MAX_MS : backoff * 2;
+
+        pthread_mutex_lock(&w->mu);
+        w->stats.commit_errors++;
+        if (stopping) {
+            /* Stopping and the store still refuses: waiting forever would
+             * hang shutdown (systemd would kill us and lose them anyway). */
+            size_t lost = w->queued;
+            writer_free_list(group);
+            writer_free_list(w->head);
+            group = NULL;
+            w->head = w->tail = NULL;
+            w->queued = 0;
+            pthread_mutex_unlock(&w->mu);
+            log_err("storage: stopping with %zu samples not written to %s (%s)", lost,
+                    store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
+            pthread_mutex_lock(&w->mu);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int writer_start(struct store *st, size_t max_queued, struct writer **ret)
+{
+    struct writer *w;
+    pthread_condattr_t ca;
+    sigset_t all, old;
+    int r;
+
+    w = xcalloc(1, sizeof(*w));
+    w->st = st;
+    w->max_queued = max_queued;
+    w->stats.last_commit_mono_ms = now_mono_ms();
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
+
+    /* Signals belong to the main thread (its handlers set flags its loop
+     * reads); the writer thread starts with all of them blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = -pthread_create(&w->thread, NULL, writer_thread, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0)
+        goto out_free;
+    *ret = w;
+    return 0;
+
+out_free:
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return r;
+}
+
+int writer_submit(struct writer *w, const struct sample *samples, size_t n)
+{
+    struct batch *b;
+    uint64_t drops = 0;
+    bool full;
+
+    if (n == 0)
+        return 0;
+    /* Copy outside the lock: the lock is held only to link the batch. */
+    b = xmalloc(sizeof(*b) + n * sizeof(*samples));
+    b->next = NULL;
+    b->n = n;
+    memcpy(b->s, samples, n * sizeof(*samples));
+
+    pthread_mutex_lock(&w->mu);
+    full = n > w->max_queued || w->queued > w->max_queued - n;
+    if (full) {
+        w->stats.batches_dropped++;
+        w->drops_unlogged++;
+        drops = writer_drop_log_due(w, now_mono_ms());
+    } else {
+        if (w->tail)
+            w->tail->next = b;
+        else
+            w->head = b;
+        w->tail = b;
+        w->queued += n;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+
+    if (full) {
+        free(b);
+        if (drops)
+            writer_log_drops(w, drops);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+void writer_stop(struct writer *w)
+{
+    uint64_t drops;
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    w->paused = false;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+
+    /* Report drops that came after the last warning. */
+    w->last_drop_log_ms = 0;
+    drops = writer_drop_log_due(w, now_mono_ms());
+    if (drops)
+        writer_log_drops(w, drops);
+
+    writer_free_list(w->head);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    free(w->buf);
+    free(w);
+}
+
+void writer_get_stats(struct writer *w, struct writer_stats *ret)
+{
+    pthread_mutex_lock(&w->mu);
+    *ret = w->stats;
+    ret->queue_len = w->queued;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_pause_for_test(struct writer *w, bool paused)
+{
+    pthread_mutex_lock(&w->mu);
+    w->paused = paused;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+}
