@@ -1,0 +1,343 @@
+/*
+ * bus.c - one Modbus bus over libmodbus: a TCP gateway or an RS-485 line,
+ * chosen by a backend table. Connects lazily, executes plan requests, turns
+ * libmodbus's -1/errno into negative errnos, and flushes after a failed read
+ * (after a timeout TCP drops the connection, RTU lets the line settle) so a
+ * late reply is never mistaken for the next one. Used by the poller's
+ * per-bus thread only.
+ */
+#include "protocols/bus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <modbus/modbus.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/log.h"
+#include "gateway/util.h"
+
+struct bus;
+
+struct bus_backend {
+    const char *name;
+    /* A new, unconnected libmodbus context for cfg, or NULL with errno set. */
+    modbus_t *(*create)(const struct cfg_bus *cfg);
+    /* Human description of the endpoint, for log lines. */
+    void (*describe)(const struct cfg_bus *cfg, char *buf, size_t len);
+    /* Called after a request timed out: its reply may still come and must
+     * not be read as the answer to the next request. */
+    void (*after_timeout)(struct bus *b);
+};
+
+struct bus {
+    const struct bus_backend *backend;
+    modbus_t *ctx;
+    bool connected;
+    int timeout_ms;
+    char desc[128];
+};
+
+static modbus_t *tcp_create(const struct cfg_bus *cfg)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", cfg->port > 0 ? cfg->port : 502);
+    return modbus_new_tcp_pi(cfg->host ? cfg->host : "", port);
+}
+
+static void tcp_describe(const struct cfg_bus *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (tcp %s:%d)", cfg->name ? cfg->name : "?",
+             cfg->host ? cfg->host : "?", cfg->port > 0 ? cfg->port : 502);
+}
+
+static modbus_t *rtu_create(const struct cfg_bus *cfg)
+{
+    if (!cfg->device) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return modbus_new_rtu(cfg->device, cfg->baud > 0 ? cfg->baud : 9600,
+                          cfg->parity ? cfg->parity : 'E',
+                          cfg->data_bits > 0 ? cfg->data_bits : 8,
+                          cfg->stop_bits > 0 ? cfg->stop_bits : 1);
+}
+
+static void rtu_describe(const struct cfg_bus *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (rtu %s %d %d%c%d)", cfg->name ? cfg->name : "?",
+             cfg->device ? cfg->device : "?", cfg->baud, cfg->data_bits,
+             cfg->parity ? cfg->parity : '?', cfg->stop_bits);
+}
+
+/* On a stream the only certain way is a new connection: the late reply goes
+ * to the old socket (libmodbus would also reject it by transaction id, but
+ * then the request after it would fail too). */
+static void tcp_after_timeout(struct bus *b)
+{
+    bus_close(b);
+}
+
+/* A serial line has no transaction id: a late reply for the same unit and
+ * function would be accepted as the next answer. So the line must settle:
+ * for one more response timeout everything that arrives is discarded, and
+ * while bytes keep coming the window stretches (a reply in progress), up to
+ * twice the timeout. A timed-out RTU request thus costs up to three
+ * timeouts of bus time; the poller's back-off keeps a dead meter from
+ * taking the bus with it. */
+#define RTU_SETTLE_GAP_MS 20
+
+static void rtu_after_timeout(struct bus *b)
+{
+    int fd = modbus_get_socket(b->ctx);
+    int64_t start = now_mono_ms();
+    int64_t deadline = start + b->timeout_ms;
+    int64_t hard_stop = start + 2 * (int64_t)b->timeout_ms;
+    char junk[256];
+
+    while (fd >= 0) {
+        int64_t now = now_mono_ms();
+        if (now >= deadline)
+            break;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int rc = poll(&pfd, 1, (int)(deadline - now));
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0 || !(pfd.revents & POLLIN))
+            break;
+        /* The device is non-blocking (libmodbus opens it O_NDELAY). */
+        if (read(fd, junk, sizeof(junk)) <= 0)
+            break;
+        now = now_mono_ms();
+        if (now + RTU_SETTLE_GAP_MS > deadline)
+            deadline = now + RTU_SETTLE_GAP_MS;
+        if (deadline > hard_stop)
+            deadline = hard_stop;
+    }
+    modbus_flush(b->ctx);
+}
+
+static const struct bus_backend bus_tcp = {
+    .name = "tcp",
+    .create = tcp_create,
+    .describe = tcp_describe,
+    .after_timeout = tcp_after_timeout,
+};
+
+static const struct bus_backend bus_rtu = {
+    .name = "rtu",
+    .create = rtu_create,
+    .describe = rtu_describe,
+    .after_timeout = rtu_after_timeout,
+};
+
+static void set_timeout(modbus_t *ctx, int ms, int (*setter)(modbus_t *, uint32_t, uint32_t))
+{
+    setter(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
+}
+
+int bus_new(const struct cfg_bus *cfg, struct bus **ret)
+{
+    const struct bus_backend *be;
+
+    switch (cfg->type) {
+    case BUS_TCP:
+        be = &bus_tcp;
+        break;
+    case BUS_RTU:
+        be = &bus_rtu;
+        break;
+    default:
+        return -EINVAL;
+    }
+
+    errno = 0;
+    modbus_t *ctx = be->create(cfg);
+    if (!ctx)
+        return errno ? -errno : -EINVAL;
+
+    int timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 500;
+    set_timeout(ctx, timeout_ms, modbus_set_response_timeout);
+    if (cfg->byte_timeout_ms > 0)
+        set_timeout(ctx, cfg->byte_timeout_ms, modbus_set_byte_timeout);
+    /* Recovery is ours: libmodbus must not reconnect or sleep behind our back. */
+    modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
+
+    struct bus *b = xcalloc(1, sizeof(*b));
+    b->backend = be;
+    b->ctx = ctx;
+    b->timeout_ms = timeout_ms;
+    be->describe(cfg, b->desc, sizeof(b->desc));
+    *ret = b;
+    return 0;
+}
+
+void bus_free(struct bus *b)
+{
+    if (!b)
+        return;
+    bus_close(b);
+    modbus_free(b->ctx);
+    free(b);
+}
+
+int bus_connect(struct bus *b)
+{
+    if (b->connected)
+        return 0;
+    errno = 0;
+    if (modbus_connect(b->ctx) < 0) {
+        /* libmodbus's connect timeout (select() returning 0) leaves errno
+         * as EINPROGRESS from the non-blocking connect(). */
+        int err = errno;
+        if (err == 0 || err == EINPROGRESS)
+            err = ETIMEDOUT;
+        /* Every failing path of libmodbus's connect closes its own fd. */
+        return -err;
+    }
+    /* libmodbus 3.1.6 already opens with SOCK_CLOEXEC / O_CLOEXEC; this
+     * keeps the guarantee should it ever stop doing so. */
+    int fd = modbus_get_socket(b->ctx);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC))
+            fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    }
+    b->connected = true;
+    log_debug("bus %s: connected", b->desc);
+    return 0;
+}
+
+void bus_close(struct bus *b)
+{
+    if (!b || !b->connected)
+        return;
+    modbus_close(b->ctx);
+    b->connected = false;
+}
+
+bool bus_is_connected(const struct bus *b)
+{
+    return b->connected;
+}
+
+/* Maps the errno of a failed libmodbus read to our contract. */
+static int map_modbus_errno(int e)
+{
+    if (e > MODBUS_ENOBASE && e <= EMBXGTAR)
+        return -(BUS_EXC_BASE + (e - MODBUS_ENOBASE));
+    switch (e) {
+    case ETIMEDOUT:
+        return -ETIMEDOUT;
+    case EMBBADCRC:
+    case EMBBADDATA:
+    case EMBBADEXC:
+    case EMBUNKEXC:
+    case EMBMDATA:
+    case EMBBADSLAVE:
+        return -EBADMSG;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNREFUSED:
+    case EBADF:
+    case ENOTCONN:
+        return -ECONNRESET;
+    case 0:
+        return -EIO;
+    default:
+        return e > 0 && e < MODBUS_ENOBASE ? -e : -EIO;
+    }
+}
+
+int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+{
+    bool bits = req->fc == 1 || req->fc == 2;
+    int max = bits ? MODBUS_MAX_READ_BITS : MODBUS_MAX_READ_REGISTERS;
+    if (req->fc < 1 || req->fc > 4 || req->count == 0 || req->count > max ||
+        (int)req->address + req->count > 65536)
+        return -EINVAL;
+
+    int rc = bus_connect(b);
+    if (rc < 0)
+        return rc;
+    if (modbus_set_slave(b->ctx, unit_id) < 0)
+        return -EINVAL;
+
+    uint8_t bitbuf[MODBUS_MAX_READ_BITS];
+    errno = 0;
+    switch (req->fc) {
+    case 1:
+        rc = modbus_read_bits(b->ctx, req->address, req->count, bitbuf);
+        break;
+    case 2:
+        rc = modbus_read_input_bits(b->ctx, req->address, req->count, bitbuf);
+        break;
+    case 3:
+        rc = modbus_read_registers(b->ctx, req->address, req->count, out);
+        break;
+    default:
+        rc = modbus_read_input_registers(b->ctx, req->address, req->count, out);
+        break;
+    }
+
+    if (rc == req->count) {
+        if (bits)
+            for (int i = 0; i < req->count; i++)
+                out[i] = bitbuf[i] ? 1 : 0;
+        return 0;
+    }
+
+    /* A short count with rc >= 0 cannot happen in 3.1.6 (it checks the
+     * quantity), but if it did the reply was not what we asked for. */
+    int err = rc < 0 ? map_modbus_errno(errno) : -EBADMSG;
+    if (err == -ECONNRESET)
+        bus_close(b);
+    else if (err == -ETIMEDOUT)
+        b->backend->after_timeout(b);
+    else
+        modbus_flush(b->ctx); /* the rest of a bad frame may still be buffered */
+    return err;
+}
+
+static const char *const exc_text[] = {
+    [1] = "exception 1 (illegal function)",
+    [2] = "exception 2 (illegal data address)",
+    [3] = "exception 3 (illegal data value)",
+    [4] = "exception 4 (server device failure)",
+    [5] = "exception 5 (acknowledge)",
+    [6] = "exception 6 (server device busy)",
+    [7] = "exception 7 (negative acknowledge)",
+    [8] = "exception 8 (memory parity error)",
+    [10] = "exception 10 (gateway path unavailable)",
+    [11] = "exception 11 (gateway target device failed to respond)",
+};
+
+const char *bus_strerror(int err)
+{
+    int e = err < 0 ? -err : err;
+
+    if (e > BUS_EXC_BASE) {
+        int code = e - BUS_EXC_BASE;
+        if (code < (int)ARRAY_SIZE(exc_text) && exc_text[code])
+            return exc_text[code];
+        return "exception (unknown code)";
+    }
+    switch (e) {
+    case 0:
+        return "success";
+    case ETIMEDOUT:
+        return "timeout (no reply)";
+    case EBADMSG:
+        return "malformed reply (bad CRC, length or header)";
+    case ECONNRESET:
+        return "connection lost";
+    case EPIPE:
+        return "connection lost (broken pipe)";
+    default:
+        return strerror(e);
+    }
+}

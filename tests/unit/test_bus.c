@@ -1,0 +1,476 @@
+/*
+ * test_bus.c - the bus against a small libmodbus TCP server running in a
+ * thread on 127.0.0.1 (ephemeral port): register and bit reads, exception
+ * mapping, a timeout whose late reply must not be taken for the next answer,
+ * a dropped connection, a refused one, argument checks and error texts;
+ * then RTU against a fake meter on a pseudo-terminal (exception, bad CRC,
+ * a late reply that must be discarded).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <modbus/modbus.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/util.h"
+#include "protocols/bus.h"
+#include "tests/unit/check.h"
+
+enum srv_mode { SRV_NORMAL, SRV_LATE_ONCE, SRV_DROP_ONCE };
+
+#define LATE_REPLY_MS 500
+#define CLIENT_TIMEOUT_MS 200
+
+struct server {
+    modbus_t *ctx;
+    modbus_mapping_t *map;
+    int listen_fd;
+    int port;
+    pthread_t thread;
+    atomic_int mode;
+    atomic_int late_sent;
+    atomic_int requests;
+    atomic_int stop;
+};
+
+static void serve_connection(struct server *s)
+{
+    uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+
+    for (;;) {
+        /* Blocks until a request or until the client closes (rc -1). */
+        int rc = modbus_receive(s->ctx, query);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        atomic_fetch_add(&s->requests, 1);
+        int mode = atomic_exchange(&s->mode, SRV_NORMAL);
+        if (mode == SRV_DROP_ONCE)
+            break;
+        if (mode == SRV_LATE_ONCE) {
+            sleep_ms(LATE_REPLY_MS);
+            modbus_reply(s->ctx, query, rc, s->map);
+            atomic_store(&s->late_sent, 1);
+            continue;
+        }
+        modbus_reply(s->ctx, query, rc, s->map);
+    }
+    modbus_close(s->ctx);
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        if (modbus_tcp_accept(s->ctx, &s->listen_fd) < 0)
+            continue;
+        serve_connection(s);
+    }
+    return NULL;
+}
+
+static int server_start(struct server *s)
+{
+    memset(s, 0, sizeof(*s));
+    /* Port 0: libmodbus passes it to bind(), which picks a free port. */
+    s->ctx = modbus_new_tcp("127.0.0.1", 0);
+    if (!s->ctx)
+        return -1;
+    /* 20 coils, 20 discrete inputs, 20 holding, 20 input registers. */
+    s->map = modbus_mapping_new(20, 20, 20, 20);
+    for (int i = 0; i < 20; i++) {
+        s->map->tab_registers[i] = (uint16_t)(1000 + i);
+        s->map->tab_input_registers[i] = (uint16_t)(2000 + i);
+        s->map->tab_bits[i] = (uint8_t)(i % 3 == 0);
+        s->map->tab_input_bits[i] = (uint8_t)(i % 2);
+    }
+    s->listen_fd = modbus_tcp_listen(s->ctx, 4);
+    if (s->listen_fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    if (getsockname(s->listen_fd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    s->port = ntohs(sa.sin_port);
+    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
+}
+
+static void server_stop(struct server *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    close(s->listen_fd);
+    modbus_mapping_free(s->map);
+    modbus_free(s->ctx);
+}
+
+static struct cfg_bus tcp_cfg(int port)
+{
+    return (struct cfg_bus){ .name = "test", .type = BUS_TCP, .host = "127.0.0.1", .port = port,
+                             .timeout_ms = CLIENT_TIMEOUT_MS };
+}
+
+/* The client's socket to the test server, found among our fds. */
+static int find_client_fd(int port)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in peer;
+        socklen_t len = sizeof(peer);
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.sin_family == AF_INET && ntohs(peer.sin_port) == port)
+            return fd;
+    }
+    return -1;
+}
+
+static void test_reads(struct server *s, struct bus *b)
+{
+    uint16_t out[32];
+
+    CHECK(!bus_is_connected(b));
+    struct plan_req hr = { 3, 2, 5 };
+    memset(out, 0, sizeof(out));
+    CHECK_INT(bus_read(b, 1, &hr, out), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(out[i], 1002 + i);
+    CHECK(bus_is_connected(b));
+
+    /* Sockets must not leak into children (the sim, scripts). */
+    int fd = find_client_fd(s->port);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+
+    struct plan_req ir = { 4, 18, 2 };
+    CHECK_INT(bus_read(b, 7, &ir, out), 0);
+    CHECK_INT(out[0], 2018);
+    CHECK_INT(out[1], 2019);
+
+    /* Coils: i % 3 == 0 -> 1 0 0 1 0 0 1 for 0..6. */
+    struct plan_req co = { 1, 0, 7 };
+    CHECK_INT(bus_read(b, 1, &co, out), 0);
+    static const uint16_t coils[7] = { 1, 0, 0, 1, 0, 0, 1 };
+    for (int i = 0; i < 7; i++)
+        CHECK_INT(out[i], coils[i]);
+
+    /* Discrete inputs: i % 2 -> 1 0 1 for 5..7. */
+    struct plan_req di = { 2, 5, 3 };
+    CHECK_INT(bus_read(b, 1, &di, out), 0);
+    CHECK_INT(out[0], 1);
+    CHECK_INT(out[1], 0);
+    CHECK_INT(out[2], 1);
+}
+
+static void test_exception(struct bus *b)
+{
+    uint16_t out[4];
+
+    /* Registers 100..101 are outside the 20-register map. */
+    struct plan_req bad = { 3, 100, 2 };
+    int rc = bus_read(b, 1, &bad, out);
+    CHECK_INT(rc, -(BUS_EXC_BASE + 2));
+    CHECK_STR(bus_strerror(rc), "exception 2 (illegal data address)");
+    /* An exception is a valid answer: the connection stays and works. */
+    CHECK(bus_is_connected(b));
+    struct plan_req ok = { 3, 0, 1 };
+    CHECK_INT(bus_read(b, 1, &ok, out), 0);
+    CHECK_INT(out[0], 1000);
+}
+
+static void test_timeout_late_reply(struct server *s, struct bus *b)
+{
+    uint16_t out[4] = { 0 };
+
+    atomic_store(&s->late_sent, 0);
+    atomic_store(&s->mode, SRV_LATE_ONCE);
+    struct plan_req first = { 3, 0, 2 };
+    int64_t t0 = now_mono_ms();
+    CHECK_INT(bus_read(b, 1, &first, out), -ETIMEDOUT);
+    int64_t dt = now_mono_ms() - t0;
+    CHECK(dt >= CLIENT_TIMEOUT_MS - 20 && dt < LATE_REPLY_MS);
+    CHECK(!bus_is_connected(b));
+
+    /* Let the server send its late reply (to registers 0..1 = 1000, 1001)
+     * before the next request goes out. */
+    for (int i = 0; i < 500 && !atomic_load(&s->late_sent); i++)
+        sleep_ms(10);
+    CHECK(atomic_load(&s->late_sent));
+
+    /* The next answer is the one for registers 10..11. */
+    struct plan_req second = { 3, 10, 2 };
+    CHECK_INT(bus_read(b, 1, &second, out), 0);
+    CHECK_INT(out[0], 1010);
+    CHECK_INT(out[1], 1011);
+    CHECK(bus_is_connected(b));
+}
+
+static void test_drop(struct server *s, struct bus *b)
+{
+    uint16_t out[4];
+
+    atomic_store(&s->mode, SRV_DROP_ONCE);
+    struct plan_req r = { 4, 0, 2 };
+    CHECK_INT(bus_read(b, 1, &r, out), -ECONNRESET);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(bus_read(b, 1, &r, out), 0);
+    CHECK_INT(out[0], 2000);
+    CHECK_INT(out[1], 2001);
+}
+
+static void test_refused(void)
+{
+    /* A bound but not listening socket owns a port nobody accepts on. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK_INT(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+
+    struct cfg_bus cfg = tcp_cfg(ntohs(sa.sin_port));
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    CHECK_INT(bus_connect(b), -ECONNREFUSED);
+    uint16_t out[2];
+    struct plan_req r = { 3, 0, 1 };
+    CHECK_INT(bus_read(b, 1, &r, out), -ECONNREFUSED);
+    CHECK(!bus_is_connected(b));
+    bus_free(b);
+    close(fd);
+}
+
+static void test_args(struct bus *b)
+{
+    uint16_t out[2];
+    struct plan_req zero = { 3, 0, 0 }, big = { 3, 0, 126 }, bigbits = { 1, 0, 2001 },
+                    fc5 = { 5, 0, 1 }, wrap = { 3, 65535, 2 };
+    CHECK_INT(bus_read(b, 1, &zero, out), -EINVAL);
+    CHECK_INT(bus_read(b, 1, &big, out), -EINVAL);
+    CHECK_INT(bus_read(b, 1, &bigbits, out), -EINVAL);
+    CHECK_INT(bus_read(b, 1, &fc5, out), -EINVAL);
+    CHECK_INT(bus_read(b, 1, &wrap, out), -EINVAL);
+    struct plan_req ok = { 3, 0, 1 };
+    CHECK_INT(bus_read(b, 300, &ok, out), -EINVAL);
+}
+
+static void test_rtu_missing_device(void)
+{
+    struct cfg_bus cfg = { .name = "rs485", .type = BUS_RTU, .device = "/nonexistent/ttyUSB9",
+                           .baud = 9600, .parity = 'E', .data_bits = 8, .stop_bits = 1,
+                           .timeout_ms = 300 };
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(bus_connect(b), -ENOENT);
+    uint16_t out[1];
+    struct plan_req r = { 3, 0, 1 };
+    CHECK_INT(bus_read(b, 1, &r, out), -ENOENT);
+    bus_free(b);
+    bus_free(NULL);
+}
+
+/* ---- RTU: a fake meter on the master side of a pseudo-terminal ---- */
+
+enum meter_mode { MTR_NORMAL, MTR_LATE_ONCE, MTR_BADCRC_ONCE, MTR_EXC4_ONCE };
+
+struct fake_meter {
+    int master;
+    pthread_t thread;
+    atomic_int mode;
+    atomic_int late_sent;
+    atomic_int stop;
+};
+
+/* Modbus CRC-16: reflected polynomial 0xA001, initial 0xFFFF. */
+static uint16_t crc16(const uint8_t *p, size_t n)
+{
+    uint16_t crc = 0xFFFF;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
+    }
+    return crc;
+}
+
+static void put_crc(uint8_t *frame, size_t n)
+{
+    uint16_t crc = crc16(frame, n);
+    frame[n] = (uint8_t)(crc & 0xFF); /* low byte first on the wire */
+    frame[n + 1] = (uint8_t)(crc >> 8);
+}
+
+/* Reads exactly n bytes unless told to stop. */
+static int meter_read(struct fake_meter *m, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        if (atomic_load(&m->stop))
+            return -1;
+        struct pollfd pfd = { .fd = m->master, .events = POLLIN };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(m->master, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Holding/input register i holds 1000 + i, as on the TCP server. */
+static void *meter_main(void *arg)
+{
+    struct fake_meter *m = arg;
+    uint8_t req[8], rsp[5 + 2 * 125];
+
+    while (meter_read(m, req, sizeof(req)) == 0) {
+        uint16_t crc = crc16(req, 6);
+        if (req[6] != (crc & 0xFF) || req[7] != (crc >> 8))
+            continue;
+        int addr = req[2] << 8 | req[3], count = req[4] << 8 | req[5];
+        size_t n;
+        int mode = atomic_exchange(&m->mode, MTR_NORMAL);
+        rsp[0] = req[0];
+        if (mode == MTR_EXC4_ONCE) {
+            rsp[1] = (uint8_t)(req[1] | 0x80);
+            rsp[2] = 4;
+            n = 3;
+        } else {
+            rsp[1] = req[1];
+            rsp[2] = (uint8_t)(2 * count);
+            for (int i = 0; i < count; i++) {
+                uint16_t v = (uint16_t)(1000 + addr + i);
+                rsp[3 + 2 * i] = (uint8_t)(v >> 8);
+                rsp[4 + 2 * i] = (uint8_t)(v & 0xFF);
+            }
+            n = 3 + 2 * (size_t)count;
+        }
+        put_crc(rsp, n);
+        if (mode == MTR_BADCRC_ONCE)
+            rsp[n] ^= 0x55;
+        if (mode == MTR_LATE_ONCE)
+            sleep_ms(CLIENT_TIMEOUT_MS + 100);
+        if (write(m->master, rsp, n + 2) != (ssize_t)(n + 2))
+            break;
+        if (mode == MTR_LATE_ONCE)
+            atomic_store(&m->late_sent, 1);
+    }
+    return NULL;
+}
+
+static void test_rtu(void)
+{
+    /* The CRC helper against the textbook frame 01 03 00 00 00 0A C5 CD. */
+    uint8_t ex[8] = { 0x01, 0x03, 0x00, 0x00, 0x00, 0x0A };
+    put_crc(ex, 6);
+    CHECK_INT(ex[6], 0xC5);
+    CHECK_INT(ex[7], 0xCD);
+
+    struct fake_meter m = { .master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC) };
+    CHECK(m.master >= 0);
+    if (m.master < 0 || grantpt(m.master) < 0 || unlockpt(m.master) < 0) {
+        CHECK(0);
+        return;
+    }
+    char *dev = xstrdup(ptsname(m.master));
+    CHECK_INT(pthread_create(&m.thread, NULL, meter_main, &m), 0);
+
+    struct cfg_bus cfg = { .name = "pty", .type = BUS_RTU, .device = dev, .baud = 9600,
+                           .parity = 'E', .data_bits = 8, .stop_bits = 1,
+                           .timeout_ms = CLIENT_TIMEOUT_MS };
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    uint16_t out[8];
+
+    struct plan_req r = { 3, 4, 3 };
+    CHECK_INT(bus_read(b, 5, &r, out), 0);
+    CHECK_INT(out[0], 1004);
+    CHECK_INT(out[2], 1006);
+
+    atomic_store(&m.mode, MTR_EXC4_ONCE);
+    CHECK_INT(bus_read(b, 5, &r, out), -(BUS_EXC_BASE + 4));
+
+    atomic_store(&m.mode, MTR_BADCRC_ONCE);
+    CHECK_INT(bus_read(b, 5, &r, out), -EBADMSG);
+    CHECK(bus_is_connected(b));
+
+    /* Timeout, then the late reply (registers 0..1) arrives while the line
+     * settles. The next request has the same unit, fc and count, so a
+     * leftover late reply would pass every check libmodbus makes. */
+    atomic_store(&m.mode, MTR_LATE_ONCE);
+    struct plan_req first = { 3, 0, 2 }, second = { 3, 10, 2 };
+    CHECK_INT(bus_read(b, 5, &first, out), -ETIMEDOUT);
+    CHECK(atomic_load(&m.late_sent));
+    CHECK_INT(bus_read(b, 5, &second, out), 0);
+    CHECK_INT(out[0], 1010);
+    CHECK_INT(out[1], 1011);
+
+    bus_free(b);
+    atomic_store(&m.stop, 1);
+    pthread_join(m.thread, NULL);
+    close(m.master);
+    free(dev);
+}
+
+static void test_strerror(void)
+{
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 1)), "exception 1 (illegal function)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 3)), "exception 3 (illegal data value)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 4)), "exception 4 (server device failure)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 5)), "exception 5 (acknowledge)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 6)), "exception 6 (server device busy)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 8)), "exception 8 (memory parity error)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 10)), "exception 10 (gateway path unavailable)");
+    CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 11)),
+              "exception 11 (gateway target device failed to respond)");
+    CHECK_CONTAINS(bus_strerror(-(BUS_EXC_BASE + 9)), "unknown");
+    CHECK_CONTAINS(bus_strerror(-(BUS_EXC_BASE + 200)), "unknown");
+    CHECK_CONTAINS(bus_strerror(-ETIMEDOUT), "timeout");
+    CHECK_CONTAINS(bus_strerror(-EBADMSG), "malformed");
+    CHECK_CONTAINS(bus_strerror(-ECONNRESET), "connection lost");
+    CHECK(strlen(bus_strerror(-ENOENT)) > 0);
+}
+
+int main(void)
+{
+    /* The server may write its late reply to a connection the client closed. */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct server srv;
+    CHECK_INT(server_start(&srv), 0);
+    CHECK(srv.port > 0);
+
+    struct cfg_bus cfg = tcp_cfg(srv.port);
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    if (b) {
+        test_reads(&srv, b);
+        test_exception(b);
+        test_timeout_late_reply(&srv, b);
+        test_drop(&srv, b);
+        test_args(b);
+        /* Closing ends the server's blocking receive so it can stop. */
+        bus_free(b);
+    }
+    server_stop(&srv);
+
+    test_refused();
+    test_rtu_missing_device();
+    test_rtu();
+    test_strerror();
+    return check_done();
+}
