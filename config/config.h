@@ -93,9 +93,11 @@ struct cfg_enterprise {
 };
 
 struct cfg_band {
-    char *name;
+    char *name;           /* "peak", "flat" or "valley": the billing statement's columns */
     double price;
-    struct { int from_min, to_min; } *hours; /* minutes of the day; to < from crosses midnight */
+    struct { int from_min, to_min; } *hours; /* minutes of the day, from 0..1439, to 1..1440
+                                              * ("24:00"); to < from crosses midnight. The
+                                              * bands of a tariff cover each minute once. */
     size_t n_hours;
 };
 
@@ -120,13 +122,14 @@ struct config {
     char *timezone;       /* default "UTC" */
     char *log_level;      /* optional: err warning notice info debug */
 
-    char *storage_path;
+    char *storage_path;         /* a relative path is relative to the working directory
+                                 * (like any command-line path), not to the config file */
     int raw_retention_days;     /* default 400; 0 = keep forever */
 
     char *mqtt_uri;
     char *mqtt_client_id;       /* default "parkgw-<id>" */
     char *mqtt_username;
-    char *mqtt_password_file;
+    char *mqtt_password_file;   /* relative: to the working directory, as storage_path */
     char *mqtt_password;        /* read from password_file at load */
     char *topic_prefix;         /* default "park" */
     int summary_interval;       /* default 60 */
@@ -147,8 +150,10 @@ struct config {
 /*
  * Loads and validates 'path'. On success *ret owns a new config (config_free).
  * On failure returns -EINVAL (or -errno for I/O) and writes "FILE:LINE: message"
- * into err; *ret is untouched. @include paths are resolved relative to the
- * including file's directory, then to PARKGW_PROFILE_DIR.
+ * into err; *ret is untouched. @include paths (main file only; an included
+ * file may not @include) are resolved relative to the config file's directory,
+ * then to $PARKGW_PROFILE_DIR (environment) or else PARKGW_PROFILE_DIR (build).
+ * Profiles come from a top-level list `profiles` and any `profiles_*` lists.
  */
 int config_load(const char *path, struct config **ret, char *err, size_t errlen);
 void config_free(struct config *cfg);

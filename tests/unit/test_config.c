@@ -1,0 +1,693 @@
+/*
+ * test_config.c - the config loader: the shipped demo and example configs
+ * load with the values they spell out, and every class of mistake is refused
+ * with "FILE:LINE: message" naming the file and line of the offending
+ * setting. Error fixtures are generated into $PARKGW_TEST_TMP at run time.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "tests/unit/check.h"
+
+static char tmpdir[1024];
+static char srcdir[1024];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* the shipped configs                                                 */
+
+static const struct cfg_profile *profile_named(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_profiles; i++)
+        if (strcmp(c->profiles[i].name, name) == 0)
+            return &c->profiles[i];
+    return NULL;
+}
+
+static int point_index(const struct cfg_profile *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_points; i++)
+        if (strcmp(p->points[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Minutes of the day a band covers (to < from crosses midnight). */
+static int band_minutes(const struct cfg_band *b)
+{
+    int total = 0;
+    for (size_t i = 0; i < b->n_hours; i++) {
+        int from = b->hours[i].from_min, to = b->hours[i].to_min;
+        total += to > from ? to - from : to + 1440 - from;
+    }
+    return total;
+}
+
+static void test_demo(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/config/demo.cfg", srcdir);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "demo.cfg: %s\n", err);
+        return;
+    }
+    /* 29 enterprises x (e1, w1, g1) + 12 wastewater meters = 87 + 12 = 99 */
+    CHECK_INT(c->n_enterprises, 29);
+    CHECK_INT(config_count_meters(c), 99);
+    CHECK_INT(c->n_buses, 6);
+    CHECK_INT(c->n_profiles, 4);
+    CHECK_INT(c->n_tariffs, 4);
+    CHECK_STR(c->gateway_id, "demo");
+    CHECK_STR(c->timezone, "Asia/Shanghai");
+    CHECK_STR(c->mqtt_uri, "tcp://127.0.0.1:18830");
+    CHECK_STR(c->storage_path, "parkgw-demo.db");
+    CHECK_STR(c->topic_prefix, "park");
+    CHECK(c->mqtt_password == NULL);
+    CHECK(!c->tls_set);
+
+    struct cfg_meter *m = config_find_meter(c, "chengtong-plastics/e1");
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_NEAR(m->pt_ratio, 100.0, 0);
+        CHECK_NEAR(m->ct_ratio, 75.0, 0);
+        CHECK_INT(m->interval, 5);
+        CHECK_INT(m->unit_id, 1);
+        CHECK_STR(c->buses[m->bus].name, "rmu-1");
+        CHECK_INT(c->buses[m->bus].port, 15021);
+        CHECK_INT(m->max_registers_per_read, 125);
+        CHECK_STR(m->enterprise->name, "湖南城通塑业有限公司");
+        CHECK_STR(c->profiles[m->profile].name, "generic-electricity");
+    }
+    /* the 29th enterprise is the housing area: 3rd RMU (index 28 / 10 = 2), unit 28 % 10 + 1 = 9,
+     * and the 12th wastewater meter */
+    m = config_find_meter(c, "yijia-housing/e1");
+    CHECK(m && strcmp(c->buses[m->bus].name, "rmu-3") == 0 && m->unit_id == 9);
+    m = config_find_meter(c, "yijia-housing/ww1");
+    CHECK(m && m->unit_id == 12 && m->utility == UTIL_WASTEWATER && m->interval == 10);
+    CHECK(config_find_meter(c, "tanjian-machinery/ww1") == NULL);
+    CHECK(config_find_meter(c, "tanjian-machinery") == NULL);
+    CHECK(config_find_meter(c, "nobody/e1") == NULL);
+    m = config_find_meter(c, "tanjian-machinery/g1");
+    CHECK(m && m->utility == UTIL_GAS && strcmp(m->enterprise->name, "谭建机械") == 0);
+
+    /* electricity bands: peak 3 h + 5 h = 480 min, flat 1 h + 7 h = 480, valley 23:00-07:00
+     * = 60 + 420 = 480; together the 1440 minutes of the day */
+    const struct cfg_tariff *te = NULL, *tw = NULL;
+    for (size_t i = 0; i < c->n_tariffs; i++) {
+        if (c->tariffs[i].utility == UTIL_ELECTRICITY)
+            te = &c->tariffs[i];
+        if (c->tariffs[i].utility == UTIL_WASTEWATER)
+            tw = &c->tariffs[i];
+    }
+    CHECK(te && te->n_bands == 3);
+    if (te && te->n_bands == 3) {
+        CHECK_STR(te->bands[0].name, "peak");
+        CHECK_INT(band_minutes(&te->bands[0]), 480);
+        CHECK_INT(band_minutes(&te->bands[1]), 480);
+        CHECK_INT(band_minutes(&te->bands[2]), 480);
+        CHECK_INT(te->bands[2].hours[0].from_min, 23 * 60);
+        CHECK_INT(te->bands[2].hours[0].to_min, 7 * 60);
+        CHECK_NEAR(te->bands[1].price, 0.6793, 1e-12);
+        CHECK_STR(te->currency, "CNY");
+    }
+    CHECK(tw && tw->n_bands == 0);
+    if (tw)
+        CHECK_NEAR(tw->price, 1.20, 1e-12);
+
+    const struct cfg_profile *pe = profile_named(c, "generic-electricity");
+    CHECK(pe != NULL);
+    if (pe) {
+        CHECK_INT(pe->utility, UTIL_ELECTRICITY);
+        CHECK_INT(profile_billing_point(pe), point_index(pe, "energy_import_kwh"));
+        const struct cfg_point *p = &pe->points[profile_billing_point(pe)];
+        CHECK_INT(p->type, PT_FLOAT32);
+        CHECK_INT(p->order, WO_ABCD);
+        CHECK_INT(p->kind, KIND_COUNTER);
+        CHECK(p->ct_pt);
+        CHECK_CONTAINS(pe->file, "profiles/generic-electricity.cfg");
+        CHECK_INT(pe->n_alarms, 1);
+        if (pe->n_alarms == 1) {
+            CHECK_STR(pe->alarms[0].name, "supply_lost");
+            CHECK_INT(pe->alarms[0].point, point_index(pe, "voltage_a_v"));
+            CHECK(pe->alarms[0].has_below && !pe->alarms[0].has_above);
+            CHECK_NEAR(pe->alarms[0].for_s, 5.0, 0);
+        }
+        int v = point_index(pe, "voltage_a_v");
+        CHECK(v >= 0 && !pe->points[v].ct_pt && pe->points[v].kind == KIND_GAUGE);
+    }
+    const struct cfg_profile *pg = profile_named(c, "generic-gas");
+    CHECK(pg != NULL);
+    if (pg) {
+        int i = point_index(pg, "volume_nm3");
+        CHECK(i >= 0);
+        if (i >= 0) {
+            CHECK_INT(pg->points[i].type, PT_UINT32);
+            CHECK_INT(pg->points[i].order, WO_CDAB);
+            CHECK_NEAR(pg->points[i].scale, 0.01, 0);
+            CHECK_NEAR(pg->points[i].offset, 0, 0);
+            CHECK_INT(pg->points[i].fc, 3);
+            CHECK(pg->points[i].billing);
+            CHECK_NEAR(pg->points[i].max_rate, 2000.0, 0);
+        }
+        i = point_index(pg, "valve_closed");
+        CHECK(i >= 0 && pg->points[i].fc == 2 && pg->points[i].type == PT_BOOL);
+        i = point_index(pg, "temperature_c");
+        CHECK(i >= 0 && pg->points[i].type == PT_INT16 && pg->points[i].order == WO_ABCD);
+    }
+    const struct cfg_profile *pw = profile_named(c, "generic-wastewater");
+    CHECK(pw && pw->n_points == 2 && pw->points[0].type == PT_FLOAT64 &&
+          pw->points[1].order == WO_DCBA && pw->n_alarms == 0);
+    config_free(c);
+}
+
+static void test_example(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/config/park.example.cfg", srcdir);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "park.example.cfg: %s\n", err);
+        return;
+    }
+    /* 5 enterprises: 4 + 4 + 3 + 4 + 3 meters = 18 */
+    CHECK_INT(c->n_enterprises, 5);
+    CHECK_INT(config_count_meters(c), 18);
+    CHECK_INT(c->n_buses, 5);
+    CHECK_STR(c->gateway_id, "gw1");
+    CHECK_INT(c->summary_interval, 60);
+    CHECK_INT(c->outbox_max_messages, 1000000);
+    CHECK_INT(c->raw_retention_days, 400);
+    const struct cfg_bus *b = &c->buses[2];
+    CHECK_STR(b->name, "rs485-water");
+    CHECK_INT(b->type, BUS_RTU);
+    CHECK_STR(b->device, "/dev/ttyUSB0");
+    CHECK_INT(b->baud, 9600);
+    CHECK_INT(b->parity, 'E');
+    CHECK_INT(b->data_bits, 8);
+    CHECK_INT(b->stop_bits, 1);
+    CHECK_INT(b->timeout_ms, 300);
+    CHECK_INT(b->byte_timeout_ms, 0);
+    CHECK_INT(c->buses[4].byte_timeout_ms, 50);
+    CHECK_STR(c->buses[0].host, "10.0.0.21");
+    CHECK_INT(c->buses[0].port, 502);
+    struct cfg_meter *m = config_find_meter(c, "hongfei-casting/e1");
+    CHECK(m && m->max_registers_per_read == 32 && !m->no_gap_fill && !m->one_request_per_point);
+    m = config_find_meter(c, "jiekun-doors/w1");
+    CHECK(m && m->pt_ratio == 1.0 && m->ct_ratio == 1.0 && m->interval == 60);
+    config_free(c);
+}
+
+static void test_helpers(void)
+{
+    enum utility u = UTIL_GAS;
+    CHECK_STR(utility_name(UTIL_WASTEWATER), "wastewater");
+    CHECK_STR(utility_unit(UTIL_ELECTRICITY), "kWh");
+    CHECK_STR(utility_unit(UTIL_GAS), "Nm3");
+    CHECK_STR(utility_unit(UTIL_WATER), "m3");
+    CHECK_INT(utility_parse("water", &u), 0);
+    CHECK_INT(u, UTIL_WATER);
+    CHECK_INT(utility_parse("steam", &u), -EINVAL);
+    CHECK_INT(u, UTIL_WATER);
+    CHECK_STR(point_type_name(PT_FLOAT64), "float64");
+    CHECK_STR(point_type_name(PT_BOOL), "bool");
+    CHECK_INT(point_type_regs(PT_INT16), 1);
+    CHECK_INT(point_type_regs(PT_UINT16), 1);
+    CHECK_INT(point_type_regs(PT_BOOL), 1);
+    CHECK_INT(point_type_regs(PT_UINT32), 2);
+    CHECK_INT(point_type_regs(PT_FLOAT32), 2);
+    CHECK_INT(point_type_regs(PT_INT64), 4);
+    CHECK_INT(point_type_regs(PT_FLOAT64), 4);
+    struct cfg_point pts[2] = {{.name = "a"}, {.name = "b", .billing = true}};
+    struct cfg_profile p = {.points = pts, .n_points = 2};
+    CHECK_INT(profile_billing_point(&p), 1);
+    pts[1].billing = false;
+    CHECK_INT(profile_billing_point(&p), -1);
+    config_free(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* error fixtures                                                      */
+
+/* A small valid config in pieces; each case replaces one or more. */
+#define GATEWAY "gateway = { id = \"gw1\"; timezone = \"UTC\"; };\n"
+#define STORAGE "storage = { path = \"x.db\"; };\n"
+#define MQTT "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
+#define BUSES                                                                              \
+    "buses = (\n"                                                                          \
+    "  { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; },\n"                        \
+    "  { name = \"r1\"; type = \"rtu\"; device = \"/dev/null\"; }\n"                       \
+    ");\n"
+#define POINTS                                                                             \
+    "    points = (\n"                                                                     \
+    "      { name = \"total_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; " \
+    "billing = true; },\n"                                                                 \
+    "      { name = \"flow_m3h\"; fc = 3; address = 4; type = \"float32\"; }\n"            \
+    "    );\n"
+#define PROFILES                                                                           \
+    "profiles = (\n"                                                                       \
+    "  { name = \"p\"; utility = \"water\";\n" POINTS                                      \
+    "    alarms = ( { name = \"low\"; point = \"flow_m3h\"; below = 1.0; } );\n"          \
+    "  }\n"                                                                                \
+    ");\n"
+#define METER_W1 "{ id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"p\"; interval = 10; }"
+#define ENTS                                                                               \
+    "enterprises = (\n"                                                                    \
+    "  { id = \"a\"; name = \"A\";\n"                                                      \
+    "    meters = ( " METER_W1 " );\n"                                                    \
+    "  }\n"                                                                                \
+    ");\n"
+#define TARIFFS "tariffs = ( { utility = \"water\"; currency = \"CNY\"; price = 3.9; } );\n"
+
+struct ecase {
+    const char *name;
+    const char *gateway, *storage, *mqtt, *buses, *profiles, *ents, *tariffs;
+    const char *want; /* the message must contain this */
+};
+
+/* Profile text with one point (plus the billing counter) replaced. */
+#define PROF_WITH(extra_points)                                                            \
+    "profiles = (\n"                                                                       \
+    "  { name = \"p\"; utility = \"water\";\n"                                            \
+    "    points = (\n"                                                                     \
+    "      { name = \"total_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; " \
+    "billing = true; },\n" extra_points "    );\n"                                         \
+    "  }\n"                                                                                \
+    ");\n"
+
+#define ENT_WITH(meters)                                                                   \
+    "enterprises = (\n"                                                                    \
+    "  { id = \"a\"; name = \"A\";\n"                                                      \
+    "    meters = (\n" meters "    );\n"                                                   \
+    "  }\n"                                                                                \
+    ");\n"
+
+static const struct ecase cases[] = {
+    /* syntax and top level */
+    {"syntax", .storage = "storage = { path = ; }; #!\n", .want = "syntax error"},
+    {"dup-setting", .storage = "storage = { path = \"x\";\n path = \"y\"; }; #!\n",
+     .want = "duplicate setting name"},
+    {"unknown-top", .tariffs = TARIFFS "tarifs = ( ); #!\n", .want = "did you mean 'tariffs'"},
+    {"missing-gateway", .gateway = "#!\n", .want = "missing required setting 'gateway'"},
+    /* gateway */
+    {"unknown-key", .gateway = "gateway = {\n  id = \"gw1\";\n  timezon = \"UTC\"; #!\n};\n",
+     .want = "unknown setting 'timezon' (did you mean 'timezone'?)"},
+    {"gateway-id", .gateway = "gateway = {\n  id = \"GW_1\"; #!\n};\n", .want = "[a-z0-9-]+"},
+    {"timezone", .gateway = "gateway = { id = \"gw1\";\n timezone = \"Mars/Olympus\"; }; #!\n",
+     .want = "unknown time zone 'Mars/Olympus'"},
+    {"log-level", .gateway = "gateway = { id = \"gw1\";\n log_level = \"loud\"; }; #!\n",
+     .want = "log_level 'loud'"},
+    /* storage, mqtt */
+    {"storage-path", .storage = "storage = { #!\n  raw_retention_days = 10; };\n",
+     .want = "missing required setting 'path'"},
+    {"wrong-type", .mqtt = "mqtt = { uri = \"tcp://h:1\";\n summary_interval = \"60\"; }; #!\n",
+     .want = "'summary_interval' must be an integer"},
+    {"summary-interval", .mqtt = "mqtt = { uri = \"tcp://h:1\";\n summary_interval = 0; }; #!\n",
+     .want = "out of range 1.."},
+    {"outbox", .mqtt = "mqtt = { uri = \"tcp://h:1\";\n outbox_max_messages = 0; }; #!\n",
+     .want = "'outbox_max_messages' = 0 is out of range"},
+    {"password-file",
+     .mqtt = "mqtt = { uri = \"tcp://h:1\"; username = \"u\";\n"
+             "  password_file = \"/nonexistent/parkgw.pass\"; #!\n};\n",
+     .want = "cannot read password_file '/nonexistent/parkgw.pass'"},
+    {"uri", .mqtt = "mqtt = {\n uri = \"http://h:1\"; }; #!\n", .want = "uri 'http://h:1'"},
+    {"tls-plain", .mqtt = "mqtt = { uri = \"tcp://h:1\";\n tls = { }; }; #!\n",
+     .want = "tls is set but uri"},
+    /* buses */
+    {"tcp-host", .buses = "buses = (\n { name = \"b1\"; type = \"tcp\"; } #!\n);\n",
+     .want = "missing required setting 'host'"},
+    {"rtu-device", .buses = "buses = (\n { name = \"b1\"; type = \"rtu\"; baud = 9600; } #!\n);\n",
+     .want = "missing required setting 'device'"},
+    {"bus-type", .buses = "buses = ( { name = \"b1\";\n type = \"udp\"; } ); #!\n",
+     .want = "type 'udp'"},
+    {"parity", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                        " parity = \"X\"; } ); #!\n",
+     .want = "parity 'X'"},
+    {"data-bits", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                           " data_bits = 9; } ); #!\n",
+     .want = "'data_bits' = 9 is out of range 5..8"},
+    {"stop-bits", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                           " stop_bits = 3; } ); #!\n",
+     .want = "'stop_bits' = 3 is out of range 1..2"},
+    {"baud", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                      " baud = 0; } ); #!\n",
+     .want = "'baud' = 0 is out of range"},
+    {"timeout", .buses = "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"h\";\n"
+                         " timeout_ms = 0; } ); #!\n",
+     .want = "'timeout_ms' = 0 is out of range"},
+    {"rtu-key-on-tcp", .buses = "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"h\";\n"
+                                " baud = 9600; } ); #!\n",
+     .want = "'baud' is not valid for a tcp bus"},
+    {"dup-bus", .buses = "buses = (\n { name = \"b1\"; type = \"tcp\"; host = \"h\"; },\n"
+                         " { name = \"b1\"; type = \"tcp\"; host = \"i\"; } #!\n);\n",
+     .want = "duplicate bus name (first defined at line"},
+    /* points */
+    {"fc", .profiles = PROF_WITH("      { name = \"x\"; fc = 5; address = 9; type = \"uint16\"; } #!\n"),
+     .want = "'fc' = 5 is out of range 1..4"},
+    {"type", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"float16\"; } #!\n"),
+     .want = "unknown type 'float16'"},
+    {"bool-fc3", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"bool\"; } #!\n"),
+     .want = "type bool needs fc 1"},
+    {"fc1-uint16", .profiles = PROF_WITH("      { name = \"x\"; fc = 1; address = 9; type = \"uint16\"; } #!\n"),
+     .want = "type must be bool"},
+    {"address-range", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 70000; type = \"uint16\"; } #!\n"),
+     .want = "'address' = 70000 is out of range 0..65535"},
+    {"address-width", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 65534; type = \"float64\"; } #!\n"),
+     .want = "runs past register 65535"},
+    {"order", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int32\"; order = \"ABDC\"; } #!\n"),
+     .want = "unknown order 'ABDC'"},
+    {"order-16bit", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; order = \"CDAB\"; } #!\n"),
+     .want = "order applies only to 32- and 64-bit types"},
+    {"kind", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; kind = \"meter\"; } #!\n"),
+     .want = "kind 'meter'"},
+    {"scale-0", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; scale = 0.0; } #!\n"),
+     .want = "scale must not be 0"},
+    {"point-unknown-key", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; scael = 1.0; } #!\n"),
+     .want = "unknown setting 'scael' (did you mean 'scale'?)"},
+    {"two-billing", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint32\"; kind = \"counter\"; billing = true; } #!\n"),
+     .want = "only one point per profile may have billing = true"},
+    {"billing-gauge", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n    points = (\n"
+                                  "      { name = \"t\"; fc = 3; address = 0; type = \"uint32\"; billing = true; } #!\n"
+                                  "    );\n  }\n);\n",
+     .want = "the billing point must be kind = \"counter\""},
+    {"no-billing", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\"; #!\n    points = (\n"
+                               "      { name = \"t\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; }\n"
+                               "    );\n  }\n);\n",
+     .want = "no billing counter"},
+    {"overlap", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 1; type = \"uint16\"; } #!\n"),
+     .want = "point 'x' (fc 3, registers 1..1) overlaps point 'total_m3'"},
+    {"overlap-same", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 0; type = \"uint32\"; } #!\n"),
+     .want = "overlaps point 'total_m3'"},
+    {"dup-point", .profiles = PROF_WITH("      { name = \"total_m3\"; #!\n fc = 3; address = 9; type = \"uint16\"; }\n"),
+     .want = "duplicate point 'total_m3'"},
+    {"ct-pt-water", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint16\";\n ct_pt = true; } #!\n"),
+     .want = "ct_pt applies only to electricity"},
+    {"profile-utility", .profiles = "profiles = (\n  { name = \"p\";\n utility = \"steam\"; #!\n" POINTS "  }\n);\n",
+     .want = "unknown utility 'steam'"},
+    {"dup-profile", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n" POINTS "  },\n"
+                                "  { name = \"p\"; #!\n utility = \"water\";\n" POINTS "  }\n);\n",
+     .want = "duplicate profile name (first defined at "},
+    /* alarms */
+    {"alarm-point", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n" POINTS
+                                "    alarms = ( { name = \"low\";\n point = \"flow\"; below = 1.0; } ); #!\n  }\n);\n",
+     .want = "alarm 'low': unknown point 'flow'"},
+    {"alarm-bounds", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n" POINTS
+                                 "    alarms = ( { name = \"low\"; point = \"flow_m3h\"; } ); #!\n  }\n);\n",
+     .want = "needs 'below' or 'above'"},
+    {"alarm-for", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n" POINTS
+                              "    alarms = ( { name = \"low\"; point = \"flow_m3h\"; below = 1.0;\n for = -1; } ); #!\n  }\n);\n",
+     .want = "for must be 0..86400"},
+    /* enterprises and meters */
+    {"no-enterprises", .ents = "enterprises = ( ); #!\n", .want = "no enterprises configured"},
+    {"reserved-id", .ents = "enterprises = ( { id = \"status\"; } ); #!\n",
+     .want = "enterprise id 'status' is reserved"},
+    {"dup-enterprise", .ents = "enterprises = (\n { id = \"a\"; },\n { id = \"a\"; } #!\n);\n",
+     .want = "duplicate enterprise id 'a' (first defined at line"},
+    {"enterprise-id", .ents = "enterprises = (\n { id = \"A Co\"; } #!\n);\n",
+     .want = "enterprise id 'A Co' must match [a-z0-9-]+"},
+    {"meter-id", .ents = ENT_WITH("      { id = \"W1\"; } #!\n"), .want = "meter id 'W1' must match"},
+    {"dup-meter", .ents = ENT_WITH("      " METER_W1 ",\n      { id = \"w1\"; } #!\n"),
+     .want = "duplicate meter id 'w1'"},
+    {"unknown-bus", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; profile = \"p\";\n"
+                                     "        bus = \"b9\"; unit_id = 1; interval = 10; } #!\n"),
+     .want = "meter 'a/w1': unknown bus 'b9'"},
+    {"unknown-profile", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\";\n"
+                                         "        profile = \"q\"; unit_id = 1; interval = 10; } #!\n"),
+     .want = "unknown profile 'q'"},
+    {"utility-mismatch", .ents = ENT_WITH("      { id = \"w1\"; bus = \"b1\"; profile = \"p\";\n"
+                                          "        utility = \"gas\"; unit_id = 1; interval = 10; } #!\n"),
+     .want = "utility 'gas' does not match profile 'p' (water)"},
+    {"unit-rtu", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"r1\"; profile = \"p\";\n"
+                                  "        unit_id = 248; interval = 10; } #!\n"),
+     .want = "'unit_id' = 248 is out of range 1..247"},
+    {"unit-tcp", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\";\n"
+                                  "        unit_id = 256; interval = 10; } #!\n"),
+     .want = "'unit_id' = 256 is out of range 0..255"},
+    {"dup-unit", .ents = "enterprises = (\n  { id = \"a\"; meters = ( " METER_W1 " ); },\n"
+                         "  { id = \"b\"; meters = ( { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\";\n"
+                         "      unit_id = 1; interval = 10; } ); } #!\n);\n",
+     .want = "unit_id 1 on bus 'b1' is already used by meter 'a/w1'"},
+    {"interval", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                  "        interval = 0; } #!\n"),
+     .want = "'interval' = 0 is out of range"},
+    {"missing-interval", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; #!\n"
+                                          "        profile = \"p\"; unit_id = 1; }\n"),
+     .want = "missing required setting 'interval'"},
+    {"ct-ratio", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                  "        interval = 10; ct_ratio = 0.0; } #!\n"),
+     .want = "ct_ratio must be > 0"},
+    {"max-regs", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                  "        interval = 10; max_registers_per_read = 126; } #!\n"),
+     .want = "'max_registers_per_read' = 126 is out of range 1..125"},
+    {"bool-type", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                   "        interval = 10; no_gap_fill = 1; } #!\n"),
+     .want = "'no_gap_fill' must be true or false"},
+    /* tariffs */
+    {"tariff-utility", .tariffs = "tariffs = (\n { utility = \"steam\"; currency = \"CNY\"; price = 1.0; } #!\n);\n",
+     .want = "unknown utility 'steam'"},
+    {"tariff-dup", .tariffs = "tariffs = (\n { utility = \"water\"; currency = \"CNY\"; price = 1.0; },\n"
+                              " { utility = \"water\"; currency = \"CNY\"; price = 2.0; } #!\n);\n",
+     .want = "a tariff for water is already defined at line"},
+    {"tariff-price", .tariffs = "tariffs = (\n { utility = \"water\"; currency = \"CNY\"; price = -1.0; } #!\n);\n",
+     .want = "price must be >= 0"},
+    {"tariff-currency", .tariffs = "tariffs = (\n { utility = \"water\"; price = 1.0; } #!\n);\n",
+     .want = "missing required setting 'currency'"},
+    {"bands-gap", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; #!\n"
+                             "   bands = ( { name = \"peak\"; price = 1.0; hours = [ \"08:00-20:00\" ]; },\n"
+                             "             { name = \"valley\"; price = 0.3; hours = [ \"20:00-07:00\" ]; } ); }\n);\n",
+     .want = "bands leave 07:00-08:00 uncovered"},
+    {"bands-overlap", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\";\n"
+                                 "   bands = ( { name = \"peak\"; price = 1.0; hours = [ \"08:00-20:00\" ]; },\n"
+                                 "             { name = \"valley\"; price = 0.3; hours = [ \"19:00-08:00\" ]; } ); } #!\n);\n",
+     .want = "band 'valley': 19:00-08:00 overlaps band 'peak' at 19:00"},
+    {"bands-format", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\";\n"
+                                "   bands = ( { name = \"peak\"; price = 1.0; hours = [ \"8:00-24:00\" ]; } ); } #!\n);\n",
+     .want = "hours entry 1 must be \"HH:MM-HH:MM\""},
+    {"band-price", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\";\n"
+                              "   bands = ( { name = \"peak\"; price = -0.5; hours = [ \"00:00-24:00\" ]; } ); } #!\n);\n",
+     .want = "band 'peak': price must be >= 0"},
+};
+
+static char *assemble(const struct ecase *c)
+{
+    const char *parts[] = {c->gateway ? c->gateway : GATEWAY,    c->storage ? c->storage : STORAGE,
+                           c->mqtt ? c->mqtt : MQTT,             c->buses ? c->buses : BUSES,
+                           c->profiles ? c->profiles : PROFILES, c->ents ? c->ents : ENTS,
+                           c->tariffs ? c->tariffs : TARIFFS};
+    size_t n = 1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        n += strlen(parts[i]);
+    char *s = malloc(n);
+    s[0] = '\0';
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        strcat(s, parts[i]);
+    return s;
+}
+
+/* The 1-based line holding the "#!" marker, the line the error must name. */
+static int marker_line(const char *text)
+{
+    const char *m = strstr(text, "#!");
+    int line = 1;
+    for (const char *p = text; m && p < m; p++)
+        line += *p == '\n';
+    return m ? line : -1;
+}
+
+/* Loads 'path' and checks it fails with "<file>:<line>:" and mentions 'want'. */
+static void expect_error(const char *path, const char *file, int line, const char *want)
+{
+    char err[1024] = "", prefix[1200];
+    struct config *c = NULL;
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK(r < 0);
+    CHECK(c == NULL);
+    snprintf(prefix, sizeof prefix, "%s:%d: ", file, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0) {
+        check_failed++;
+        fprintf(stderr, "%s: expected error starting \"%s\", got \"%s\"\n", path, prefix, err);
+    } else {
+        check_passed++;
+    }
+    CHECK_CONTAINS(err, want);
+    config_free(c);
+}
+
+static void test_errors(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+
+    /* the base fixture itself is valid, so each case fails for its own change */
+    struct ecase base = {.name = "base"};
+    char *text = assemble(&base);
+    snprintf(path, sizeof path, "%s/cfg-base.cfg", tmpdir);
+    write_file(path, text);
+    free(text);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r)
+        fprintf(stderr, "base fixture: %s\n", err);
+    if (c) {
+        CHECK_STR(c->mqtt_client_id, "parkgw-gw1");
+        CHECK_STR(c->topic_prefix, "park");
+        CHECK_INT(c->summary_interval, 60);
+        CHECK_INT(c->raw_retention_days, 400);
+        CHECK_INT(c->buses[0].port, 502);
+        CHECK_INT(c->buses[0].timeout_ms, 500);
+        CHECK_INT(c->buses[1].parity, 'E');
+        CHECK_INT(c->buses[1].baud, 9600);
+        CHECK_NEAR(c->profiles[0].points[0].scale, 1.0, 0);
+        CHECK_INT(c->profiles[0].points[1].kind, KIND_GAUGE);
+        CHECK_STR(c->enterprises[0].meters[0].enterprise->id, "a");
+        config_free(c);
+    }
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = assemble(&cases[i]);
+        int line = marker_line(text);
+        snprintf(path, sizeof path, "%s/cfg-%s.cfg", tmpdir, cases[i].name);
+        write_file(path, text);
+        free(text);
+        if (line < 0) {
+            check_failed++;
+            fprintf(stderr, "case %s has no #! marker\n", cases[i].name);
+            continue;
+        }
+        expect_error(path, path, line, cases[i].want);
+    }
+}
+
+/* @include: errors inside an included file, missing files, nesting, the
+ * profile-directory fallback, and the password file. */
+static void test_includes(void)
+{
+    char path[1200], inc[1200], err[512] = "";
+    struct config *c = NULL;
+
+    /* the bad type sits on line 4 of the included file */
+    snprintf(inc, sizeof inc, "%s/inc-bad-profile.cfg", tmpdir);
+    write_file(inc, "# a profile with a typo\n"
+                    "profiles_bad = (\n"
+                    "  { name = \"bad\"; utility = \"gas\"; points = (\n"
+                    "    { name = \"v\"; fc = 3; address = 0; type = \"unit32\"; kind = \"counter\"; billing = true; }\n"
+                    "  ); }\n"
+                    ");\n");
+    snprintf(path, sizeof path, "%s/inc-main.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT BUSES PROFILES "@include \"inc-bad-profile.cfg\"\n" ENTS);
+    expect_error(path, inc, 4, "unknown type 'unit32'");
+
+    /* a syntax error in the included file: line 2 of it */
+    write_file(inc, "profiles_bad = (\n  { name = \"bad\" utility = ; }\n);\n");
+    expect_error(path, inc, 2, "syntax error");
+
+    /* the main file's @include is its line 5 (GATEWAY..BUSES: 1 + 1 + 1 + 4 lines) */
+    snprintf(path, sizeof path, "%s/inc-missing.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT BUSES "@include \"profiles/no-such-profile.cfg\"\n" PROFILES ENTS);
+    expect_error(path, path, 8, "cannot find include file \"profiles/no-such-profile.cfg\"");
+
+    /* nested include: line 2 of the included file */
+    snprintf(inc, sizeof inc, "%s/inc-nested.cfg", tmpdir);
+    write_file(inc, "# nested\n@include \"other.cfg\"\n");
+    snprintf(path, sizeof path, "%s/inc-nest-main.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT BUSES PROFILES ENTS "@include \"inc-nested.cfg\"\n");
+    expect_error(path, inc, 2, "nested @include is not supported");
+
+    /* "profiles/generic-water.cfg" is not next to this config: found through
+     * PARKGW_PROFILE_DIR; the profiles from `profiles` and `profiles_*` merge */
+    char pdir[1200];
+    snprintf(pdir, sizeof pdir, "%s/config/profiles", srcdir);
+    setenv("PARKGW_PROFILE_DIR", pdir, 1);
+    snprintf(path, sizeof path, "%s/inc-fallback.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT BUSES PROFILES "@include \"profiles/generic-water.cfg\"\n"
+                     "@include \"generic-gas.cfg\"\n"
+                     ENT_WITH("      " METER_W1 ",\n"
+                              "      { id = \"w2\"; utility = \"water\"; bus = \"r1\"; unit_id = 1;"
+                              " profile = \"generic-water\"; interval = 60; }\n"));
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r)
+        fprintf(stderr, "fallback: %s\n", err);
+    if (c) {
+        CHECK_INT(c->n_profiles, 3);
+        CHECK_STR(c->profiles[1].name, "generic-water");
+        CHECK_CONTAINS(c->profiles[1].file, pdir);
+        struct cfg_meter *m = config_find_meter(c, "a/w2");
+        CHECK(m && m->profile == 1 && m->bus == 1);
+        config_free(c);
+        c = NULL;
+    }
+    unsetenv("PARKGW_PROFILE_DIR");
+
+    /* password file: trailing newline stripped; TLS files checked */
+    char pass[1200];
+    snprintf(pass, sizeof pass, "%s/mqtt.pass", tmpdir);
+    write_file(pass, "s3cret\r\n");
+    snprintf(path, sizeof path, "%s/pw.cfg", tmpdir);
+    char text[4096];
+    snprintf(text, sizeof text,
+             GATEWAY STORAGE
+             "mqtt = { uri = \"ssl://broker:8883\"; username = \"gw1\"; password_file = \"%s\";\n"
+             "  client_id = \"gw-one\"; topic_prefix = \"site/a\"; tls = { ca_file = \"%s\"; }; };\n"
+             BUSES PROFILES ENTS,
+             pass, pass);
+    write_file(path, text);
+    r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r)
+        fprintf(stderr, "password: %s\n", err);
+    if (c) {
+        CHECK_STR(c->mqtt_password, "s3cret");
+        CHECK_STR(c->mqtt_username, "gw1");
+        CHECK_STR(c->mqtt_client_id, "gw-one");
+        CHECK_STR(c->topic_prefix, "site/a");
+        CHECK(c->tls_set);
+        CHECK_STR(c->tls.ca_file, pass);
+        CHECK(c->tls.cert_file == NULL);
+        CHECK_INT(c->n_tariffs, 0);
+        config_free(c);
+        c = NULL;
+    }
+
+    /* a missing config file is an I/O error with the path, not a crash */
+    snprintf(path, sizeof path, "%s/does-not-exist.cfg", tmpdir);
+    r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, -ENOENT);
+    CHECK_CONTAINS(err, "does-not-exist.cfg: cannot read config");
+}
+
+int main(void)
+{
+    const char *s = getenv("PARKGW_SOURCE_DIR");
+    const char *t = getenv("PARKGW_TEST_TMP");
+    snprintf(srcdir, sizeof srcdir, "%s", s ? s : ".");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_config", t ? t : "/tmp");
+    mkdir(t ? t : "/tmp", 0755);
+    mkdir(tmpdir, 0755);
+
+    test_helpers();
+    test_demo();
+    test_example();
+    test_errors();
+    test_includes();
+    return check_done();
+}
