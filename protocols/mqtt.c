@@ -1,0 +1,623 @@
+/*
+ * mqtt.c - the broker connection (see mqtt.h) on Paho's MQTTAsync client:
+ * retained online status on every connect, retained offline LWT, TLS for
+ * ssl:// and mqtts://, reconnects with backoff, and publishes that never block
+ * the pollers. Payloads come from payload.c; durability (the outbox) lives in
+ * storage/, so Paho keeps nothing on disk and buffers nothing while offline.
+ *
+ * Paho quirks met here (libpaho-mqtt3as 1.3.12 as shipped by Debian 12):
+ *  - automaticReconnect only works once a connection has succeeded: when the
+ *    very first MQTTAsync_connect fails (broker not up yet) Paho calls
+ *    onFailure once and never tries again. retry_main() below re-issues the
+ *    connect with its own backoff until the first success, then leaves
+ *    reconnecting to Paho.
+ *  - When a connect onSuccess is set, Paho clears onSuccess and onFailure
+ *    after the first success, and failed automatic reconnects become silent.
+ *    So only onFailure is set (the connected callback does the success
+ *    work), and every failed reconnect attempt reports its reason.
+ *  - Paho's one receive thread polls its sockets with a 1 s timeout and only
+ *    adds a new socket at the next round, so a connect to a broker that is
+ *    up can take a second or two, longer while other clients are idle.
+ *  - The connected callback (MQTTAsync_setConnected) fires on the first
+ *    connect as well as on every automatic reconnect, so it alone publishes
+ *    the online status and counts connects.
+ *  - MQTTAsync_disconnect on a client that is not connected returns
+ *    MQTTASYNC_DISCONNECTED but still cancels automatic reconnection, so
+ *    mqtt_stop() calls it either way.
+ *  - The receiving clients see the retain flag only on messages delivered
+ *    because of a new subscription (MQTT 3.1.1), not on live ones.
+ */
+#include "protocols/mqtt.h"
+#include "gateway/log.h"
+#include "gateway/util.h"
+#include "protocols/payload.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MQTT_KEEPALIVE_S 30
+#define MQTT_CONNECT_TIMEOUT_S 10
+#define MQTT_RETRY_MIN_MS 1000
+#define MQTT_RETRY_MAX_MS 60000
+/* Messages handed to Paho and not yet written (QoS 0) or acknowledged
+ * (QoS 1/2). Above this a slow or stuck socket would make Paho's command
+ * queue grow without bound, so publishes are refused with -EAGAIN instead. */
+#define MQTT_MAX_PENDING 10000
+/* Paho needs a value; nothing is queued while disconnected anyway. */
+#define MQTT_MAX_BUFFERED 16
+
+struct mqtt {
+    MQTTAsync client;
+    char *uri;
+    char *client_id;
+    char *username;
+    char *password;
+    char *status_topic;
+    char *online;
+    char *offline;
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    bool tls;
+    /* Paho copies what it needs at connect time; these live as long as the
+     * handle anyway, since the retry thread reconnects with them. */
+    MQTTAsync_connectOptions conn;
+    MQTTAsync_willOptions will;
+    MQTTAsync_SSLOptions ssl;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC; retry thread and mqtt_stop wait on it */
+    pthread_t retry_thread;
+    bool thread_started;
+    bool started;
+    bool stopping;
+    bool ever_connected;  /* Paho's automatic reconnect is armed from then on */
+    bool connect_pending; /* a connect issued by retry_main() is outstanding */
+    bool down_logged;     /* the current outage has been reported */
+    int last_fail_code;
+    int64_t next_attempt_ms;
+    int backoff_ms;
+    unsigned int rand_state;
+    bool disconnect_done;
+    uint64_t pending;     /* see MQTT_MAX_PENDING */
+    struct mqtt_stats stats;
+};
+
+static bool uri_is_tls(const char *uri)
+{
+    return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+           strncmp(uri, "wss://", 6) == 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static int paho_to_errno(int rc)
+{
+    switch (rc) {
+    case MQTTASYNC_SUCCESS:
+        return 0;
+    case MQTTASYNC_DISCONNECTED:
+        return -ENOTCONN;
+    case MQTTASYNC_BAD_PROTOCOL:
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_BAD_STRUCTURE:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_BAD_MQTT_OPTION:
+    case MQTTASYNC_WRONG_MQTT_VERSION:
+    case MQTTASYNC_0_LEN_WILL_TOPIC:
+        return -EINVAL;
+    case MQTTASYNC_SSL_NOT_SUPPORTED:
+        return -ENOTSUP;
+    default:
+        return -EIO;
+    }
+}
+
+static const char *paho_reason(int code, const char *message)
+{
+    if (message && *message)
+        return message;
+    const char *s = MQTTAsync_strerror(code);
+    return s ? s : "unknown error";
+}
+
+/* Schedules the next connect attempt of retry_main(): capped exponential
+ * backoff with +-20% jitter so a fleet of gateways does not reconnect in
+ * lockstep after a broker restart. Called with the lock held. */
+static void schedule_retry_locked(struct mqtt *m)
+{
+    int base = m->backoff_ms;
+    int spread = base / 5;
+    int jitter = spread ? (int)(rand_r(&m->rand_state) % (unsigned)(2 * spread + 1)) - spread : 0;
+    m->next_attempt_ms = now_mono_ms() + base + jitter;
+    m->backoff_ms = base >= MQTT_RETRY_MAX_MS / 2 ? MQTT_RETRY_MAX_MS : base * 2;
+    pthread_cond_broadcast(&m->cond);
+}
+
+/* Logs a failed connect once per outage (and again only if the reason
+ * changes), so a broker that stays down does not flood the journal. Called
+ * with the lock held. */
+static void log_connect_failure_locked(struct mqtt *m, int code, const char *message)
+{
+    if (!m->down_logged || code != m->last_fail_code) {
+        log_warn("mqtt: cannot connect to %s: %s (paho code %d); retrying with backoff up to %d s",
+                 m->uri, paho_reason(code, message), code, MQTT_RETRY_MAX_MS / 1000);
+        m->down_logged = true;
+        m->last_fail_code = code;
+    } else {
+        log_debug("mqtt: connect to %s failed again: %s (paho code %d)", m->uri,
+                  paho_reason(code, message), code);
+    }
+}
+
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+    struct mqtt *m = ctx;
+    int code = resp ? resp->code : MQTTASYNC_FAILURE;
+    const char *message = resp ? resp->message : NULL;
+
+    pthread_mutex_lock(&m->lock);
+    m->connect_pending = false;
+    if (!m->stopping) {
+        log_connect_failure_locked(m, code, message);
+        /* Once connected, Paho's automatic reconnect owns the retries. */
+        if (!m->ever_connected)
+            schedule_retry_locked(m);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void on_sent(void *ctx, MQTTAsync_successData *resp)
+{
+    struct mqtt *m = ctx;
+    UNUSED(resp);
+    pthread_mutex_lock(&m->lock);
+    if (m->pending > 0)
+        m->pending--;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void on_send_failed(void *ctx, MQTTAsync_failureData *resp)
+{
+    struct mqtt *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    if (m->pending > 0)
+        m->pending--;
+    pthread_mutex_unlock(&m->lock);
+    if (resp)
+        log_debug("mqtt: message %d not delivered: %s (paho code %d)", resp->token,
+                  paho_reason(resp->code, resp->message), resp->code);
+}
+
+/* Hands one message to Paho. Never waits for the network. */
+static int paho_send(struct mqtt *m, const char *topic, const void *payload, int len,
+                            int qos, bool retain, MQTTAsync_token *ret_token)
+{
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+    msg.payload = (void *)payload;
+    msg.payloadlen = len;
+    msg.qos = qos;
+    msg.retained = retain ? 1 : 0;
+    ro.onSuccess = on_sent;
+    ro.onFailure = on_send_failed;
+    ro.context = m;
+
+    int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+    if (rc == MQTTASYNC_SUCCESS && ret_token)
+        *ret_token = ro.token;
+    return rc;
+}
+
+static void on_connected(void *ctx, char *cause)
+{
+    struct mqtt *m = ctx;
+    UNUSED(cause);
+
+    pthread_mutex_lock(&m->lock);
+    bool stopping = m->stopping;
+    m->ever_connected = true;
+    m->connect_pending = false;
+    m->down_logged = false;
+    m->backoff_ms = MQTT_RETRY_MIN_MS;
+    /* cleansession=1: whatever Paho still held for the old session is gone,
+     * and late callbacks for it are clamped at zero. */
+    m->pending = 0;
+    m->stats.connected = true;
+    m->stats.connects++;
+    if (!stopping)
+        m->pending++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+
+    log_info("mqtt: connected to %s", m->uri);
+    if (stopping)
+        return;
+
+    int rc = paho_send(m, m->status_topic, m->online, (int)strlen(m->online), 1, true,
+                              NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&m->lock);
+        if (m->pending > 0)
+            m->pending--;
+        pthread_mutex_unlock(&m->lock);
+        log_warn("mqtt: cannot publish online status on %s: %s (paho code %d)", m->status_topic,
+                 paho_reason(rc, NULL), rc);
+    }
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+    struct mqtt *m = ctx;
+
+    pthread_mutex_lock(&m->lock);
+    m->stats.connected = false;
+    m->stats.connection_lost++;
+    /* The first failed reconnect then says why, once. */
+    m->down_logged = false;
+    bool stopping = m->stopping;
+    pthread_mutex_unlock(&m->lock);
+
+    if (!stopping)
+        log_warn("mqtt: connection to %s lost%s%s; reconnecting", m->uri, cause ? ": " : "",
+                 cause ? cause : "");
+}
+
+static int message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    UNUSED(ctx);
+    UNUSED(topic_len);
+    /* The gateway subscribes to nothing; free whatever a broker pushes. */
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
+{
+    struct mqtt *m = ctx;
+    UNUSED(resp);
+    pthread_mutex_lock(&m->lock);
+    m->disconnect_done = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp)
+{
+    UNUSED(resp);
+    on_disconnect_done(ctx, NULL);
+}
+
+/* Absolute CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Issues connect attempts until the first one succeeds (see the quirk at the
+ * top of the file), then idles until mqtt_stop. */
+static void *retry_main(void *arg)
+{
+    struct mqtt *m = arg;
+
+    pthread_mutex_lock(&m->lock);
+    while (!m->stopping) {
+        if (m->ever_connected || m->connect_pending) {
+            pthread_cond_wait(&m->cond, &m->lock);
+            continue;
+        }
+        int64_t wait = m->next_attempt_ms - now_mono_ms();
+        if (wait > 0) {
+            struct timespec ts = deadline_after(wait);
+            pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+            continue;
+        }
+        m->connect_pending = true;
+        pthread_mutex_unlock(&m->lock);
+
+        int rc = MQTTAsync_connect(m->client, &m->conn);
+
+        pthread_mutex_lock(&m->lock);
+        if (rc != MQTTASYNC_SUCCESS) {
+            /* Refused before any I/O: no callback will come. */
+            m->connect_pending = false;
+            log_connect_failure_locked(m, rc, NULL);
+            schedule_retry_locked(m);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt **ret)
+{
+    if (!cfg || !cfg->mqtt_uri || !*cfg->mqtt_uri || !cfg->gateway_id || !online_payload ||
+        !ret)
+        return -EINVAL;
+
+    int r;
+    struct mqtt *m = xcalloc(1, sizeof(*m));
+    pthread_condattr_t ca;
+
+    m->uri = xstrdup(cfg->mqtt_uri);
+    m->client_id = cfg->mqtt_client_id && *cfg->mqtt_client_id
+                       ? xstrdup(cfg->mqtt_client_id)
+                       : xasprintf("parkgw-%s", cfg->gateway_id);
+    m->username = dup_or_null(cfg->mqtt_username);
+    m->password = dup_or_null(cfg->mqtt_password);
+    char *base = topic_base(cfg->topic_prefix ? cfg->topic_prefix : "park", cfg->gateway_id);
+    m->status_topic = topic_status(base);
+    free(base);
+    m->online = xstrdup(online_payload);
+    m->offline = payload_status_offline();
+    m->tls = uri_is_tls(m->uri);
+    m->backoff_ms = MQTT_RETRY_MIN_MS;
+    m->rand_state = (unsigned int)now_mono_ms() ^ (unsigned int)(uintptr_t)m;
+
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    /* Durability is the SQLite outbox's job: nothing queues in Paho while the
+     * broker is away, a publish then fails fast with -ENOTCONN. */
+    co.sendWhileDisconnected = 0;
+    co.maxBufferedMessages = MQTT_MAX_BUFFERED;
+    int rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_err("mqtt: cannot create a client for %s: %s (paho code %d)", m->uri,
+                paho_reason(rc, NULL), rc);
+        m->client = NULL;
+        r = paho_to_errno(rc);
+        goto out_free;
+    }
+    /* Paho's own trace output stays off even if MQTT_C_CLIENT_TRACE is set. */
+    MQTTAsync_setTraceCallback(NULL);
+    MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_FATAL);
+
+    rc = MQTTAsync_setCallbacks(m->client, m, on_connection_lost, message_arrived, NULL);
+    if (rc == MQTTASYNC_SUCCESS)
+        rc = MQTTAsync_setConnected(m->client, m, on_connected);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_err("mqtt: cannot set callbacks: %s (paho code %d)", paho_reason(rc, NULL), rc);
+        r = paho_to_errno(rc);
+        goto out_free;
+    }
+
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    will.topicName = m->status_topic;
+    will.message = m->offline;
+    will.qos = 1;
+    will.retained = 1;
+    m->will = will;
+
+    MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
+    conn.keepAliveInterval = MQTT_KEEPALIVE_S;
+    conn.cleansession = 1;
+    conn.connectTimeout = MQTT_CONNECT_TIMEOUT_S;
+    conn.MQTTVersion = MQTTVERSION_3_1_1;
+    conn.automaticReconnect = 1;
+    conn.minRetryInterval = MQTT_RETRY_MIN_MS / 1000;
+    conn.maxRetryInterval = MQTT_RETRY_MAX_MS / 1000;
+    conn.username = m->username;
+    conn.password = m->password;
+    conn.onFailure = on_connect_failure;
+    conn.context = m;
+    m->conn = conn;
+    m->conn.will = &m->will;
+
+    if (m->tls) {
+        MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+        if (cfg->tls_set) {
+            m->ca_file = dup_or_null(cfg->tls.ca_file);
+            m->cert_file = dup_or_null(cfg->tls.cert_file);
+            m->key_file = dup_or_null(cfg->tls.key_file);
+        }
+        /* Without a ca_file OpenSSL's default trust store applies; the server
+         * certificate and its host name are always verified. */
+        ssl.trustStore = m->ca_file;
+        ssl.keyStore = m->cert_file;
+        ssl.privateKey = m->key_file;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;
+        m->ssl = ssl;
+        m->conn.ssl = &m->ssl;
+    } else {
+        if (cfg->tls_set)
+            log_warn("mqtt: tls settings are ignored: %s is not an ssl:// or mqtts:// URI",
+                     m->uri);
+        if (m->password && *m->password)
+            log_notice("mqtt: %s is not TLS; the MQTT password crosses the network in plaintext",
+                       m->uri);
+    }
+
+    *ret = m;
+    return 0;
+
+out_free:
+    mqtt_free(m);
+    return r;
+}
+
+int mqtt_start(struct mqtt *m)
+{
+    if (!m)
+        return -EINVAL;
+
+    pthread_mutex_lock(&m->lock);
+    if (m->started || m->stopping) {
+        pthread_mutex_unlock(&m->lock);
+        return -EALREADY;
+    }
+    m->started = true;
+    m->next_attempt_ms = now_mono_ms();
+    int r = -pthread_create(&m->retry_thread, NULL, retry_main, m);
+    if (r == 0)
+        m->thread_started = true;
+    else
+        m->started = false;
+    pthread_mutex_unlock(&m->lock);
+    return r;
+}
+
+int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t len, int qos,
+                 bool retain)
+{
+    if (!m || !topic || (!payload && len) || qos < 0 || qos > 2)
+        return -EINVAL;
+
+    pthread_mutex_lock(&m->lock);
+    int r = 0;
+    if (!m->stats.connected || m->stopping)
+        r = -ENOTCONN;
+    else if (len > INT_MAX)
+        r = -EMSGSIZE;
+    else if (m->pending >= MQTT_MAX_PENDING)
+        r = -EAGAIN;
+    if (r < 0) {
+        m->stats.dropped++;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+    }
+    m->pending++;
+    pthread_mutex_unlock(&m->lock);
+
+    /* Outside our lock: Paho's callbacks take it from Paho's threads. */
+    int rc = paho_send(m, topic, payload, (int)len, qos, retain, NULL);
+
+    pthread_mutex_lock(&m->lock);
+    if (rc == MQTTASYNC_SUCCESS) {
+        m->stats.published++;
+    } else {
+        if (m->pending > 0)
+            m->pending--;
+        m->stats.dropped++;
+        r = rc == MQTTASYNC_DISCONNECTED ? -ENOTCONN : -EAGAIN;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return r;
+}
+
+void mqtt_stop(struct mqtt *m, int timeout_ms)
+{
+    if (!m)
+        return;
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    int64_t deadline = now_mono_ms() + timeout_ms;
+
+    pthread_mutex_lock(&m->lock);
+    if (m->stopping) {
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    m->stopping = true;
+    bool connected = m->stats.connected;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+
+    if (m->thread_started) {
+        pthread_join(m->retry_thread, NULL);
+        m->thread_started = false;
+    }
+    if (!m->client)
+        return;
+
+    /* A clean DISCONNECT makes the broker drop the LWT, so the offline
+     * status has to be published by hand. */
+    if (connected) {
+        MQTTAsync_token tok = 0;
+        pthread_mutex_lock(&m->lock);
+        m->pending++;
+        pthread_mutex_unlock(&m->lock);
+        int rc = paho_send(m, m->status_topic, m->offline, (int)strlen(m->offline), 1,
+                                  true, &tok);
+        if (rc == MQTTASYNC_SUCCESS) {
+            int64_t left = deadline - now_mono_ms();
+            rc = MQTTAsync_waitForCompletion(m->client, tok,
+                                             (unsigned long)(left > 0 ? left : 0));
+        }
+        if (rc != MQTTASYNC_SUCCESS)
+            log_warn("mqtt: offline status not confirmed by the broker: %s (paho code %d)",
+                     paho_reason(rc, NULL), rc);
+    }
+
+    MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+    int64_t left = deadline - now_mono_ms();
+    dopt.timeout = (int)(left > 0 ? left : 0);
+    dopt.onSuccess = on_disconnect_done;
+    dopt.onFailure = on_disconnect_failed;
+    dopt.context = m;
+    int rc = MQTTAsync_disconnect(m->client, &dopt);
+
+    pthread_mutex_lock(&m->lock);
+    if (rc == MQTTASYNC_SUCCESS) {
+        struct timespec ts = deadline_after(left > 0 ? left : 0);
+        while (!m->disconnect_done)
+            if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) == ETIMEDOUT)
+                break;
+    }
+    m->stats.connected = false;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void mqtt_free(struct mqtt *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    if (m->thread_started)
+        pthread_join(m->retry_thread, NULL);
+    if (m->client)
+        MQTTAsync_destroy(&m->client);
+
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    free(m->uri);
+    free(m->client_id);
+    free(m->username);
+    if (m->password) {
+        explicit_bzero(m->password, strlen(m->password));
+        free(m->password);
+    }
+    free(m->status_topic);
+    free(m->online);
+    free(m->offline);
+    free(m->ca_file);
+    free(m->cert_file);
+    free(m->key_file);
+    free(m);
+}
+
+void mqtt_get_stats(struct mqtt *m, struct mqtt_stats *ret)
+{
+    pthread_mutex_lock(&m->lock);
+    *ret = m->stats;
+    pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,524 @@
+/*
+ * test_mqtt.c - protocols/mqtt.c against a real mosquitto on a free loopback
+ * port: online status (retained) on connect, publishes, reconnect after a
+ * broker restart, offline status on stop, a daemon that starts before its
+ * broker, and no plaintext fallback for an ssl:// URI. The subscriber that
+ * watches "park/gw1/#" is a second Paho async client owned by the test.
+ */
+#include "config/config.h"
+#include "gateway/util.h"
+#include "protocols/mqtt.h"
+#include "protocols/payload.h"
+#include "tests/unit/check.h"
+
+#include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char tmpdir[512];
+
+/* ---- mosquitto ------------------------------------------------------- */
+
+/* A port nobody listens on right now: bind to 0, read it back, release it. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        perror("free_port");
+        exit(2);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Starts mosquitto on 127.0.0.1:port and returns its pid once it accepts
+ * connections (10 s at most); exits the test when it cannot. */
+static pid_t broker_start(int port)
+{
+    const char *bin = getenv("MOSQUITTO_BIN");
+    if (!bin || !*bin)
+        bin = "/usr/sbin/mosquitto";
+
+    char conf[600], logf[600];
+    snprintf(conf, sizeof(conf), "%s/mosquitto-%d.conf", tmpdir, port);
+    snprintf(logf, sizeof(logf), "%s/mosquitto-%d.log", tmpdir, port);
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        perror(conf);
+        exit(2);
+    }
+    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port);
+    fclose(f);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, logf, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    char *argv[] = {(char *)bin, "-c", conf, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "cannot start %s: %s\n", bin, strerror(rc));
+        exit(2);
+    }
+
+    int64_t deadline = now_mono_ms() + 10000;
+    while (!port_accepts(port)) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "mosquitto exited early, see %s\n", logf);
+            exit(2);
+        }
+        if (now_mono_ms() > deadline) {
+            fprintf(stderr, "mosquitto not listening on %d after 10 s\n", port);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            exit(2);
+        }
+        sleep_ms(20);
+    }
+    return pid;
+}
+
+static void broker_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* ---- the watching subscriber ---------------------------------------- */
+
+#define SUB_MAX 256
+
+struct sub_msg {
+    char *topic;
+    char *payload;
+    int retained;
+};
+
+struct sub {
+    MQTTAsync c;
+    char filter[128];
+    pthread_mutex_t lock;
+    struct sub_msg msgs[SUB_MAX];
+    int n;
+    bool subscribed;
+};
+
+static void sub_on_subscribed(void *ctx, MQTTAsync_successData *d)
+{
+    struct sub *s = ctx;
+    (void)d;
+    pthread_mutex_lock(&s->lock);
+    s->subscribed = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* cleansession: the subscription dies with the connection, so subscribe on
+ * every (re)connect. */
+static void sub_on_connected(void *ctx, char *cause)
+{
+    struct sub *s = ctx;
+    (void)cause;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = sub_on_subscribed;
+    ro.context = s;
+    MQTTAsync_subscribe(s->c, s->filter, 1, &ro);
+}
+
+static void sub_on_lost(void *ctx, char *cause)
+{
+    struct sub *s = ctx;
+    (void)cause;
+    pthread_mutex_lock(&s->lock);
+    s->subscribed = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int sub_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    struct sub *s = ctx;
+    (void)topic_len;
+    pthread_mutex_lock(&s->lock);
+    if (s->n < SUB_MAX) {
+        struct sub_msg *sm = &s->msgs[s->n++];
+        sm->topic = xstrdup(topic);
+        sm->payload = xmalloc((size_t)m->payloadlen + 1);
+        memcpy(sm->payload, m->payload, (size_t)m->payloadlen);
+        sm->payload[m->payloadlen] = '\0';
+        sm->retained = m->retained;
+    }
+    pthread_mutex_unlock(&s->lock);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static bool sub_is_subscribed(struct sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool b = s->subscribed;
+    pthread_mutex_unlock(&s->lock);
+    return b;
+}
+
+static void sub_open(struct sub *s, int port, const char *id, const char *filter)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    snprintf(s->filter, sizeof(s->filter), "%s", filter);
+    char uri[64];
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
+    MQTTAsync_create(&s->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    MQTTAsync_setCallbacks(s->c, s, sub_on_lost, sub_on_message, NULL);
+    MQTTAsync_setConnected(s->c, s, sub_on_connected);
+    MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+    o.cleansession = 1;
+    o.automaticReconnect = 1;
+    o.minRetryInterval = 1;
+    o.maxRetryInterval = 2;
+    MQTTAsync_connect(s->c, &o);
+    int64_t deadline = now_mono_ms() + 5000;
+    while (!sub_is_subscribed(s) && now_mono_ms() < deadline)
+        sleep_ms(10);
+    CHECK(sub_is_subscribed(s));
+}
+
+static void sub_close(struct sub *s)
+{
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    MQTTAsync_disconnect(s->c, &d);
+    MQTTAsync_destroy(&s->c);
+    for (int i = 0; i < s->n; i++) {
+        free(s->msgs[i].topic);
+        free(s->msgs[i].payload);
+    }
+    pthread_mutex_destroy(&s->lock);
+}
+
+static int sub_count(struct sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->n;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* Index (>= from) of the first message on 'topic' whose payload is exactly
+ * 'payload', waiting up to timeout_ms; -1 when none came. *ret_retained gets
+ * its retain flag. */
+static int sub_wait(struct sub *s, const char *topic, const char *payload, int from,
+                    int timeout_ms, int *ret_retained)
+{
+    int64_t deadline = now_mono_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        for (int i = from; i < s->n; i++)
+            if (strcmp(s->msgs[i].topic, topic) == 0 && strcmp(s->msgs[i].payload, payload) == 0) {
+                if (ret_retained)
+                    *ret_retained = s->msgs[i].retained;
+                pthread_mutex_unlock(&s->lock);
+                return i;
+            }
+        pthread_mutex_unlock(&s->lock);
+        if (now_mono_ms() > deadline)
+            return -1;
+        sleep_ms(10);
+    }
+}
+
+/* ---- helpers around the client under test --------------------------- */
+
+struct test_cfg {
+    char uri[64];
+    char gw[8];
+    char prefix[8];
+    char client_id[64];
+    struct config cfg;
+};
+
+static void make_cfg(struct test_cfg *t, const char *scheme, int port, const char *client_id)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->uri, sizeof(t->uri), "%s://127.0.0.1:%d", scheme, port);
+    snprintf(t->gw, sizeof(t->gw), "gw1");
+    snprintf(t->prefix, sizeof(t->prefix), "park");
+    snprintf(t->client_id, sizeof(t->client_id), "%s", client_id);
+    t->cfg.gateway_id = t->gw;
+    t->cfg.topic_prefix = t->prefix;
+    t->cfg.mqtt_uri = t->uri;
+    t->cfg.mqtt_client_id = t->client_id;
+}
+
+static struct mqtt_stats stats_of(struct mqtt *m)
+{
+    struct mqtt_stats st;
+    mqtt_get_stats(m, &st);
+    return st;
+}
+
+/* Waits until the client has made at least 'connects' connections and is
+ * connected; the time it took in ms, or -1 after timeout_ms. */
+static int64_t wait_connects(struct mqtt *m, uint64_t connects, int timeout_ms)
+{
+    int64_t t0 = now_mono_ms();
+    for (;;) {
+        struct mqtt_stats st = stats_of(m);
+        if (st.connects >= connects && st.connected)
+            return now_mono_ms() - t0;
+        if (now_mono_ms() - t0 > timeout_ms)
+            return -1;
+        sleep_ms(10);
+    }
+}
+
+static bool wait_disconnected(struct mqtt *m, int timeout_ms)
+{
+    int64_t deadline = now_mono_ms() + timeout_ms;
+    while (stats_of(m).connected) {
+        if (now_mono_ms() > deadline)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
+}
+
+static const char *STATUS = "park/gw1/status";
+static const char *OFFLINE = "{\"state\":\"offline\"}";
+static const char *LIVE = "park/gw1/chengtong-plastics/electricity/e1/live";
+
+/* Broker first: online on connect, live publish, restart, offline on stop. */
+static void test_connect_restart_stop(void)
+{
+    int port = free_port();
+    pid_t broker = broker_start(port);
+
+    struct sub s;
+    sub_open(&s, port, "test-sub-1", "park/gw1/#");
+
+    char *online = payload_status_online("0.1.0", 1767225600000LL, 3);
+    struct test_cfg t;
+    make_cfg(&t, "tcp", port, "parkgw-gw1-test");
+    struct mqtt *m = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, online, &m), 0);
+    if (!m)
+        goto out;
+    CHECK_INT(mqtt_start(m), 0);
+    CHECK_INT(mqtt_start(m), -EALREADY);
+
+    CHECK(wait_connects(m, 1, 5000) >= 0);
+    CHECK(sub_wait(&s, STATUS, online, 0, 5000, NULL) >= 0);
+
+    const char *names[] = {"energy_import_kwh"};
+    double vals[] = {123.4};
+    char *live = payload_live(1767225601000LL, "chengtong-plastics", "e1", "electricity", names,
+                              vals, NULL, 1);
+    CHECK_INT(mqtt_publish(m, LIVE, live, strlen(live), 0, true), 0);
+    CHECK(sub_wait(&s, LIVE, live, 0, 5000, NULL) >= 0);
+    struct mqtt_stats st = stats_of(m);
+    CHECK_INT(st.connects, 1);
+    CHECK_INT(st.published, 1);
+    CHECK_INT(st.dropped, 0);
+    CHECK_INT(st.connection_lost, 0);
+    CHECK(st.connected);
+
+    /* A newcomer gets the status as a retained message. */
+    struct sub s2;
+    int retained = -1;
+    sub_open(&s2, port, "test-sub-2", STATUS);
+    CHECK(sub_wait(&s2, STATUS, online, 0, 3000, &retained) >= 0);
+    CHECK_INT(retained, 1);
+    sub_close(&s2);
+
+    /* Broker goes away: counted once, publishes fail fast and are counted. */
+    broker_stop(broker);
+    CHECK(wait_disconnected(m, 5000));
+    st = stats_of(m);
+    CHECK_INT(st.connection_lost, 1);
+    CHECK_INT(mqtt_publish(m, LIVE, live, strlen(live), 0, true), -ENOTCONN);
+    CHECK_INT(stats_of(m).dropped, 1);
+
+    /* Same port again: Paho's automatic reconnect (1 s doubling, +-20%
+     * jitter: tries at ~1, ~3, ~7 s after the loss) finds it well inside
+     * 10 s, and the online status is published again. The new broker has
+     * no retained messages (persistence false), so whatever status the
+     * subscriber gets now was re-sent by the client. */
+    int mark = sub_count(&s);
+    broker = broker_start(port);
+    int64_t took = wait_connects(m, 2, 10000);
+    CHECK(took >= 0);
+    printf("reconnect after broker restart: %lld ms\n", (long long)took);
+    CHECK(sub_wait(&s, STATUS, online, mark, 8000, NULL) >= mark);
+    CHECK_INT(stats_of(m).connects, 2);
+
+    mark = sub_count(&s);
+    CHECK_INT(mqtt_publish(m, LIVE, live, strlen(live), 0, true), 0);
+    CHECK(sub_wait(&s, LIVE, live, mark, 5000, NULL) >= mark);
+    CHECK_INT(stats_of(m).published, 2);
+
+    /* Stop: offline is published (and confirmed) before the disconnect. */
+    mark = sub_count(&s);
+    int64_t t0 = now_mono_ms();
+    mqtt_stop(m, 3000);
+    CHECK(now_mono_ms() - t0 < 3500);
+    CHECK(!stats_of(m).connected);
+    CHECK(sub_wait(&s, STATUS, OFFLINE, mark, 3000, NULL) >= mark);
+    CHECK_INT(mqtt_publish(m, LIVE, live, strlen(live), 0, true), -ENOTCONN);
+    mqtt_stop(m, 1000); /* a second stop is harmless */
+    mqtt_free(m);
+
+    struct sub s3;
+    retained = -1;
+    sub_open(&s3, port, "test-sub-3", STATUS);
+    CHECK(sub_wait(&s3, STATUS, OFFLINE, 0, 3000, &retained) >= 0);
+    CHECK_INT(retained, 1);
+    sub_close(&s3);
+    free(live);
+out:
+    free(online);
+    sub_close(&s);
+    broker_stop(broker);
+}
+
+/* The daemon may come up before the broker: Paho alone would give up after
+ * the first failure; mqtt.c keeps trying (1 s, 2 s, 4 s ... +-20%). */
+static void test_broker_comes_later(void)
+{
+    int port = free_port();
+    char *online = payload_status_online("0.1.0", 1767225600000LL, 1);
+    struct test_cfg t;
+    make_cfg(&t, "tcp", port, "parkgw-gw1-early");
+    struct mqtt *m = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, online, &m), 0);
+    if (!m) {
+        free(online);
+        return;
+    }
+    CHECK_INT(mqtt_start(m), 0);
+    CHECK_INT(mqtt_publish(m, LIVE, "{}", 2, 0, false), -ENOTCONN);
+    sleep_ms(1500); /* first attempt at 0 s fails, the second at 0.8-1.2 s too */
+    struct mqtt_stats st = stats_of(m);
+    CHECK_INT(st.connects, 0);
+    CHECK(!st.connected);
+    CHECK_INT(st.dropped, 1);
+
+    /* Broker up at ~1.5 s (it starts in ~20 ms). The retry interval at that
+     * point is at most 2 s + 20% = 2.4 s after the last failure, which Paho
+     * reports up to 1 s late (its receive thread polls with a 1 s timeout),
+     * and the connect itself takes up to ~1-2 s for the same reason:
+     * 2.4 + 1 + 2 = 5.4 s in the worst case, ~2.5 s typically. */
+    pid_t broker = broker_start(port);
+    int64_t took = wait_connects(m, 1, 10000);
+    CHECK(took >= 0);
+    printf("first connect after broker start: %lld ms\n", (long long)took);
+    CHECK(took <= 6000);
+
+    struct sub s;
+    int retained = -1;
+    sub_open(&s, port, "test-sub-4", STATUS);
+    CHECK(sub_wait(&s, STATUS, online, 0, 3000, &retained) >= 0);
+    CHECK_INT(retained, 1);
+
+    /* An ssl:// URI aimed at this plaintext listener never connects: the TLS
+     * handshake fails and there is no fallback to plaintext. */
+    struct test_cfg tt;
+    make_cfg(&tt, "ssl", port, "parkgw-gw1-tls");
+    tt.cfg.tls_set = true;
+    struct mqtt *mt = NULL;
+    CHECK_INT(mqtt_new(&tt.cfg, online, &mt), 0);
+    if (mt) {
+        CHECK_INT(mqtt_start(mt), 0);
+        sleep_ms(1500);
+        st = stats_of(mt);
+        CHECK_INT(st.connects, 0);
+        CHECK(!st.connected);
+        mqtt_stop(mt, 500);
+        mqtt_free(mt);
+    }
+
+    mqtt_stop(m, 3000);
+    CHECK(sub_wait(&s, STATUS, OFFLINE, 0, 3000, NULL) >= 0);
+    mqtt_free(m);
+    sub_close(&s);
+    broker_stop(broker);
+    free(online);
+}
+
+static void test_arguments(void)
+{
+    struct test_cfg t;
+    struct mqtt *m = (struct mqtt *)&t; /* must stay untouched on failure */
+    make_cfg(&t, "tcp", 1883, "x");
+
+    CHECK_INT(mqtt_new(NULL, "{}", &m), -EINVAL);
+    CHECK_INT(mqtt_new(&t.cfg, NULL, &m), -EINVAL);
+    t.cfg.mqtt_uri = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, "{}", &m), -EINVAL);
+    CHECK(m == (struct mqtt *)&t);
+
+    /* An unknown scheme is refused by Paho at create time. */
+    make_cfg(&t, "gopher", 1883, "x");
+    CHECK_INT(mqtt_new(&t.cfg, "{}", &m), -EINVAL);
+    CHECK(m == (struct mqtt *)&t);
+
+    /* mqtts:// and a password over tcp:// are accepted; freeing a client that
+     * never started (or NULL) is fine, and so is stopping it. */
+    make_cfg(&t, "mqtts", 8883, "x");
+    m = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, "{}", &m), 0);
+    mqtt_stop(m, 100);
+    mqtt_free(m);
+
+    char user[] = "gw1", pass[] = "secret";
+    make_cfg(&t, "tcp", 1883, "x");
+    t.cfg.mqtt_username = user;
+    t.cfg.mqtt_password = pass;
+    m = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, "{}", &m), 0);
+    CHECK_INT(mqtt_publish(m, "a", "b", 1, 0, false), -ENOTCONN);
+    CHECK_INT(mqtt_publish(m, "a", "b", 1, 3, false), -EINVAL);
+    mqtt_free(m);
+    mqtt_free(NULL);
+}
+
+int main(void)
+{
+    const char *t = getenv("PARKGW_TEST_TMP");
+    snprintf(tmpdir, sizeof(tmpdir), "%s", t && *t ? t : "/tmp");
+    mkdir(tmpdir, 0755);
+
+    test_arguments();
+    test_connect_restart_stop();
+    test_broker_comes_later();
+    return check_done();
+}
