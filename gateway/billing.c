@@ -36,6 +36,7 @@ struct bill_acc {
     int64_t pend_ts;
     double pend_v;
     enum pair_kind pend_kind;
+    double pend_delta;      /* its delta from the base, when pend_kind is good or wrap */
 
     int64_t covered_ms;
     struct bill_result r;
@@ -266,10 +267,43 @@ void bill_acc_free(struct bill_acc *a)
     free(a);
 }
 
+static bool kind_ok(enum pair_kind k)
+{
+    return k == PAIR_GOOD || k == PAIR_WRAP;
+}
+
+static void set_pending(struct bill_acc *a, int64_t ts, double v, enum pair_kind kind,
+                        double delta)
+{
+    a->has_pend = true;
+    a->pend_ts = ts;
+    a->pend_v = v;
+    a->pend_kind = kind;
+    a->pend_delta = delta;
+}
+
+/* Settles the pending reading: its pair with the base is accepted, or its
+ * spike/reset confirmed. */
+static void settle_pending(struct bill_acc *a)
+{
+    if (kind_ok(a->pend_kind)) {
+        a->has_pend = false;
+        accept(a, a->pend_ts, a->pend_v, a->pend_delta, a->pend_kind);
+    } else {
+        confirm_pending(a);
+    }
+}
+
+/*
+ * Every reading waits for the next one before its pair with the base is
+ * settled: a reading is a bad read when the base and the next reading agree
+ * with each other but not with it (the base -> next pair is plausible while
+ * base -> it or it -> next is not). Then it is dropped and the next one
+ * takes its place.
+ */
 void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
 {
-    double delta = 0;
-    enum pair_kind kind;
+    double d_bn = 0, d_pn = 0;
 
     if (!isfinite(value))
         return;
@@ -279,33 +313,27 @@ void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
     }
     if (ts <= (a->has_pend ? a->pend_ts : a->base_ts))
         return;
-    if (a->has_pend) {
-        kind = classify(a, a->base_v, value, ts - a->base_ts, &delta);
-        if (kind == PAIR_GOOD || kind == PAIR_WRAP) {
-            /* The pending reading was a bad read: this one carries on. */
-            if (in_period(a, a->pend_ts))
-                a->r.n_outliers++;
-            a->has_pend = false;
-            accept(a, ts, value, delta, kind);
-            return;
-        }
-        confirm_pending(a);
+    enum pair_kind k_bn = classify(a, a->base_v, value, ts - a->base_ts, &d_bn);
+    if (!a->has_pend) {
+        set_pending(a, ts, value, k_bn, d_bn);
+        return;
     }
-    kind = classify(a, a->base_v, value, ts - a->base_ts, &delta);
-    if (kind == PAIR_GOOD || kind == PAIR_WRAP) {
-        accept(a, ts, value, delta, kind);
-    } else {
-        a->has_pend = true;
-        a->pend_ts = ts;
-        a->pend_v = value;
-        a->pend_kind = kind;
+    enum pair_kind k_pn = classify(a, a->pend_v, value, ts - a->pend_ts, &d_pn);
+    bool pend_odd = !kind_ok(a->pend_kind) || !kind_ok(k_pn);
+    if (pend_odd && kind_ok(k_bn)) {
+        if (in_period(a, a->pend_ts))
+            a->r.n_outliers++;
+        set_pending(a, ts, value, k_bn, d_bn);
+        return;
     }
+    settle_pending(a);
+    set_pending(a, ts, value, k_pn, d_pn);
 }
 
 void bill_acc_finish(struct bill_acc *a, struct bill_result *ret)
 {
     if (a->has_pend)
-        confirm_pending(a);
+        settle_pending(a);
     a->r.coverage_pct = (double)a->covered_ms * 100.0 / (double)(a->p.to - a->p.from);
     const struct cfg_tariff *t = a->p.tariff;
     a->r.amount = 0;

@@ -25,11 +25,11 @@
  *    in the bottom of the range). The delta is added back.
  *  - any other drop is a reset (meter replaced or cleared): a new segment
  *    starts at cur; the interval counts 0 and is reported in resets[].
- *  - a spike or a reset is confirmed only by the reading after it: when that
- *    next reading follows on plausibly from prev, the odd reading was a bad
- *    read and is dropped (n_outliers) and prev..next is a normal interval.
- *    A confirmed spike excludes its delta; the counter continues from the
- *    new level.
+ *  - every reading is settled only when the next one arrives: a reading
+ *    that breaks the rules with its neighbours (prev -> it or it -> next is
+ *    a spike or a reset) while prev -> next is plausible was a bad read; it is
+ *    dropped (n_outliers) and prev..next is a normal interval. Otherwise a
+ *    spike's delta is excluded and the counter continues from the new level.
  *  - the interval of an excluded spike or of a reset is not covered. A normal
  *    interval is covered when it is at most gap_ms long. Longer gaps still
  *    count their delta (the counter is cumulative, so the consumption over

@@ -2,13 +2,21 @@
  * test_billing.c - the counter rules of gateway/billing.c on hand-made
  * series: register wrap-around (with scale and PT x CT), meter resets, bad
  * reads, spikes, gaps and coverage, interpolation at the period's edges, and
- * the local-time parser/formatter. TZ=Asia/Shanghai (UTC+8, no DST).
+ * the local-time parser/formatter; then `bill` and `query` end to end on a
+ * generated config and a temporary store, checking their output text
+ * exactly. TZ=Asia/Shanghai (UTC+8, no DST).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/billing.h"
+#include "gateway/commands.h"
+#include "gateway/util.h"
+#include "storage/store.h"
 #include "tests/unit/check.h"
 
 #define S 1000LL    /* ms per second */
@@ -154,6 +162,24 @@ static void test_outlier(void)
     CHECK_INT(r.n_outliers, 1);
     CHECK_NEAR(r.coverage_pct, 100, 1e-9);
     CHECK_NEAR(r.end_reading, 130, 0);
+
+    /* An upward bad read (1e9) with no max_rate to call it a spike: the drop
+     * after it would be a reset, but 110 -> 130 agree, so it is dropped too. */
+    s[2].value = 1e9;
+    CHECK_INT(bill_compute(&p, s, 5, &r), 0);
+    CHECK_NEAR(r.consumption, 40, 1e-9);
+    CHECK_INT(r.n_resets, 0);
+    CHECK_INT(r.n_outliers, 1);
+
+    /* A genuine replacement right after a reading: 100 110 120 0 5 -> the
+     * 0 is not a bad read since 110 -> 5 is a drop too. */
+    s[2].value = 120;
+    s[3].value = 0;
+    s[4].value = 5;
+    CHECK_INT(bill_compute(&p, s, 5, &r), 0);
+    CHECK_NEAR(r.consumption, 25, 1e-9); /* 10 + 10 + reset + 5 */
+    CHECK_INT(r.n_resets, 1);
+    CHECK_INT(r.n_outliers, 0);
 }
 
 /* max_rate 360/h = 1 per 10 s. 0 1 2 1000 1001 1002 1003 every 10 s over
@@ -331,6 +357,323 @@ static void test_time(void)
     CHECK_INT(bill_next_local_midnight(lt("2026-11-30")), lt("2026-12-01"));
 }
 
+
+/* ---- end to end: config + store -> statement / export ---- */
+
+static char tmpdir[512], cfg_path[600], db_path[600];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        abort();
+    }
+}
+
+/* Config: acme has e1 (electricity, hourly) and w1 (water, hourly), beta has
+ * g1 (gas) that never reported. DESIGN.md tariffs. */
+static void make_config(const char *path, const char *db)
+{
+    char *text = xasprintf(
+        "gateway = { id = \"t1\"; timezone = \"Asia/Shanghai\"; };\n"
+        "storage = { path = \"%s\"; };\n"
+        "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
+        "buses = ( { name = \"b\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 502; } );\n"
+        "@include \"profiles/generic-electricity.cfg\"\n"
+        "@include \"profiles/generic-water.cfg\"\n"
+        "@include \"profiles/generic-gas.cfg\"\n"
+        "enterprises = (\n"
+        "  { id = \"acme\"; name = \"Acme\"; meters = (\n"
+        "    { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1;\n"
+        "      profile = \"generic-electricity\"; interval = 3600; pt_ratio = 100.0; ct_ratio = 40.0; },\n"
+        "    { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 2; profile = \"generic-water\";\n"
+        "      interval = 3600; } ); },\n"
+        "  { id = \"beta\"; name = \"Beta\"; meters = (\n"
+        "    { id = \"g1\"; utility = \"gas\"; bus = \"b\"; unit_id = 3; profile = \"generic-gas\";\n"
+        "      interval = 60; } ); }\n"
+        ");\n"
+        "tariffs = (\n"
+        "  { utility = \"electricity\"; currency = \"CNY\";\n"
+        "    bands = ( { name = \"peak\"; price = 1.0525; hours = [ \"08:00-11:00\", \"18:00-23:00\" ]; },\n"
+        "              { name = \"flat\"; price = 0.6793; hours = [ \"07:00-08:00\", \"11:00-18:00\" ]; },\n"
+        "              { name = \"valley\"; price = 0.3218; hours = [ \"23:00-07:00\" ]; } ); },\n"
+        "  { utility = \"water\"; currency = \"CNY\"; price = 3.90; },\n"
+        "  { utility = \"gas\"; currency = \"CNY\"; price = 3.25; }\n"
+        ");\n",
+        db);
+    write_file(path, text);
+    free(text);
+}
+
+/*
+ * Samples, k = 0..27 at Oct 31 23:00 + k hours (local):
+ *  e1 energy_import_kwh = 1000 + 10 k (float32 value already scaled)
+ *  w1 total_m3 = (4294966.5 + 0.2 k) mod 4294967.296 (uint32 x 0.001 wraps
+ *     between k = 3 and k = 4)
+ */
+static int make_store(void)
+{
+    struct store *st;
+    char err[256];
+    int r = store_open(db_path, false, &st, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return r;
+    }
+    uint32_t e1, w1;
+    CHECK_INT(store_point_id(st, "acme", "e1", "energy_import_kwh", UTIL_ELECTRICITY,
+                             KIND_COUNTER, &e1), 0);
+    CHECK_INT(store_point_id(st, "acme", "w1", "total_m3", UTIL_WATER, KIND_COUNTER, &w1), 0);
+    struct sample smp[56];
+    int64_t t0 = lt("2026-10-31T23:00");
+    for (int k = 0; k < 28; k++) {
+        smp[2 * k] = (struct sample){e1, t0 + k * H, 1000.0 + 10.0 * k};
+        smp[2 * k + 1] = (struct sample){w1, t0 + k * H, fmod(4294966.5 + 0.2 * k, 4294967.296)};
+    }
+    CHECK_INT(store_insert(st, smp, 56), 0);
+    store_close(st);
+    return 0;
+}
+
+static char *capture_bill(const struct config *cfg, struct store *st,
+                          const struct bill_request *req, int *ret)
+{
+    char *buf = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    *ret = bill_write(f, cfg, st, req, err, sizeof(err));
+    fclose(f);
+    if (*ret < 0)
+        fprintf(stderr, "(expected?) bill_write: %s\n", err);
+    return buf;
+}
+
+static char *capture_query(const struct config *cfg, struct store *st, const char *target,
+                           int64_t from, int64_t to, int step, bool json, int *ret)
+{
+    char *buf = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    *ret = query_write(f, cfg, st, target, from, to, step, json, err, sizeof(err));
+    fclose(f);
+    if (*ret < 0)
+        fprintf(stderr, "(expected?) query_write: %s\n", err);
+    return buf;
+}
+
+/* Runs cmd_bill/cmd_query with stdout sent to /dev/null; returns the exit code. */
+static int run_quiet(int (*cmd)(int, char **, const char *), char **argv)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    fflush(stdout);
+    int saved = dup(1), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    dup2(null, 1);
+    close(null);
+    int rc = cmd(argc, argv, cfg_path);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    /* the commands set TZ from the config: the same zone as the tests */
+    return rc;
+}
+
+static void test_end_to_end(void)
+{
+    const char *tmp = getenv("PARKGW_TEST_TMP");
+    const char *src = getenv("PARKGW_SOURCE_DIR");
+    if (!src) {
+        fprintf(stderr, "PARKGW_SOURCE_DIR not set: run through ctest\n");
+        CHECK(src != NULL);
+        return;
+    }
+    if (tmp)
+        mkdir(tmp, 0755);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/billXXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    char *pdir = xasprintf("%s/config/profiles", src);
+    setenv("PARKGW_PROFILE_DIR", pdir, 1);
+    free(pdir);
+    snprintf(cfg_path, sizeof(cfg_path), "%s/parkgw.cfg", tmpdir);
+    snprintf(db_path, sizeof(db_path), "%s/parkgw.db", tmpdir);
+    make_config(cfg_path, db_path);
+    if (make_store() < 0) {
+        CHECK(!"store");
+        return;
+    }
+
+    struct config *cfg;
+    char err[512];
+    int r = config_load(cfg_path, &cfg, err, sizeof(err));
+    CHECK_INT(r, 0);
+    if (r < 0) {
+        fprintf(stderr, "config_load: %s\n", err);
+        return;
+    }
+    struct store *st;
+    CHECK_INT(store_open(db_path, true, &st, err, sizeof(err)), 0);
+
+    /*
+     * Nov 1 (local): e1 reads 1010 at 00:00 .. 1240 at 23:00, 10 kWh/h:
+     * 240 kWh; peak 08-11 + 18-23 = 8 h = 80, flat 07-08 + 11-18 = 80,
+     * valley 00-07 + 23-24 = 80; amount 80 x (1.0525 + 0.6793 + 0.3218) =
+     * 164.288 -> 164.29. w1: 24 x 0.2 = 4.8 m3 across the wrap, from
+     * 4294966.7 at 00:00 (k = 1) to (4294966.5 + 24 x 0.2) - 4294967.296 =
+     * 4.004 at 23:00 (k = 24);
+     * 4.8 x 3.90 = 18.72. beta/g1 never reported: empty readings, 0, 0 %.
+     */
+    struct bill_request req = {.from = lt("2026-11-01"), .to = lt("2026-11-02"),
+                               .format = BILL_FMT_CSV};
+    char *out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, 0);
+    CHECK_STR(out,
+              "enterprise,meter,utility,unit,from,to,start_reading,end_reading,consumption,"
+              "peak,flat,valley,coverage_pct,amount,currency\n"
+              "acme,e1,electricity,kWh,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
+              "1010.000,1240.000,240.000,80.000,80.000,80.000,100.0,164.29,CNY\n"
+              "acme,w1,water,m3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
+              "4294966.700,4.004,4.800,,,,100.0,18.72,CNY\n"
+              "beta,g1,gas,Nm3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
+              ",,0.000,,,,0.0,0.00,CNY\n");
+    free(out);
+
+    /* Filters */
+    req.enterprise = "beta";
+    out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, 0);
+    CHECK_CONTAINS(out, "\nbeta,g1,gas,");
+    CHECK(out && !strstr(out, "acme"));
+    free(out);
+    req.enterprise = NULL;
+    req.has_utility = true;
+    req.utility = UTIL_WATER;
+    out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, 0);
+    CHECK(out && strstr(out, "acme,w1,water") && !strstr(out, "e1") && !strstr(out, "g1"));
+    free(out);
+    req.has_utility = false;
+
+    /* Unknown enterprise: -EINVAL and nothing written */
+    req.enterprise = "nope";
+    out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, -EINVAL);
+    CHECK_STR(out, "");
+    free(out);
+    req.enterprise = NULL;
+
+    /* JSON: numbers as numbers, totals per enterprise and park */
+    req.format = BILL_FMT_JSON;
+    out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, 0);
+    CHECK_CONTAINS(out, "\"consumption\": 240.0");
+    CHECK_CONTAINS(out, "\"amount\": 164.29");
+    CHECK_CONTAINS(out, "\"start_reading\": null");
+    CHECK_CONTAINS(out, "\"wraps\": 1");
+    /* acme's amount: 164.29 + 18.72 = 183.01; park adds beta's 0.00 */
+    CHECK_CONTAINS(out, "\"CNY\": 183.01");
+    free(out);
+
+    /* Table: one line per meter plus totals */
+    req.format = BILL_FMT_TABLE;
+    out = capture_bill(cfg, st, &req, &r);
+    CHECK_INT(r, 0);
+    CHECK_CONTAINS(out, "ENTERPRISE");
+    CHECK_CONTAINS(out, "183.01 CNY");
+    CHECK_CONTAINS(out, "PARK");
+    free(out);
+
+    /*
+     * query --step 1d over Nov 1-2: Nov 1 has readings k = 1..24 (1010..1240,
+     * avg 1125) and 240 kWh; Nov 2 has k = 25..27 (1250, 1260, 1270) and
+     * 00:00-02:00 = 20 kWh (no reading after 02:00).
+     */
+    out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-11-01"), lt("2026-11-03"),
+                        86400, false, &r);
+    CHECK_INT(r, 0);
+    CHECK_STR(out, "bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n"
+                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,24,1010,1240,1125,240,1240\n"
+                   "2026-11-02T00:00:00+08:00,acme,e1,energy_import_kwh,3,1250,1270,1260,20,1270\n");
+    free(out);
+
+    /* 1h buckets from 22:30 (bucket 22:00, only 23:00's reading counts: the
+     * 22:30-23:00 share of 22:00->23:00 is not in the store, k starts at 23:00) */
+    out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-10-31T23:30"),
+                        lt("2026-11-01T01:00"), 3600, false, &r);
+    CHECK_INT(r, 0);
+    /* 23:00 bucket: no reading at or after 23:30, 23:30-00:00 half of 10 = 5;
+     * 00:00 bucket: reading 1010, 10 kWh */
+    CHECK_STR(out, "bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n"
+                   "2026-10-31T23:00:00+08:00,acme,e1,energy_import_kwh,0,,,,5,\n"
+                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,1,1010,1010,1010,10,1010\n");
+    free(out);
+
+    /* raw, all points of the meter (only the counter has data) */
+    out = capture_query(cfg, st, "acme/e1", lt("2026-11-01"), lt("2026-11-01T02:00"), 0, false,
+                        &r);
+    CHECK_INT(r, 0);
+    CHECK_STR(out, "enterprise,meter,point,ts,value\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T00:00:00.000+08:00,1010\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T01:00:00.000+08:00,1020\n");
+    free(out);
+    out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-11-01"),
+                        lt("2026-11-01T01:00"), 0, true, &r);
+    CHECK_INT(r, 0);
+    CHECK_STR(out, "[\n  {\"enterprise\":\"acme\",\"meter\":\"e1\",\"point\":\"energy_import_kwh\","
+                   "\"ts\":1793462400000,\"time\":\"2026-11-01T00:00:00.000+08:00\",\"value\":1010}"
+                   "\n]\n");
+    free(out);
+    out = capture_query(cfg, st, "acme/e9", lt("2026-11-01"), lt("2026-11-02"), 0, false, &r);
+    CHECK_INT(r, -EINVAL);
+    CHECK_STR(out, "");
+    free(out);
+    out = capture_query(cfg, st, "acme/e1/nope_kwh", lt("2026-11-01"), lt("2026-11-02"), 0, false,
+                        &r);
+    CHECK_INT(r, -EINVAL);
+    free(out);
+    store_close(st);
+
+    /* The commands' exit codes */
+    char *ok[] = {"bill", "--from", "2026-11-01", "--to", "2026-11-02", "--format", "csv", NULL};
+    CHECK_INT(run_quiet(cmd_bill, ok), 0);
+    char *bad_date[] = {"bill", "--from", "2026-11-31", "--to", "2026-12-01", NULL};
+    CHECK_INT(run_quiet(cmd_bill, bad_date), 1);
+    char *backwards[] = {"bill", "--from", "2026-11-02", "--to", "2026-11-01", NULL};
+    CHECK_INT(run_quiet(cmd_bill, backwards), 1);
+    char *bad_util[] = {"bill", "--from", "2026-11-01", "--to", "2026-11-02", "--utility",
+                        "steam", NULL};
+    CHECK_INT(run_quiet(cmd_bill, bad_util), 1);
+    char *bad_ent[] = {"bill", "--from", "2026-11-01", "--to", "2026-11-02", "--enterprise",
+                       "nope", NULL};
+    CHECK_INT(run_quiet(cmd_bill, bad_ent), 1);
+    char *no_to[] = {"bill", "--from", "2026-11-01", NULL};
+    CHECK_INT(run_quiet(cmd_bill, no_to), 1);
+    char *q_ok[] = {"query", "acme/e1", "--from", "2026-11-01", "--to", "1793548800000",
+                    "--step", "15m", "--format", "json", NULL};
+    CHECK_INT(run_quiet(cmd_query, q_ok), 0);
+    char *q_bad[] = {"query", "acme/e9", "--from", "2026-11-01", "--to", "2026-11-02", NULL};
+    CHECK_INT(run_quiet(cmd_query, q_bad), 1);
+    char *q_step[] = {"query", "acme/e1", "--from", "2026-11-01", "--to", "2026-11-02", "--step",
+                      "2h", NULL};
+    CHECK_INT(run_quiet(cmd_query, q_step), 1);
+
+    /* A missing database is a runtime failure: exit 2 */
+    config_free(cfg);
+    unlink(db_path);
+    char *wal = xasprintf("%s-wal", db_path), *shm = xasprintf("%s-shm", db_path);
+    unlink(wal);
+    unlink(shm);
+    free(wal);
+    free(shm);
+    CHECK_INT(run_quiet(cmd_bill, ok), 2);
+    unlink(cfg_path);
+    rmdir(tmpdir);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -344,5 +687,6 @@ int main(void)
     test_edges_add_up();
     test_on_delta();
     test_time();
+    test_end_to_end();
     return check_done();
 }

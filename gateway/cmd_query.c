@@ -1,0 +1,547 @@
+/*
+ * cmd_query.c - `parkgw query`: exports one meter's time series (all its
+ * points, or one) for a period, raw or in local-time buckets. Counter
+ * buckets carry the consumption computed by billing.c's delta rules, so a
+ * day's bucket agrees with `parkgw bill` for that day.
+ *
+ * CSV output:
+ *   raw:   enterprise,meter,point,ts,value
+ *          (the `parkgw import` format: export from one gateway, import into
+ *          another; ts is ISO 8601 local time with milliseconds and offset)
+ *   steps: bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last
+ *          bucket_start is ISO 8601 local with offset; buckets are aligned to
+ *          local wall-clock time (1d at local midnight, 23 or 25 h on DST
+ *          days); every bucket that overlaps [from, to) is listed, empty ones
+ *          with count 0 and empty min/max/avg/last; only readings inside
+ *          [from, to) count, so the first and last buckets may be partial.
+ *          consumption is empty for gauges; for counters it is the share of
+ *          each accepted delta falling in the bucket (wraps added back, resets
+ *          and spikes excluded, deltas spread uniformly over their interval).
+ * JSON output: an array of objects with the same fields (numbers as
+ * numbers, empty fields null) plus "ts" in Unix ms (raw: the sample's,
+ * steps: the bucket start's) and for raw rows "time" (the ISO text).
+ * Output is streamed; a store failure midway exits 2 with partial output.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/billing.h"
+#include "gateway/commands.h"
+#include "gateway/util.h"
+#include "storage/store.h"
+
+#define EDGE_MARGIN_MS (7 * 86400000LL)
+#define GAP_INTERVALS 3
+#define MAX_BUCKETS 1000000
+#define DEFAULT_CONFIG "/etc/parkgw/parkgw.cfg"
+
+struct bucket {
+    int64_t count;
+    double min, max, sum, last;
+    double consumption;
+};
+
+struct qctx {
+    FILE *out;
+    bool json;
+    bool first_row;  /* JSON: no comma before the first object */
+    const char *ent, *meter, *point;
+    bool counter;
+    int64_t from, to;
+    /* steps */
+    int64_t *edge;   /* n_buckets + 1 boundaries */
+    struct bucket *b;
+    size_t n_buckets;
+};
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0)))
+        q--;
+    return q;
+}
+
+/* The start of the local-time bucket of step_s seconds containing t. */
+static int64_t bucket_floor(int64_t t, int step_s)
+{
+    if (step_s == 86400)
+        return bill_local_midnight(t);
+    time_t s = (time_t)floor_div(t, 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    int64_t off = (int64_t)tm.tm_gmtoff * 1000, step = (int64_t)step_s * 1000;
+    int64_t b = floor_div(t + off, step) * step - off;
+    return b <= t ? b : b - step;
+}
+
+static int64_t bucket_next(int64_t b, int step_s)
+{
+    if (step_s == 86400)
+        return bill_next_local_midnight(b);
+    int64_t n = bucket_floor(b + (int64_t)step_s * 1000, step_s);
+    return n > b ? n : b + (int64_t)step_s * 1000;
+}
+
+/* Shortest text that reads back as the same double. */
+static const char *fmt_num(double v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, len, "%.17g", v);
+    return buf;
+}
+
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static void csv_str(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void json_begin_row(struct qctx *q)
+{
+    fputs(q->first_row ? "\n  {" : ",\n  {", q->out);
+    q->first_row = false;
+    fputs("\"enterprise\":", q->out);
+    json_str(q->out, q->ent);
+    fputs(",\"meter\":", q->out);
+    json_str(q->out, q->meter);
+    fputs(",\"point\":", q->out);
+    json_str(q->out, q->point);
+}
+
+static int raw_row(void *ud, int64_t ts, double value)
+{
+    struct qctx *q = ud;
+    char tbuf[64], nbuf[40];
+    if (!isfinite(value))
+        return 0;
+    bill_format_time(ts, true, tbuf, sizeof(tbuf));
+    fmt_num(value, nbuf, sizeof(nbuf));
+    if (q->json) {
+        json_begin_row(q);
+        fprintf(q->out, ",\"ts\":%lld,\"time\":\"%s\",\"value\":%s}", (long long)ts, tbuf, nbuf);
+    } else {
+        csv_str(q->out, q->ent);
+        fputc(',', q->out);
+        csv_str(q->out, q->meter);
+        fputc(',', q->out);
+        csv_str(q->out, q->point);
+        fprintf(q->out, ",%s,%s\n", tbuf, nbuf);
+    }
+    return 0;
+}
+
+/* Index of the bucket containing t (edge[i] <= t < edge[i+1]), or -1. */
+static long find_bucket(const struct qctx *q, int64_t t)
+{
+    if (t < q->edge[0] || t >= q->edge[q->n_buckets])
+        return -1;
+    size_t lo = 0, hi = q->n_buckets; /* edge[lo] <= t < edge[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (q->edge[mid] <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (long)lo;
+}
+
+static void spread_delta(void *ud, int64_t t0, int64_t t1, double delta)
+{
+    struct qctx *q = ud;
+    int64_t c0 = t0 > q->from ? t0 : q->from;
+    int64_t c1 = t1 < q->to ? t1 : q->to;
+    if (c0 >= c1)
+        return;
+    long i = find_bucket(q, c0);
+    if (i < 0)
+        return;
+    for (size_t k = (size_t)i; k < q->n_buckets && q->edge[k] < c1; k++) {
+        int64_t a = q->edge[k] > c0 ? q->edge[k] : c0;
+        int64_t e = q->edge[k + 1] < c1 ? q->edge[k + 1] : c1;
+        if (e > a)
+            q->b[k].consumption += delta * ((double)(e - a) / (double)(t1 - t0));
+    }
+}
+
+struct step_feed {
+    struct qctx *q;
+    struct bill_acc *acc; /* counters only */
+};
+
+static int step_sample(void *ud, int64_t ts, double value)
+{
+    struct step_feed *f = ud;
+    struct qctx *q = f->q;
+    if (f->acc)
+        bill_acc_add(f->acc, ts, value);
+    if (ts < q->from || ts >= q->to || !isfinite(value))
+        return 0;
+    long i = find_bucket(q, ts);
+    if (i < 0)
+        return 0;
+    struct bucket *b = &q->b[i];
+    if (b->count == 0 || value < b->min)
+        b->min = value;
+    if (b->count == 0 || value > b->max)
+        b->max = value;
+    b->sum += value;
+    b->last = value;
+    b->count++;
+    return 0;
+}
+
+static void write_buckets(struct qctx *q)
+{
+    char tbuf[64], n1[40], n2[40], n3[40], n4[40], n5[40];
+    for (size_t k = 0; k < q->n_buckets; k++) {
+        const struct bucket *b = &q->b[k];
+        bool has = b->count > 0;
+        bill_format_time(q->edge[k], false, tbuf, sizeof(tbuf));
+        const char *mn = has ? fmt_num(b->min, n1, sizeof(n1)) : NULL;
+        const char *mx = has ? fmt_num(b->max, n2, sizeof(n2)) : NULL;
+        const char *avg = has ? fmt_num(b->sum / (double)b->count, n3, sizeof(n3)) : NULL;
+        const char *last = has ? fmt_num(b->last, n4, sizeof(n4)) : NULL;
+        const char *cons = q->counter ? fmt_num(b->consumption, n5, sizeof(n5)) : NULL;
+        if (q->json) {
+            json_begin_row(q);
+            fprintf(q->out,
+                    ",\"bucket_start\":\"%s\",\"ts\":%lld,\"count\":%lld,\"min\":%s,\"max\":%s,"
+                    "\"avg\":%s,\"consumption\":%s,\"last\":%s}",
+                    tbuf, (long long)q->edge[k], (long long)b->count, mn ? mn : "null",
+                    mx ? mx : "null", avg ? avg : "null", cons ? cons : "null",
+                    last ? last : "null");
+        } else {
+            fprintf(q->out, "%s,", tbuf);
+            csv_str(q->out, q->ent);
+            fputc(',', q->out);
+            csv_str(q->out, q->meter);
+            fputc(',', q->out);
+            csv_str(q->out, q->point);
+            fprintf(q->out, ",%lld,%s,%s,%s,%s,%s\n", (long long)b->count, mn ? mn : "",
+                    mx ? mx : "", avg ? avg : "", cons ? cons : "", last ? last : "");
+        }
+    }
+}
+
+static int query_point(struct qctx *q, struct store *st, const struct cfg_meter *m,
+                       const struct cfg_point *pt, int step_s, char *err, size_t errlen)
+{
+    uint32_t id;
+    bool stored = true;
+    int r = store_find_point(st, q->ent, q->meter, pt->name, &id);
+    if (r == -ENOENT) {
+        stored = false;
+        r = 0;
+    } else if (r < 0) {
+        goto out_io;
+    }
+    q->point = pt->name;
+    q->counter = pt->kind == KIND_COUNTER;
+
+    if (step_s == 0) {
+        if (stored && (r = store_scan(st, id, q->from, q->to, raw_row, q)) < 0)
+            goto out_io;
+        return 0;
+    }
+
+    memset(q->b, 0, q->n_buckets * sizeof(*q->b));
+    struct step_feed f = {.q = q};
+    if (q->counter) {
+        struct bill_params p = {
+            .from = q->from,
+            .to = q->to,
+            .wrap = bill_wrap_modulus(pt, m),
+            .max_rate = pt->max_rate,
+            .gap_ms = (int64_t)GAP_INTERVALS * m->interval * 1000,
+            .on_delta = spread_delta,
+            .ud = q,
+        };
+        if (bill_acc_new(&p, &f.acc) < 0) {
+            snprintf(err, errlen, "internal error: bad period");
+            return -EINVAL;
+        }
+    }
+    if (stored) {
+        int64_t margin = f.acc ? EDGE_MARGIN_MS : 0;
+        r = store_scan(st, id, q->from - margin, q->to + margin, step_sample, &f);
+    }
+    if (f.acc) {
+        struct bill_result res;
+        bill_acc_finish(f.acc, &res);
+        bill_acc_free(f.acc);
+    }
+    if (r < 0)
+        goto out_io;
+    write_buckets(q);
+    return 0;
+
+out_io:
+    snprintf(err, errlen, "reading %s/%s/%s from the store: %s", q->ent, q->meter, pt->name,
+             store_errmsg(st));
+    return -EIO;
+}
+
+int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
+                int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen)
+{
+    int r = 0;
+    if (from >= to) {
+        snprintf(err, errlen, "--from must be before --to");
+        return -EINVAL;
+    }
+    if (step_s != 0 && step_s != 60 && step_s != 900 && step_s != 3600 && step_s != 86400) {
+        snprintf(err, errlen, "unsupported step %d s", step_s);
+        return -EINVAL;
+    }
+    /* ENTERPRISE/METER[/POINT] */
+    char *em = xstrdup(target);
+    const char *point_name = NULL;
+    char *slash = strchr(em, '/');
+    if (slash && (slash = strchr(slash + 1, '/'))) {
+        *slash = '\0';
+        point_name = slash + 1;
+    }
+    const struct cfg_meter *m = config_find_meter(cfg, em);
+    if (!m) {
+        snprintf(err, errlen, "unknown meter '%s' (ENTERPRISE/METER[/POINT])", em);
+        r = -EINVAL;
+        goto out_free_em;
+    }
+    const struct cfg_profile *prof = &cfg->profiles[m->profile];
+    if (point_name) {
+        bool found = false;
+        for (size_t i = 0; i < prof->n_points; i++)
+            found |= strcmp(prof->points[i].name, point_name) == 0;
+        if (!found) {
+            snprintf(err, errlen, "meter %s has no point '%s' (profile %s)", em, point_name,
+                     prof->name);
+            r = -EINVAL;
+            goto out_free_em;
+        }
+    }
+
+    struct qctx q = {
+        .out = out, .json = json, .first_row = true, .ent = m->enterprise->id,
+        .meter = m->id, .from = from, .to = to,
+    };
+    if (step_s) {
+        size_t cap = 0;
+        int64_t e = bucket_floor(from, step_s);
+        for (;;) {
+            q.edge = xgrow(q.edge, &cap, q.n_buckets + 1, sizeof(*q.edge));
+            q.edge[q.n_buckets] = e;
+            if (e >= to)
+                break;
+            if (++q.n_buckets > MAX_BUCKETS) {
+                snprintf(err, errlen, "more than %d buckets: use a larger --step or a shorter "
+                                      "period", MAX_BUCKETS);
+                r = -EINVAL;
+                goto out_free_q;
+            }
+            e = bucket_next(e, step_s);
+        }
+        q.b = xcalloc(q.n_buckets, sizeof(*q.b));
+    }
+
+    if (json)
+        fputc('[', out);
+    else if (step_s)
+        fputs("bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n", out);
+    else
+        fputs("enterprise,meter,point,ts,value\n", out);
+    for (size_t i = 0; i < prof->n_points; i++) {
+        const struct cfg_point *pt = &prof->points[i];
+        if (point_name && strcmp(pt->name, point_name) != 0)
+            continue;
+        r = query_point(&q, st, m, pt, step_s, err, errlen);
+        if (r < 0)
+            goto out_free_q;
+    }
+    if (json)
+        fputs(q.first_row ? "]\n" : "\n]\n", out);
+    if (ferror(out)) {
+        snprintf(err, errlen, "writing the output: %s", strerror(errno));
+        r = -EIO;
+    }
+out_free_q:
+    free(q.edge);
+    free(q.b);
+out_free_em:
+    free(em);
+    return r;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: parkgw query [-c FILE] ENTERPRISE/METER[/POINT] --from T --to T\n"
+            "                    [--step raw|1m|15m|1h|1d] [--format csv|json]\n"
+            "T is YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (the gateway's time zone), ISO 8601\n"
+            "with an offset (2026-11-01T00:00:00+08:00) or Unix milliseconds.\n");
+}
+
+static int parse_step(const char *s, int *ret)
+{
+    static const struct {
+        const char *name;
+        int s;
+    } steps[] = {{"raw", 0}, {"1m", 60}, {"15m", 900}, {"1h", 3600}, {"1d", 86400}};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++)
+        if (strcmp(s, steps[i].name) == 0) {
+            *ret = steps[i].s;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int cmd_query(int argc, char **argv, const char *cfg_path)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},     {"step", required_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *from_arg = NULL, *to_arg = NULL, *target = NULL;
+    int step_s = 0, c, ret = 1;
+    bool json = false;
+    struct config *cfg = NULL;
+    struct store *st = NULL;
+    char err[512];
+    int64_t from, to;
+
+    optind = 0; /* restart getopt: main may have used it */
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'f':
+            from_arg = optarg;
+            break;
+        case 't':
+            to_arg = optarg;
+            break;
+        case 's':
+            if (parse_step(optarg, &step_s) < 0) {
+                fprintf(stderr, "parkgw query: unknown step '%s' (raw, 1m, 15m, 1h, 1d)\n",
+                        optarg);
+                return 1;
+            }
+            break;
+        case 'F':
+            if (strcmp(optarg, "csv") == 0) {
+                json = false;
+            } else if (strcmp(optarg, "json") == 0) {
+                json = true;
+            } else {
+                fprintf(stderr, "parkgw query: unknown format '%s' (csv, json)\n", optarg);
+                return 1;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind + 1 != argc || !from_arg || !to_arg) {
+        fprintf(stderr, "parkgw query: %s\n",
+                optind >= argc   ? "ENTERPRISE/METER[/POINT] is required"
+                : optind + 1 < argc ? "one ENTERPRISE/METER[/POINT] only"
+                                    : "--from and --to are required");
+        usage(stderr);
+        return 1;
+    }
+    target = argv[optind];
+
+    if (!cfg_path)
+        cfg_path = DEFAULT_CONFIG;
+    if (config_load(cfg_path, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    setenv("TZ", cfg->timezone ? cfg->timezone : "UTC", 1);
+    tzset();
+    const char *bad = bill_parse_time(from_arg, true, &from) < 0 ? from_arg
+                      : bill_parse_time(to_arg, true, &to) < 0    ? to_arg
+                                                                  : NULL;
+    if (bad) {
+        fprintf(stderr,
+                "parkgw query: bad time '%s' (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] local time in "
+                "%s, ISO 8601 with offset, or Unix ms)\n",
+                bad, cfg->timezone ? cfg->timezone : "UTC");
+        goto out_free_cfg;
+    }
+    if (from >= to) {
+        fprintf(stderr, "parkgw query: --from %s is not before --to %s\n", from_arg, to_arg);
+        goto out_free_cfg;
+    }
+    /* Check the target before touching the store, so a typo is exit 1. */
+    char *em = xstrdup(target), *s1 = strchr(em, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    if (s2)
+        *s2 = '\0';
+    bool known = config_find_meter(cfg, em) != NULL;
+    free(em);
+    if (!known) {
+        fprintf(stderr, "parkgw query: unknown meter '%s' (ENTERPRISE/METER[/POINT])\n",
+                target);
+        goto out_free_cfg;
+    }
+
+    int r = store_open(cfg->storage_path, true, &st, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "parkgw query: %s\n", err);
+        ret = 2;
+        goto out_free_cfg;
+    }
+    r = query_write(stdout, cfg, st, target, from, to, step_s, json, err, sizeof(err));
+    if (r == 0 && fflush(stdout) != 0) {
+        snprintf(err, sizeof(err), "writing the output: %s", strerror(errno));
+        r = -EIO;
+    }
+    if (r < 0) {
+        fprintf(stderr, "parkgw query: %s\n", err);
+        ret = r == -EINVAL ? 1 : 2;
+        goto out_close;
+    }
+    ret = 0;
+out_close:
+    store_close(st);
+out_free_cfg:
+    config_free(cfg);
+    return ret;
+}
