@@ -57,8 +57,9 @@ static struct cfg_point gas_points[] = {
     P("pressure_kpa", 3, 4, PT_FLOAT32, 1, KIND_GAUGE, false, false),
     P("temperature_c", 3, 6, PT_INT16, 0.1, KIND_GAUGE, false, false),
     P("volume_m3", 3, 7, PT_UINT32, 0.01, KIND_COUNTER, false, false),
+    P("valve_closed", 2, 3, PT_BOOL, 1, KIND_GAUGE, false, false),
 };
-enum { G_NM3, G_FLOW, G_KPA, G_C, G_M3 };
+enum { G_NM3, G_FLOW, G_KPA, G_C, G_M3, G_VALVE };
 
 static struct cfg_point ww_points[] = {
     P("discharge_m3", 4, 0, PT_UINT32, 0.001, KIND_COUNTER, true, false),
@@ -306,15 +307,19 @@ static void test_electrical_values(void)
     for (int64_t t = T_MON_0000; t < T_MON_0000 + DAY_S; t += 1013) {
         CHECK_NEAR(sim_value(5, cfg, w1, W_KPA, t, NULL), 295, 15);
         CHECK_NEAR(sim_value(5, cfg, w1, W_C, t, NULL), 20, 5.2);
-        CHECK_NEAR(sim_value(5, cfg, g1, G_KPA, t, NULL), 20, 1);
+        /* medium-pressure gas supply: 205 - 10 x load +- 2 kPa */
+        CHECK_NEAR(sim_value(5, cfg, g1, G_KPA, t, NULL), 200, 8);
         CHECK_NEAR(sim_value(5, cfg, g1, G_C, t, NULL), 20, 5.2);
         /* wastewater: 70..90 % of the water drawn half an hour earlier */
         double ratio = sim_value(5, cfg, ww, X_FLOW, t, NULL) /
                        sim_value(5, cfg, w1, W_FLOW, t - 1800, NULL);
         CHECK(ratio >= 0.7 && ratio <= 0.9);
-        /* line volume = Nm3 x 101.325/121.325 x 288.15/273.15 = 0.8810 */
+        /* line volume = Nm3 x 101.325/301.325 x 288.15/273.15
+         *             = Nm3 x 0.336264 x 1.054915 = Nm3 x 0.354730 */
         CHECK_NEAR(sim_value(5, cfg, g1, G_M3, t, NULL) / sim_value(5, cfg, g1, G_NM3, t, NULL),
-                   0.8810, 0.0001);
+                   0.354730, 0.000002);
+        /* an open valve reads 0 (the gas flows), a closed breaker 1 */
+        CHECK_INT(sim_value(5, cfg, g1, G_VALVE, t, NULL), 0);
         double sh = sim_value(5, cfg, w1, W_SHORT, t, NULL);
         CHECK(sh >= 0 && sh < 65536);
     }
@@ -342,6 +347,7 @@ static void test_supply_off(void)
         CHECK_INT(sim_value(3, cfg, e1, E_KW, t, &st), 0);
         CHECK_INT(sim_value(3, cfg, e1, E_BRK, t, &st), 0);
         CHECK_INT(sim_value(3, cfg, w1, W_FLOW, t, &wst), 0);
+        CHECK_INT(sim_value(3, cfg, w1, W_KPA, t, &wst), 0);
         CHECK_NEAR(sim_value(3, cfg, e1, E_KWH, t, &st), kwh_off, 1e-6);
         CHECK_NEAR(sim_value(3, cfg, e1, E_KVARH, t, &st), kvarh_off, 1e-6);
         CHECK_NEAR(sim_value(3, cfg, w1, W_TOT, t, &wst), m3_off, 1e-9);
@@ -349,6 +355,14 @@ static void test_supply_off(void)
         CHECK_INT(sim_expected_decoded(3, cfg, e1, E_VA, t, &st), 0);
         CHECK_NEAR(sim_expected_decoded(3, cfg, e1, E_KWH, t, &st), kwh_off, 0.01 * 4000);
     }
+    /* a gas outage set directly (no off_since: counters are not frozen):
+     * the valve reports closed, the flow is 0 */
+    const struct cfg_meter *g1 = meter(cfg, "chengtong-plastics", "g1");
+    struct sim_meter_state gst = {.supply_off = true};
+    CHECK_INT(sim_value(3, cfg, g1, G_VALVE, t_off, &gst), 1);
+    CHECK_INT(sim_value(3, cfg, g1, G_FLOW, t_off, &gst), 0);
+    CHECK_INT(sim_expected_decoded(3, cfg, g1, G_VALVE, t_off, &gst), 1);
+
     /* supply back: the counter continues from where it froze, then grows */
     sim_set_supply(3, cfg, e1, &st, false, t_on);
     CHECK(!st.supply_off);

@@ -1,5 +1,844 @@
-/* placeholder until the simulator lands */
-int main(void)
+/*
+ * sim_main.c - parkgw-sim: serves the simulated park (sim_model.c) over
+ * Modbus TCP for every meter of every TCP bus of a gateway config, with a
+ * line-based control channel for fault injection (docs/SIM.md). One thread:
+ * a poll() loop over listeners, clients, the control channel and delayed
+ * replies; libmodbus parses requests and builds replies.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <modbus.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "gateway/log.h"
+#include "gateway/util.h"
+#include "tools/sim/sim_model.h"
+
+#define MAX_CLIENTS 256
+#define MAX_PENDING 1024
+#define CONTROL_LINE_MAX 4096
+
+enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT };
+
+struct sim_meter {
+    const struct cfg_meter *m;
+    char *path;                 /* "ENTERPRISE/METER" */
+    struct sim_meter_state st;
+    modbus_mapping_t *map;      /* NULL for meters on RTU buses (not served) */
+    size_t nregs, nbits;
+    enum fault fault;
+    int fault_arg;              /* exception code or delay ms */
+    int maxregs;                /* longest read answered; 0 = no limit */
+};
+
+struct listener {
+    char *host;
+    int port;
+    int fd;
+    modbus_t *ctx;              /* request parser/reply builder for this listener */
+    struct sim_meter *by_unit[256];
+    size_t n_meters;
+};
+
+struct client {
+    int fd;                     /* -1 = free slot */
+    uint64_t id;
+    struct listener *l;
+};
+
+struct pending {
+    uint64_t client_id;
+    int64_t due_ms;             /* monotonic */
+    struct sim_meter *sm;
+    int len;
+    uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+};
+
+struct sim {
+    struct config *cfg;
+    uint64_t seed;
+    struct sim_meter *meters;
+    size_t n_meters;
+    struct listener *ls;
+    size_t n_ls;
+    struct client clients[MAX_CLIENTS];
+    uint64_t next_client_id;
+    struct pending *pending;
+    size_t n_pending;
+    int control_fd;             /* -1 = none */
+    bool control_is_stdin;
+    char line[CONTROL_LINE_MAX];
+    size_t line_len;
+    bool line_overflow;
+    bool quit;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
 {
-    return 2;
+    stop_signal = sig;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: parkgw-sim --config FILE [--seed N] [--port N] [--port-file PATH]\n"
+          "                  [--bind ADDR] [--control -|FIFO] [--verbose]\n"
+          "       parkgw-sim --config FILE [--seed N] --dump ENTERPRISE/METER\n"
+          "Serves every meter of every TCP bus of FILE over Modbus TCP. Without --port,\n"
+          "each bus listens on its own host:port (must be loopback); --port N serves all\n"
+          "buses on ADDR:N (default 127.0.0.1, N=0 picks a free port). See docs/SIM.md.\n",
+          f);
+}
+
+static int64_t now_s(void)
+{
+    return now_real_ms() / 1000;
+}
+
+/* ---- meters ---- */
+
+static struct sim_meter *find_meter(struct sim *s, const char *path)
+{
+    for (size_t i = 0; i < s->n_meters; i++)
+        if (strcmp(s->meters[i].path, path) == 0)
+            return &s->meters[i];
+    return NULL;
+}
+
+/* Does pattern ("*", "ENT/" followed by "*", or "ENT/METER") select meter sm? */
+static bool meter_matches(const struct sim_meter *sm, const char *pattern)
+{
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    size_t n = strlen(pattern);
+    if (n >= 2 && strcmp(pattern + n - 2, "/*") == 0)
+        return strncmp(sm->path, pattern, n - 1) == 0;
+    return strcmp(sm->path, pattern) == 0;
+}
+
+static void refresh_registers(struct sim *s, struct sim_meter *sm)
+{
+    modbus_mapping_t *mp = sm->map;
+    sim_fill_registers(s->seed, s->cfg, sm->m, now_s(), &sm->st, mp->tab_input_registers,
+                       mp->tab_registers, mp->tab_bits, mp->tab_input_bits, sm->nregs, sm->nbits);
+}
+
+/* Prints {"meter":...,"values":{...}} for what the gateway would decode now. */
+static void print_values(struct sim *s, struct sim_meter *sm, FILE *out)
+{
+    const struct cfg_profile *p = &s->cfg->profiles[sm->m->profile];
+    int64_t t = now_s();
+    fprintf(out, "{\"meter\":\"%s\",\"utility\":\"%s\",\"ts\":%lld,\"supply\":\"%s\",\"values\":{",
+            sm->path, utility_name(sm->m->utility), (long long)t * 1000,
+            sm->st.supply_off ? "off" : "on");
+    for (size_t i = 0; i < p->n_points; i++) {
+        double v = sim_expected_decoded(s->seed, s->cfg, sm->m, i, t, &sm->st);
+        fprintf(out, "%s\"", i ? "," : "");
+        for (const char *c = p->points[i].name; *c; c++)
+            fprintf(out, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
+        if (isfinite(v))
+            fprintf(out, "\":%.10g", v);
+        else
+            fprintf(out, "\":null");
+    }
+    fprintf(out, "}}");
+}
+
+/* ---- clients ---- */
+
+static void client_close(struct sim *s, struct client *c, const char *why)
+{
+    log_debug("client %llu on port %d closed: %s", (unsigned long long)c->id, c->l->port, why);
+    close(c->fd);
+    c->fd = -1;
+    /* delayed replies to this connection are dropped with it */
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_pending; i++)
+        if (s->pending[i].client_id != c->id)
+            s->pending[k++] = s->pending[i];
+    s->n_pending = k;
+}
+
+static void accept_client(struct sim *s, struct listener *l)
+{
+    int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            log_warn("accept on port %d: %s", l->port, strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &s->clients[i];
+        if (c->fd >= 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->fd = fd;
+        c->id = ++s->next_client_id;
+        c->l = l;
+        log_debug("client %llu connected on port %d", (unsigned long long)c->id, l->port);
+        return;
+    }
+    log_warn("more than %d clients: refusing a connection on port %d", MAX_CLIENTS, l->port);
+    close(fd);
+}
+
+static struct client *client_by_id(struct sim *s, uint64_t id)
+{
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        if (s->clients[i].fd >= 0 && s->clients[i].id == id)
+            return &s->clients[i];
+    return NULL;
+}
+
+/* Number of registers/bits a read request asks for, or -1 for other functions. */
+static int read_quantity(const uint8_t *q, int hl, int len)
+{
+    int fc = q[hl];
+    if (len < hl + 5)
+        return -1;
+    if (fc == MODBUS_FC_READ_COILS || fc == MODBUS_FC_READ_DISCRETE_INPUTS ||
+        fc == MODBUS_FC_READ_HOLDING_REGISTERS || fc == MODBUS_FC_READ_INPUT_REGISTERS)
+        return (q[hl + 3] << 8) | q[hl + 4];
+    return -1;
+}
+
+/* The normal answer of a meter (after maxregs), sent on the listener's ctx
+ * whose socket is already set. corrupt: the transaction id is changed. */
+static void answer(struct sim *s, struct listener *l, struct sim_meter *sm, uint8_t *q, int len,
+                   bool corrupt)
+{
+    int hl = modbus_get_header_length(l->ctx);
+    int qty = read_quantity(q, hl, len);
+    if (sm->maxregs > 0 && qty > sm->maxregs) {
+        modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+        return;
+    }
+    refresh_registers(s, sm);
+    if (corrupt)
+        q[0] ^= 0x80; /* the client matches replies by transaction id */
+    if (modbus_reply(l->ctx, q, len, sm->map) < 0)
+        log_debug("reply to %s: %s", sm->path, modbus_strerror(errno));
+}
+
+static void handle_request(struct sim *s, struct client *c, uint8_t *q, int len)
+{
+    struct listener *l = c->l;
+    int hl = modbus_get_header_length(l->ctx);
+    int unit = q[hl - 1];
+    struct sim_meter *sm = l->by_unit[unit];
+    if (!sm) {
+        /* what a real Modbus TCP gateway says for a slave it does not have */
+        log_debug("port %d: no meter with unit id %d", l->port, unit);
+        modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_GATEWAY_TARGET);
+        return;
+    }
+    log_debug("%s: function %d, %d bytes", sm->path, q[hl], len);
+    switch (sm->fault) {
+    case FAULT_NOREPLY:
+        return;
+    case FAULT_DROP:
+        client_close(s, c, "fault drop");
+        return;
+    case FAULT_EXCEPTION:
+        modbus_reply_exception(l->ctx, q, (unsigned)sm->fault_arg);
+        return;
+    case FAULT_DELAY:
+        if (s->n_pending >= MAX_PENDING) {
+            log_warn("%s: too many delayed replies, dropping one request", sm->path);
+            return;
+        }
+        s->pending = xrealloc(s->pending, (s->n_pending + 1) * sizeof(*s->pending));
+        struct pending *p = &s->pending[s->n_pending++];
+        p->client_id = c->id;
+        p->due_ms = now_mono_ms() + sm->fault_arg;
+        p->sm = sm;
+        p->len = len;
+        memcpy(p->query, q, (size_t)len);
+        return;
+    case FAULT_CORRUPT:
+        answer(s, l, sm, q, len, true);
+        return;
+    case FAULT_NONE:
+    default:
+        answer(s, l, sm, q, len, false);
+        return;
+    }
+}
+
+static void client_readable(struct sim *s, struct client *c)
+{
+    uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
+    modbus_set_socket(c->l->ctx, c->fd);
+    int len = modbus_receive(c->l->ctx, q);
+    if (len < 0) {
+        client_close(s, c, errno == ECONNRESET ? "disconnected" : modbus_strerror(errno));
+        return;
+    }
+    if (len == 0)
+        return;
+    handle_request(s, c, q, len);
+}
+
+static void send_due_replies(struct sim *s)
+{
+    int64_t now = now_mono_ms();
+    size_t i = 0;
+    while (i < s->n_pending) {
+        struct pending p = s->pending[i];
+        if (p.due_ms > now) {
+            i++;
+            continue;
+        }
+        memmove(&s->pending[i], &s->pending[i + 1], (s->n_pending - i - 1) * sizeof(p));
+        s->n_pending--;
+        struct client *c = client_by_id(s, p.client_id);
+        if (!c)
+            continue;
+        modbus_set_socket(c->l->ctx, c->fd);
+        answer(s, c->l, p.sm, p.query, p.len, false);
+    }
+}
+
+/* ---- control channel ---- */
+
+static void reply_ok(void)
+{
+    fputs("ok\n", stdout);
+    fflush(stdout);
+}
+
+static void reply_err(const char *fmt, const char *arg)
+{
+    fputs("error: ", stdout);
+    fprintf(stdout, fmt, arg);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* Parses "fault" arguments into (fault, arg, maxregs) of one meter. */
+static int parse_fault(char **argv, int argc, struct sim_meter *proto)
+{
+    int64_t v;
+    if (argc < 1)
+        return -EINVAL;
+    if (!strcmp(argv[0], "none") && argc == 1) {
+        proto->fault = FAULT_NONE;
+        proto->maxregs = 0;
+    } else if (!strcmp(argv[0], "noreply") && argc == 1) {
+        proto->fault = FAULT_NOREPLY;
+    } else if (!strcmp(argv[0], "drop") && argc == 1) {
+        proto->fault = FAULT_DROP;
+    } else if (!strcmp(argv[0], "corrupt") && argc == 1) {
+        proto->fault = FAULT_CORRUPT;
+    } else if (!strcmp(argv[0], "exception") && argc == 2) {
+        if (parse_int64(argv[1], &v) < 0 || v < 1 || v >= MODBUS_EXCEPTION_MAX)
+            return -EINVAL;
+        proto->fault = FAULT_EXCEPTION;
+        proto->fault_arg = (int)v;
+    } else if (!strcmp(argv[0], "delay") && argc == 2) {
+        if (parse_int64(argv[1], &v) < 0 || v < 0 || v > 600000)
+            return -EINVAL;
+        proto->fault = FAULT_DELAY;
+        proto->fault_arg = (int)v;
+    } else if (!strcmp(argv[0], "maxregs") && argc == 2) {
+        if (parse_int64(argv[1], &v) < 0 || v < 0 || v > 2000)
+            return -EINVAL;
+        proto->maxregs = (int)v;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void run_command(struct sim *s, char *line)
+{
+    char *argv[8];
+    int argc = 0;
+    for (char *tok = strtok(line, " \t\r"); tok && argc < (int)ARRAY_SIZE(argv);
+         tok = strtok(NULL, " \t\r"))
+        argv[argc++] = tok;
+    if (argc == 0)
+        return;
+    if (!strcmp(argv[0], "quit")) {
+        reply_ok();
+        s->quit = true;
+        return;
+    }
+    if (!strcmp(argv[0], "help")) {
+        fputs("ok commands: fault ENT/METER none|noreply|exception CODE|delay MS|drop|"
+              "maxregs N|corrupt; supply ENT/METER off|on; offset ENT/METER VALUE; "
+              "values ENT/METER; quit (ENT/METER may be * or ENT/*)\n",
+              stdout);
+        fflush(stdout);
+        return;
+    }
+    if (argc < 2) {
+        reply_err("unknown or incomplete command '%s' (try help)", argv[0]);
+        return;
+    }
+    const char *target = argv[1];
+    size_t matched = 0;
+    for (size_t i = 0; i < s->n_meters; i++)
+        matched += meter_matches(&s->meters[i], target);
+    if (!matched) {
+        reply_err("no meter '%s' in the config", target);
+        return;
+    }
+    if (!strcmp(argv[0], "fault")) {
+        for (size_t i = 0; i < s->n_meters; i++) {
+            struct sim_meter *sm = &s->meters[i];
+            if (!meter_matches(sm, target))
+                continue;
+            if (parse_fault(argv + 2, argc - 2, sm) < 0) {
+                reply_err("bad fault '%s': none|noreply|exception 1-11|delay MS|drop|maxregs N|"
+                          "corrupt",
+                          argc > 2 ? argv[2] : "");
+                return;
+            }
+        }
+        log_info("fault %s %s%s%s", target, argc > 2 ? argv[2] : "", argc > 3 ? " " : "",
+                 argc > 3 ? argv[3] : "");
+        reply_ok();
+    } else if (!strcmp(argv[0], "supply") && argc == 3 &&
+               (!strcmp(argv[2], "off") || !strcmp(argv[2], "on"))) {
+        bool off = !strcmp(argv[2], "off");
+        for (size_t i = 0; i < s->n_meters; i++)
+            if (meter_matches(&s->meters[i], target))
+                sim_set_supply(s->seed, s->cfg, s->meters[i].m, &s->meters[i].st, off, now_s());
+        log_info("supply %s %s", target, argv[2]);
+        reply_ok();
+    } else if (!strcmp(argv[0], "offset") && argc == 3) {
+        double v;
+        if (parse_double(argv[2], &v) < 0 || !isfinite(v)) {
+            reply_err("bad offset '%s'", argv[2]);
+            return;
+        }
+        for (size_t i = 0; i < s->n_meters; i++)
+            if (meter_matches(&s->meters[i], target))
+                s->meters[i].st.counter_offset = v;
+        log_info("offset %s %s", target, argv[2]);
+        reply_ok();
+    } else if (!strcmp(argv[0], "values") && argc == 2) {
+        struct sim_meter *sm = find_meter(s, target);
+        if (!sm) {
+            reply_err("values needs one meter, not '%s'", target);
+            return;
+        }
+        fputs("ok ", stdout);
+        print_values(s, sm, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+    } else {
+        reply_err("unknown or malformed command '%s' (try help)", argv[0]);
+    }
+}
+
+static void control_readable(struct sim *s)
+{
+    char buf[1024];
+    ssize_t n = read(s->control_fd, buf, sizeof(buf));
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            log_err("control channel: %s", strerror(errno));
+            s->quit = true;
+        }
+        return;
+    }
+    if (n == 0) {
+        /* stdin closed: whoever started us is gone, so we go too */
+        log_info("control channel closed, stopping");
+        s->quit = true;
+        return;
+    }
+    for (ssize_t i = 0; i < n && !s->quit; i++) {
+        if (buf[i] != '\n') {
+            if (s->line_len + 1 < sizeof(s->line))
+                s->line[s->line_len++] = buf[i];
+            else
+                s->line_overflow = true;
+            continue;
+        }
+        s->line[s->line_len] = 0;
+        if (s->line_overflow)
+            reply_err("command longer than %s bytes ignored", "4095");
+        else
+            run_command(s, s->line);
+        s->line_len = 0;
+        s->line_overflow = false;
+    }
+}
+
+static int open_control(struct sim *s, const char *path)
+{
+    if (!path)
+        return 0;
+    if (!strcmp(path, "-")) {
+        s->control_fd = STDIN_FILENO;
+        s->control_is_stdin = true;
+        return 0;
+    }
+    if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (!S_ISFIFO(st.st_mode))
+        return -ENOTSUP;
+    /* O_RDWR: we hold a writer ourselves, so writers coming and going never
+     * make us read EOF */
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    s->control_fd = fd;
+    return 0;
+}
+
+/* ---- listeners ---- */
+
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost"))
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static struct listener *listener_get(struct sim *s, const char *host, int port)
+{
+    const char *h = strcmp(host, "localhost") ? host : "127.0.0.1";
+    for (size_t i = 0; i < s->n_ls; i++)
+        if (s->ls[i].port == port && !strcmp(s->ls[i].host, h))
+            return &s->ls[i];
+    s->ls = xrealloc(s->ls, (s->n_ls + 1) * sizeof(*s->ls));
+    struct listener *l = &s->ls[s->n_ls++];
+    memset(l, 0, sizeof(*l));
+    l->host = xstrdup(h);
+    l->port = port;
+    l->fd = -1;
+    return l;
+}
+
+static int listener_open(struct listener *l)
+{
+    bool v6 = strchr(l->host, ':') != NULL;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", l->port);
+    l->ctx = v6 ? modbus_new_tcp_pi(l->host, service) : modbus_new_tcp(l->host, l->port);
+    if (!l->ctx)
+        return -errno;
+    int fd = v6 ? modbus_tcp_pi_listen(l->ctx, 64) : modbus_tcp_listen(l->ctx, 64);
+    if (fd < 0)
+        return -errno;
+    l->fd = fd;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+static int listener_add_meter(struct listener *l, struct sim_meter *sm)
+{
+    int u = sm->m->unit_id;
+    if (u < 0 || u > 255) {
+        log_err("%s: unit id %d out of range", sm->path, u);
+        return -EINVAL;
+    }
+    if (l->by_unit[u]) {
+        log_err("%s and %s both have unit id %d on %s:%d; serve their buses on separate ports "
+                "(run without --port)",
+                l->by_unit[u]->path, sm->path, u, l->host, l->port);
+        return -EEXIST;
+    }
+    l->by_unit[u] = sm;
+    l->n_meters++;
+    return 0;
+}
+
+static int write_port_file(const struct sim *s, const char *path)
+{
+    char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "we");
+    int r = 0;
+    if (!f) {
+        r = -errno;
+        goto out_free;
+    }
+    for (size_t i = 0; i < s->n_ls; i++)
+        fprintf(f, "%d\n", s->ls[i].port);
+    if (fclose(f) != 0) {
+        r = -errno;
+        goto out_unlink;
+    }
+    if (rename(tmp, path) < 0) {
+        r = -errno;
+        goto out_unlink;
+    }
+    goto out_free;
+out_unlink:
+    unlink(tmp);
+out_free:
+    free(tmp);
+    return r;
+}
+
+/* Builds the meter table and assigns TCP meters to listeners. */
+static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
+{
+    size_t n = config_count_meters(s->cfg);
+    s->meters = xcalloc(n ? n : 1, sizeof(*s->meters));
+    for (size_t e = 0; e < s->cfg->n_enterprises; e++) {
+        struct cfg_enterprise *ent = &s->cfg->enterprises[e];
+        for (size_t j = 0; j < ent->n_meters; j++) {
+            struct sim_meter *sm = &s->meters[s->n_meters++];
+            sm->m = &ent->meters[j];
+            sm->path = xasprintf("%s/%s", ent->id, sm->m->id);
+        }
+    }
+    if (one_port && !is_loopback(bind_addr))
+        log_warn("--bind %s is not a loopback address: the simulator is reachable from the "
+                 "network",
+                 bind_addr);
+    size_t n_rtu = 0;
+    for (size_t i = 0; i < s->n_meters; i++) {
+        struct sim_meter *sm = &s->meters[i];
+        const struct cfg_bus *bus = &s->cfg->buses[sm->m->bus];
+        if (bus->type != BUS_TCP) {
+            n_rtu++;
+            continue;
+        }
+        if (!one_port && !is_loopback(bus->host)) {
+            log_err("bus '%s' is at %s, not a loopback address: parkgw-sim only serves "
+                    "local addresses; use --port N to serve every bus on one local port",
+                    bus->name, bus->host);
+            return -EINVAL;
+        }
+        struct listener *l = one_port ? listener_get(s, bind_addr, port)
+                                      : listener_get(s, bus->host, bus->port);
+        int r = listener_add_meter(l, sm);
+        if (r < 0)
+            return r;
+        const struct cfg_profile *p = &s->cfg->profiles[sm->m->profile];
+        sm->nregs = sim_profile_nregs(p);
+        sm->nbits = sim_profile_nbits(p);
+        sm->map = modbus_mapping_new((int)sm->nbits, (int)sm->nbits, (int)sm->nregs,
+                                     (int)sm->nregs);
+        if (!sm->map)
+            return -ENOMEM;
+    }
+    if (n_rtu)
+        log_notice("%zu meters on RTU buses are not served (Modbus TCP only)", n_rtu);
+    if (s->n_ls == 0) {
+        log_err("no meter on a TCP bus in %s: nothing to serve", s->cfg->path);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->n_ls; i++) {
+        struct listener *l = &s->ls[i];
+        int r = listener_open(l);
+        if (r < 0) {
+            log_err("cannot listen on %s:%d: %s", l->host, l->port, strerror(-r));
+            return r;
+        }
+        printf("parkgw-sim: listening on %s:%d (%zu meters)\n", l->host, l->port, l->n_meters);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static void teardown(struct sim *s)
+{
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        if (s->clients[i].fd >= 0)
+            close(s->clients[i].fd);
+    for (size_t i = 0; i < s->n_ls; i++) {
+        if (s->ls[i].fd >= 0)
+            close(s->ls[i].fd);
+        if (s->ls[i].ctx) {
+            /* the ctx only ever borrowed client sockets, already closed */
+            modbus_set_socket(s->ls[i].ctx, -1);
+            modbus_free(s->ls[i].ctx);
+        }
+        free(s->ls[i].host);
+    }
+    free(s->ls);
+    for (size_t i = 0; i < s->n_meters; i++) {
+        if (s->meters[i].map)
+            modbus_mapping_free(s->meters[i].map);
+        free(s->meters[i].path);
+    }
+    free(s->meters);
+    free(s->pending);
+    if (s->control_fd >= 0 && !s->control_is_stdin)
+        close(s->control_fd);
+}
+
+static int serve(struct sim *s)
+{
+    struct pollfd pfd[MAX_CLIENTS + 64];
+    struct client *pclient[MAX_CLIENTS + 64];
+    while (!s->quit && !stop_signal) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_ls && n < 63; i++) {
+            pfd[n] = (struct pollfd){.fd = s->ls[i].fd, .events = POLLIN};
+            pclient[n++] = NULL;
+        }
+        size_t first_client = n;
+        for (size_t i = 0; i < MAX_CLIENTS; i++)
+            if (s->clients[i].fd >= 0) {
+                pfd[n] = (struct pollfd){.fd = s->clients[i].fd, .events = POLLIN};
+                pclient[n++] = &s->clients[i];
+            }
+        size_t ctl = n;
+        if (s->control_fd >= 0) {
+            pfd[n] = (struct pollfd){.fd = s->control_fd, .events = POLLIN};
+            pclient[n++] = NULL;
+        }
+        int timeout = 1000;
+        int64_t now = now_mono_ms();
+        for (size_t i = 0; i < s->n_pending; i++) {
+            int64_t wait = s->pending[i].due_ms - now;
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : (int)wait;
+        }
+        int r = poll(pfd, n, timeout);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            log_err("poll: %s", strerror(errno));
+            return -errno;
+        }
+        send_due_replies(s);
+        if (r == 0)
+            continue;
+        for (size_t i = 0; i < first_client; i++)
+            if (pfd[i].revents & POLLIN)
+                accept_client(s, &s->ls[i]);
+        for (size_t i = first_client; i < ctl; i++) {
+            struct client *c = pclient[i];
+            /* a client closed earlier in this round may have been reused */
+            if (c->fd != pfd[i].fd || !pfd[i].revents)
+                continue;
+            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+                client_readable(s, c);
+        }
+        if (s->control_fd >= 0 && ctl < n && pfd[ctl].revents)
+            control_readable(s);
+    }
+    if (stop_signal)
+        log_info("signal %d, stopping", (int)stop_signal);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"seed", required_argument, NULL, 's'},
+        {"port", required_argument, NULL, 'p'},   {"port-file", required_argument, NULL, 'f'},
+        {"bind", required_argument, NULL, 'b'},   {"control", required_argument, NULL, 'C'},
+        {"dump", required_argument, NULL, 'd'},   {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *port_file = NULL, *bind_addr = "127.0.0.1";
+    const char *control = NULL, *dump = NULL;
+    int64_t seed = 1, port = -1;
+    int opt, ret = 1;
+    struct sim s = {.control_fd = -1};
+    char err[512];
+
+    while ((opt = getopt_long(argc, argv, "c:s:p:f:b:C:d:vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 's':
+            if (parse_int64(optarg, &seed) < 0) {
+                fprintf(stderr, "parkgw-sim: bad --seed '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 'p':
+            if (parse_int64(optarg, &port) < 0 || port < 0 || port > 65535) {
+                fprintf(stderr, "parkgw-sim: bad --port '%s' (0-65535)\n", optarg);
+                return 1;
+            }
+            break;
+        case 'f': port_file = optarg; break;
+        case 'b': bind_addr = optarg; break;
+        case 'C': control = optarg; break;
+        case 'd': dump = optarg; break;
+        case 'v': log_set_level(LOG_LVL_DEBUG); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 1;
+    }
+    if (config_load(config_path, &s.cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "parkgw-sim: %s\n", err);
+        return 1;
+    }
+    s.seed = (uint64_t)seed;
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        s.clients[i].fd = -1;
+
+    if (dump) {
+        struct sim_meter sm = {.m = config_find_meter(s.cfg, dump), .path = (char *)dump};
+        if (!sm.m) {
+            fprintf(stderr, "parkgw-sim: no meter '%s' in %s\n", dump, config_path);
+            goto out_free_config;
+        }
+        print_values(&s, &sm, stdout);
+        fputc('\n', stdout);
+        ret = 0;
+        goto out_free_config;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-reply is an EPIPE, not our death */
+
+    int r = open_control(&s, control);
+    if (r < 0) {
+        fprintf(stderr, "parkgw-sim: control channel %s: %s\n", control, strerror(-r));
+        goto out_free_config;
+    }
+    if (setup(&s, port >= 0, (int)port, bind_addr) < 0)
+        goto out_teardown;
+    if (port_file && (r = write_port_file(&s, port_file)) < 0) {
+        log_err("cannot write port file %s: %s", port_file, strerror(-r));
+        goto out_teardown;
+    }
+    log_info("serving %zu meters of %s, seed %llu", s.n_meters, config_path,
+             (unsigned long long)s.seed);
+    ret = serve(&s) < 0 ? 2 : 0;
+out_teardown:
+    teardown(&s);
+out_free_config:
+    config_free(s.cfg);
+    return ret;
 }

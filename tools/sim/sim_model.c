@@ -30,9 +30,10 @@
 #define RIPPLE2_AMP 0.01
 #define RIPPLE2_PERIOD 97
 
-/* Gas meters also count volume at line conditions: about 20 kPa gauge and
- * 15 C, i.e. Nm3 x (101.325 / 121.325) x (288.15 / 273.15). */
-#define GAS_LINE_FACTOR (101.325 / 121.325 * 288.15 / 273.15)
+/* Gas meters also count volume at line conditions: the medium-pressure
+ * supply at about 200 kPa gauge and 15 C, i.e.
+ * Nm3 x (101.325 / 301.325) x (288.15 / 273.15). */
+#define GAS_LINE_FACTOR (101.325 / 301.325 * 288.15 / 273.15)
 
 /* Shift patterns: share of the peak rate at each whole hour of the local
  * day, linear in between. The lowest value times the lowest weekly factor
@@ -481,17 +482,21 @@ static double point_value(const struct model *mm, const struct cfg_point *p, boo
         else if (mm->util == UTIL_WATER)
             term = 305.0 - 20.0 * flow_load(&mm->flow, t) + 3.0 * noise(pkey, t);
         else
-            term = 20.3 - 0.5 * flow_load(&mm->flow, t) + 0.2 * noise(pkey, t);
+            term = 205.0 - 10.0 * flow_load(&mm->flow, t) + 2.0 * noise(pkey, t);
         break;
     case Q_TEMP:
         /* warmest at 15:00 local */
         term = 20.0 + 5.0 * sin(2 * M_PI * (local_hour(t) - 9.0) / 24.0) + 0.1 * noise(pkey, t);
         break;
     case Q_BOOL: {
+        /* 1 = normal state, unless the name says it flags trouble: then it
+         * rises with the outage (a gas valve shuts, a breaker opens) */
         const char *n = p->name ? p->name : "";
-        bool alarm = strstr(n, "alarm") || strstr(n, "fault") || strstr(n, "trip") ||
-                     strstr(n, "lost") || strstr(n, "off") || strstr(n, "open");
-        term = (alarm == off) ? 1.0 : 0.0;
+        bool trouble = strstr(n, "alarm") || strstr(n, "fault") || strstr(n, "trip") ||
+                       strstr(n, "lost") || strstr(n, "fail") || strstr(n, "off") ||
+                       (strstr(n, "valve") && strstr(n, "clos")) ||
+                       (!strstr(n, "valve") && strstr(n, "open"));
+        term = (trouble == off) ? 1.0 : 0.0;
         break;
     }
     case Q_UNKNOWN:
