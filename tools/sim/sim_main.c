@@ -80,6 +80,7 @@ struct sim {
     size_t n_pending;
     int control_fd;             /* -1 = none */
     bool control_is_stdin;
+    char *control_fifo;         /* FIFO we created, removed at exit */
     char line[CONTROL_LINE_MAX];
     size_t line_len;
     bool line_overflow;
@@ -217,17 +218,11 @@ static int read_quantity(const uint8_t *q, int hl, int len)
     return -1;
 }
 
-/* The normal answer of a meter (after maxregs), sent on the listener's ctx
- * whose socket is already set. corrupt: the transaction id is changed. */
+/* The normal answer of a meter, sent on the listener's ctx whose socket is
+ * already set. corrupt: the transaction id is changed. */
 static void answer(struct sim *s, struct listener *l, struct sim_meter *sm, uint8_t *q, int len,
                    bool corrupt)
 {
-    int hl = modbus_get_header_length(l->ctx);
-    int qty = read_quantity(q, hl, len);
-    if (sm->maxregs > 0 && qty > sm->maxregs) {
-        modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-        return;
-    }
     refresh_registers(s, sm);
     if (corrupt)
         q[0] ^= 0x80; /* the client matches replies by transaction id */
@@ -248,6 +243,10 @@ static void handle_request(struct sim *s, struct client *c, uint8_t *q, int len)
         return;
     }
     log_debug("%s: function %d, %d bytes", sm->path, q[hl], len);
+    if (sm->maxregs > 0 && read_quantity(q, hl, len) > sm->maxregs) {
+        modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+        return;
+    }
     switch (sm->fault) {
     case FAULT_NOREPLY:
         return;
@@ -492,7 +491,9 @@ static int open_control(struct sim *s, const char *path)
         s->control_is_stdin = true;
         return 0;
     }
-    if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+    if (mkfifo(path, 0600) == 0)
+        s->control_fifo = xstrdup(path);
+    else if (errno != EEXIST)
         return -errno;
     struct stat st;
     if (stat(path, &st) < 0)
@@ -694,6 +695,9 @@ static void teardown(struct sim *s)
     free(s->pending);
     if (s->control_fd >= 0 && !s->control_is_stdin)
         close(s->control_fd);
+    if (s->control_fifo)
+        unlink(s->control_fifo);
+    free(s->control_fifo);
 }
 
 static int serve(struct sim *s)
@@ -825,7 +829,7 @@ int main(int argc, char **argv)
     int r = open_control(&s, control);
     if (r < 0) {
         fprintf(stderr, "parkgw-sim: control channel %s: %s\n", control, strerror(-r));
-        goto out_free_config;
+        goto out_teardown;
     }
     if (setup(&s, port >= 0, (int)port, bind_addr) < 0)
         goto out_teardown;
