@@ -29,6 +29,7 @@
 
 #define MAX_CLIENTS 256
 #define MAX_PENDING 1024
+#define MAX_LISTENERS 64
 #define CONTROL_LINE_MAX 4096
 
 enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT };
@@ -653,6 +654,11 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
     }
     if (n_rtu)
         log_notice("%zu meters on RTU buses are not served (Modbus TCP only)", n_rtu);
+    if (s->n_ls > MAX_LISTENERS) {
+        log_err("%zu distinct bus endpoints: parkgw-sim serves at most %d; use --port N",
+                s->n_ls, MAX_LISTENERS);
+        return -EINVAL;
+    }
     if (s->n_ls == 0) {
         log_err("no meter on a TCP bus in %s: nothing to serve", s->cfg->path);
         return -EINVAL;
@@ -702,11 +708,11 @@ static void teardown(struct sim *s)
 
 static int serve(struct sim *s)
 {
-    struct pollfd pfd[MAX_CLIENTS + 64];
-    struct client *pclient[MAX_CLIENTS + 64];
+    struct pollfd pfd[MAX_LISTENERS + MAX_CLIENTS + 1];
+    struct client *pclient[MAX_LISTENERS + MAX_CLIENTS + 1];
     while (!s->quit && !stop_signal) {
         size_t n = 0;
-        for (size_t i = 0; i < s->n_ls && n < 63; i++) {
+        for (size_t i = 0; i < s->n_ls; i++) {
             pfd[n] = (struct pollfd){.fd = s->ls[i].fd, .events = POLLIN};
             pclient[n++] = NULL;
         }

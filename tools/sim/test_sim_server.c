@@ -259,6 +259,14 @@ static void test_refusals(const char *bin, const char *dir)
     char *argv1[] = {(char *)bin, "--config", cfg_path, NULL};
     sim_start(&p, argv1, log);
     CHECK_INT(sim_wait(&p, 10000), 1);
+    /* ... but with --port the same config is served on the loopback port */
+    char *argv1b[] = {(char *)bin, "--config", cfg_path, "--port", "0", "--control", "-", NULL};
+    char line[256];
+    sim_start(&p, argv1b, log);
+    CHECK(sim_line(&p, line, sizeof(line), 10000));
+    CHECK_CONTAINS(line, "(4 meters)");
+    CHECK_STR(ctl(&p, "quit"), "ok");
+    CHECK_INT(sim_wait(&p, 5000), 0);
     /* two meters with unit id 1 cannot share one --port */
     free(text);
     text = park_config(dir, "127.0.0.1");
