@@ -15,6 +15,10 @@
  *    after the first success, and failed automatic reconnects become silent.
  *    So only onFailure is set (the connected callback does the success
  *    work), and every failed reconnect attempt reports its reason.
+ *  - maxBufferedMessages is not only the offline buffer: it caps the
+ *    publish commands queued and not yet written while connected too
+ *    (MQTTASYNC_MAX_BUFFERED_MESSAGES, -12), so it is sized for bursts and
+ *    doubles as the bound on Paho's memory.
  *  - Paho's one receive thread polls its sockets with a 1 s timeout and only
  *    adds a new socket at the next round, so a connect to a broker that is
  *    up can take a second or two, longer while other clients are idle.
@@ -44,12 +48,12 @@
 #define MQTT_CONNECT_TIMEOUT_S 10
 #define MQTT_RETRY_MIN_MS 1000
 #define MQTT_RETRY_MAX_MS 60000
-/* Messages handed to Paho and not yet written (QoS 0) or acknowledged
- * (QoS 1/2). Above this a slow or stuck socket would make Paho's command
- * queue grow without bound, so publishes are refused with -EAGAIN instead. */
-#define MQTT_MAX_PENDING 10000
-/* Paho needs a value; nothing is queued while disconnected anyway. */
-#define MQTT_MAX_BUFFERED 16
+/* Paho's maxBufferedMessages bounds the publishes it has accepted but not
+ * yet written, connected or not (see the quirks above); beyond it a publish
+ * fails with -EAGAIN. maxInflight bounds the QoS 1 messages written and
+ * awaiting their PUBACK; past it they wait in the same bounded queue. */
+#define MQTT_MAX_BUFFERED 10000
+#define MQTT_MAX_INFLIGHT 1000
 
 struct mqtt {
     MQTTAsync client;
@@ -84,7 +88,6 @@ struct mqtt {
     int backoff_ms;
     unsigned int rand_state;
     bool disconnect_done;
-    uint64_t pending;     /* see MQTT_MAX_PENDING */
     struct mqtt_stats stats;
 };
 
@@ -137,7 +140,7 @@ static void schedule_retry_locked(struct mqtt *m)
 {
     int base = m->backoff_ms;
     int spread = base / 5;
-    int jitter = spread ? (int)(rand_r(&m->rand_state) % (unsigned)(2 * spread + 1)) - spread : 0;
+    int jitter = spread ? rand_r(&m->rand_state) % (2 * spread + 1) - spread : 0;
     m->next_attempt_ms = now_mono_ms() + base + jitter;
     m->backoff_ms = base >= MQTT_RETRY_MAX_MS / 2 ? MQTT_RETRY_MAX_MS : base * 2;
     pthread_cond_broadcast(&m->cond);
@@ -176,31 +179,9 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
     pthread_mutex_unlock(&m->lock);
 }
 
-static void on_sent(void *ctx, MQTTAsync_successData *resp)
-{
-    struct mqtt *m = ctx;
-    UNUSED(resp);
-    pthread_mutex_lock(&m->lock);
-    if (m->pending > 0)
-        m->pending--;
-    pthread_mutex_unlock(&m->lock);
-}
-
-static void on_send_failed(void *ctx, MQTTAsync_failureData *resp)
-{
-    struct mqtt *m = ctx;
-    pthread_mutex_lock(&m->lock);
-    if (m->pending > 0)
-        m->pending--;
-    pthread_mutex_unlock(&m->lock);
-    if (resp)
-        log_debug("mqtt: message %d not delivered: %s (paho code %d)", resp->token,
-                  paho_reason(resp->code, resp->message), resp->code);
-}
-
 /* Hands one message to Paho. Never waits for the network. */
-static int paho_send(struct mqtt *m, const char *topic, const void *payload, int len,
-                            int qos, bool retain, MQTTAsync_token *ret_token)
+static int paho_send(struct mqtt *m, const char *topic, const void *payload, int len, int qos,
+                     bool retain, MQTTAsync_token *ret_token)
 {
     MQTTAsync_message msg = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -209,9 +190,6 @@ static int paho_send(struct mqtt *m, const char *topic, const void *payload, int
     msg.payloadlen = len;
     msg.qos = qos;
     msg.retained = retain ? 1 : 0;
-    ro.onSuccess = on_sent;
-    ro.onFailure = on_send_failed;
-    ro.context = m;
 
     int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
     if (rc == MQTTASYNC_SUCCESS && ret_token)
@@ -230,13 +208,8 @@ static void on_connected(void *ctx, char *cause)
     m->connect_pending = false;
     m->down_logged = false;
     m->backoff_ms = MQTT_RETRY_MIN_MS;
-    /* cleansession=1: whatever Paho still held for the old session is gone,
-     * and late callbacks for it are clamped at zero. */
-    m->pending = 0;
     m->stats.connected = true;
     m->stats.connects++;
-    if (!stopping)
-        m->pending++;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
 
@@ -247,10 +220,6 @@ static void on_connected(void *ctx, char *cause)
     int rc = paho_send(m, m->status_topic, m->online, (int)strlen(m->online), 1, true,
                               NULL);
     if (rc != MQTTASYNC_SUCCESS) {
-        pthread_mutex_lock(&m->lock);
-        if (m->pending > 0)
-            m->pending--;
-        pthread_mutex_unlock(&m->lock);
         log_warn("mqtt: cannot publish online status on %s: %s (paho code %d)", m->status_topic,
                  paho_reason(rc, NULL), rc);
     }
@@ -417,6 +386,7 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
     MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
     conn.keepAliveInterval = MQTT_KEEPALIVE_S;
     conn.cleansession = 1;
+    conn.maxInflight = MQTT_MAX_INFLIGHT;
     conn.connectTimeout = MQTT_CONNECT_TIMEOUT_S;
     conn.MQTTVersion = MQTTVERSION_3_1_1;
     conn.automaticReconnect = 1;
@@ -495,14 +465,11 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
         r = -ENOTCONN;
     else if (len > INT_MAX)
         r = -EMSGSIZE;
-    else if (m->pending >= MQTT_MAX_PENDING)
-        r = -EAGAIN;
     if (r < 0) {
         m->stats.dropped++;
         pthread_mutex_unlock(&m->lock);
         return r;
     }
-    m->pending++;
     pthread_mutex_unlock(&m->lock);
 
     /* Outside our lock: Paho's callbacks take it from Paho's threads. */
@@ -512,8 +479,6 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
     if (rc == MQTTASYNC_SUCCESS) {
         m->stats.published++;
     } else {
-        if (m->pending > 0)
-            m->pending--;
         m->stats.dropped++;
         r = rc == MQTTASYNC_DISCONNECTED ? -ENOTCONN : -EAGAIN;
     }
@@ -550,9 +515,6 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
      * status has to be published by hand. */
     if (connected) {
         MQTTAsync_token tok = 0;
-        pthread_mutex_lock(&m->lock);
-        m->pending++;
-        pthread_mutex_unlock(&m->lock);
         int rc = paho_send(m, m->status_topic, m->offline, (int)strlen(m->offline), 1,
                                   true, &tok);
         if (rc == MQTTASYNC_SUCCESS) {
