@@ -1,9 +1,10 @@
 /*
  * sim_main.c - parkgw-sim: serves the simulated park (sim_model.c) over
- * Modbus TCP for every meter of every TCP bus of a gateway config, with a
+ * Modbus TCP for every meter of every TCP bus of a gateway config, and over
+ * RTU on a pty for RTU buses whose device path it may link, with a
  * line-based control channel for fault injection (docs/SIM.md). One thread:
- * a poll() loop over listeners, clients, the control channel and delayed
- * replies; libmodbus parses requests and builds replies.
+ * a poll() loop over listeners, clients, ptys, the control channel and
+ * delayed replies; libmodbus parses requests and builds replies.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <termios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,10 @@
 #define MAX_CLIENTS 256
 #define MAX_PENDING 1024
 #define MAX_LISTENERS 64
+#define MAX_RTU_PORTS 64
+/* Bytes separated by more than this are separate frames (RTU's 3.5-character
+ * silence, generously: a pty delivers a frame in one piece). */
+#define RTU_FRAME_GAP_MS 50
 #define CONTROL_LINE_MAX 4096
 
 enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT };
@@ -60,8 +66,25 @@ struct client {
     struct listener *l;
 };
 
+/* An RTU bus served on a pseudo-terminal: the gateway opens the symlink
+ * 'link' (the bus's device path) and talks to the pty as to an RS-485 line. */
+struct rtu_port {
+    const struct cfg_bus *bus;
+    char *link;                 /* symlink we created at bus->device */
+    char *slave_path;           /* /dev/pts/N */
+    int master_fd;
+    int slave_fd;               /* held open so the master never reads EIO */
+    modbus_t *ctx;              /* RTU request parser/reply builder */
+    struct sim_meter *by_unit[256];
+    size_t n_meters;
+    uint8_t buf[MODBUS_RTU_MAX_ADU_LENGTH];
+    size_t len;
+    int64_t last_rx_ms;
+};
+
 struct pending {
-    uint64_t client_id;
+    uint64_t client_id;         /* TCP client, or 0 for an RTU port */
+    struct rtu_port *rtu;
     int64_t due_ms;             /* monotonic */
     struct sim_meter *sm;
     int len;
@@ -75,6 +98,8 @@ struct sim {
     size_t n_meters;
     struct listener *ls;
     size_t n_ls;
+    struct rtu_port *rtus;
+    size_t n_rtus;
     struct client clients[MAX_CLIENTS];
     uint64_t next_client_id;
     struct pending *pending;
@@ -102,7 +127,9 @@ static void usage(FILE *f)
           "       parkgw-sim --config FILE [--seed N] --dump ENTERPRISE/METER\n"
           "Serves every meter of every TCP bus of FILE over Modbus TCP. Without --port,\n"
           "each bus listens on its own host:port (must be loopback); --port N serves all\n"
-          "buses on ADDR:N (default 127.0.0.1, N=0 picks a free port). See docs/SIM.md.\n",
+          "buses on ADDR:N (default 127.0.0.1, N=0 picks a free port). An RTU bus whose\n"
+          "device path is outside /dev and free is served on a pty linked there.\n"
+          "See docs/SIM.md.\n",
           f);
 }
 
@@ -219,16 +246,83 @@ static int read_quantity(const uint8_t *q, int hl, int len)
     return -1;
 }
 
-/* The normal answer of a meter, sent on the listener's ctx whose socket is
- * already set. corrupt: the transaction id is changed. */
-static void answer(struct sim *s, struct listener *l, struct sim_meter *sm, uint8_t *q, int len,
+/* The normal answer of a meter on ctx, whose socket is already set.
+ * corrupt (TCP): the transaction id is changed. */
+static void answer(struct sim *s, modbus_t *ctx, struct sim_meter *sm, uint8_t *q, int len,
                    bool corrupt)
 {
     refresh_registers(s, sm);
     if (corrupt)
         q[0] ^= 0x80; /* the client matches replies by transaction id */
-    if (modbus_reply(l->ctx, q, len, sm->map) < 0)
+    if (modbus_reply(ctx, q, len, sm->map) < 0)
         log_debug("reply to %s: %s", sm->path, modbus_strerror(errno));
+}
+
+static uint16_t crc16(const uint8_t *p, size_t n)
+{
+    uint16_t crc = 0xffff;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xa001) : (uint16_t)(crc >> 1);
+    }
+    return crc;
+}
+
+/* A meter answers a request that reached it over TCP (c) or RTU (rtu),
+ * with its faults applied. */
+static void serve_meter(struct sim *s, modbus_t *ctx, struct sim_meter *sm, uint8_t *q, int len,
+                        struct client *c, struct rtu_port *rtu)
+{
+    int hl = modbus_get_header_length(ctx);
+    log_debug("%s: function %d, %d bytes", sm->path, q[hl], len);
+    if (sm->maxregs > 0 && read_quantity(q, hl, len) > sm->maxregs) {
+        modbus_reply_exception(ctx, q, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+        return;
+    }
+    switch (sm->fault) {
+    case FAULT_NOREPLY:
+        return;
+    case FAULT_DROP:
+        /* an RS-485 line has no connection to drop: the meter stays silent */
+        if (c)
+            client_close(s, c, "fault drop");
+        return;
+    case FAULT_EXCEPTION:
+        modbus_reply_exception(ctx, q, (unsigned)sm->fault_arg);
+        return;
+    case FAULT_DELAY:
+        if (s->n_pending >= MAX_PENDING) {
+            log_warn("%s: too many delayed replies, dropping one request", sm->path);
+            return;
+        }
+        s->pending = xrealloc(s->pending, (s->n_pending + 1) * sizeof(*s->pending));
+        struct pending *p = &s->pending[s->n_pending++];
+        p->client_id = c ? c->id : 0;
+        p->rtu = rtu;
+        p->due_ms = now_mono_ms() + sm->fault_arg;
+        p->sm = sm;
+        p->len = len;
+        memcpy(p->query, q, (size_t)len);
+        return;
+    case FAULT_CORRUPT:
+        if (rtu) {
+            /* an exception frame whose CRC is wrong: line noise */
+            uint8_t f[5] = {q[0], (uint8_t)(q[1] | 0x80), MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE};
+            uint16_t crc = (uint16_t)~crc16(f, 3);
+            f[3] = (uint8_t)(crc & 0xff);
+            f[4] = (uint8_t)(crc >> 8);
+            if (write(rtu->master_fd, f, sizeof(f)) < 0)
+                log_debug("%s: %s", rtu->link, strerror(errno));
+            return;
+        }
+        answer(s, ctx, sm, q, len, true);
+        return;
+    case FAULT_NONE:
+    default:
+        answer(s, ctx, sm, q, len, false);
+        return;
+    }
 }
 
 static void handle_request(struct sim *s, struct client *c, uint8_t *q, int len)
@@ -243,40 +337,76 @@ static void handle_request(struct sim *s, struct client *c, uint8_t *q, int len)
         modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_GATEWAY_TARGET);
         return;
     }
-    log_debug("%s: function %d, %d bytes", sm->path, q[hl], len);
-    if (sm->maxregs > 0 && read_quantity(q, hl, len) > sm->maxregs) {
-        modbus_reply_exception(l->ctx, q, MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
+    serve_meter(s, l->ctx, sm, q, len, c, NULL);
+}
+
+/* Length of the RTU request frame at the start of b (CRC included), 0 when
+ * more bytes are needed to tell, -1 for a function we do not parse. */
+static int rtu_frame_len(const uint8_t *b, size_t n)
+{
+    if (n < 2)
+        return 0;
+    switch (b[1]) {
+    case MODBUS_FC_READ_COILS:
+    case MODBUS_FC_READ_DISCRETE_INPUTS:
+    case MODBUS_FC_READ_HOLDING_REGISTERS:
+    case MODBUS_FC_READ_INPUT_REGISTERS:
+    case MODBUS_FC_WRITE_SINGLE_COIL:
+    case MODBUS_FC_WRITE_SINGLE_REGISTER:
+        return 8;
+    case MODBUS_FC_WRITE_MULTIPLE_COILS:
+    case MODBUS_FC_WRITE_MULTIPLE_REGISTERS:
+        return n < 7 ? 0 : 9 + b[6];
+    case MODBUS_FC_MASK_WRITE_REGISTER:
+        return 10;
+    case MODBUS_FC_WRITE_AND_READ_REGISTERS:
+        return n < 11 ? 0 : 13 + b[10];
+    default:
+        return -1;
+    }
+}
+
+static void rtu_frame(struct sim *s, struct rtu_port *r, uint8_t *f, int len)
+{
+    uint16_t crc = crc16(f, (size_t)len - 2);
+    if (f[len - 2] != (crc & 0xff) || f[len - 1] != (crc >> 8)) {
+        log_debug("%s: frame with a bad CRC ignored", r->link);
         return;
     }
-    switch (sm->fault) {
-    case FAULT_NOREPLY:
+    struct sim_meter *sm = r->by_unit[f[0]];
+    /* a unit nobody has (or a broadcast) gets silence, as on a real line */
+    if (!sm)
         return;
-    case FAULT_DROP:
-        client_close(s, c, "fault drop");
+    modbus_set_socket(r->ctx, r->master_fd);
+    serve_meter(s, r->ctx, sm, f, len, NULL, r);
+}
+
+static void rtu_readable(struct sim *s, struct rtu_port *r)
+{
+    int64_t now = now_mono_ms();
+    if (r->len && now - r->last_rx_ms > RTU_FRAME_GAP_MS)
+        r->len = 0; /* the rest of an old frame never came */
+    ssize_t n = read(r->master_fd, r->buf + r->len, sizeof(r->buf) - r->len);
+    if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            log_warn("%s: %s", r->link, strerror(errno));
         return;
-    case FAULT_EXCEPTION:
-        modbus_reply_exception(l->ctx, q, (unsigned)sm->fault_arg);
-        return;
-    case FAULT_DELAY:
-        if (s->n_pending >= MAX_PENDING) {
-            log_warn("%s: too many delayed replies, dropping one request", sm->path);
+    }
+    r->len += (size_t)n;
+    r->last_rx_ms = now;
+    for (;;) {
+        int fl = rtu_frame_len(r->buf, r->len);
+        if (fl < 0 || fl > (int)sizeof(r->buf)) {
+            r->len = 0; /* unparseable: wait for the next frame */
             return;
         }
-        s->pending = xrealloc(s->pending, (s->n_pending + 1) * sizeof(*s->pending));
-        struct pending *p = &s->pending[s->n_pending++];
-        p->client_id = c->id;
-        p->due_ms = now_mono_ms() + sm->fault_arg;
-        p->sm = sm;
-        p->len = len;
-        memcpy(p->query, q, (size_t)len);
-        return;
-    case FAULT_CORRUPT:
-        answer(s, l, sm, q, len, true);
-        return;
-    case FAULT_NONE:
-    default:
-        answer(s, l, sm, q, len, false);
-        return;
+        if (fl == 0 || (size_t)fl > r->len)
+            return;
+        uint8_t f[MODBUS_RTU_MAX_ADU_LENGTH];
+        memcpy(f, r->buf, (size_t)fl);
+        memmove(r->buf, r->buf + fl, r->len - (size_t)fl);
+        r->len -= (size_t)fl;
+        rtu_frame(s, r, f, fl);
     }
 }
 
@@ -306,11 +436,16 @@ static void send_due_replies(struct sim *s)
         }
         memmove(&s->pending[i], &s->pending[i + 1], (s->n_pending - i - 1) * sizeof(p));
         s->n_pending--;
+        if (p.rtu) {
+            modbus_set_socket(p.rtu->ctx, p.rtu->master_fd);
+            answer(s, p.rtu->ctx, p.sm, p.query, p.len, false);
+            continue;
+        }
         struct client *c = client_by_id(s, p.client_id);
         if (!c)
             continue;
         modbus_set_socket(c->l->ctx, c->fd);
-        answer(s, c->l, p.sm, p.query, p.len, false);
+        answer(s, c->l->ctx, p.sm, p.query, p.len, false);
     }
 }
 
@@ -563,22 +698,121 @@ static int listener_open(struct listener *l)
     return 0;
 }
 
-static int listener_add_meter(struct listener *l, struct sim_meter *sm)
+/* Puts sm at its unit id in by_unit; where names the endpoint in errors. */
+static int add_unit(struct sim_meter **by_unit, size_t *n, struct sim_meter *sm,
+                    const char *where, const char *hint)
 {
     int u = sm->m->unit_id;
     if (u < 0 || u > 255) {
         log_err("%s: unit id %d out of range", sm->path, u);
         return -EINVAL;
     }
-    if (l->by_unit[u]) {
-        log_err("%s and %s both have unit id %d on %s:%d; serve their buses on separate ports "
-                "(run without --port)",
-                l->by_unit[u]->path, sm->path, u, l->host, l->port);
+    if (by_unit[u]) {
+        log_err("%s and %s both have unit id %d on %s%s", by_unit[u]->path, sm->path, u, where,
+                hint);
         return -EEXIST;
     }
-    l->by_unit[u] = sm;
-    l->n_meters++;
+    by_unit[u] = sm;
+    (*n)++;
     return 0;
+}
+
+static int listener_add_meter(struct listener *l, struct sim_meter *sm)
+{
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", l->host, l->port);
+    return add_unit(l->by_unit, &l->n_meters, sm, where,
+                    "; serve their buses on separate ports (run without --port)");
+}
+
+/* Why an RTU bus's device path cannot be a pty symlink of ours, or NULL. */
+static const char *rtu_unservable(const char *path)
+{
+    struct stat st;
+    char target[256];
+    if (!path || !*path)
+        return "no device path";
+    if (strncmp(path, "/dev/", 5) == 0)
+        return "a real device path (the simulator only creates pty links elsewhere)";
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? NULL : "cannot be inspected";
+    if (!S_ISLNK(st.st_mode))
+        return "an existing file";
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n < 0)
+        return "cannot be inspected";
+    target[n] = 0;
+    /* a link left by an earlier simulator is replaced */
+    return strncmp(target, "/dev/pts/", 9) == 0 ? NULL : "an existing link";
+}
+
+static struct rtu_port *rtu_get(struct sim *s, const struct cfg_bus *bus)
+{
+    for (size_t i = 0; i < s->n_rtus; i++)
+        if (strcmp(s->rtus[i].bus->device, bus->device) == 0)
+            return &s->rtus[i];
+    s->rtus = xrealloc(s->rtus, (s->n_rtus + 1) * sizeof(*s->rtus));
+    struct rtu_port *r = &s->rtus[s->n_rtus++];
+    memset(r, 0, sizeof(*r));
+    r->bus = bus;
+    r->master_fd = r->slave_fd = -1;
+    return r;
+}
+
+/* Creates the pty pair and the symlink at the bus's device path. */
+static int rtu_open(struct rtu_port *r)
+{
+    char name[128];
+    struct termios tio;
+    const struct cfg_bus *b = r->bus;
+    r->master_fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (r->master_fd < 0 || grantpt(r->master_fd) < 0 || unlockpt(r->master_fd) < 0 ||
+        ptsname_r(r->master_fd, name, sizeof(name)) != 0)
+        return -errno;
+    r->slave_path = xstrdup(name);
+    r->slave_fd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (r->slave_fd < 0)
+        return -errno;
+    /* raw until the gateway sets its own line settings: no echo, no line editing */
+    if (tcgetattr(r->slave_fd, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(r->slave_fd, TCSANOW, &tio);
+    }
+    fcntl(r->master_fd, F_SETFL, fcntl(r->master_fd, F_GETFL) | O_NONBLOCK);
+    struct stat st;
+    if (lstat(b->device, &st) == 0 && S_ISLNK(st.st_mode))
+        unlink(b->device);
+    if (symlink(name, b->device) < 0)
+        return -errno;
+    r->link = xstrdup(b->device);
+    r->ctx = modbus_new_rtu(b->device, b->baud > 0 ? b->baud : 9600, b->parity ? b->parity : 'E',
+                            b->data_bits > 0 ? b->data_bits : 8,
+                            b->stop_bits > 0 ? b->stop_bits : 1);
+    if (!r->ctx)
+        return -errno;
+    return 0;
+}
+
+static void rtu_close(struct rtu_port *r)
+{
+    char target[256];
+    if (r->link) {
+        /* only our own link: another simulator may have taken the path since */
+        ssize_t n = readlink(r->link, target, sizeof(target) - 1);
+        if (n > 0 && r->slave_path && (size_t)n == strlen(r->slave_path) &&
+            strncmp(target, r->slave_path, (size_t)n) == 0)
+            unlink(r->link);
+    }
+    if (r->ctx) {
+        modbus_set_socket(r->ctx, -1);
+        modbus_free(r->ctx);
+    }
+    if (r->master_fd >= 0)
+        close(r->master_fd);
+    if (r->slave_fd >= 0)
+        close(r->slave_fd);
+    free(r->link);
+    free(r->slave_path);
 }
 
 static int write_port_file(const struct sim *s, const char *path)
@@ -625,23 +859,32 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
         log_warn("--bind %s is not a loopback address: the simulator is reachable from the "
                  "network",
                  bind_addr);
-    size_t n_rtu = 0;
+    size_t n_rtu_skipped = 0;
     for (size_t i = 0; i < s->n_meters; i++) {
         struct sim_meter *sm = &s->meters[i];
         const struct cfg_bus *bus = &s->cfg->buses[sm->m->bus];
+        int r;
         if (bus->type != BUS_TCP) {
-            n_rtu++;
-            continue;
+            const char *why = rtu_unservable(bus->device);
+            if (why) {
+                log_info("%s: RTU bus '%s' not served: %s is %s", sm->path, bus->name,
+                         bus->device ? bus->device : "", why);
+                n_rtu_skipped++;
+                continue;
+            }
+            struct rtu_port *rp = rtu_get(s, bus);
+            r = add_unit(rp->by_unit, &rp->n_meters, sm, bus->device, "");
+        } else {
+            if (!one_port && !is_loopback(bus->host)) {
+                log_err("bus '%s' is at %s, not a loopback address: parkgw-sim only serves "
+                        "local addresses; use --port N to serve every bus on one local port",
+                        bus->name, bus->host);
+                return -EINVAL;
+            }
+            struct listener *l = one_port ? listener_get(s, bind_addr, port)
+                                          : listener_get(s, bus->host, bus->port);
+            r = listener_add_meter(l, sm);
         }
-        if (!one_port && !is_loopback(bus->host)) {
-            log_err("bus '%s' is at %s, not a loopback address: parkgw-sim only serves "
-                    "local addresses; use --port N to serve every bus on one local port",
-                    bus->name, bus->host);
-            return -EINVAL;
-        }
-        struct listener *l = one_port ? listener_get(s, bind_addr, port)
-                                      : listener_get(s, bus->host, bus->port);
-        int r = listener_add_meter(l, sm);
         if (r < 0)
             return r;
         const struct cfg_profile *p = &s->cfg->profiles[sm->m->profile];
@@ -652,15 +895,22 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
         if (!sm->map)
             return -ENOMEM;
     }
-    if (n_rtu)
-        log_notice("%zu meters on RTU buses are not served (Modbus TCP only)", n_rtu);
+    if (n_rtu_skipped)
+        log_notice("%zu meters on RTU buses are not served (their device paths are real "
+                   "devices or taken)",
+                   n_rtu_skipped);
+    if (s->n_rtus > MAX_RTU_PORTS) {
+        log_err("%zu RTU buses: parkgw-sim serves at most %d", s->n_rtus, MAX_RTU_PORTS);
+        return -EINVAL;
+    }
     if (s->n_ls > MAX_LISTENERS) {
         log_err("%zu distinct bus endpoints: parkgw-sim serves at most %d; use --port N",
                 s->n_ls, MAX_LISTENERS);
         return -EINVAL;
     }
-    if (s->n_ls == 0) {
-        log_err("no meter on a TCP bus in %s: nothing to serve", s->cfg->path);
+    if (s->n_ls == 0 && s->n_rtus == 0) {
+        log_err("no meter on a TCP bus or a servable RTU bus in %s: nothing to serve",
+                s->cfg->path);
         return -EINVAL;
     }
     for (size_t i = 0; i < s->n_ls; i++) {
@@ -671,6 +921,17 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
             return r;
         }
         printf("parkgw-sim: listening on %s:%d (%zu meters)\n", l->host, l->port, l->n_meters);
+    }
+    for (size_t i = 0; i < s->n_rtus; i++) {
+        struct rtu_port *rp = &s->rtus[i];
+        int r = rtu_open(rp);
+        if (r < 0) {
+            log_err("RTU bus '%s': cannot create a pty at %s: %s", rp->bus->name,
+                    rp->bus->device, strerror(-r));
+            return r;
+        }
+        printf("parkgw-sim: serving RTU bus %s on %s -> %s (%zu meters)\n", rp->bus->name,
+               rp->link, rp->slave_path, rp->n_meters);
     }
     fflush(stdout);
     return 0;
@@ -692,6 +953,9 @@ static void teardown(struct sim *s)
         free(s->ls[i].host);
     }
     free(s->ls);
+    for (size_t i = 0; i < s->n_rtus; i++)
+        rtu_close(&s->rtus[i]);
+    free(s->rtus);
     for (size_t i = 0; i < s->n_meters; i++) {
         if (s->meters[i].map)
             modbus_mapping_free(s->meters[i].map);
@@ -708,8 +972,8 @@ static void teardown(struct sim *s)
 
 static int serve(struct sim *s)
 {
-    struct pollfd pfd[MAX_LISTENERS + MAX_CLIENTS + 1];
-    struct client *pclient[MAX_LISTENERS + MAX_CLIENTS + 1];
+    struct pollfd pfd[MAX_LISTENERS + MAX_CLIENTS + MAX_RTU_PORTS + 1];
+    struct client *pclient[MAX_LISTENERS + MAX_CLIENTS + MAX_RTU_PORTS + 1];
     while (!s->quit && !stop_signal) {
         size_t n = 0;
         for (size_t i = 0; i < s->n_ls; i++) {
@@ -722,6 +986,11 @@ static int serve(struct sim *s)
                 pfd[n] = (struct pollfd){.fd = s->clients[i].fd, .events = POLLIN};
                 pclient[n++] = &s->clients[i];
             }
+        size_t first_rtu = n;
+        for (size_t i = 0; i < s->n_rtus; i++) {
+            pfd[n] = (struct pollfd){.fd = s->rtus[i].master_fd, .events = POLLIN};
+            pclient[n++] = NULL;
+        }
         size_t ctl = n;
         if (s->control_fd >= 0) {
             pfd[n] = (struct pollfd){.fd = s->control_fd, .events = POLLIN};
@@ -747,7 +1016,7 @@ static int serve(struct sim *s)
         for (size_t i = 0; i < first_client; i++)
             if (pfd[i].revents & POLLIN)
                 accept_client(s, &s->ls[i]);
-        for (size_t i = first_client; i < ctl; i++) {
+        for (size_t i = first_client; i < first_rtu; i++) {
             struct client *c = pclient[i];
             /* a client closed earlier in this round may have been reused */
             if (c->fd != pfd[i].fd || !pfd[i].revents)
@@ -755,6 +1024,9 @@ static int serve(struct sim *s)
             if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
                 client_readable(s, c);
         }
+        for (size_t i = first_rtu; i < ctl; i++)
+            if (pfd[i].revents & POLLIN)
+                rtu_readable(s, &s->rtus[i - first_rtu]);
         if (s->control_fd >= 0 && ctl < n && pfd[ctl].revents)
             control_readable(s);
     }

@@ -54,7 +54,8 @@ static void write_text(const char *path, const char *text)
 }
 
 /* Two TCP buses like two RMU gateways; the water line shares rmu-1's
- * endpoint, so --port serves them all on one port. */
+ * endpoint, so --port serves them all on one port. Shirong's gas meter is on
+ * an RS-485 line, served on a pty linked at DIR/ttyS-park. */
 static char *park_config(const char *dir, const char *host)
 {
     return xasprintf(
@@ -63,7 +64,9 @@ static char *park_config(const char *dir, const char *host)
         "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
         "buses = (\n"
         "  { name = \"rmu-1\"; type = \"tcp\"; host = \"%s\"; port = 502; },\n"
-        "  { name = \"line-a\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 502; }\n"
+        "  { name = \"line-a\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 502; },\n"
+        "  { name = \"rs485-a\"; type = \"rtu\"; device = \"%s/ttyS-park\"; baud = 9600;\n"
+        "    parity = \"E\"; timeout_ms = 300; }\n"
         ");\n"
         "@include \"profiles/generic-electricity.cfg\"\n"
         "@include \"profiles/generic-water.cfg\"\n"
@@ -78,9 +81,11 @@ static char *park_config(const char *dir, const char *host)
         "        profile = \"generic-gas\"; interval = 10; } ); },\n"
         "  { id = \"shirong-packaging\"; name = \"湖南世容纸塑包装有限公司\"; meters = (\n"
         "      { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 2;\n"
-        "        profile = \"generic-electricity\"; interval = 5; pt_ratio = 100.0; ct_ratio = 50.0; } ); }\n"
+        "        profile = \"generic-electricity\"; interval = 5; pt_ratio = 100.0; ct_ratio = 50.0; },\n"
+        "      { id = \"g1\"; utility = \"gas\"; bus = \"rs485-a\"; unit_id = 21;\n"
+        "        profile = \"generic-gas\"; interval = 10; } ); }\n"
         ");\n",
-        dir, host);
+        dir, host, dir);
 }
 
 static void sim_start(struct simproc *p, char *const argv[], const char *log_path)
@@ -132,15 +137,22 @@ static bool sim_line(struct simproc *p, char *line, size_t cap, int timeout_ms)
     }
 }
 
-/* Sends one control command and returns its answer line (static buffer). */
+/* Sends one control command and returns its answer line (static buffer),
+ * skipping the startup lines ("parkgw-sim: ..."). */
 static const char *ctl(struct simproc *p, const char *cmd)
 {
     static char line[8192];
     char *text = xasprintf("%s\n", cmd);
-    if (write_all(p->in_fd, text, strlen(text)) < 0)
+    if (write_all(p->in_fd, text, strlen(text)) < 0) {
         line[0] = 0;
-    else if (!sim_line(p, line, sizeof(line), 5000))
-        snprintf(line, sizeof(line), "(no answer)");
+    } else {
+        do {
+            if (!sim_line(p, line, sizeof(line), 5000)) {
+                snprintf(line, sizeof(line), "(no answer)");
+                break;
+            }
+        } while (strncmp(line, "parkgw-sim:", 11) == 0);
+    }
     free(text);
     return line;
 }
@@ -456,9 +468,33 @@ int main(void)
     CHECK(strncmp(v, "ok {\"meter\":\"chengtong-plastics/w1\"", 35) == 0);
     CHECK_CONTAINS(v, "\"total_m3\":");
 
+    /* the RS-485 line on a pty: same values, silence for unknown units,
+     * faults as on TCP, corrupt = bad CRC */
+    char *tty = xasprintf("%s/ttyS-park", dir);
+    modbus_t *rtu = modbus_new_rtu(tty, 9600, 'E', 8, 1);
+    CHECK(rtu != NULL);
+    modbus_set_response_timeout(rtu, 0, 400000);
+    CHECK_INT(modbus_connect(rtu), 0);
+    const struct cfg_meter *sg = config_find_meter(cfg, "shirong-packaging/g1");
+    CHECK_INT(read_and_compare(rtu, cfg, sg, NULL), cfg->profiles[sg->profile].n_points);
+    CHECK_INT(read_errno(rtu, 22, 0, 2), ETIMEDOUT);
+    CHECK_STR(ctl(&sim, "fault shirong-packaging/g1 exception 2"), "ok");
+    CHECK_INT(read_errno(rtu, 21, 0, 2), EMBXILADD);
+    CHECK_STR(ctl(&sim, "fault shirong-packaging/g1 corrupt"), "ok");
+    CHECK_INT(read_errno(rtu, 21, 0, 2), EMBBADCRC);
+    CHECK_STR(ctl(&sim, "fault shirong-packaging/g1 none"), "ok");
+    modbus_flush(rtu);
+    CHECK_INT(read_errno(rtu, 21, 0, 2), 0);
+    modbus_close(rtu);
+    modbus_free(rtu);
+
     /* quit: answered, then a clean exit */
     CHECK_STR(ctl(&sim, "quit"), "ok");
     CHECK_INT(sim_wait(&sim, 5000), 0);
+    /* the pty link is removed on exit */
+    struct stat lst;
+    CHECK(lstat(tty, &lst) < 0 && errno == ENOENT);
+    free(tty);
     modbus_close(c);
     modbus_free(c);
     modbus_close(c2);
