@@ -221,7 +221,7 @@ static int lookup(struct ld *ld, const config_setting_t *g, const char *key, boo
 static int get_str(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                    const char **ret, config_setting_t **ret_s)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, required, &s);
     if (r)
         return r;
@@ -249,7 +249,7 @@ static int dup_str(struct ld *ld, const config_setting_t *g, const char *key, bo
 static int get_integer(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                        long long min, long long max, long long *ret, config_setting_t **ret_s)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, required, &s);
     if (r)
         return r;
@@ -281,7 +281,7 @@ static int get_int(struct ld *ld, const config_setting_t *g, const char *key, bo
 static int get_double(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                       double *ret, config_setting_t **ret_s)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, required, &s);
     if (r)
         return r;
@@ -299,7 +299,7 @@ static int get_double(struct ld *ld, const config_setting_t *g, const char *key,
 static int get_bool(struct ld *ld, const config_setting_t *g, const char *key, bool *ret,
                     config_setting_t **ret_s)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, false, &s);
     if (r)
         return r;
@@ -314,7 +314,7 @@ static int get_bool(struct ld *ld, const config_setting_t *g, const char *key, b
 static int get_group(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                      config_setting_t **ret)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, required, &s);
     if (r)
         return r;
@@ -344,7 +344,7 @@ static int check_group_list(struct ld *ld, const config_setting_t *s, const char
 static int get_list(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                     config_setting_t **ret)
 {
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = lookup(ld, g, key, required, &s);
     if (r)
         return r;
@@ -488,7 +488,7 @@ static bool in_list(const char *s, const char *const *list)
 static int parse_utility_setting(struct ld *ld, const config_setting_t *g, enum utility *ret)
 {
     const char *v;
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     int r = get_str(ld, g, "utility", true, &v, &s);
     if (r)
         return r;
@@ -847,7 +847,7 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
     static const char *const rtu_only[] = {"device", "baud", "parity", "data_bits", "stop_bits",
                                            NULL};
     struct cfg_bus *b = &cfg->buses[idx];
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     const char *v;
     int r;
 
@@ -1040,7 +1040,7 @@ static int parse_alarm(struct ld *ld, const config_setting_t *g, struct cfg_prof
     static const char *const keys[] = {"name", "point", "below", "above", "for", "hysteresis",
                                        NULL};
     struct cfg_alarm *a = &p->alarms[idx];
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     const char *v;
     int r;
 
@@ -1226,7 +1226,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                                        "no_gap_fill", "one_request_per_point", "description",
                                        NULL};
     struct cfg_meter *m = &ent->meters[idx];
-    config_setting_t *s;
+    config_setting_t *s = NULL;
     const char *v;
     int r;
 
@@ -1401,7 +1401,7 @@ static int parse_band(struct ld *ld, const config_setting_t *g, struct cfg_tarif
 {
     static const char *const keys[] = {"name", "price", "hours", NULL};
     struct cfg_band *b = &t->bands[idx];
-    config_setting_t *s, *hs;
+    config_setting_t *s = NULL, *hs = NULL;
     int r;
 
     if ((r = check_keys(ld, g, keys)) || (r = dup_str(ld, g, "name", true, &b->name, &s)))

@@ -73,7 +73,7 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
                                     m->interval;
                 plan_free(plan);
             }
-        char load[64];
+        char load[128];
         if (bus->type == BUS_RTU)
             snprintf(load, sizeof(load), "%.1f%% of %d baud%s", busy_s_per_s * 100.0, bus->baud,
                      busy_s_per_s > 0.8 ? "  OVERLOADED: lengthen intervals or split the line"

@@ -136,6 +136,12 @@ int h_stop(struct proc *p, int sig, int timeout_ms)
     return status;
 }
 
+void h_proc_release(struct proc *p)
+{
+    free(p->log_path);
+    p->log_path = NULL;
+}
+
 bool h_alive(struct proc *p)
 {
     int status;

@@ -36,6 +36,8 @@ void h_spawn(struct proc *p, char *const argv[], const char *log_path, bool with
  * timeout (then the process is SIGKILLed and reaped). */
 int h_stop(struct proc *p, int sig, int timeout_ms);
 bool h_alive(struct proc *p);
+/* Frees what h_spawn allocated (the process must have been stopped). */
+void h_proc_release(struct proc *p);
 /* Prints the last lines of the process's log to stderr (on failure). */
 void h_dump_log(const struct proc *p, const char *what);
 

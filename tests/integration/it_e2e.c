@@ -303,5 +303,14 @@ int main(void)
     config_free(cfg);
     free(online.topic);
     free(online.payload);
+    h_proc_release(&gw);
+    h_proc_release(&sim);
+    h_proc_release(&mosq);
+    free(gw_log);
+    free(gw_cfg);
+    free(sim_cfg);
+    free(link);
+    free(profiles);
+    free(dir);
     return check_done();
 }
