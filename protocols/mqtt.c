@@ -25,11 +25,15 @@
  *  - The connected callback (MQTTAsync_setConnected) fires on the first
  *    connect as well as on every automatic reconnect, so it alone publishes
  *    the online status and counts connects.
- *  - MQTTAsync_disconnect on a client that is not connected returns
- *    MQTTASYNC_DISCONNECTED but still cancels automatic reconnection, so
- *    mqtt_stop() calls it either way.
- *  - The receiving clients see the retain flag only on messages delivered
- *    because of a new subscription (MQTT 3.1.1), not on live ones.
+ *  - MQTTAsync_disconnect cannot cancel the automatic reconnection of a
+ *    client that is not connected (it returns MQTTASYNC_DISCONNECTED and
+ *    Paho keeps retrying); only MQTTAsync_destroy ends it. A reconnect that
+ *    lands after mqtt_stop() therefore publishes offline instead of online,
+ *    and mqtt_free() closes it.
+ *  - Callbacks run on Paho's threads with Paho's client mutex held, and a
+ *    QoS 1 send from any other thread takes that mutex. So no lock of ours
+ *    is ever held across a Paho call; the order of the online and offline
+ *    status messages is kept with the status_sending flag instead.
  */
 #include "protocols/mqtt.h"
 #include "gateway/log.h"
@@ -88,6 +92,7 @@ struct mqtt {
     int backoff_ms;
     unsigned int rand_state;
     bool disconnect_done;
+    bool status_sending;  /* on_connected is queueing the online status */
     struct mqtt_stats stats;
 };
 
@@ -210,19 +215,27 @@ static void on_connected(void *ctx, char *cause)
     m->backoff_ms = MQTT_RETRY_MIN_MS;
     m->stats.connected = true;
     m->stats.connects++;
+    if (!stopping)
+        m->status_sending = true;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
 
     log_info("mqtt: connected to %s", m->uri);
-    if (stopping)
-        return;
 
-    int rc = paho_send(m, m->status_topic, m->online, (int)strlen(m->online), 1, true,
-                              NULL);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_warn("mqtt: cannot publish online status on %s: %s (paho code %d)", m->status_topic,
-                 paho_reason(rc, NULL), rc);
+    /* A reconnect that Paho completed after mqtt_stop (see the quirks) must
+     * not leave "online" retained. */
+    const char *status = stopping ? m->offline : m->online;
+    int rc = paho_send(m, m->status_topic, status, (int)strlen(status), 1, true, NULL);
+
+    if (!stopping) {
+        pthread_mutex_lock(&m->lock);
+        m->status_sending = false;
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
     }
+    if (rc != MQTTASYNC_SUCCESS)
+        log_warn("mqtt: cannot publish the status on %s: %s (paho code %d)", m->status_topic,
+                 paho_reason(rc, NULL), rc);
 }
 
 static void on_connection_lost(void *ctx, char *cause)
@@ -500,8 +513,12 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
         return;
     }
     m->stopping = true;
-    bool connected = m->stats.connected;
     pthread_cond_broadcast(&m->cond);
+    /* Paho sends queued messages in order: once an online status being
+     * queued right now is in, the offline one below goes after it. */
+    while (m->status_sending)
+        pthread_cond_wait(&m->cond, &m->lock);
+    bool connected = m->stats.connected;
     pthread_mutex_unlock(&m->lock);
 
     if (m->thread_started) {
@@ -512,7 +529,8 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
         return;
 
     /* A clean DISCONNECT makes the broker drop the LWT, so the offline
-     * status has to be published by hand. */
+     * status has to be published by hand. When not connected there is
+     * nothing to send: the broker fired the LWT when the link dropped. */
     if (connected) {
         MQTTAsync_token tok = 0;
         int rc = paho_send(m, m->status_topic, m->offline, (int)strlen(m->offline), 1,
