@@ -123,6 +123,8 @@ static int store_user_version(sqlite3 *db, int *ret)
     if (rc == SQLITE_ROW) {
         *ret = sqlite3_column_int(st, 0);
         rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_ERROR;   /* the pragma always returns a row */
     }
     sqlite3_finalize(st);
     return rc;
@@ -133,7 +135,7 @@ static int store_user_version(sqlite3 *db, int *ret)
  * write lock and the second one sees the first's user_version. */
 static int store_migrate(struct store *s, char *err, size_t errlen)
 {
-    int rc, version;
+    int rc, version = 0;
     char *msg = NULL;
     char sql[64];
 
@@ -214,7 +216,7 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
 {
     struct store *s;
     struct stat stbuf;
-    int rc, r, version;
+    int rc, r, version = 0;
     int flags = SQLITE_OPEN_FULLMUTEX;
 
     if (readonly && stat(path, &stbuf) < 0) {
@@ -519,7 +521,7 @@ static int store_query_int(struct store *s, const char *sql, int64_t *ret)
 
 int store_stats(struct store *s, struct store_stats *ret)
 {
-    int64_t samples, pages, page_size, oldest;
+    int64_t samples = 0, pages = 0, page_size = 0, oldest = 0;
     int r;
 
     r = store_query_int(s, "SELECT count(*) FROM samples", &samples);
@@ -560,7 +562,7 @@ const char *store_errmsg(const struct store *s)
 int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pages)
 {
     char sql[64];
-    int64_t now;
+    int64_t now = 0;
     int r;
 
     snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);

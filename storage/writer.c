@@ -44,6 +44,7 @@ struct writer {
     size_t queued;              /* samples in the queue plus the group in flight */
     bool stopping;
     bool paused;
+    int64_t commit_interval_ms; /* writer_set_commit_interval */
     struct writer_stats stats;
     uint64_t drops_unlogged;    /* batches dropped since the last warning */
     int64_t last_drop_log_ms;   /* 0: never warned */
@@ -153,6 +154,7 @@ static void *writer_thread(void *arg)
     int64_t retry_at = 0, backoff = WRITER_BACKOFF_MIN_MS;
     int episode_err = 0;          /* error of the current failure episode, 0: none */
     uint64_t episode_failures = 0;
+    int64_t last_take = 0;        /* when the last group was taken */
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -171,8 +173,15 @@ static void *writer_thread(void *arg)
         }
 
         if (!group) {
-            if (w->head && !w->paused) {
+            int64_t due = last_take + w->commit_interval_ms;
+            if (w->head && !w->paused && !w->stopping && now < due &&
+                w->queued < WRITER_MAX_GROUP) {
+                /* Inside the commit window: let more batches gather. */
+                writer_wait(w, due - now < WRITER_TICK_MS ? due - now : WRITER_TICK_MS);
+                continue;
+            } else if (w->head && !w->paused) {
                 group = writer_take_group(w, &group_n);
+                last_take = now;
             } else if (w->stopping && !w->head) {
                 break;
             } else {
@@ -347,6 +356,14 @@ void writer_get_stats(struct writer *w, struct writer_stats *ret)
     pthread_mutex_lock(&w->mu);
     *ret = w->stats;
     ret->queue_len = w->queued;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_set_commit_interval(struct writer *w, int64_t ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->commit_interval_ms = ms > 0 ? ms : 0;
+    pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
 }
 

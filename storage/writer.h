@@ -33,6 +33,14 @@ void writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
 
+/* Commit window: at most one transaction per 'ms' (0, the default: commit
+ * as soon as anything is queued), unless 10000 samples are waiting or the
+ * writer is stopping. samples is clustered by point, so every transaction
+ * rewrites the last page of each point it touches; gathering several
+ * samples per point per commit divides the bytes written to disk (see
+ * bench_ingest -s -c). max_queued must hold a window's worth of samples. */
+void writer_set_commit_interval(struct writer *w, int64_t ms);
+
 /* Test hook: while paused the thread takes nothing from the queue (it still
  * updates last_commit_mono_ms), so a test can fill the queue to its bound.
  * writer_stop unpauses. */

@@ -1,8 +1,9 @@
 /*
  * test_writer.c - the writer thread over a real store: concurrent
  * submitters lose nothing, the queue bound drops and counts, the progress
- * marker moves while idle, and a full disk (max_page_count cap) keeps the
- * samples in memory until the store accepts them again.
+ * marker moves while idle, a full disk (max_page_count cap) keeps the
+ * samples in memory until the store accepts them again, and the commit
+ * window gathers batches.
  */
 #include "storage/writer.h"
 #include "gateway/util.h"
@@ -44,6 +45,7 @@ static struct store *open_fresh(const char *name)
     unlink(f);
     if (store_open(path, false, &s, err, sizeof(err)) < 0)
         fprintf(stderr, "store_open: %s\n", err);
+    CHECK(s != NULL);
     return s;
 }
 
@@ -259,6 +261,44 @@ static void test_disk_full_recovery(void)
     store_close(s);
 }
 
+static void test_commit_window(void)
+{
+    struct store *s = open_fresh("window.db");
+    struct writer *w = NULL;
+    struct writer_stats st;
+    struct sample one = {1, 1000, 1.0};
+
+    if (!s)
+        return;
+    CHECK_INT(writer_start(s, 1000, &w), 0);
+    writer_set_commit_interval(w, 2000);
+    /* The first batch commits at once (no commit yet in the window). */
+    CHECK_INT(writer_submit(w, &one, 1), 0);
+    st = wait_committed(w, 1, 5000);
+    CHECK_INT(st.samples_committed, 1);
+    /* The next ones wait for the 2 s window: nothing after 0.5 s. */
+    one.ts = 2000;
+    CHECK_INT(writer_submit(w, &one, 1), 0);
+    one.ts = 3000;
+    CHECK_INT(writer_submit(w, &one, 1), 0);
+    sleep_ms(500);
+    writer_get_stats(w, &st);
+    CHECK_INT(st.samples_committed, 1);
+    CHECK_INT(st.queue_len, 2);
+    /* ...and both in one transaction once it closes. */
+    st = wait_committed(w, 3, 5000);
+    CHECK_INT(st.samples_committed, 3);
+    CHECK_INT(st.batches_committed, 3);
+    /* Stopping inside a window commits at once. */
+    one.ts = 4000;
+    CHECK_INT(writer_submit(w, &one, 1), 0);
+    int64_t t0 = now_mono_ms();
+    writer_stop(w);
+    CHECK(now_mono_ms() - t0 < 1000);
+    CHECK_INT(count_samples(s), 4);
+    store_close(s);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -269,5 +309,6 @@ int main(void)
     test_stop_drains();
     test_queue_bound();
     test_disk_full_recovery();
+    test_commit_window();
     return check_done();
 }
