@@ -220,8 +220,6 @@ int main(int argc, char **argv)
                 }
                 batch[p] = (struct sample){ids[k], ts, v};
             }
-            /* Simulated time runs faster than the writer: back off rather
-             * than drop, so every generated sample is measured. */
             /* Live pacing with a window: the writer (kept paused) commits
              * when the simulated window closes; its own timer is not
              * used since simulated time runs faster than real time. */
@@ -229,6 +227,8 @@ int main(int argc, char **argv)
                 window = (ts - t0) / o.window_ms;
                 flush(w, true);
             }
+            /* Simulated time runs faster than the writer: back off rather
+             * than drop, so every generated sample is measured. */
             while (writer_submit(w, batch, np) == -EAGAIN) {
                 eagain++;
                 sleep_ms(1);
@@ -236,10 +236,10 @@ int main(int argc, char **argv)
             total += (int64_t)np;
             if (o.live && !o.window_ms)
                 flush(w, false);
-
         }
     }
     /* Let the queue drain so the stats cover every commit. */
+    writer_pause_for_test(w, false);
     do {
         sleep_ms(5);
         writer_get_stats(w, &ws);
