@@ -571,7 +571,8 @@ static bool make_tls_files(const char *dir)
     const char *names[] = {"ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt", "srv.ext",
                            "bad.key", "bad.csr", "bad.crt", "bad.ext", "other.key", "other.crt"};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-        snprintf(p[i], sizeof(p[i]), "%s/%s", dir, names[i]);
+        if (snprintf(p[i], sizeof(p[i]), "%s/%s", dir, names[i]) >= (int)sizeof(p[i]))
+            abort(); /* temp dir path too long */
     FILE *f = fopen(p[5], "w");
     if (!f)
         return false;

@@ -38,7 +38,8 @@ static void make_dirs(const char *path)
 static void db_path(char *buf, size_t len, const char *name)
 {
     char f[PATH_MAX + 16];
-    snprintf(buf, len, "%s/%s", tmpdir, name);
+    if (snprintf(buf, len, "%s/%s", tmpdir, name) >= (int)len)
+        abort(); /* temp dir path too long */
     /* Start from nothing: remove the database and its WAL/shm. */
     unlink(buf);
     snprintf(f, sizeof(f), "%s-wal", buf);
