@@ -27,6 +27,10 @@
 
 /* Queued samples the writer may hold while SQLite is slow or the disk full. */
 #define WRITER_MAX_QUEUED 2000000
+/* Group samples for up to a second per transaction: each commit rewrites the
+ * tail page of every point it touches, so committing every meter's poll on
+ * its own multiplies the bytes written to flash (docs/PERFORMANCE.md). */
+#define WRITER_COMMIT_INTERVAL_MS 1000
 
 static volatile sig_atomic_t got_stop, got_reload;
 
@@ -171,6 +175,8 @@ static void reload(struct daemon *d, const char *cfg_path)
     int r = register_points(d);
     if (r == 0)
         r = writer_start(d->store, WRITER_MAX_QUEUED, &d->writer);
+    if (r == 0)
+        writer_set_commit_interval(d->writer, WRITER_COMMIT_INTERVAL_MS);
     if (r < 0) {
         log_err("reload failed: storage: %s", strerror(-r));
         got_stop = 1;
@@ -236,6 +242,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         log_err("storage: cannot start the writer: %s", strerror(-r));
         goto out_close_store;
     }
+    writer_set_commit_interval(d.writer, WRITER_COMMIT_INTERVAL_MS);
 
     d.topic_base = topic_base(d.cfg->topic_prefix, d.cfg->gateway_id);
     char *online = payload_status_online(PARKGW_VERSION, now_real_ms(), d.n_meters);

@@ -41,7 +41,8 @@ cleanup() {
   wait 2>/dev/null || true
   echo "demo: database kept at $run/parkgw-demo.db"
   echo "demo: try  build/parkgw status -c $cfg"
-  echo "      and  build/parkgw bill -c $cfg --from $(date +%F) --to $(date -d tomorrow +%F)"
+  today=$(TZ=$(sed -nE 's/.*timezone *= *"([^"]+)".*/\1/p' "$cfg") date +%F)
+  echo "      and  build/parkgw bill -c $cfg --from $today --to $(date -d "$today + 1 day" +%F)"
 }
 trap cleanup INT TERM EXIT
 

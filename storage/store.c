@@ -427,17 +427,16 @@ int store_find_point(struct store *s, const char *enterprise, const char *meter,
     return r;
 }
 
-int store_insert(struct store *s, const struct sample *samples, size_t n)
+int store_begin(struct store *s)
 {
-    int rc;
-
-    if (n == 0)
-        return 0;
     /* IMMEDIATE takes the write lock now, so a busy database fails here
      * (after busy_timeout) instead of halfway through the batch. */
-    rc = store_step_done(s->st_begin);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
+    int rc = store_step_done(s->st_begin);
+    return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+}
+
+int store_add_samples(struct store *s, const struct sample *samples, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         /* NaN would bind as NULL and be dropped by OR IGNORE anyway; skip
          * it without a round trip. */
@@ -446,24 +445,50 @@ int store_insert(struct store *s, const struct sample *samples, size_t n)
         sqlite3_bind_int64(s->st_insert, 1, samples[i].point);
         sqlite3_bind_int64(s->st_insert, 2, samples[i].ts);
         sqlite3_bind_double(s->st_insert, 3, samples[i].value);
-        rc = sqlite3_step(s->st_insert);
+        int rc = sqlite3_step(s->st_insert);
         sqlite3_reset(s->st_insert);
         if (rc != SQLITE_DONE)
-            goto out_rollback;
+            return store_fail(s, rc);
     }
-    rc = store_step_done(s->st_commit);
-    if (rc != SQLITE_OK)
-        goto out_rollback;
     return 0;
+}
 
-out_rollback: {
+int store_commit(struct store *s)
+{
+    int rc = store_step_done(s->st_commit);
+    if (rc == SQLITE_OK)
+        return 0;
     int r = store_fail(s, rc);
-    /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
-     * for some statements); ROLLBACK then fails harmlessly. */
-    if (!sqlite3_get_autocommit(s->db))
-        store_step_done(s->st_rollback);
+    store_rollback(s);
     return r;
 }
+
+void store_rollback(struct store *s)
+{
+    /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
+     * for some statements); ROLLBACK would then fail harmlessly. */
+    if (!sqlite3_get_autocommit(s->db))
+        store_step_done(s->st_rollback);
+}
+
+sqlite3 *store_db(struct store *s)
+{
+    return s->db;
+}
+
+int store_insert(struct store *s, const struct sample *samples, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int r = store_begin(s);
+    if (r < 0)
+        return r;
+    r = store_add_samples(s, samples, n);
+    if (r < 0) {
+        store_rollback(s);
+        return r;
+    }
+    return store_commit(s);
 }
 
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,

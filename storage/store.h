@@ -34,6 +34,20 @@ int store_point_id(struct store *s, const char *enterprise, const char *meter, c
  * -EIO. Nothing is half-written. */
 int store_insert(struct store *s, const struct sample *samples, size_t n);
 
+/*
+ * The same in steps, for callers that add rows of their own (the outbox) to
+ * a batch: store_begin (BEGIN IMMEDIATE), store_add_samples (samples and,
+ * where maintained, their rollups), store_commit (on failure it rolls back).
+ * Each returns 0, -ENOSPC, -EBUSY or -EIO; after an error call
+ * store_rollback. store_db gives the connection for such rows.
+ */
+int store_begin(struct store *s);
+int store_add_samples(struct store *s, const struct sample *samples, size_t n);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+typedef struct sqlite3 sqlite3;
+sqlite3 *store_db(struct store *s);
+
 /* Calls cb for each raw sample of 'point' with from <= ts < to, in ts order.
  * cb returning non-zero stops the scan. 0 or -EIO. */
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,

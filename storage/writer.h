@@ -5,6 +5,7 @@
  * keeps a bounded backlog in memory and retries.
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "storage/store.h"
@@ -27,6 +28,15 @@ int writer_start(struct store *st, size_t max_queued, struct writer **ret);
 /* Queues a copy of samples[0..n). Never blocks on SQLite. 0 or -EAGAIN when
  * the queue is full (the batch is dropped and counted). Thread-safe. */
 int writer_submit(struct writer *w, const struct sample *samples, size_t n);
+
+/*
+ * Queues a durable message (a summary or an event) for the outbox: it is
+ * written in the same transaction as the samples queued before it, and the
+ * publisher sends it with the "seq" the outbox assigned. payload is a JSON
+ * object without "seq"; topic and payload are copied. 0 or -EAGAIN.
+ */
+int writer_submit_msg(struct writer *w, const char *topic, const char *payload, int qos,
+                      bool retain);
 
 /* Commits everything queued, stops the thread and frees w. */
 void writer_stop(struct writer *w);
