@@ -35,6 +35,7 @@ struct pmeter {
     struct sample *samples;
     char *live_topic;
     int64_t next_due;        /* monotonic ms */
+    int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
     int64_t backoff_ms;
     struct poller_meter_stats st;
 };
@@ -51,6 +52,11 @@ struct poller {
     pthread_cond_t wake;
     bool stop;
     int64_t progress;
+    int64_t clock_offset_ms; /* test hook PARKGW_TEST_CLOCK_OFFSET_MS, else 0 */
+    long stall_after;        /* test hook PARKGW_TEST_STALL_BUS: polls before hanging */
+    long polls_done;
+    bool clock_bad;          /* last poll's time stamp was below the floor */
+    uint64_t clock_held;     /* polls not stored because of the clock floor */
 };
 
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
@@ -65,14 +71,53 @@ size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
     return idx;
 }
 
-/* The next wall-clock multiple of the interval strictly after now, as a
- * monotonic deadline: a 60 s meter is read at :00 of each minute. */
-static int64_t next_aligned(int interval_s)
+static int64_t floor_div(int64_t a, int64_t b)
 {
-    int64_t iv = (int64_t)interval_s * 1000;
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* Schedules the meter's next poll at the wall-clock slot after the one just
+ * polled (a 60 s meter is read at :00 of each minute), as a monotonic
+ * deadline. A poll that starts a little early or late keeps its slot. When
+ * the next slot is a whole interval behind the wall clock or more than 1.5
+ * intervals ahead (a clock step, a stalled bus) the schedule re-aligns to
+ * the next multiple after now: a step can neither cause a burst of catch-up
+ * polls nor a sleep longer than 1.5 intervals. */
+static void schedule_next(struct pmeter *pm)
+{
+    int64_t iv = (int64_t)pm->cfg->interval * 1000;
     int64_t real = now_real_ms(), mono = now_mono_ms();
-    int64_t due_real = (real / iv + 1) * iv;
-    return mono + (due_real - real);
+    int64_t slot = pm->slot_real ? pm->slot_real + iv : 0;
+    if (slot == 0 || slot <= real - iv || slot > real + iv + iv / 2)
+        slot = (floor_div(real, iv) + 1) * iv;
+    pm->slot_real = slot;
+    pm->next_due = mono + (slot - real); /* <= mono: due now, once */
+}
+
+/* Clock sanity: a time stamp before POLL_CLOCK_FLOOR_MS (2020-01-01T00:00:00Z
+ * = 18262 days * 86400 s) means the wall clock is unset (a box without RTC
+ * battery before NTP). Such readings are counted and not stored/published:
+ * they would land decades away from their real time in rollups and bills. */
+#define POLL_CLOCK_FLOOR_MS INT64_C(1577836800000)
+
+/* Logs the clock floor state once per change; true when ts may be stored. */
+static bool clock_plausible(struct poller *p, int64_t ts)
+{
+    bool bad = ts < POLL_CLOCK_FLOOR_MS;
+    if (bad) {
+        pthread_mutex_lock(&p->lock);
+        p->clock_held++;
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (bad && !p->clock_bad)
+        log_err("bus %s: wall clock reads %lld ms, before the floor 2020-01-01: readings are "
+                "held back (not stored or published) until the clock is set",
+                p->bus_cfg->name, (long long)ts);
+    else if (!bad && p->clock_bad)
+        log_notice("bus %s: wall clock plausible again; %llu readings were held back so far",
+                   p->bus_cfg->name, (unsigned long long)p->clock_held);
+    p->clock_bad = bad;
+    return !bad;
 }
 
 static void pmeter_free(struct pmeter *pm)
@@ -157,11 +202,12 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
         log_warn("meter %s/%s: communication lost after %d failed polls; retrying with backoff",
                  m->enterprise->id, m->id, fails);
     if (lost) {
+        pm->slot_real = 0;
         pm->next_due = now_mono_ms() + pm->backoff_ms;
         pm->backoff_ms = pm->backoff_ms * 2 > POLL_BACKOFF_MAX_MS ? POLL_BACKOFF_MAX_MS
                                                                   : pm->backoff_ms * 2;
     } else {
-        pm->next_due = next_aligned(m->interval);
+        schedule_next(pm);
     }
 }
 
@@ -169,7 +215,7 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
 {
     const struct cfg_meter *m = pm->cfg;
     const struct plan *plan = pm->plan;
-    int64_t ts = now_real_ms();
+    int64_t ts = now_real_ms() + p->clock_offset_ms;
 
     for (size_t i = 0; i < plan->n_reqs; i++) {
         int r = bus_read(p->bus, m->unit_id, &plan->reqs[i], pm->regs + pm->req_base[i]);
@@ -201,9 +247,12 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     if (bad)
         log_debug("meter %s/%s: %zu point(s) decoded to NaN/Inf, not stored", m->enterprise->id,
                   m->id, bad);
+    bool clock_ok = clock_plausible(p, ts);
+    if (!clock_ok)
+        n = 0;
     if (n && p->env->writer)
         writer_submit(p->env->writer, pm->samples, n);
-    if (p->env->mqtt) {
+    if (p->env->mqtt && clock_ok) {
         char *payload = payload_live(ts, m->enterprise->id, m->id, utility_name(m->utility),
                                      pm->names, pm->values, pm->valid, pm->prof->n_points);
         mqtt_publish(p->env->mqtt, pm->live_topic, payload, strlen(payload), 0, true);
@@ -226,7 +275,7 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     else if (fails > 0)
         log_info("meter %s/%s: read ok again", m->enterprise->id, m->id);
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
-    pm->next_due = next_aligned(m->interval);
+    schedule_next(pm);
 }
 
 static void *poller_thread(void *arg)
@@ -264,6 +313,18 @@ static void *poller_thread(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         poll_meter(p, due);
+        if (p->stall_after > 0 && ++p->polls_done >= p->stall_after) {
+            /* Test hook: hang without progress (a stuck bus) until stopped. */
+            log_warn("test hook: bus %s stalls now", p->bus_cfg->name);
+            for (;;) {
+                pthread_mutex_lock(&p->lock);
+                bool stop = p->stop;
+                pthread_mutex_unlock(&p->lock);
+                if (stop)
+                    break;
+                sleep_ms(50);
+            }
+        }
     }
     bus_close(p->bus);
     return NULL;
@@ -284,6 +345,17 @@ int poller_start(const struct poller_env *env, int bus_index, struct poller **re
     pthread_cond_init(&p->wake, &ca);
     pthread_condattr_destroy(&ca);
     p->progress = now_mono_ms();
+    const char *hook = getenv("PARKGW_TEST_CLOCK_OFFSET_MS");
+    if (hook && parse_int64(hook, &p->clock_offset_ms) < 0)
+        p->clock_offset_ms = 0;
+    hook = getenv("PARKGW_TEST_STALL_BUS");
+    if (hook && strcmp(hook, p->bus_cfg->name) == 0) {
+        int64_t n = 3;
+        const char *after = getenv("PARKGW_TEST_STALL_AFTER");
+        if (after && parse_int64(after, &n) < 0)
+            n = 3;
+        p->stall_after = n > 0 ? (long)n : 1;
+    }
 
     r = bus_new(p->bus_cfg, &p->bus);
     if (r < 0)
@@ -323,6 +395,9 @@ void poller_stop(struct poller *p)
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
     }
+    if (p->clock_held)
+        log_warn("bus %s: %llu readings were held back: wall clock before 2020-01-01",
+                 p->bus_cfg->name, (unsigned long long)p->clock_held);
     for (size_t i = 0; i < p->n_meters; i++)
         pmeter_free(&p->meters[i]);
     free(p->meters);
