@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -842,10 +843,10 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
     static const char *const keys[] = {"name",      "type",      "host",       "port",
                                        "device",    "baud",      "parity",     "data_bits",
                                        "stop_bits", "timeout_ms", "byte_timeout_ms",
-                                       "description", NULL};
+                                       "rs485",     "frame_delay_ms", "description", NULL};
     static const char *const tcp_only[] = {"host", "port", NULL};
-    static const char *const rtu_only[] = {"device", "baud", "parity", "data_bits", "stop_bits",
-                                           NULL};
+    static const char *const rtu_only[] = {"device",    "baud",  "parity",         "data_bits",
+                                           "stop_bits", "rs485", "frame_delay_ms", NULL};
     struct cfg_bus *b = &cfg->buses[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -909,7 +910,9 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
             b->parity = v[0];
         }
         if ((r = get_int(ld, g, "data_bits", false, 5, 8, &b->data_bits, NULL)) < 0 ||
-            (r = get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0)
+            (r = get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0 ||
+            (r = get_bool(ld, g, "rs485", &b->rs485, NULL)) < 0 ||
+            (r = get_int(ld, g, "frame_delay_ms", false, 0, 10000, &b->frame_delay_ms, NULL)) < 0)
             return r;
     }
     if ((r = get_int(ld, g, "timeout_ms", false, 1, 600000, &b->timeout_ms, NULL)) < 0 ||
@@ -934,10 +937,77 @@ static int parse_buses(struct ld *ld, const config_setting_t *root, struct confi
     return 0;
 }
 
+/* Registers [first, end) a point reads: its own and, for an integer +
+ * fraction totaliser, the fraction's, as one span (one request). */
+static void point_span(const struct cfg_point *pt, int *ret_first, int *ret_end)
+{
+    int first = pt->address, end = pt->address + point_type_regs(pt->type);
+    if (pt->has_frac) {
+        int ff = pt->frac_address, fe = ff + point_type_regs(pt->frac_type);
+        if (ff < first)
+            first = ff;
+        if (fe > end)
+            end = fe;
+    }
+    *ret_first = first;
+    *ret_end = end;
+}
+
+/* frac_address / frac_type of an integer + fraction totaliser; scale and
+ * order are read by the caller. 0, or -EINVAL with the message set. */
+static int parse_frac(struct ld *ld, const config_setting_t *g, struct cfg_point *pt)
+{
+    config_setting_t *s_addr = NULL, *s = NULL;
+    const char *v;
+    int r;
+
+    pt->frac_type = PT_FLOAT32;
+    if ((r = get_int(ld, g, "frac_address", false, 0, 65535, &pt->frac_address, &s_addr)) < 0)
+        return r;
+    pt->has_frac = r == 0;
+    if ((r = get_str(ld, g, "frac_type", false, &v, &s)) < 0)
+        return r;
+    if (r == 0) {
+        if (!pt->has_frac)
+            return fail(ld, s, "point '%s': frac_type needs frac_address", pt->name);
+        size_t t;
+        for (t = 0; t < ARRAY_SIZE(type_names); t++)
+            if (strcmp(v, type_names[t]) == 0)
+                break;
+        if (t == ARRAY_SIZE(type_names) || t == PT_BOOL)
+            return fail(ld, s, "point '%s': frac_type '%s' must be a register type (int16, "
+                               "uint16, int32, uint32, int64, uint64, float32 or float64)",
+                        pt->name, v);
+        pt->frac_type = (enum point_type)t;
+    }
+    if (!pt->has_frac)
+        return 0;
+    if (pt->fc != 3 && pt->fc != 4)
+        return fail(ld, s_addr, "point '%s': frac_address needs fc 3 or 4", pt->name);
+    int fe = pt->frac_address + point_type_regs(pt->frac_type);
+    int me = pt->address + point_type_regs(pt->type);
+    if (fe > 65536)
+        return fail(ld, s_addr, "point '%s': fraction (%s at %d) runs past register 65535",
+                    pt->name, point_type_name(pt->frac_type), pt->frac_address);
+    if (pt->frac_address < me && pt->address < fe)
+        return fail(ld, s_addr, "point '%s': fraction registers %d..%d overlap the point's "
+                                "own registers %d..%d",
+                    pt->name, pt->frac_address, fe - 1, pt->address, me - 1);
+    int first, end;
+    point_span(pt, &first, &end);
+    if (end - first > 125)
+        return fail(ld, s_addr, "point '%s': integer and fraction span registers %d..%d; "
+                                "they must fit one request (125 registers) to be consistent",
+                    pt->name, first, end - 1);
+    return 0;
+}
+
 static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_profile *p, size_t idx)
 {
-    static const char *const keys[] = {"name",  "fc",   "address", "type",  "order",  "scale",
-                                       "offset", "kind", "billing", "ct_pt", "max_rate", NULL};
+    static const char *const keys[] = {"name",     "fc",           "address",   "type",
+                                       "order",    "scale",        "offset",    "kind",
+                                       "billing",  "ct_pt",        "max_rate",  "frac_address",
+                                       "frac_type", "frac_scale",  NULL};
     struct cfg_point *pt = &p->points[idx];
     config_setting_t *s, *s_type, *s_addr;
     const char *v;
@@ -980,6 +1050,11 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
         return fail(ld, s_addr, "point '%s': %s at address %d runs past register 65535",
                     pt->name, point_type_name(pt->type), pt->address);
 
+    if ((r = parse_frac(ld, g, pt)) < 0)
+        return r;
+    if (pt->has_frac && point_type_regs(pt->frac_type) > regs)
+        regs = point_type_regs(pt->frac_type); /* the order may be for the fraction */
+
     pt->order = WO_ABCD;
     if ((r = get_str(ld, g, "order", false, &v, &s)) < 0)
         return r;
@@ -1003,6 +1078,15 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
         return r;
     if (r == 0 && pt->scale == 0.0)
         return fail(ld, s, "point '%s': scale must not be 0", pt->name);
+    pt->frac_scale = pt->scale;
+    if ((r = get_double(ld, g, "frac_scale", false, &pt->frac_scale, &s)) < 0)
+        return r;
+    if (r == 0) {
+        if (!pt->has_frac)
+            return fail(ld, s, "point '%s': frac_scale needs frac_address", pt->name);
+        if (pt->frac_scale == 0.0 || !isfinite(pt->frac_scale))
+            return fail(ld, s, "point '%s': frac_scale must be a non-zero number", pt->name);
+    }
     if ((r = get_double(ld, g, "offset", false, &pt->offset, NULL)) < 0)
         return r;
 
@@ -1089,16 +1173,29 @@ static int check_overlaps(struct ld *ld, const config_setting_t *pts, const stru
 {
     for (size_t i = 0; i < p->n_points; i++) {
         const struct cfg_point *a = &p->points[i];
-        int a_end = a->address + point_type_regs(a->type);
+        /* A fraction part counts as registers of its point: the simulator
+         * and the decoder assume no other point lives there. */
+        struct { int first, end; } ar[2] = {{a->address, a->address + point_type_regs(a->type)},
+                                            {-1, -1}};
+        if (a->has_frac)
+            ar[1].end = (ar[1].first = a->frac_address) + point_type_regs(a->frac_type);
         for (size_t j = 0; j < i; j++) {
             const struct cfg_point *b = &p->points[j];
-            int b_end = b->address + point_type_regs(b->type);
-            if (a->fc == b->fc && a->address < b_end && b->address < a_end)
-                return fail(ld, config_setting_get_elem(pts, (unsigned)i),
-                            "point '%s' (fc %d, registers %d..%d) overlaps point '%s' "
-                            "(registers %d..%d, line %d)",
-                            a->name, a->fc, a->address, a_end - 1, b->name, b->address,
-                            b_end - 1, b->line);
+            struct { int first, end; } br[2] = {
+                {b->address, b->address + point_type_regs(b->type)}, {-1, -1}};
+            if (b->has_frac)
+                br[1].end = (br[1].first = b->frac_address) + point_type_regs(b->frac_type);
+            if (a->fc != b->fc)
+                continue;
+            for (int x = 0; x < 2; x++)
+                for (int y = 0; y < 2; y++)
+                    if (ar[x].first >= 0 && br[y].first >= 0 && ar[x].first < br[y].end &&
+                        br[y].first < ar[x].end)
+                        return fail(ld, config_setting_get_elem(pts, (unsigned)i),
+                                    "point '%s' (fc %d, registers %d..%d) overlaps point '%s' "
+                                    "(registers %d..%d, line %d)",
+                                    a->name, a->fc, ar[x].first, ar[x].end - 1, b->name,
+                                    br[y].first, br[y].end - 1, b->line);
         }
     }
     return 0;

@@ -27,6 +27,14 @@ struct cfg_point {
     bool billing;
     bool ct_pt;
     double max_rate;      /* per hour, after scaling; 0 = not set */
+    /* Integer + fraction totaliser (keys frac_address/frac_type/frac_scale):
+     * the value is raw * scale + frac_raw * frac_scale + offset, where
+     * frac_raw is frac_type at frac_address (same fc, same word order). The
+     * planner reads both parts in one request so they are consistent. */
+    bool has_frac;
+    int frac_address;
+    enum point_type frac_type;  /* default float32 */
+    double frac_scale;          /* default = scale */
     int line;
 };
 
@@ -63,6 +71,8 @@ struct cfg_bus {
     int stop_bits;        /* default 1 */
     int timeout_ms;       /* response timeout; default 500 */
     int byte_timeout_ms;  /* default 0 = libmodbus default */
+    bool rs485;           /* rtu: ask the kernel for RS-485 mode (TIOCSRS485); default false */
+    int frame_delay_ms;   /* rtu: extra silence before each request; default 0 */
     int line;
 };
 

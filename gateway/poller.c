@@ -37,6 +37,7 @@ struct pmeter {
     int64_t next_due;        /* monotonic ms */
     int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
     int64_t backoff_ms;
+    int late_streak;         /* polls in a row started > half an interval late */
     struct poller_meter_stats st;
 };
 
@@ -57,6 +58,7 @@ struct poller {
     long polls_done;
     bool clock_bad;          /* last poll's time stamp was below the floor */
     uint64_t clock_held;     /* polls not stored because of the clock floor */
+    int64_t behind_warned_ms; /* monotonic time of the last "falls behind" warning */
 };
 
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
@@ -199,8 +201,9 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
         log_debug("meter %s/%s: read failed again (%d): %s", m->enterprise->id, m->id, fails,
                   bus_strerror(err));
     if (became_lost)
-        log_warn("meter %s/%s: communication lost after %d failed polls; retrying with backoff",
-                 m->enterprise->id, m->id, fails);
+        log_warn("meter %s/%s: communication lost after %d failed polls (last: %s); retrying "
+                 "with backoff",
+                 m->enterprise->id, m->id, fails, bus_strerror(err));
     if (lost) {
         pm->slot_real = 0;
         pm->next_due = now_mono_ms() + pm->backoff_ms;
@@ -278,6 +281,36 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     schedule_next(pm);
 }
 
+/* Polls in a row more than half an interval late before the bus says it
+ * falls behind, and the least time between two such warnings. */
+#define POLL_LATE_STREAK 3
+#define POLL_BEHIND_WARN_EVERY_MS (10 * 60 * 1000)
+
+/* A bus that cannot fit its schedule (too many meters, too short intervals,
+ * too slow a line, timeouts piling up) starts its polls later and later.
+ * One late poll is noise (a timeout on the bus); several in a row for the
+ * same meter mean the bus is overloaded: say so, at most every 10 minutes. */
+static void note_lateness(struct poller *p, struct pmeter *pm, int64_t now)
+{
+    int64_t late = now - pm->next_due;
+    int64_t half = (int64_t)pm->cfg->interval * 500;
+    if (late <= half || pm->st.comm_lost) {
+        pm->late_streak = 0;
+        return;
+    }
+    if (++pm->late_streak < POLL_LATE_STREAK)
+        return;
+    if (p->behind_warned_ms && now - p->behind_warned_ms < POLL_BEHIND_WARN_EVERY_MS)
+        return;
+    p->behind_warned_ms = now;
+    log_warn("bus %s falls behind its schedule: meter %s/%s started %lld ms late, %d polls in "
+             "a row more than half its %d s interval; the bus cannot fit its meters "
+             "(`parkgw check` shows the load): lengthen intervals, split the line or fix "
+             "the meters that time out",
+             p->bus_cfg->name, pm->cfg->enterprise->id, pm->cfg->id, (long long)late,
+             pm->late_streak, pm->cfg->interval);
+}
+
 static void *poller_thread(void *arg)
 {
     struct poller *p = arg;
@@ -312,6 +345,7 @@ static void *poller_thread(void *arg)
             continue;
         }
         pthread_mutex_unlock(&p->lock);
+        note_lateness(p, due, now);
         poll_meter(p, due);
         if (p->stall_after > 0 && ++p->polls_done >= p->stall_after) {
             /* Test hook: hang without progress (a stuck bus) until stopped. */

@@ -1,10 +1,12 @@
 /*
  * bus.c - one Modbus bus over libmodbus: a TCP gateway or an RS-485 line,
- * chosen by a backend table. Connects lazily, executes plan requests, turns
- * libmodbus's -1/errno into negative errnos, and flushes after a failed read
- * (after a timeout TCP drops the connection, RTU lets the line settle) so a
- * late reply is never mistaken for the next one. Used by the poller's
- * per-bus thread only.
+ * chosen by a backend table. Connects lazily with a capped exponential
+ * backoff between failed attempts, executes plan requests, turns libmodbus's
+ * -1/errno into negative errnos, and flushes after a failed read (after a
+ * timeout TCP drops the connection, RTU lets the line settle) so a late reply
+ * is never mistaken for the next one. A lost connection or a vanished serial
+ * device closes the bus; the next read reopens it. Used by the poller's
+ * per-bus thread (and `parkgw probe`) only.
  */
 #include "protocols/bus.h"
 
@@ -31,6 +33,8 @@ struct bus_backend {
     /* Called after a request timed out: its reply may still come and must
      * not be read as the answer to the next request. */
     void (*after_timeout)(struct bus *b);
+    /* Line settings that need an open descriptor; NULL when none. */
+    void (*after_connect)(struct bus *b);
 };
 
 struct bus {
@@ -38,7 +42,16 @@ struct bus {
     modbus_t *ctx;
     bool connected;
     int timeout_ms;
-    char desc[128];
+    char desc[160];
+    /* reconnect backoff */
+    int64_t next_connect_ms;     /* monotonic; 0 = may connect now */
+    int64_t backoff_ms;          /* wait after the next failed connect */
+    unsigned connect_failures;   /* in a row */
+    /* RTU line options */
+    bool rs485;
+    bool rs485_warned;
+    int frame_delay_ms;
+    int64_t last_frame_end_ms;   /* monotonic end of the last exchange */
 };
 
 static modbus_t *tcp_create(const struct cfg_bus *cfg)
@@ -69,9 +82,26 @@ static modbus_t *rtu_create(const struct cfg_bus *cfg)
 
 static void rtu_describe(const struct cfg_bus *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s (rtu %s %d %d%c%d)", cfg->name ? cfg->name : "?",
+    snprintf(buf, len, "%s (rtu %s %d %d%c%d%s)", cfg->name ? cfg->name : "?",
              cfg->device ? cfg->device : "?", cfg->baud, cfg->data_bits,
-             cfg->parity ? cfg->parity : '?', cfg->stop_bits);
+             cfg->parity ? cfg->parity : '?', cfg->stop_bits, cfg->rs485 ? " rs485" : "");
+}
+
+/* RS-485 mode asks the kernel driver to drive the transceiver's DE/RE line
+ * (TIOCSRS485). Most USB adapters switch direction in hardware and refuse
+ * the ioctl: that is worth one warning, never a reason not to poll. */
+static void rtu_after_connect(struct bus *b)
+{
+    if (b->rs485 && modbus_rtu_set_serial_mode(b->ctx, MODBUS_RTU_RS485) < 0 &&
+        !b->rs485_warned) {
+        b->rs485_warned = true;
+        log_warn("bus %s: rs485 = true but the port refuses RS-485 mode (%s); polling "
+                 "anyway, relying on the adapter to switch direction itself",
+                 b->desc, strerror(errno));
+    }
+    /* Bytes from before we opened the port (another program, line noise at
+     * power-up) must not be read as the first reply. */
+    modbus_flush(b->ctx);
 }
 
 /* On a stream the only certain way is a new connection: the late reply goes
@@ -126,6 +156,7 @@ static const struct bus_backend bus_tcp = {
     .create = tcp_create,
     .describe = tcp_describe,
     .after_timeout = tcp_after_timeout,
+    .after_connect = NULL,
 };
 
 static const struct bus_backend bus_rtu = {
@@ -133,6 +164,7 @@ static const struct bus_backend bus_rtu = {
     .create = rtu_create,
     .describe = rtu_describe,
     .after_timeout = rtu_after_timeout,
+    .after_connect = rtu_after_connect,
 };
 
 static void set_timeout(modbus_t *ctx, int ms, int (*setter)(modbus_t *, uint32_t, uint32_t))
@@ -171,6 +203,11 @@ int bus_new(const struct cfg_bus *cfg, struct bus **ret)
     b->backend = be;
     b->ctx = ctx;
     b->timeout_ms = timeout_ms;
+    b->backoff_ms = BUS_BACKOFF_MIN_MS;
+    if (cfg->type == BUS_RTU) {
+        b->rs485 = cfg->rs485;
+        b->frame_delay_ms = cfg->frame_delay_ms;
+    }
     be->describe(cfg, b->desc, sizeof(b->desc));
     *ret = b;
     return 0;
@@ -185,10 +222,32 @@ void bus_free(struct bus *b)
     free(b);
 }
 
+/*
+ * The bus logs its own connection state changes (once each way), unlike
+ * read errors: only the bus knows that twenty meters failing with -ENOTCONN
+ * are one gateway that is down, and the poller logs per meter.
+ */
+static int connect_failed(struct bus *b, int err)
+{
+    b->connect_failures++;
+    b->next_connect_ms = now_mono_ms() + b->backoff_ms;
+    if (b->connect_failures == 1)
+        log_warn("bus %s: cannot connect: %s; retrying after %lld ms, backing off up to %d s",
+                 b->desc, strerror(err), (long long)b->backoff_ms, BUS_BACKOFF_MAX_MS / 1000);
+    else
+        log_debug("bus %s: connect attempt %u failed: %s; next in %lld ms", b->desc,
+                  b->connect_failures, strerror(err), (long long)b->backoff_ms);
+    b->backoff_ms = b->backoff_ms * 2 > BUS_BACKOFF_MAX_MS ? BUS_BACKOFF_MAX_MS
+                                                          : b->backoff_ms * 2;
+    return -err;
+}
+
 int bus_connect(struct bus *b)
 {
     if (b->connected)
         return 0;
+    if (b->next_connect_ms && now_mono_ms() < b->next_connect_ms)
+        return -ENOTCONN;
     errno = 0;
     if (modbus_connect(b->ctx) < 0) {
         /* libmodbus's connect timeout (select() returning 0) leaves errno
@@ -197,7 +256,7 @@ int bus_connect(struct bus *b)
         if (err == 0 || err == EINPROGRESS)
             err = ETIMEDOUT;
         /* Every failing path of libmodbus's connect closes its own fd. */
-        return -err;
+        return connect_failed(b, err);
     }
     /* libmodbus 3.1.6 already opens with SOCK_CLOEXEC / O_CLOEXEC; this
      * keeps the guarantee should it ever stop doing so. */
@@ -208,8 +267,25 @@ int bus_connect(struct bus *b)
             fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
     }
     b->connected = true;
-    log_debug("bus %s: connected", b->desc);
+    if (b->connect_failures)
+        log_notice("bus %s: connected again after %u failed attempt%s", b->desc,
+                   b->connect_failures, b->connect_failures == 1 ? "" : "s");
+    else
+        log_debug("bus %s: connected", b->desc);
+    b->connect_failures = 0;
+    b->next_connect_ms = 0;
+    b->backoff_ms = BUS_BACKOFF_MIN_MS;
+    if (b->backend->after_connect)
+        b->backend->after_connect(b);
     return 0;
+}
+
+int64_t bus_connect_wait_ms(const struct bus *b)
+{
+    if (b->connected || !b->next_connect_ms)
+        return 0;
+    int64_t left = b->next_connect_ms - now_mono_ms();
+    return left > 0 ? left : 0;
 }
 
 void bus_close(struct bus *b)
@@ -266,6 +342,13 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
         return rc;
     if (modbus_set_slave(b->ctx, unit_id) < 0)
         return -EINVAL;
+    if (b->frame_delay_ms > 0 && b->last_frame_end_ms) {
+        /* Slow devices and some RS-232/485 converters need more silence
+         * between frames than the 3.5 characters of the standard. */
+        int64_t wait = b->last_frame_end_ms + b->frame_delay_ms - now_mono_ms();
+        if (wait > 0)
+            sleep_ms(wait);
+    }
 
     uint8_t bitbuf[MODBUS_MAX_READ_BITS];
     errno = 0;
@@ -284,6 +367,7 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
         break;
     }
 
+    b->last_frame_end_ms = now_mono_ms();
     if (rc == req->count) {
         if (bits)
             for (int i = 0; i < req->count; i++)
@@ -294,12 +378,15 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
     /* A short count with rc >= 0 cannot happen in 3.1.6 (it checks the
      * quantity), but if it did the reply was not what we asked for. */
     int err = rc < 0 ? map_modbus_errno(errno) : -EBADMSG;
-    if (err == -ECONNRESET)
-        bus_close(b);
-    else if (err == -ETIMEDOUT)
+    if (err == -ETIMEDOUT)
         b->backend->after_timeout(b);
-    else
+    else if (err == -EBADMSG || err <= -BUS_EXC_BASE)
         modbus_flush(b->ctx); /* the rest of a bad frame may still be buffered */
+    else
+        /* The link itself failed: a reset connection, or a serial device
+         * that vanished (USB adapter unplugged: EIO/ENXIO/ENODEV). Reopen on
+         * the next read; the device path finds the adapter when it returns. */
+        bus_close(b);
     return err;
 }
 
@@ -337,6 +424,10 @@ const char *bus_strerror(int err)
         return "connection lost";
     case EPIPE:
         return "connection lost (broken pipe)";
+    case ENOTCONN:
+        return "not connected (waiting before the next connect attempt)";
+    case EIO:
+        return "I/O error (serial device gone?)";
     default:
         return strerror(e);
     }

@@ -116,7 +116,14 @@ double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs)
 
 int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value)
 {
-    double v = decode_raw(p->type, p->order, regs) * p->scale + p->offset;
+    double v = decode_raw(p->type, p->order, regs) * p->scale;
+
+    /* Sum the scaled parts, not raw + frac_raw * frac_scale / scale: the
+     * fraction's own scale may be finer than the integer's. */
+    if (p->has_frac)
+        v += decode_raw(p->frac_type, p->order, regs + (p->frac_address - p->address)) *
+             p->frac_scale;
+    v += p->offset;
 
     if (p->ct_pt)
         v *= pt_ct;
@@ -206,4 +213,15 @@ double encode_unscale(const struct cfg_point *p, double pt_ct, double value)
     if (p->scale == 0)
         return 0;
     return value / p->scale;
+}
+
+double encode_frac_split(const struct cfg_point *p, double raw, double *ret_frac_raw)
+{
+    if (!p->has_frac || p->frac_scale == 0 || !isfinite(raw)) {
+        *ret_frac_raw = 0;
+        return raw;
+    }
+    double whole = floor(raw);
+    *ret_frac_raw = (raw - whole) * p->scale / p->frac_scale;
+    return whole;
 }

@@ -19,8 +19,11 @@ double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs);
 
 /*
  * Decodes and scales one point: raw * scale + offset, times pt_ct when the
- * point has ct_pt. 0 on success, -ERANGE when the result is NaN or infinite
- * (*ret_value untouched).
+ * point has ct_pt. An integer + fraction point (has_frac) adds
+ * frac_raw * frac_scale, frac_raw read at regs + (frac_address - address),
+ * which may lie before regs: the caller passes the point's position inside
+ * a buffer holding both parts (the plan's request does). 0 on success,
+ * -ERANGE when the result is NaN or infinite (*ret_value untouched).
  */
 int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value);
 
@@ -30,3 +33,9 @@ void encode_raw(enum point_type t, enum word_order o, double raw, uint16_t *regs
 
 /* The inverse of decode_point: the raw value that decodes to 'value'. */
 double encode_unscale(const struct cfg_point *p, double pt_ct, double value);
+
+/* For an integer + fraction point: splits 'raw' (as from encode_unscale, in
+ * units of the integer register) into the integer register's value, returned,
+ * and the fraction register's raw value in *ret_frac_raw, so that decoding
+ * both gives back raw * scale. Points without a fraction: returns raw, 0. */
+double encode_frac_split(const struct cfg_point *p, double raw, double *ret_frac_raw);

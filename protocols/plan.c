@@ -24,13 +24,9 @@
  */
 #define PLAN_RTU_TURNAROUND_S 0.010
 
-/* Registers (fc 3/4) or bits (fc 1/2) a point occupies. A point read with
- * fc 1/2 is one bit whatever its declared type. */
-static int point_width(const struct cfg_point *pt)
+static int type_width(enum point_type t)
 {
-    if (pt->fc == 1 || pt->fc == 2)
-        return 1;
-    switch (pt->type) {
+    switch (t) {
     case PT_INT32:
     case PT_UINT32:
     case PT_FLOAT32:
@@ -42,6 +38,30 @@ static int point_width(const struct cfg_point *pt)
     default:
         return 1;
     }
+}
+
+/* First register (fc 3/4) or bit (fc 1/2) a point reads and how many: a
+ * point read with fc 1/2 is one bit whatever its declared type; an integer +
+ * fraction totaliser spans both parts, so they come from one request and
+ * belong to the same instant (a roll-over between two requests would make
+ * 99 + 0.999 or 100 + 0.0 of 99.9995). */
+static void point_span(const struct cfg_point *pt, int *ret_first, int *ret_width)
+{
+    if (pt->fc == 1 || pt->fc == 2) {
+        *ret_first = pt->address;
+        *ret_width = 1;
+        return;
+    }
+    int first = pt->address, end = pt->address + type_width(pt->type);
+    if (pt->has_frac) {
+        int fe = pt->frac_address + type_width(pt->frac_type);
+        if (pt->frac_address < first)
+            first = pt->frac_address;
+        if (fe > end)
+            end = fe;
+    }
+    *ret_first = first;
+    *ret_width = end - first;
 }
 
 static bool fc_is_bits(int fc)
@@ -107,10 +127,11 @@ int plan_build(const struct cfg_profile *prof, const struct plan_opts *opts, str
 
     for (size_t i = 0; i < n; i++) {
         const struct cfg_point *pt = &prof->points[i];
-        keys[i] = (struct plan_key){ pt->fc, pt->address, point_width(pt), i };
+        int first, width;
+        point_span(pt, &first, &width);
+        keys[i] = (struct plan_key){ pt->fc, first, width, i };
         int limit = fc_is_bits(pt->fc) ? max_bits : max_regs;
-        if (pt->fc < 1 || pt->fc > 4 || pt->address < 0 || keys[i].width > limit ||
-            pt->address + keys[i].width > 65536) {
+        if (pt->fc < 1 || pt->fc > 4 || first < 0 || width > limit || first + width > 65536) {
             rc = -EINVAL;
             goto out_free_plan;
         }
@@ -147,7 +168,10 @@ int plan_build(const struct cfg_profile *prof, const struct plan_opts *opts, str
             cur_end = end;
         cur->count = (uint16_t)(cur_end - cur->address);
         p->locs[key->index].req = (uint16_t)(p->n_reqs - 1);
-        p->locs[key->index].offset = (uint16_t)(key->address - cur->address);
+        /* The point's own address, not its span's start: the decoder finds a
+         * fraction part relative to it. */
+        p->locs[key->index].offset =
+            (uint16_t)(prof->points[key->index].address - cur->address);
     }
 
     for (size_t r = 0; r < p->n_reqs; r++)

@@ -2,9 +2,12 @@
  * test_bus.c - the bus against a small libmodbus TCP server running in a
  * thread on 127.0.0.1 (ephemeral port): register and bit reads, exception
  * mapping, a timeout whose late reply must not be taken for the next answer,
- * a dropped connection, a refused one, argument checks and error texts;
- * then RTU against a fake meter on a pseudo-terminal (exception, bad CRC,
- * a late reply that must be discarded).
+ * a dropped connection, a refused one with the reconnect backoff (0.5 s,
+ * then 1 s, fast -ENOTCONN in between, reset once connected), argument
+ * checks and error texts; then RTU against a fake meter on a pseudo-terminal
+ * (exception, bad CRC, a late reply that must be discarded, RS-485 mode
+ * refused by a pty without failing, the inter-frame delay, and a device that
+ * vanishes and comes back under the same path).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +19,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gateway/util.h"
@@ -244,10 +250,45 @@ static void test_refused(void)
     CHECK_INT(bus_connect(b), -ECONNREFUSED);
     uint16_t out[2];
     struct plan_req r = { 3, 0, 1 };
-    CHECK_INT(bus_read(b, 1, &r, out), -ECONNREFUSED);
+    /* Backoff: the next attempt waits 500 ms; until then reads fail at once
+     * without a connect (a dead gateway costs its meters nothing). */
+    int64_t t0 = now_mono_ms();
+    CHECK_INT(bus_read(b, 1, &r, out), -ENOTCONN);
+    CHECK(now_mono_ms() - t0 < 50);
     CHECK(!bus_is_connected(b));
+    int64_t w = bus_connect_wait_ms(b);
+    CHECK(w > 400 && w <= BUS_BACKOFF_MIN_MS);
+    CHECK_CONTAINS(bus_strerror(-ENOTCONN), "not connected");
+    sleep_ms(w + 20);
+    CHECK_INT(bus_read(b, 1, &r, out), -ECONNREFUSED);
+    /* Second failure: 1000 ms. */
+    w = bus_connect_wait_ms(b);
+    CHECK(w > 900 && w <= 2 * BUS_BACKOFF_MIN_MS);
+    sleep_ms(520);
+    CHECK_INT(bus_read(b, 1, &r, out), -ENOTCONN);
+    /* The gateway comes back (the socket listens: the kernel completes the
+     * handshake): the attempt after the wait connects and the backoff resets. */
+    CHECK_INT(listen(fd, 4), 0);
+    sleep_ms(bus_connect_wait_ms(b) + 20);
+    CHECK_INT(bus_connect(b), 0);
+    CHECK(bus_is_connected(b));
+    CHECK_INT(bus_connect_wait_ms(b), 0);
     bus_free(b);
     close(fd);
+}
+
+/* The backoff doubles from 0.5 s and stops at 30 s: 0.5, 1, 2, 4, 8, 16, 30. */
+static void test_backoff_cap(void)
+{
+    CHECK_INT(BUS_BACKOFF_MIN_MS, 500);
+    CHECK_INT(BUS_BACKOFF_MAX_MS, 30000);
+    int64_t w = BUS_BACKOFF_MIN_MS;
+    int steps = 0;
+    while (w < BUS_BACKOFF_MAX_MS) {
+        w = w * 2 > BUS_BACKOFF_MAX_MS ? BUS_BACKOFF_MAX_MS : w * 2;
+        steps++;
+    }
+    CHECK_INT(steps, 6);
 }
 
 static void test_args(struct bus *b)
@@ -275,7 +316,7 @@ static void test_rtu_missing_device(void)
     CHECK_INT(bus_connect(b), -ENOENT);
     uint16_t out[1];
     struct plan_req r = { 3, 0, 1 };
-    CHECK_INT(bus_read(b, 1, &r, out), -ENOENT);
+    CHECK_INT(bus_read(b, 1, &r, out), -ENOTCONN);
     bus_free(b);
     bus_free(NULL);
 }
@@ -426,6 +467,94 @@ static void test_rtu(void)
     free(dev);
 }
 
+/* Opens a pty for a fake meter and links 'link' to its slave side. */
+static int meter_open(struct fake_meter *m, const char *link)
+{
+    memset(m, 0, sizeof(*m));
+    m->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m->master < 0 || grantpt(m->master) < 0 || unlockpt(m->master) < 0)
+        return -1;
+    unlink(link);
+    if (symlink(ptsname(m->master), link) < 0)
+        return -1;
+    return pthread_create(&m->thread, NULL, meter_main, m) == 0 ? 0 : -1;
+}
+
+/* The adapter is unplugged: the meter side closes and the path disappears. */
+static void meter_unplug(struct fake_meter *m, const char *link)
+{
+    atomic_store(&m->stop, 1);
+    pthread_join(m->thread, NULL);
+    close(m->master);
+    unlink(link);
+}
+
+static void test_rtu_options_and_replug(void)
+{
+    const char *tmp = getenv("PARKGW_TEST_TMP");
+    char *dir = xasprintf("%s/test_bus.%d", tmp ? tmp : "/tmp", (int)getpid());
+    mkdir(tmp ? tmp : "/tmp", 0700);
+    CHECK_INT(mkdir(dir, 0700), 0);
+    char *link = xasprintf("%s/ttyUSB-park", dir);
+    struct fake_meter m;
+    CHECK_INT(meter_open(&m, link), 0);
+
+    /* A pty is no RS-485 port: the ioctl fails, the bus warns and polls on. */
+    struct cfg_bus cfg = { .name = "usb", .type = BUS_RTU, .device = link, .baud = 9600,
+                           .parity = 'E', .data_bits = 8, .stop_bits = 1,
+                           .timeout_ms = CLIENT_TIMEOUT_MS, .rs485 = true,
+                           .frame_delay_ms = 80 };
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    uint16_t out[4];
+    struct plan_req r = { 3, 20, 2 };
+    CHECK_INT(bus_read(b, 9, &r, out), 0);
+    CHECK_INT(out[0], 1020);
+    CHECK(bus_is_connected(b));
+
+    /* frame_delay_ms = 80: three back-to-back reads leave at least 80 ms of
+     * silence before each of the last two: >= 160 ms in all (a pty answers
+     * in well under a millisecond without the delay). */
+    int64_t t0 = now_mono_ms();
+    CHECK_INT(bus_read(b, 9, &r, out), 0);
+    CHECK_INT(bus_read(b, 9, &r, out), 0);
+    CHECK_INT(bus_read(b, 9, &r, out), 0);
+    int64_t dt = now_mono_ms() - t0;
+    CHECK(dt >= 160);
+    CHECK(dt < 160 + 3 * CLIENT_TIMEOUT_MS);
+
+    /* Unplugged: the read fails (EIO or a lost link, not a timeout that
+     * would keep a dead descriptor), the bus closes; reopening finds no
+     * device (-ENOENT) and then backs off with -ENOTCONN. */
+    meter_unplug(&m, link);
+    int rc = bus_read(b, 9, &r, out);
+    CHECK(rc < 0 && rc != -ETIMEDOUT && rc > -BUS_EXC_BASE);
+    CHECK(!bus_is_connected(b));
+    if (rc == -ETIMEDOUT)
+        fprintf(stderr, "vanished device read as a timeout\n");
+    rc = bus_read(b, 9, &r, out);
+    CHECK(rc == -ENOENT || rc == -ENOTCONN);
+    CHECK_INT(bus_read(b, 9, &r, out), -ENOTCONN);
+
+    /* Plugged back in (a new pty behind the same path): the read after the
+     * backoff reopens the device and works. */
+    CHECK_INT(meter_open(&m, link), 0);
+    int64_t deadline = now_mono_ms() + 3000;
+    do {
+        sleep_ms(bus_connect_wait_ms(b) + 10);
+        rc = bus_read(b, 9, &r, out);
+    } while (rc < 0 && now_mono_ms() < deadline);
+    CHECK_INT(rc, 0);
+    CHECK_INT(out[1], 1021);
+    CHECK(bus_is_connected(b));
+
+    bus_free(b);
+    meter_unplug(&m, link);
+    rmdir(dir);
+    free(link);
+    free(dir);
+}
+
 static void test_strerror(void)
 {
     CHECK_STR(bus_strerror(-(BUS_EXC_BASE + 1)), "exception 1 (illegal function)");
@@ -471,6 +600,8 @@ int main(void)
     test_refused();
     test_rtu_missing_device();
     test_rtu();
+    test_rtu_options_and_replug();
+    test_backoff_cap();
     test_strerror();
     return check_done();
 }

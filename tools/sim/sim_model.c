@@ -595,7 +595,11 @@ void sim_fill_registers(uint64_t seed, const struct config *cfg, const struct cf
         size_t width = (size_t)point_type_regs(p->type);
         if (!regs || addr + width > nregs)
             continue;
-        encode_raw(p->type, p->order, v.raw, regs + addr);
+        double frac_raw;
+        double whole = encode_frac_split(p, v.raw, &frac_raw);
+        encode_raw(p->type, p->order, whole, regs + addr);
+        if (p->has_frac && (size_t)p->frac_address + (size_t)point_type_regs(p->frac_type) <= nregs)
+            encode_raw(p->frac_type, p->order, frac_raw, regs + p->frac_address);
     }
 }
 
@@ -605,14 +609,22 @@ double sim_expected_decoded(uint64_t seed, const struct config *cfg, const struc
     struct model mm;
     const struct cfg_profile *prof = meter_profile(cfg, m);
     const struct cfg_point *p = &prof->points[pi];
-    uint16_t regs[4] = {0, 0, 0, 0};
+    /* Room for an integer + fraction point: both parts within 125 registers
+     * (config.c), so the point sits at 128 and its fraction within +-125. */
+    uint16_t buf[256] = {0};
+    uint16_t *regs = buf + 128;
     double v;
     model_init(&mm, seed, cfg, m);
     struct pval pv = point_eval(&mm, prof, pi, t, st);
-    if (p->type == PT_BOOL || p->fc == 1 || p->fc == 2)
+    if (p->type == PT_BOOL || p->fc == 1 || p->fc == 2) {
         regs[0] = pv.raw != 0;
-    else
-        encode_raw(p->type, p->order, pv.raw, regs);
+    } else {
+        double frac_raw;
+        double whole = encode_frac_split(p, pv.raw, &frac_raw);
+        encode_raw(p->type, p->order, whole, regs);
+        if (p->has_frac)
+            encode_raw(p->frac_type, p->order, frac_raw, regs + (p->frac_address - p->address));
+    }
     if (decode_point(p, mm.pt * mm.ct, regs, &v) < 0)
         return NAN;
     return v;
@@ -661,6 +673,11 @@ size_t sim_profile_nregs(const struct cfg_profile *p)
             size_t end = (size_t)pt->address + (size_t)point_type_regs(pt->type);
             if (end > n)
                 n = end;
+            if (pt->has_frac) {
+                end = (size_t)pt->frac_address + (size_t)point_type_regs(pt->frac_type);
+                if (end > n)
+                    n = end;
+            }
         }
     }
     return n;
