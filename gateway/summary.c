@@ -1,0 +1,596 @@
+/*
+ * summary.c - the summary engine behind summary.h. Each meter's billing
+ * counter deltas are spread over open intervals ("pending", oldest first,
+ * the first starting at open_from); power gauge samples feed per-meter means
+ * and the held coincident totals behind kw_max. The writer feeds it what it
+ * commits and asks for the closed intervals inside the same transaction;
+ * checkpoint/rollback keep it in step with a transaction that failed.
+ */
+#include "gateway/summary.h"
+#include "gateway/billing.h"
+#include "gateway/log.h"
+#include "gateway/util.h"
+#include "protocols/payload.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_PER_HOUR 3600000.0
+/* Summaries carry consumption, not raw readings: 12 significant digits
+ * keep a kWh total exact to the Wh and hide binary fractions. */
+#define SUMMARY_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
+enum { ROLE_BILLING = 1, ROLE_POWER = 2 };
+
+struct spoint {
+    uint32_t id;
+    uint32_t meter;
+    int role;
+};
+
+/* Per-meter facts from the config. */
+struct smeter {
+    size_t ent;
+    enum utility util;
+    int64_t interval_ms;
+    double wrap;
+    double max_rate;
+    bool has_billing;
+    bool has_power_pt;
+    uint32_t billing_id;
+};
+
+/* Per-meter state that a failed transaction rolls back. */
+struct mstate {
+    bool has_prev;
+    int64_t prev_ts;
+    double prev_v;
+    bool has_power;
+    double power;     /* latest power_kw reading, held */
+    int64_t last_ts;  /* latest billing reading, 0 = none */
+};
+
+/* One open interval: [from, from + iv). v holds, per meter, consumption,
+ * power sum and power count; then per enterprise and the park the largest
+ * held power total after a power reading inside the interval (NaN: none
+ * yet), and the held total when the interval opened (NaN: nothing held),
+ * which stands for the interval's level when no reading lands in it. */
+struct pend {
+    int64_t from;
+    double *v;
+};
+
+struct sstate {
+    struct mstate *ms;
+    double *held;      /* [n_ents + 1]: sum of held power readings */
+    size_t *held_n;    /* [n_ents + 1]: meters with a held reading */
+    int64_t open_from;
+    bool late_to_oldest;
+    struct pend *pend;
+    size_t n_pend, cap_pend;
+};
+
+struct summary {
+    const struct config *cfg;
+    int64_t iv_ms;
+    int64_t grace_ms;
+    size_t n_ents, n_meters, n_v;
+    struct smeter *m;
+    struct spoint *pts;
+    size_t n_pts;
+    char **ent_topic;
+    char *park_topic;
+    struct sstate st, saved;
+    bool saved_valid;
+};
+
+static int spoint_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct spoint *)a)->id, y = ((const struct spoint *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int find_power_point(const struct cfg_profile *p)
+{
+    for (size_t i = 0; i < p->n_points; i++)
+        if (p->points[i].kind == KIND_GAUGE && strcmp(p->points[i].name, "power_kw") == 0)
+            return (int)i;
+    return -1;
+}
+
+int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char *topic_base,
+                struct summary **ret)
+{
+    if (!cfg || cfg->summary_interval < 1)
+        return -EINVAL;
+    struct summary *s = xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    s->iv_ms = (int64_t)cfg->summary_interval * 1000;
+    s->grace_ms = SUMMARY_GRACE_MS;
+    s->n_ents = cfg->n_enterprises;
+    s->n_meters = config_count_meters(cfg);
+    s->n_v = 3 * s->n_meters + 2 * (s->n_ents + 1);
+    s->m = xcalloc(s->n_meters ? s->n_meters : 1, sizeof(*s->m));
+    s->pts = xcalloc(2 * s->n_meters + 1, sizeof(*s->pts));
+    s->ent_topic = xcalloc(s->n_ents ? s->n_ents : 1, sizeof(char *));
+    s->park_topic = topic_summary(topic_base, NULL);
+
+    size_t j = 0;
+    for (size_t e = 0; e < cfg->n_enterprises; e++) {
+        const struct cfg_enterprise *ent = &cfg->enterprises[e];
+        s->ent_topic[e] = topic_summary(topic_base, ent->id);
+        for (size_t i = 0; i < ent->n_meters; i++, j++) {
+            const struct cfg_meter *cm = &ent->meters[i];
+            const struct cfg_profile *prof = &cfg->profiles[cm->profile];
+            struct smeter *sm = &s->m[j];
+            sm->ent = e;
+            sm->util = cm->utility;
+            sm->interval_ms = (int64_t)cm->interval * 1000;
+            int bp = profile_billing_point(prof);
+            int pp = cm->utility == UTIL_ELECTRICITY ? find_power_point(prof) : -1;
+            if (bp >= 0 && point_ids && point_ids[j]) {
+                sm->has_billing = true;
+                sm->billing_id = point_ids[j][bp];
+                sm->wrap = bill_wrap_modulus(&prof->points[bp], cm);
+                sm->max_rate = prof->points[bp].max_rate;
+                s->pts[s->n_pts++] = (struct spoint){point_ids[j][bp], (uint32_t)j, ROLE_BILLING};
+            }
+            if (pp >= 0 && point_ids && point_ids[j]) {
+                sm->has_power_pt = true;
+                s->pts[s->n_pts++] = (struct spoint){point_ids[j][pp], (uint32_t)j, ROLE_POWER};
+            }
+        }
+    }
+    qsort(s->pts, s->n_pts, sizeof(*s->pts), spoint_cmp);
+
+    s->st.ms = xcalloc(s->n_meters ? s->n_meters : 1, sizeof(*s->st.ms));
+    s->st.held = xcalloc(s->n_ents + 1, sizeof(double));
+    s->st.held_n = xcalloc(s->n_ents + 1, sizeof(size_t));
+    *ret = s;
+    return 0;
+}
+
+static void sstate_clear(struct sstate *st)
+{
+    for (size_t i = 0; i < st->n_pend; i++)
+        free(st->pend[i].v);
+    free(st->pend);
+    free(st->ms);
+    free(st->held);
+    free(st->held_n);
+    memset(st, 0, sizeof(*st));
+}
+
+void summary_free(struct summary *s)
+{
+    if (!s)
+        return;
+    sstate_clear(&s->st);
+    sstate_clear(&s->saved);
+    for (size_t e = 0; e < s->n_ents; e++)
+        free(s->ent_topic[e]);
+    free(s->ent_topic);
+    free(s->park_topic);
+    free(s->pts);
+    free(s->m);
+    free(s);
+}
+
+/* Deep copy of src into dst (dst's old contents freed). */
+static void sstate_copy(const struct summary *s, struct sstate *dst, const struct sstate *src)
+{
+    size_t nm = s->n_meters ? s->n_meters : 1;
+    sstate_clear(dst);
+    dst->ms = xmalloc(nm * sizeof(*dst->ms));
+    memcpy(dst->ms, src->ms, nm * sizeof(*dst->ms));
+    dst->held = xmalloc((s->n_ents + 1) * sizeof(double));
+    memcpy(dst->held, src->held, (s->n_ents + 1) * sizeof(double));
+    dst->held_n = xmalloc((s->n_ents + 1) * sizeof(size_t));
+    memcpy(dst->held_n, src->held_n, (s->n_ents + 1) * sizeof(size_t));
+    dst->open_from = src->open_from;
+    dst->late_to_oldest = src->late_to_oldest;
+    dst->n_pend = dst->cap_pend = src->n_pend;
+    dst->pend = src->n_pend ? xmalloc(src->n_pend * sizeof(*dst->pend)) : NULL;
+    for (size_t i = 0; i < src->n_pend; i++) {
+        dst->pend[i].from = src->pend[i].from;
+        dst->pend[i].v = xmalloc(s->n_v * sizeof(double));
+        memcpy(dst->pend[i].v, src->pend[i].v, s->n_v * sizeof(double));
+    }
+}
+
+void summary_checkpoint(struct summary *s)
+{
+    sstate_copy(s, &s->saved, &s->st);
+    s->saved_valid = true;
+}
+
+void summary_rollback(struct summary *s)
+{
+    if (!s->saved_valid)
+        return;
+    sstate_copy(s, &s->st, &s->saved);
+}
+
+void summary_set_grace_for_test(struct summary *s, int64_t ms)
+{
+    s->grace_ms = ms;
+}
+
+int64_t summary_next_from(const struct summary *s)
+{
+    return s->st.open_from;
+}
+
+static double *pv_cons(const struct summary *s, struct pend *p)
+{
+    UNUSED(s);
+    return p->v;
+}
+static double *pv_psum(const struct summary *s, struct pend *p)
+{
+    return p->v + s->n_meters;
+}
+static double *pv_pcnt(const struct summary *s, struct pend *p)
+{
+    return p->v + 2 * s->n_meters;
+}
+static double *pv_kwmax(const struct summary *s, struct pend *p)
+{
+    return p->v + 3 * s->n_meters;
+}
+static double *pv_carry(const struct summary *s, struct pend *p)
+{
+    return p->v + 3 * s->n_meters + s->n_ents + 1;
+}
+
+/* The k-th open interval, created (and those before it) as needed. A new
+ * interval remembers the held power totals: the level carried into it. */
+static struct pend *pend_get(struct summary *s, size_t k)
+{
+    struct sstate *st = &s->st;
+    if (k >= SUMMARY_MAX_CATCHUP)
+        k = SUMMARY_MAX_CATCHUP - 1;
+    while (st->n_pend <= k) {
+        st->pend = xgrow(st->pend, &st->cap_pend, st->n_pend + 1, sizeof(*st->pend));
+        struct pend *p = &st->pend[st->n_pend];
+        p->from = st->open_from + (int64_t)st->n_pend * s->iv_ms;
+        p->v = xcalloc(s->n_v, sizeof(double));
+        double *kw = pv_kwmax(s, p), *carry = pv_carry(s, p);
+        for (size_t e = 0; e <= s->n_ents; e++) {
+            kw[e] = NAN;
+            carry[e] = st->held_n[e] ? st->held[e] : NAN;
+        }
+        st->n_pend++;
+    }
+    return &st->pend[k];
+}
+
+/* The open interval holding ts; NULL for a time before open_from when late
+ * shares are not taken (after a fresh start). */
+static struct pend *pend_at(struct summary *s, int64_t ts)
+{
+    if (ts < s->st.open_from)
+        return s->st.late_to_oldest ? pend_get(s, 0) : NULL;
+    return pend_get(s, (size_t)((ts - s->st.open_from) / s->iv_ms));
+}
+
+/* billing.h's pair rules: the consumption between two readings, 0 for a
+ * reset or an excluded spike. */
+static double counter_delta(const struct smeter *sm, double prev, double cur, int64_t dt_ms)
+{
+    double raw = cur - prev;
+    double limit = sm->max_rate > 0 ? sm->max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
+    limit *= 1 + 1e-9;
+    if (raw >= 0)
+        return raw > limit ? 0 : raw;
+    if (sm->wrap > 0) {
+        double w = raw + sm->wrap;
+        bool plausible = sm->max_rate > 0 ? (w >= 0 && w <= limit) : (w >= 0 && w <= 0.2 * sm->wrap);
+        if (plausible)
+            return w;
+    }
+    return 0;
+}
+
+/* Spreads d uniformly over [t0, t1) into the open intervals of meter j. */
+static void spread(struct summary *s, size_t j, int64_t t0, int64_t t1, double d)
+{
+    double rate = d / (double)(t1 - t0);
+    int64_t a = t0;
+
+    if (a < s->st.open_from) {
+        int64_t b = t1 < s->st.open_from ? t1 : s->st.open_from;
+        if (s->st.late_to_oldest)
+            pv_cons(s, pend_get(s, 0))[j] += (double)(b - a) * rate;
+        a = b;
+    }
+    while (a < t1) {
+        size_t k = (size_t)((a - s->st.open_from) / s->iv_ms);
+        if (k >= SUMMARY_MAX_CATCHUP - 1) {
+            /* A clock jump far ahead: the rest goes to the last interval
+             * kept rather than growing without bound. */
+            pv_cons(s, pend_get(s, k))[j] += (double)(t1 - a) * rate;
+            break;
+        }
+        int64_t end = s->st.open_from + (int64_t)(k + 1) * s->iv_ms;
+        int64_t b = t1 < end ? t1 : end;
+        pv_cons(s, pend_get(s, k))[j] += (double)(b - a) * rate;
+        a = b;
+    }
+}
+
+static void add_billing(struct summary *s, size_t j, int64_t ts, double v)
+{
+    struct mstate *ms = &s->st.ms[j];
+    if (ts > ms->last_ts)
+        ms->last_ts = ts;
+    if (!ms->has_prev) {
+        ms->has_prev = true;
+        ms->prev_ts = ts;
+        ms->prev_v = v;
+        return;
+    }
+    if (ts <= ms->prev_ts)
+        return;   /* a duplicate or an older reading: already counted */
+    double d = counter_delta(&s->m[j], ms->prev_v, v, ts - ms->prev_ts);
+    int64_t t0 = ms->prev_ts;
+    ms->prev_ts = ts;
+    ms->prev_v = v;
+    if (d > 0)
+        spread(s, j, t0, ts, d);
+}
+
+static void add_power(struct summary *s, size_t j, int64_t ts, double v)
+{
+    struct sstate *st = &s->st;
+    struct mstate *ms = &st->ms[j];
+    size_t idx[2] = {s->m[j].ent, s->n_ents};
+
+    for (int i = 0; i < 2; i++) {
+        st->held[idx[i]] += v - (ms->has_power ? ms->power : 0);
+        if (!ms->has_power)
+            st->held_n[idx[i]]++;
+    }
+    ms->has_power = true;
+    ms->power = v;
+
+    struct pend *p = pend_at(s, ts);
+    if (!p)
+        return;
+    pv_psum(s, p)[j] += v;
+    pv_pcnt(s, p)[j] += 1;
+    double *kw = pv_kwmax(s, p);
+    for (int i = 0; i < 2; i++)
+        if (isnan(kw[idx[i]]) || st->held[idx[i]] > kw[idx[i]])
+            kw[idx[i]] = st->held[idx[i]];
+}
+
+void summary_add(struct summary *s, const struct sample *samples, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct spoint key = {.id = samples[i].point};
+        const struct spoint *pt = bsearch(&key, s->pts, s->n_pts, sizeof(*s->pts), spoint_cmp);
+        if (!pt || !isfinite(samples[i].value))
+            continue;
+        if (pt->role == ROLE_BILLING)
+            add_billing(s, pt->meter, samples[i].ts, samples[i].value);
+        else
+            add_power(s, pt->meter, samples[i].ts, samples[i].value);
+    }
+}
+
+bool summary_due(const struct summary *s, int64_t now)
+{
+    int64_t to = s->st.open_from + s->iv_ms;
+    if (s->st.open_from == 0 || now < to + s->grace_ms)
+        return false;
+    for (size_t j = 0; j < s->n_meters; j++) {
+        if (!s->m[j].has_billing || s->st.ms[j].last_ts >= to)
+            continue;
+        if (now < to + s->m[j].interval_ms + s->grace_ms)
+            return false;
+    }
+    return true;
+}
+
+/* Builds one payload for meters selected by ent (SIZE_MAX: the park). */
+static char *build_payload(struct summary *s, struct pend *p, size_t ent)
+{
+    double hours = (double)s->iv_ms / MS_PER_HOUR;
+    double cons[UTIL__COUNT] = {0};
+    bool present[UTIL__COUNT] = {false};
+    double kw_avg = 0, nogauge_avg = 0;
+    size_t ok = 0, down = 0;
+    int64_t to = p->from + s->iv_ms;
+    double *c = pv_cons(s, p), *psum = pv_psum(s, p), *pcnt = pv_pcnt(s, p);
+
+    for (size_t j = 0; j < s->n_meters; j++) {
+        const struct smeter *sm = &s->m[j];
+        if (ent != SIZE_MAX && sm->ent != ent)
+            continue;
+        present[sm->util] = true;
+        cons[sm->util] += c[j];
+        if (sm->util == UTIL_ELECTRICITY) {
+            if (pcnt[j] > 0) {
+                kw_avg += psum[j] / pcnt[j];
+            } else {
+                kw_avg += c[j] / hours;
+                if (!sm->has_power_pt)
+                    nogauge_avg += c[j] / hours;
+            }
+        }
+        int64_t window = 2 * (sm->interval_ms > s->iv_ms ? sm->interval_ms : s->iv_ms);
+        int64_t last = s->st.ms[j].last_ts;
+        if (last > 0 && last >= to - window)
+            ok++;
+        else
+            down++;
+    }
+    size_t slot = ent == SIZE_MAX ? s->n_ents : ent;
+    double held_max = pv_kwmax(s, p)[slot];
+    if (isnan(held_max))
+        held_max = pv_carry(s, p)[slot];
+    double kw_max = isnan(held_max) ? kw_avg : held_max + nogauge_avg;
+    if (kw_max < kw_avg)
+        kw_max = kw_avg;
+
+    json_t *o = json_object();
+    json_object_set_new(o, "from", json_integer(p->from));
+    json_object_set_new(o, "to", json_integer(to));
+    if (present[UTIL_ELECTRICITY]) {
+        json_t *u = json_object();
+        json_object_set_new(u, "kwh", json_real(cons[UTIL_ELECTRICITY]));
+        json_object_set_new(u, "kw_avg", json_real(kw_avg));
+        json_object_set_new(u, "kw_max", json_real(kw_max));
+        json_object_set_new(o, "electricity", u);
+    }
+    static const struct {
+        enum utility u;
+        const char *name, *key;
+    } others[] = {{UTIL_WATER, "water", "m3"}, {UTIL_GAS, "gas", "nm3"},
+                  {UTIL_WASTEWATER, "wastewater", "m3"}};
+    for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+        if (!present[others[i].u])
+            continue;
+        json_t *u = json_object();
+        json_object_set_new(u, others[i].key, json_real(cons[others[i].u]));
+        json_object_set_new(o, others[i].name, u);
+    }
+    if (ent == SIZE_MAX) {
+        json_object_set_new(o, "enterprises", json_integer((json_int_t)s->n_ents));
+        json_object_set_new(o, "meters_ok", json_integer((json_int_t)ok));
+        json_object_set_new(o, "meters_down", json_integer((json_int_t)down));
+    }
+    char *text = json_dumps(o, SUMMARY_DUMP_FLAGS);
+    json_decref(o);
+    if (!text) {
+        log_err("summary: cannot serialise a payload (out of memory)");
+        abort();
+    }
+    char *copy = xstrdup(text);
+    free(text);
+    return copy;
+}
+
+size_t summary_flush(struct summary *s, int64_t now, struct summary_msg **ret)
+{
+    struct summary_msg *msgs = NULL;
+    size_t n = 0, cap = 0;
+
+    while (summary_due(s, now)) {
+        struct sstate *st = &s->st;
+        struct pend *p = pend_get(s, 0);
+        msgs = xgrow(msgs, &cap, n + s->n_ents + 1, sizeof(*msgs));
+        for (size_t e = 0; e < s->n_ents; e++) {
+            msgs[n].topic = xstrdup(s->ent_topic[e]);
+            msgs[n].payload = build_payload(s, p, e);
+            n++;
+        }
+        msgs[n].topic = xstrdup(s->park_topic);
+        msgs[n].payload = build_payload(s, p, SIZE_MAX);
+        n++;
+        free(p->v);
+        memmove(st->pend, st->pend + 1, (st->n_pend - 1) * sizeof(*st->pend));
+        st->n_pend--;
+        st->open_from += s->iv_ms;
+        st->late_to_oldest = true;
+    }
+    *ret = msgs;
+    return n;
+}
+
+void summary_msgs_free(struct summary_msg *msgs, size_t n)
+{
+    for (size_t i = 0; msgs && i < n; i++) {
+        free(msgs[i].topic);
+        free(msgs[i].payload);
+    }
+    free(msgs);
+}
+
+static int sql_errno(int rc)
+{
+    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC
+           : (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? -EBUSY
+                                                                         : -EIO;
+}
+
+int summary_save_state(struct summary *s, sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO meta(key, value) VALUES ('summary_next_from', ?1)"
+                                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sql_errno(rc);
+    sqlite3_bind_int64(st, 1, s->st.open_from);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int summary_load(struct summary *s, sqlite3 *db, int64_t now)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t next = 0;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'summary_next_from'", -1, &st,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return sql_errno(rc);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        next = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_errno(rc);
+
+    int64_t fresh = (now + s->iv_ms - 1) / s->iv_ms * s->iv_ms;
+    bool resume = next > 0 && next % s->iv_ms == 0 &&
+                  (next >= now || (now - next) / s->iv_ms <= SUMMARY_MAX_CATCHUP);
+    for (size_t i = 0; i < s->st.n_pend; i++)
+        free(s->st.pend[i].v);
+    s->st.n_pend = 0;
+    s->st.open_from = resume ? next : fresh;
+    s->st.late_to_oldest = resume;
+    if (next > 0 && !resume)
+        log_notice("summary: the last published interval is more than %d intervals old; "
+                   "starting with the next whole interval",
+                   SUMMARY_MAX_CATCHUP);
+
+    rc = sqlite3_prepare_v2(db, "SELECT ts, value FROM samples WHERE point = ?1 ORDER BY ts DESC LIMIT 1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sql_errno(rc);
+    for (size_t j = 0; j < s->n_meters; j++) {
+        if (!s->m[j].has_billing)
+            continue;
+        sqlite3_bind_int64(st, 1, s->m[j].billing_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            int64_t ts = sqlite3_column_int64(st, 0);
+            /* A reading from before a long stop would spread days of
+             * consumption over the first intervals: only a resumed run, or
+             * a recent reading, continues the counter. */
+            if (resume || now - ts <= 2 * (s->m[j].interval_ms + s->iv_ms)) {
+                struct mstate *ms = &s->st.ms[j];
+                ms->has_prev = true;
+                ms->prev_ts = ts;
+                ms->prev_v = sqlite3_column_double(st, 1);
+                ms->last_ts = ts;
+            }
+        } else if (rc != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            return sql_errno(rc);
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}

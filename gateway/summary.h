@@ -1,0 +1,109 @@
+/*
+ * summary.h - per-enterprise and park summaries (P/ENT/summary, P/summary)
+ * every summary_interval, computed in the writer thread from the samples it
+ * commits, so the summary rows go into the outbox in the same transaction as
+ * the data they summarise. Pure computation plus two small SQLite reads at
+ * start (the last billing reading of every meter, the next interval to
+ * publish) and one meta row written with each batch of summaries.
+ *
+ * The rules (docs/MQTT.md repeats them for operators):
+ *  - Intervals [from, to) are aligned to multiples of summary_interval since
+ *    the Unix epoch (for 60 s: every minute at :00), like the polls.
+ *  - Consumption: each billing counter delta (billing.h's rules: wrap-around
+ *    added back, a reset or a spike above max_rate counts 0) is spread
+ *    uniformly over the time between its two readings and split across the
+ *    intervals it covers. A share that arrives after its interval was
+ *    published counts in the oldest interval not yet published, so the
+ *    summaries add up to the counters' total. After a fresh start (no state
+ *    in the database) the first interval is the first whole one.
+ *  - Electricity kw_avg: per meter, the mean of its `power_kw` gauge samples
+ *    in the interval; a meter whose profile has no such gauge (or that sent
+ *    none in the interval) counts kWh / interval hours. The enterprise's and
+ *    the park's kw_avg are the sums over their meters.
+ *  - kw_max: the largest total of every meter's latest `power_kw` reading
+ *    taken after each power reading inside the interval (coincident demand,
+ *    sample and hold; the total held when the interval opened if no reading
+ *    lands in it), plus the kw_avg of meters without the gauge; never below
+ *    kw_avg.
+ *  - An interval is published once every meter sent a billing reading at or
+ *    after its end, or when a meter's own poll interval plus the grace
+ *    (2.5 s) has passed since the end without one (down or slow meters do
+ *    not hold the others back for longer).
+ *  - meters_ok / meters_down (park summary): a meter is ok when its last
+ *    billing reading is at most two of its poll intervals (at least two
+ *    summary intervals) older than the interval's end.
+ *  - After a restart the next interval to publish comes from the database
+ *    (meta.summary_next_from) and each counter continues from its last
+ *    stored reading, so the intervals of a restart or a kill -9 are published
+ *    with the consumption spread over them. More than SUMMARY_MAX_CATCHUP
+ *    intervals behind, it starts fresh at the next whole interval.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "storage/store.h"
+
+#define SUMMARY_GRACE_MS 2500
+#define SUMMARY_MAX_CATCHUP 1440
+
+struct summary;
+
+/* One message to queue: topic and payload (JSON object without "seq"),
+ * both malloc'd; free with summary_msgs_free. */
+struct summary_msg {
+    char *topic;
+    char *payload;
+};
+
+/*
+ * A summary engine for cfg (which must outlive it). point_ids[meter][point]
+ * are the store ids of every meter's points in config order (as the daemon
+ * registers them); topic_base is "<prefix>/<gw>" (copied). 0 and *ret, or
+ * -EINVAL (summary_interval < 1).
+ */
+int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char *topic_base,
+                struct summary **ret);
+void summary_free(struct summary *s);
+
+/*
+ * Picks up where the last run stopped: reads meta.summary_next_from and the
+ * last stored billing reading of each meter (db is the store's connection,
+ * used by the calling thread only). now: Unix ms. Without state (or too far
+ * behind) the first interval is the next whole one. 0 or -EIO.
+ */
+int summary_load(struct summary *s, sqlite3 *db, int64_t now);
+
+/* Feeds committed samples (any order within a batch; points that are not a
+ * billing counter or a power gauge are ignored). */
+void summary_add(struct summary *s, const struct sample *samples, size_t n);
+
+/* True when at least one interval is ready to publish at now (Unix ms). */
+bool summary_due(const struct summary *s, int64_t now);
+
+/*
+ * Closes every interval ready at now: for each, one message per enterprise
+ * in config order, then the park's. *ret is a malloc'd array (NULL when
+ * none) the caller frees with summary_msgs_free. Returns the count.
+ */
+size_t summary_flush(struct summary *s, int64_t now, struct summary_msg **ret);
+void summary_msgs_free(struct summary_msg *msgs, size_t n);
+
+/* Writes meta.summary_next_from inside the caller's transaction. 0 or -errno. */
+int summary_save_state(struct summary *s, sqlite3 *db);
+
+/* The start of the oldest interval not yet published (Unix ms). */
+int64_t summary_next_from(const struct summary *s);
+
+/*
+ * Transaction support: summary_checkpoint remembers the state before a batch
+ * is fed; summary_rollback returns to it when the batch's transaction failed
+ * (it will be fed again on the retry).
+ */
+void summary_checkpoint(struct summary *s);
+void summary_rollback(struct summary *s);
+
+/* Test hook: the grace after an interval's end (default SUMMARY_GRACE_MS). */
+void summary_set_grace_for_test(struct summary *s, int64_t ms);
