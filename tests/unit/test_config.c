@@ -357,6 +357,40 @@ static const struct ecase cases[] = {
     {"rtu-key-on-tcp", .buses = "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"h\";\n"
                                 " baud = 9600; } ); #!\n",
      .want = "'baud' is not valid for a tcp bus"},
+    {"rs485-on-tcp", .buses = "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"h\";\n"
+                              " rs485 = true; } ); #!\n",
+     .want = "'rs485' is not valid for a tcp bus"},
+    {"rs485-type", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                            " rs485 = 1; } ); #!\n",
+     .want = "'rs485' must be true or false"},
+    {"frame-delay", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                             " frame_delay_ms = 20000; } ); #!\n",
+     .want = "'frame_delay_ms' = 20000 is out of range 0..10000"},
+    /* integer + fraction totalisers */
+    {"frac-self", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                        "\"uint32\"; frac_address = 11; } #!\n"),
+     .want = "fraction registers 11..12 overlap the point's own registers 10..11"},
+    {"frac-other", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                         "\"uint32\"; frac_address = 1; } #!\n"),
+     .want = "point 'x_m3' (fc 3, registers 1..2) overlaps point 'total_m3' (registers 0..1"},
+    {"frac-span", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                        "\"uint32\"; frac_address = 134; } #!\n"),
+     .want = "span registers 10..135; they must fit one request"},
+    {"frac-type", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                        "\"uint32\"; frac_address = 12; frac_type = \"bool\"; } #!\n"),
+     .want = "frac_type 'bool' must be a register type"},
+    {"frac-type-alone", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                              "\"uint32\"; frac_type = \"uint16\"; } #!\n"),
+     .want = "frac_type needs frac_address"},
+    {"frac-scale-alone", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                               "\"uint32\"; frac_scale = 0.001; } #!\n"),
+     .want = "frac_scale needs frac_address"},
+    {"frac-scale-zero", .profiles = PROF_WITH("      { name = \"x_m3\"; fc = 3; address = 10; type = "
+                                              "\"uint32\"; frac_address = 12; frac_scale = 0.0; } #!\n"),
+     .want = "frac_scale must be a non-zero number"},
+    {"frac-bits", .profiles = PROF_WITH("      { name = \"x_on\"; fc = 1; address = 10; type = "
+                                        "\"bool\"; frac_address = 12; } #!\n"),
+     .want = "frac_address needs fc 3 or 4"},
     {"dup-bus", .buses = "buses = (\n { name = \"b1\"; type = \"tcp\"; host = \"h\"; },\n"
                          " { name = \"b1\"; type = \"tcp\"; host = \"i\"; } #!\n);\n",
      .want = "duplicate bus name (first defined at line"},
@@ -675,6 +709,54 @@ static void test_includes(void)
     CHECK_CONTAINS(err, "does-not-exist.cfg: cannot read config");
 }
 
+/* RTU line options and an integer + fraction totaliser, with their defaults. */
+static void test_modbus_keys(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/modbus-keys.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT
+               "buses = (\n"
+               "  { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; },\n"
+               "  { name = \"r1\"; type = \"rtu\"; device = \"/dev/null\"; rs485 = true;\n"
+               "    frame_delay_ms = 5; },\n"
+               "  { name = \"r2\"; type = \"rtu\"; device = \"/dev/zero\"; }\n"
+               ");\n"
+               "profiles = (\n"
+               "  { name = \"p\"; utility = \"water\"; points = (\n"
+               "    { name = \"total_m3\"; fc = 3; address = 8; type = \"int32\"; order = \"CDAB\";\n"
+               "      frac_address = 10; kind = \"counter\"; billing = true; },\n"
+               "    { name = \"heat_kwh\"; fc = 4; address = 20; type = \"uint32\"; scale = 10.0;\n"
+               "      frac_address = 19; frac_type = \"uint16\"; frac_scale = 0.01; kind = \"counter\"; },\n"
+               "    { name = \"flow_m3h\"; fc = 3; address = 4; type = \"float32\"; }\n"
+               "  ); }\n"
+               ");\n" ENTS TARIFFS);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "modbus keys: %s\n", err);
+        return;
+    }
+    CHECK(c->buses[1].rs485);
+    CHECK_INT(c->buses[1].frame_delay_ms, 5);
+    CHECK(!c->buses[2].rs485);
+    CHECK_INT(c->buses[2].frame_delay_ms, 0);
+    CHECK(!c->buses[0].rs485);
+    const struct cfg_point *t = &c->profiles[0].points[0];
+    CHECK(t->has_frac);
+    CHECK_INT(t->frac_address, 10);
+    CHECK_INT(t->frac_type, PT_FLOAT32);   /* default */
+    CHECK_NEAR(t->frac_scale, 1.0, 0);     /* default: the point's scale */
+    CHECK_INT(t->order, WO_CDAB);
+    const struct cfg_point *h = &c->profiles[0].points[1];
+    CHECK(h->has_frac);
+    CHECK_INT(h->frac_address, 19);         /* a fraction may sit before the integer */
+    CHECK_INT(h->frac_type, PT_UINT16);
+    CHECK_NEAR(h->frac_scale, 0.01, 0);
+    CHECK(!c->profiles[0].points[2].has_frac);
+    config_free(c);
+}
+
 int main(void)
 {
     const char *s = getenv("PARKGW_SOURCE_DIR");
@@ -689,5 +771,6 @@ int main(void)
     test_example();
     test_errors();
     test_includes();
+    test_modbus_keys();
     return check_done();
 }

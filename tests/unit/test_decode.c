@@ -339,6 +339,70 @@ static void test_round_trip(void)
     CHECK_NEAR(v, 24691.2, 200 * 123.456 * 1.2e-7);
 }
 
+static void test_frac(void)
+{
+    double v = 0;
+    /* TUF-2000M forward volume: LONG 70000 low word first (CDAB) ->
+     * {0x1170, 0x0001}; fraction REAL4 0.25 = 0x3E800000, CDAB ->
+     * {0x0000, 0x3E80}. 70000 * 1 + 0.25 * 1 = 70000.25, exact in a double. */
+    struct cfg_point tuf = { .name = "volume_m3", .fc = 3, .address = 8, .type = PT_INT32,
+                             .order = WO_CDAB, .scale = 1, .kind = KIND_COUNTER,
+                             .has_frac = true, .frac_address = 10, .frac_type = PT_FLOAT32,
+                             .frac_scale = 1 };
+    uint16_t r_tuf[4] = { 0x1170, 0x0001, 0x0000, 0x3E80 };
+    CHECK_INT(decode_point(&tuf, 1, r_tuf, &v), 0);
+    CHECK_NEAR(v, 70000.25, 0);
+    /* The same registers without the fraction: the integer part alone. */
+    tuf.has_frac = false;
+    CHECK_INT(decode_point(&tuf, 1, r_tuf, &v), 0);
+    CHECK_NEAR(v, 70000, 0);
+    tuf.has_frac = true;
+
+    /* A fraction before its integer, with its own scale and PT x CT:
+     * uint32 0x00000C35 = 3125 at 20 (x10 kWh) = 31250; uint16 734 at 19
+     * (x0.01 kWh) = 7.34; sum 31257.34; x pt_ct 2 = 62514.68. */
+    struct cfg_point heat = { .name = "e_kwh", .fc = 3, .address = 20, .type = PT_UINT32,
+                              .order = WO_ABCD, .scale = 10, .kind = KIND_COUNTER, .ct_pt = true,
+                              .has_frac = true, .frac_address = 19, .frac_type = PT_UINT16,
+                              .frac_scale = 0.01 };
+    uint16_t r_heat[3] = { 734, 0x0000, 0x0C35 };
+    CHECK_INT(decode_point(&heat, 2, r_heat + 1, &v), 0);
+    CHECK_NEAR(v, 62514.68, 1e-9);
+    /* offset applies once, after the sum: 31257.34 + 5 = 31262.34 (pt_ct 1) */
+    heat.offset = 5;
+    heat.ct_pt = false;
+    CHECK_INT(decode_point(&heat, 1, r_heat + 1, &v), 0);
+    CHECK_NEAR(v, 31262.34, 1e-9);
+
+    /* A NaN fraction makes the point invalid. */
+    uint16_t r_nan[4] = { 0x1170, 0x0001, 0x0000, 0x7FC0 };
+    CHECK_INT(decode_point(&tuf, 1, r_nan, &v), -ERANGE);
+
+    /* Splitting for the encoder: 70000.75 m3 -> integer 70000, fraction
+     * 0.75 (scale and frac_scale 1); 3125.734 units of 10 kWh -> 3125 and
+     * 0.734 * 10 / 0.01 = 734 hundredths. A point without a fraction keeps
+     * its raw value. */
+    double fr = -1;
+    CHECK_NEAR(encode_frac_split(&tuf, 70000.75, &fr), 70000, 0);
+    CHECK_NEAR(fr, 0.75, 1e-9);
+    CHECK_NEAR(encode_frac_split(&heat, 3125.734, &fr), 3125, 0);
+    CHECK_NEAR(fr, 734, 1e-6);
+    struct cfg_point plain = { .name = "x", .fc = 3, .type = PT_UINT32, .scale = 1 };
+    CHECK_NEAR(encode_frac_split(&plain, 12.5, &fr), 12.5, 0);
+    CHECK_NEAR(fr, 0, 0);
+
+    /* Round trip through the registers, as the simulator does it. */
+    uint16_t img[4] = { 0 };
+    double whole = encode_frac_split(&tuf, 123456.5, &fr);
+    encode_raw(PT_INT32, WO_CDAB, whole, img);
+    encode_raw(PT_FLOAT32, WO_CDAB, fr, img + 2);
+    CHECK_INT(img[0], 0xE240); /* 123456 = 0x0001E240, low word first */
+    CHECK_INT(img[1], 0x0001);
+    CHECK_INT(img[3], 0x3F00); /* 0.5 = 0x3F000000 */
+    CHECK_INT(decode_point(&tuf, 1, img, &v), 0);
+    CHECK_NEAR(v, 123456.5, 0);
+}
+
 int main(void)
 {
     test_patterns();
@@ -347,5 +411,6 @@ int main(void)
     test_nonfinite();
     test_saturation();
     test_round_trip();
+    test_frac();
     return check_done();
 }

@@ -1,8 +1,9 @@
 /*
  * test_plan.c - the read planner on profiles built in code: merging of
  * adjacent points, the gap rule at its boundary, size limits, the meter
- * workarounds, shared registers, fc separation, bits, locs, and the RTU
- * wire cost and bus-time estimate.
+ * workarounds, shared registers, fc separation, bits, locs, the RTU
+ * wire cost and bus-time estimate, and integer + fraction totalisers (both
+ * parts always in one request).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -403,6 +404,91 @@ static void test_opts_for_meter(void)
     CHECK(o.one_request_per_point);
 }
 
+static void add_frac(int address, enum point_type t, int frac_address, enum point_type ft)
+{
+    add(3, address, t);
+    struct cfg_point *p = &pts[prof.n_points - 1];
+    p->has_frac = true;
+    p->frac_address = frac_address;
+    p->frac_type = ft;
+    p->frac_scale = 1;
+}
+
+static void test_frac(void)
+{
+    /* TUF-2000M: flow 0-1, velocity 4-5, sound speed 6-7, volume 8-9 +
+     * fraction 10-11, reverse 12-13, error code 71. The gap 2-3 costs 4
+     * characters (< 20): bridged, so 0..13 is one request (14 registers);
+     * 71 is 57 registers further: a second request. The volume's loc is its
+     * integer part: offset 8 in request 0. */
+    reset();
+    add(3, 0, PT_FLOAT32);
+    add(3, 4, PT_FLOAT32);
+    add(3, 6, PT_FLOAT32);
+    add_frac(8, PT_INT32, 10, PT_FLOAT32);
+    add(3, 12, PT_INT32);
+    add(3, 71, PT_UINT16);
+    struct plan *p = build(&defaults);
+    if (p) {
+        CHECK_INT(p->n_reqs, 2);
+        CHECK_REQ(p, 0, 3, 0, 14);
+        CHECK_REQ(p, 1, 3, 71, 1);
+        CHECK_LOC(p, 3, 0, 8);
+        CHECK_INT(p->total_regs, 15);
+    }
+    plan_free(p);
+
+    /* A fraction before its integer: uint16 at 19, uint32 at 20-21: the span
+     * is 19..21. A point at 10 leaves a gap of 11..18 = 8 registers (16
+     * characters < 20): bridged -> 10..21, 12 registers. The loc points at
+     * the integer (offset 20 - 10 = 10), the decoder finds the fraction at -1. */
+    reset();
+    add(3, 10, PT_UINT16);
+    add_frac(20, PT_UINT32, 19, PT_UINT16);
+    p = build(&defaults);
+    if (p) {
+        CHECK_INT(p->n_reqs, 1);
+        CHECK_REQ(p, 0, 3, 10, 12);
+        CHECK_LOC(p, 1, 0, 10);
+    }
+    plan_free(p);
+
+    /* The parts are never split, whatever the workarounds: 30-31 + 34-35 is
+     * one request of 6 with no_gap_fill and with one_request_per_point. */
+    reset();
+    add_frac(30, PT_UINT32, 34, PT_FLOAT32);
+    struct plan_opts o = defaults;
+    o.no_gap_fill = true;
+    p = build(&o);
+    if (p) {
+        CHECK_INT(p->n_reqs, 1);
+        CHECK_REQ(p, 0, 3, 30, 6);
+    }
+    plan_free(p);
+    o = defaults;
+    o.one_request_per_point = true;
+    p = build(&o);
+    if (p) {
+        CHECK_INT(p->n_reqs, 1);
+        CHECK_REQ(p, 0, 3, 30, 6);
+        CHECK_LOC(p, 0, 0, 0);
+    }
+    plan_free(p);
+
+    /* ...and a meter that reads at most 4 registers cannot read a 6-register
+     * totaliser consistently: the plan is refused rather than split. */
+    o = defaults;
+    o.max_registers = 4;
+    struct plan *untouched = (struct plan *)&o;
+    CHECK_INT(plan_build(&prof, &o, &untouched), -EINVAL);
+    CHECK(untouched == (struct plan *)&o);
+    o.max_registers = 6;
+    p = build(&o);
+    if (p)
+        CHECK_INT(p->n_reqs, 1);
+    plan_free(p);
+}
+
 int main(void)
 {
     test_adjacent();
@@ -416,5 +502,6 @@ int main(void)
     test_bits();
     test_wire_and_time();
     test_opts_for_meter();
+    test_frac();
     return check_done();
 }
