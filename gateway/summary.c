@@ -75,7 +75,6 @@ struct sstate {
 };
 
 struct summary {
-    const struct config *cfg;
     int64_t iv_ms;
     int64_t grace_ms;
     size_t n_ents, n_meters, n_v;
@@ -108,7 +107,6 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
     if (!cfg || cfg->summary_interval < 1)
         return -EINVAL;
     struct summary *s = xcalloc(1, sizeof(*s));
-    s->cfg = cfg;
     s->iv_ms = (int64_t)cfg->summary_interval * 1000;
     s->grace_ms = SUMMARY_GRACE_MS;
     s->n_ents = cfg->n_enterprises;

@@ -59,7 +59,7 @@ struct summary_msg {
 };
 
 /*
- * A summary engine for cfg (which must outlive it). point_ids[meter][point]
+ * A summary engine for cfg (only read here: it may be freed after). point_ids[meter][point]
  * are the store ids of every meter's points in config order (as the daemon
  * registers them); topic_base is "<prefix>/<gw>" (copied). 0 and *ret, or
  * -EINVAL (summary_interval < 1).

@@ -1,13 +1,17 @@
 /*
  * writer.c - the writer thread behind writer.h. Pollers queue copies of
- * their sample batches (a mutex-protected list, bounded in samples); the
- * thread owns the store and commits whatever is queued as one transaction
- * (group commit). A failed group stays in memory and is retried with backoff,
- * so a full disk costs memory up to the bound, never data already queued.
+ * their sample batches and durable messages (a mutex-protected list, bounded
+ * in samples); the thread owns the store and commits whatever is queued as
+ * one transaction (group commit) together with the outbox rows of the
+ * messages and of the summaries the samples close. A failed group stays in
+ * memory and is retried with backoff, so a full disk costs memory up to the
+ * bound, never data already queued.
  */
 #include "storage/writer.h"
 #include "gateway/log.h"
+#include "gateway/summary.h"
 #include "gateway/util.h"
+#include "storage/outbox.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,12 +29,25 @@
 /* The thread wakes at least this often, to refresh the progress marker. */
 #define WRITER_TICK_MS 1000
 #define WRITER_DROP_LOG_MS 10000
+#define WRITER_OUTBOX_LOG_MS 60000
+#define WRITER_OUTBOX_MAX_DEFAULT 1000000
 
+/* A queued batch of samples (n > 0) or one durable message (msg_topic set;
+ * it counts as one sample against the bound). */
 struct batch {
     struct batch *next;
     size_t n;
+    char *msg_topic;
+    char *msg_payload;
+    int msg_qos;
+    bool msg_retain;
     struct sample s[];
 };
+
+static size_t batch_weight(const struct batch *b)
+{
+    return b->msg_topic ? 1 : b->n;
+}
 
 struct writer {
     struct store *st;
@@ -48,16 +65,28 @@ struct writer {
     struct writer_stats stats;
     uint64_t drops_unlogged;    /* batches dropped since the last warning */
     int64_t last_drop_log_ms;   /* 0: never warned */
+    struct summary *sum_new;    /* handed over by writer_set_summary, not yet taken */
+    bool sum_replace;
+    long outbox_max;
+    void (*notify)(void *ctx);
+    void *notify_ctx;
 
     /* Thread only: */
     struct sample *buf;
     size_t buf_cap;
+    struct outbox *ob;
+    struct summary *sum;
+    bool sum_loaded;
+    uint64_t outbox_drops_unlogged;
+    int64_t outbox_drop_log_ms;
 };
 
 static void writer_free_list(struct batch *b)
 {
     while (b) {
         struct batch *next = b->next;
+        free(b->msg_topic);
+        free(b->msg_payload);
         free(b);
         b = next;
     }
@@ -84,8 +113,8 @@ static struct batch *writer_take_group(struct writer *w, size_t *ret_n)
     struct batch *first = w->head, *last = NULL, *b = w->head;
     size_t n = 0;
 
-    while (b && (n == 0 || n + b->n <= WRITER_MAX_GROUP)) {
-        n += b->n;
+    while (b && (n == 0 || n + batch_weight(b) <= WRITER_MAX_GROUP)) {
+        n += batch_weight(b);
         last = b;
         b = b->next;
     }
@@ -98,15 +127,129 @@ static struct batch *writer_take_group(struct writer *w, size_t *ret_n)
     return first;
 }
 
-/* Copies a group into the thread's contiguous buffer for store_insert. */
-static void writer_flatten(struct writer *w, const struct batch *group, size_t n)
+/* Copies a group's samples into the thread's contiguous buffer; returns
+ * how many. */
+static size_t writer_flatten(struct writer *w, const struct batch *group, size_t n)
 {
     size_t off = 0;
-    w->buf = xgrow(w->buf, &w->buf_cap, n, sizeof(*w->buf));
+    w->buf = xgrow(w->buf, &w->buf_cap, n ? n : 1, sizeof(*w->buf));
     for (const struct batch *b = group; b; b = b->next) {
+        if (b->msg_topic)
+            continue;
         memcpy(w->buf + off, b->s, b->n * sizeof(*b->s));
         off += b->n;
     }
+    return off;
+}
+
+/* Result of one commit, for the stats. */
+struct commit_out {
+    uint64_t msgs;
+    int64_t dropped;
+    int64_t last_seq;
+};
+
+/*
+ * One transaction: the group's samples, its messages in queue order, then
+ * the summaries that are due, then the outbox bound. On failure everything,
+ * the summary engine's state included, is as before the call.
+ */
+static int writer_commit(struct writer *w, const struct batch *group, size_t n_samples,
+                         long outbox_max, struct commit_out *out)
+{
+    sqlite3 *db = store_db(w->st);
+    struct summary_msg *sm = NULL;
+    size_t n_sm = 0;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (!w->ob) {
+        r = outbox_attach(db, &w->ob);
+        if (r < 0)
+            return r;
+    }
+    r = store_begin(w->st);
+    if (r < 0)
+        return r;
+    if (w->sum && w->sum_loaded)
+        summary_checkpoint(w->sum);
+    r = store_add_samples(w->st, w->buf, n_samples);
+    if (r < 0)
+        goto out_rollback;
+    int64_t now = now_real_ms();
+    for (const struct batch *b = group; b; b = b->next) {
+        if (!b->msg_topic)
+            continue;
+        r = outbox_add(w->ob, b->msg_topic, b->msg_payload, b->msg_qos, b->msg_retain, now,
+                       &out->last_seq);
+        if (r < 0)
+            goto out_rollback;
+        out->msgs++;
+    }
+    if (w->sum && w->sum_loaded) {
+        summary_add(w->sum, w->buf, n_samples);
+        n_sm = summary_flush(w->sum, now, &sm);
+        for (size_t i = 0; i < n_sm; i++) {
+            r = outbox_add(w->ob, sm[i].topic, sm[i].payload, 1, false, now, &out->last_seq);
+            if (r < 0)
+                goto out_rollback;
+            out->msgs++;
+        }
+        if (n_sm) {
+            r = summary_save_state(w->sum, db);
+            if (r < 0)
+                goto out_rollback;
+        }
+    }
+    if (out->msgs) {
+        r = outbox_trim(w->ob, outbox_max, &out->dropped);
+        if (r < 0)
+            goto out_rollback;
+    }
+    r = store_commit(w->st);
+    if (r < 0)
+        goto out_restore;
+    summary_msgs_free(sm, n_sm);
+    return 0;
+
+out_rollback:
+    store_rollback(w->st);
+out_restore:
+    if (w->sum && w->sum_loaded)
+        summary_rollback(w->sum);
+    summary_msgs_free(sm, n_sm);
+    memset(out, 0, sizeof(*out));
+    return r;
+}
+
+/* Takes a summary engine handed over by writer_set_summary and loads its
+ * state (called by the thread without mu). */
+static void writer_load_summary(struct writer *w)
+{
+    int r = summary_load(w->sum, store_db(w->st), now_real_ms());
+    if (r < 0) {
+        /* Retried at the next tick; samples committed meanwhile still reach
+         * it through the last stored readings. */
+        log_err("storage: cannot load the summary state from %s: %s", store_path(w->st),
+                strerror(-r));
+        return;
+    }
+    w->sum_loaded = true;
+}
+
+static void writer_log_outbox_drops(struct writer *w, long outbox_max, int64_t dropped, bool force)
+{
+    int64_t now = now_mono_ms();
+    w->outbox_drops_unlogged += (uint64_t)dropped;
+    if (w->outbox_drops_unlogged == 0)
+        return;
+    if (!force && w->outbox_drop_log_ms != 0 && now - w->outbox_drop_log_ms < WRITER_OUTBOX_LOG_MS)
+        return;
+    log_warn("outbox: bound of %ld messages reached (broker unreachable?); dropped the %" PRIu64
+             " oldest since the last warning",
+             outbox_max, w->outbox_drops_unlogged);
+    w->outbox_drops_unlogged = 0;
+    w->outbox_drop_log_ms = now;
 }
 
 /* Logs the rate-limited queue-full warning if one is due. Called with mu
@@ -155,11 +298,30 @@ static void *writer_thread(void *arg)
     int episode_err = 0;          /* error of the current failure episode, 0: none */
     uint64_t episode_failures = 0;
     int64_t last_take = 0;        /* when the last group was taken */
+    bool inflight = false;        /* a group (or a summary-only commit) awaits success */
+    int64_t sum_load_at = 0;      /* next attempt to load the summary state */
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
         int64_t now = now_mono_ms();
         uint64_t drops;
+
+        if (w->sum_replace && !inflight) {
+            struct summary *old = w->sum;
+            w->sum = w->sum_new;
+            w->sum_new = NULL;
+            w->sum_replace = false;
+            w->sum_loaded = false;
+            pthread_mutex_unlock(&w->mu);
+            summary_free(old);
+            pthread_mutex_lock(&w->mu);
+        }
+        if (w->sum && !w->sum_loaded && !inflight && now >= sum_load_at) {
+            pthread_mutex_unlock(&w->mu);
+            writer_load_summary(w);
+            sum_load_at = now + WRITER_BACKOFF_MIN_MS;
+            pthread_mutex_lock(&w->mu);
+        }
 
         /* Progress marker for the watchdog: the thread is alive and not
          * stuck in SQLite, whether or not there was anything to commit. */
@@ -172,8 +334,10 @@ static void *writer_thread(void *arg)
             continue;
         }
 
-        if (!group) {
+        if (!inflight) {
             int64_t due = last_take + w->commit_interval_ms;
+            bool sum_due = w->sum && w->sum_loaded && !w->paused &&
+                           summary_due(w->sum, now_real_ms());
             if (w->head && !w->paused && !w->stopping && now < due &&
                 w->queued < WRITER_MAX_GROUP) {
                 /* Inside the commit window: let more batches gather. */
@@ -182,6 +346,12 @@ static void *writer_thread(void *arg)
             } else if (w->head && !w->paused) {
                 group = writer_take_group(w, &group_n);
                 last_take = now;
+                inflight = true;
+            } else if (sum_due) {
+                /* Summaries close on time even when no sample comes. */
+                group = NULL;
+                group_n = 0;
+                inflight = true;
             } else if (w->stopping && !w->head) {
                 break;
             } else {
@@ -193,17 +363,27 @@ static void *writer_thread(void *arg)
             continue;
         }
         bool stopping = w->stopping;
+        long outbox_max = w->outbox_max;
+        void (*notify)(void *ctx) = w->notify;
+        void *notify_ctx = w->notify_ctx;
         pthread_mutex_unlock(&w->mu);
 
-        writer_flatten(w, group, group_n);
-        int r = store_insert(w->st, w->buf, group_n);
+        size_t n_samples = writer_flatten(w, group, group_n);
+        struct commit_out co;
+        int r = writer_commit(w, group, n_samples, outbox_max, &co);
 
         if (r == 0) {
             size_t nb = 0;
             for (struct batch *b = group; b; b = b->next)
-                nb++;
+                if (!b->msg_topic)
+                    nb++;
             writer_free_list(group);
             group = NULL;
+            inflight = false;
+            if (co.dropped)
+                writer_log_outbox_drops(w, outbox_max, co.dropped, false);
+            if (co.msgs && notify)
+                notify(notify_ctx);
             if (episode_err) {
                 log_notice("storage: writing to %s resumed after %" PRIu64 " failed attempt%s",
                            store_path(w->st), episode_failures, episode_failures == 1 ? "" : "s");
@@ -214,7 +394,11 @@ static void *writer_thread(void *arg)
             pthread_mutex_lock(&w->mu);
             w->queued -= group_n;
             w->stats.batches_committed += nb;
-            w->stats.samples_committed += group_n;
+            w->stats.samples_committed += n_samples;
+            w->stats.msgs_committed += co.msgs;
+            w->stats.outbox_dropped += (uint64_t)co.dropped;
+            if (co.last_seq)
+                w->stats.outbox_last_seq = co.last_seq;
             w->stats.last_commit_mono_ms = now_mono_ms();
             continue;
         }
@@ -237,6 +421,7 @@ static void *writer_thread(void *arg)
             writer_free_list(group);
             writer_free_list(w->head);
             group = NULL;
+            inflight = false;
             w->head = w->tail = NULL;
             w->queued = 0;
             pthread_mutex_unlock(&w->mu);
@@ -260,6 +445,7 @@ int writer_start(struct store *st, size_t max_queued, struct writer **ret)
     w = xcalloc(1, sizeof(*w));
     w->st = st;
     w->max_queued = max_queued;
+    w->outbox_max = WRITER_OUTBOX_MAX_DEFAULT;
     w->stats.last_commit_mono_ms = now_mono_ms();
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_init(&ca);
@@ -294,8 +480,7 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
     if (n == 0)
         return 0;
     /* Copy outside the lock: the lock is held only to link the batch. */
-    b = xmalloc(sizeof(*b) + n * sizeof(*samples));
-    b->next = NULL;
+    b = xcalloc(1, sizeof(*b) + n * sizeof(*samples));
     b->n = n;
     memcpy(b->s, samples, n * sizeof(*samples));
 
@@ -325,6 +510,68 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
     return 0;
 }
 
+int writer_submit_msg(struct writer *w, const char *topic, const char *payload, int qos,
+                      bool retain)
+{
+    struct batch *b;
+    bool full;
+
+    if (!topic || !payload || qos < 0 || qos > 2)
+        return -EINVAL;
+    b = xcalloc(1, sizeof(*b));
+    b->msg_topic = xstrdup(topic);
+    b->msg_payload = xstrdup(payload);
+    b->msg_qos = qos;
+    b->msg_retain = retain;
+
+    pthread_mutex_lock(&w->mu);
+    full = w->queued >= w->max_queued;
+    if (full) {
+        w->stats.msgs_dropped++;
+    } else {
+        if (w->tail)
+            w->tail->next = b;
+        else
+            w->head = b;
+        w->tail = b;
+        w->queued++;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+
+    if (full) {
+        log_err("storage: write queue full; durable message for %s dropped", topic);
+        writer_free_list(b);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+void writer_set_summary(struct writer *w, struct summary *sum)
+{
+    pthread_mutex_lock(&w->mu);
+    summary_free(w->sum_new);
+    w->sum_new = sum;
+    w->sum_replace = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_set_outbox_max(struct writer *w, long max)
+{
+    pthread_mutex_lock(&w->mu);
+    w->outbox_max = max;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_set_outbox_notify(struct writer *w, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&w->mu);
+    w->notify = fn;
+    w->notify_ctx = ctx;
+    pthread_mutex_unlock(&w->mu);
+}
+
 void writer_stop(struct writer *w)
 {
     uint64_t drops;
@@ -344,7 +591,11 @@ void writer_stop(struct writer *w)
     if (drops)
         writer_log_drops(w, drops);
 
+    writer_log_outbox_drops(w, w->outbox_max, 0, true);
     writer_free_list(w->head);
+    summary_free(w->sum);
+    summary_free(w->sum_new);
+    outbox_free(w->ob);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w->buf);

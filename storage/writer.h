@@ -1,8 +1,10 @@
 /*
- * writer.h - the writer thread: pollers hand it batches of samples through a
- * bounded queue (never blocking), it commits one SQLite transaction per
- * drained group of batches. On a full disk or I/O error it logs, counts,
- * keeps a bounded backlog in memory and retries.
+ * writer.h - the writer thread: pollers hand it batches of samples and
+ * durable messages through a bounded queue (never blocking), it commits one
+ * SQLite transaction per drained group: the samples, the outbox rows of the
+ * messages, and the summaries those samples close (gateway/summary.h). On a
+ * full disk or I/O error it logs, counts, keeps a bounded backlog in memory
+ * and retries.
  */
 #pragma once
 #include <stdbool.h>
@@ -17,8 +19,12 @@ struct writer_stats {
     uint64_t samples_committed;
     uint64_t batches_dropped;   /* queue full */
     uint64_t commit_errors;     /* ENOSPC/EIO */
-    uint64_t queue_len;         /* samples not yet committed (incl. a failed group) */
+    uint64_t queue_len;         /* samples (and messages, 1 each) not yet committed */
     int64_t last_commit_mono_ms; /* progress marker for the watchdog */
+    uint64_t msgs_committed;    /* outbox rows written: messages and summaries */
+    uint64_t msgs_dropped;      /* writer_submit_msg refused (queue full) */
+    uint64_t outbox_dropped;    /* oldest outbox rows dropped by the bound */
+    int64_t outbox_last_seq;    /* seq of the last outbox row written, 0 = none yet */
 };
 
 /* Starts the thread on an open store (the writer uses it exclusively until
@@ -38,7 +44,26 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n);
 int writer_submit_msg(struct writer *w, const char *topic, const char *payload, int qos,
                       bool retain);
 
-/* Commits everything queued, stops the thread and frees w. */
+/*
+ * Hands the writer a summary engine (ownership passes; a previous one is
+ * freed). The thread loads its state from the store, feeds it every
+ * committed sample and writes the summaries it closes, with the samples,
+ * into the outbox. NULL: no summaries. Thread-safe.
+ */
+struct summary;
+void writer_set_summary(struct writer *w, struct summary *sum);
+
+/* The outbox bound (outbox_max_messages; <= 0: none; default 1000000):
+ * past it each commit drops the oldest rows, counted and logged. */
+void writer_set_outbox_max(struct writer *w, long max);
+
+/* Called from the writer thread, without locks held, after each commit
+ * that wrote outbox rows (the publisher wakes up). NULL: none. Set it before
+ * messages flow. */
+void writer_set_outbox_notify(struct writer *w, void (*fn)(void *ctx), void *ctx);
+
+/* Commits everything queued (and the summaries then due), stops the thread
+ * and frees w (and its summary engine). */
 void writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
