@@ -3,10 +3,13 @@
  * increasing inside a transaction, across a reopen and after the table
  * emptied; rows roll back with their transaction; fetch in seq order from a
  * second connection; delete; the trim bound drops the oldest and counts
- * them; the "seq" member put first into a payload.
+ * them; the "seq" member put first into a payload; the writer's durable
+ * messages land in the outbox in queue order, bounded, with the commit
+ * notification.
  */
 #include "storage/outbox.h"
 #include "storage/store.h"
+#include "storage/writer.h"
 #include "gateway/util.h"
 #include "tests/unit/check.h"
 
@@ -52,6 +55,11 @@ static int add_n(struct store *s, struct outbox *ob, int n, int64_t *seqs)
         return store_commit(s);
     store_rollback(s);
     return r;
+}
+
+static void on_notify(void *ctx)
+{
+    (*(int *)ctx)++;
 }
 
 int main(void)
@@ -177,6 +185,45 @@ int main(void)
     p = outbox_payload_with_seq("[1]", 9);
     CHECK_STR(p, "[1]");
     free(p);
+
+    /* Through the writer: three messages after a sample batch, bound 2:
+     * rows 17..19 written, 17 dropped (13, 14, 15, 16 were there: with 4 +
+     * 3 = 7 rows, the bound keeps 18 and 19, dropping 5). */
+    outbox_free(ob);
+    ob = NULL;
+    struct writer *w = NULL;
+    int notified = 0;
+    CHECK_INT(writer_start(s, 1000, &w), 0);
+    writer_set_outbox_max(w, 2);
+    writer_set_outbox_notify(w, on_notify, &notified);
+    uint32_t pid = 0;
+    CHECK_INT(store_point_id(s, "e", "m", "p", UTIL_WATER, KIND_COUNTER, &pid), 0);
+    struct sample smp = {.point = pid, .ts = 1000, .value = 1.0};
+    writer_pause_for_test(w, true);
+    CHECK_INT(writer_submit(w, &smp, 1), 0);
+    CHECK_INT(writer_submit_msg(w, "park/gw/events", "{\"type\":\"a\"}", 1, false), 0);
+    CHECK_INT(writer_submit_msg(w, "park/gw/events", "{\"type\":\"b\"}", 1, false), 0);
+    CHECK_INT(writer_submit_msg(w, "park/gw/x/state", "{\"type\":\"c\"}", 0, true), 0);
+    CHECK_INT(writer_submit_msg(w, "t", "{}", 3, false), -EINVAL);
+    struct writer_stats ws;
+    writer_get_stats(w, &ws);
+    CHECK_INT(ws.queue_len, 4);
+    writer_stop(w);
+    CHECK(notified >= 1);
+    CHECK_INT(outbox_attach(store_db(s), &ob), 0);
+    CHECK_INT(outbox_fetch(ob, 0, 10, &msgs, &n), 0);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_INT(msgs[0].seq, 18);
+        CHECK_STR(msgs[0].payload, "{\"type\":\"b\"}");
+        CHECK_INT(msgs[1].seq, 19);
+        CHECK_STR(msgs[1].topic, "park/gw/x/state");
+        CHECK_INT(msgs[1].qos, 0);
+        CHECK(msgs[1].retain);
+    }
+    outbox_msgs_free(msgs, n);
+    CHECK_INT(outbox_stats(ob, &st), 0);
+    CHECK_INT(st.dropped, 8 + 5);
 
     outbox_free(ob);
     store_close(s);
