@@ -46,6 +46,23 @@ static void on_reload(int sig)
     got_reload = 1;
 }
 
+/*
+ * A loaded configuration and the point ids registered for it. Each poller
+ * runs on the generation it was started with, so a reload can keep an
+ * unchanged bus's thread polling on the old generation while changed buses
+ * start on the new one. The current generation's cfg and point_ids are
+ * owned by struct daemon (d->cfg, d->point_ids); a retired one owns them and
+ * is freed with its last poller.
+ */
+struct cfg_gen {
+    struct config *cfg;
+    uint32_t **point_ids;
+    size_t n_meters;
+    struct poller_env env;   /* what its pollers were started with */
+    size_t users;            /* pollers running on it */
+    bool retired;
+};
+
 struct daemon {
     struct config *cfg;
     struct store *store;
@@ -57,6 +74,9 @@ struct daemon {
     struct poller_env env;
     struct poller **pollers;
     size_t n_pollers;
+    struct cfg_gen *gen;         /* the generation of cfg (NULL before the pollers) */
+    struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
+    bool level_from_cfg;         /* no -v/-q: the config's log_level applies */
 };
 
 struct config *cli_load_config(const char *cfg_path)
@@ -75,51 +95,118 @@ struct config *cli_load_config(const char *cfg_path)
     return cfg;
 }
 
-static int register_points(struct daemon *d)
+static void free_point_ids(uint32_t **ids, size_t n)
 {
-    const struct config *cfg = d->cfg;
-    d->n_meters = config_count_meters(cfg);
-    d->point_ids = xcalloc(d->n_meters ? d->n_meters : 1, sizeof(uint32_t *));
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+/* Point ids of every meter of cfg in st: *ret_ids[meter index][point]. */
+static int register_points_in(struct store *st, const struct config *cfg, uint32_t ***ret_ids,
+                              size_t *ret_n)
+{
+    size_t n = config_count_meters(cfg);
+    uint32_t **ids = xcalloc(n ? n : 1, sizeof(uint32_t *));
     size_t idx = 0;
     for (size_t e = 0; e < cfg->n_enterprises; e++)
         for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++, idx++) {
             const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
             const struct cfg_profile *prof = &cfg->profiles[m->profile];
-            d->point_ids[idx] = xcalloc(prof->n_points, sizeof(uint32_t));
+            ids[idx] = xcalloc(prof->n_points ? prof->n_points : 1, sizeof(uint32_t));
             for (size_t p = 0; p < prof->n_points; p++) {
-                int r = store_point_id(d->store, cfg->enterprises[e].id, m->id,
-                                       prof->points[p].name, m->utility, prof->points[p].kind,
-                                       &d->point_ids[idx][p]);
-                if (r < 0)
+                int r = store_point_id(st, cfg->enterprises[e].id, m->id, prof->points[p].name,
+                                       m->utility, prof->points[p].kind, &ids[idx][p]);
+                if (r < 0) {
+                    free_point_ids(ids, n);
                     return r;
+                }
             }
         }
+    *ret_ids = ids;
+    *ret_n = n;
     return 0;
 }
 
-static void stop_pollers(struct daemon *d)
+static int register_points(struct daemon *d)
 {
-    for (size_t i = 0; i < d->n_pollers; i++)
-        poller_stop(d->pollers[i]);
-    free(d->pollers);
-    d->pollers = NULL;
-    d->n_pollers = 0;
+    return register_points_in(d->store, d->cfg, &d->point_ids, &d->n_meters);
 }
 
-static int start_pollers(struct daemon *d)
+/* A poller stopped: the last one on a retired generation frees it. */
+static void gen_unuse(struct cfg_gen *g)
+{
+    if (!g || --g->users > 0 || !g->retired)
+        return;
+    config_free(g->cfg);
+    free_point_ids(g->point_ids, g->n_meters);
+    free(g);
+}
+
+/* d->cfg is being replaced: g takes over its cfg and point ids. */
+static void gen_retire(struct cfg_gen *g)
+{
+    if (!g)
+        return;
+    g->retired = true;
+    g->users++;
+    gen_unuse(g);
+}
+
+/* The generation for d->cfg: the poller environment as of now. */
+static struct cfg_gen *gen_new(struct daemon *d)
 {
     d->env.cfg = d->cfg;
     d->env.writer = d->writer;
     d->env.mqtt = d->mqtt;
     d->env.topic_base = d->topic_base;
     d->env.point_ids = d->point_ids;
-    d->pollers = xcalloc(d->cfg->n_buses ? d->cfg->n_buses : 1, sizeof(struct poller *));
+    struct cfg_gen *g = xcalloc(1, sizeof(*g));
+    g->cfg = d->cfg;
+    g->point_ids = d->point_ids;
+    g->n_meters = d->n_meters;
+    g->env = d->env;
+    return g;
+}
+
+/* Starts bus b of g's config into *ret; logs a failure. */
+static int start_poller_on(struct cfg_gen *g, size_t b, struct poller **ret)
+{
+    int r = poller_start(&g->env, (int)b, ret);
+    if (r < 0) {
+        log_err("bus %s: cannot start: %s", g->cfg->buses[b].name, strerror(-r));
+        *ret = NULL;
+        return r;
+    }
+    g->users++;
+    return 0;
+}
+
+static void stop_pollers(struct daemon *d)
+{
+    for (size_t i = 0; i < d->n_pollers; i++) {
+        poller_stop(d->pollers[i]);
+        gen_unuse(d->pollers[i] && d->poller_gen ? d->poller_gen[i] : NULL);
+    }
+    free(d->pollers);
+    free(d->poller_gen);
+    d->pollers = NULL;
+    d->poller_gen = NULL;
+    d->n_pollers = 0;
+}
+
+static int start_pollers(struct daemon *d)
+{
+    if (!d->gen)
+        d->gen = gen_new(d);
+    size_t n = d->cfg->n_buses ? d->cfg->n_buses : 1;
+    d->pollers = xcalloc(n, sizeof(struct poller *));
+    d->poller_gen = xcalloc(n, sizeof(struct cfg_gen *));
     for (size_t b = 0; b < d->cfg->n_buses; b++) {
-        int r = poller_start(&d->env, (int)b, &d->pollers[b]);
-        if (r < 0) {
-            log_err("bus %s: cannot start: %s", d->cfg->buses[b].name, strerror(-r));
+        int r = start_poller_on(d->gen, b, &d->pollers[b]);
+        if (r < 0)
             return r;
-        }
+        d->poller_gen[b] = d->gen;
         d->n_pollers++;
     }
     return 0;
@@ -131,7 +218,7 @@ static bool all_progressing(struct daemon *d, int64_t limit_ms)
 {
     int64_t now = now_mono_ms();
     for (size_t i = 0; i < d->n_pollers; i++)
-        if (now - poller_last_progress(d->pollers[i]) > limit_ms)
+        if (d->pollers[i] && now - poller_last_progress(d->pollers[i]) > limit_ms)
             return false;
     if (d->writer) {
         struct writer_stats ws;
@@ -142,6 +229,110 @@ static bool all_progressing(struct daemon *d, int64_t limit_ms)
     return true;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Compares two config structs bytewise apart from their pointer and line
+ * fields, which the caller clears in the copies (and compares by content).
+ * A field added to a struct later thus counts as a change, i.e. a restart of
+ * the bus, which is always safe. The loader allocates zeroed structs. */
+#define CFG_SAME(type, pa, pb, ...)                                                         \
+    __extension__({                                                                        \
+        type a_, b_;                                                                       \
+        memcpy(&a_, (pa), sizeof(type));                                                   \
+        memcpy(&b_, (pb), sizeof(type));                                                   \
+        type *cl_[] = {&a_, &b_};                                                          \
+        for (int k_ = 0; k_ < 2; k_++) {                                                   \
+            type *x_ = cl_[k_];                                                            \
+            __VA_ARGS__;                                                                   \
+        }                                                                                  \
+        memcmp(&a_, &b_, sizeof(type)) == 0;                                               \
+    })
+
+static bool profile_same(const struct cfg_profile *a, const struct cfg_profile *b)
+{
+    if (!str_eq(a->name, b->name) ||
+        !CFG_SAME(struct cfg_profile, a, b, x_->name = NULL; x_->points = NULL;
+                  x_->alarms = NULL; x_->file = NULL; x_->line = 0))
+        return false;
+    for (size_t i = 0; i < a->n_points; i++)
+        if (!str_eq(a->points[i].name, b->points[i].name) ||
+            !CFG_SAME(struct cfg_point, &a->points[i], &b->points[i], x_->name = NULL;
+                      x_->line = 0))
+            return false;
+    for (size_t i = 0; i < a->n_alarms; i++)
+        if (!str_eq(a->alarms[i].name, b->alarms[i].name) ||
+            !CFG_SAME(struct cfg_alarm, &a->alarms[i], &b->alarms[i], x_->name = NULL;
+                      x_->line = 0))
+            return false;
+    return true;
+}
+
+static bool meter_same(const struct config *ca, const struct cfg_meter *a,
+                       const struct config *cb, const struct cfg_meter *b)
+{
+    return str_eq(a->id, b->id) && str_eq(a->enterprise->id, b->enterprise->id) &&
+           str_eq(a->enterprise->name, b->enterprise->name) &&
+           profile_same(&ca->profiles[a->profile], &cb->profiles[b->profile]) &&
+           CFG_SAME(struct cfg_meter, a, b, x_->id = NULL; x_->bus = 0; x_->profile = 0;
+                    x_->enterprise = NULL; x_->line = 0);
+}
+
+/* Index of the bus named 'name', or cfg->n_buses. */
+static size_t bus_index(const struct config *cfg, const char *name)
+{
+    size_t b = 0;
+    while (b < cfg->n_buses && strcmp(cfg->buses[b].name, name) != 0)
+        b++;
+    return b;
+}
+
+/* The meters of bus 'bus' in config order; *ret_n of them. */
+static const struct cfg_meter **bus_meters(const struct config *cfg, int bus, size_t *ret_n)
+{
+    const struct cfg_meter **v = xcalloc(config_count_meters(cfg) + 1, sizeof(*v));
+    size_t n = 0;
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++)
+            if (cfg->enterprises[e].meters[i].bus == bus)
+                v[n++] = &cfg->enterprises[e].meters[i];
+    *ret_n = n;
+    return v;
+}
+
+/* True when bus ob of 'old' and bus nb of 'ncfg' have the same settings and
+ * the same meters (ids, profiles, intervals, ratios...): its thread can keep
+ * polling on the old config without a missed or extra read. */
+static bool bus_same(const struct config *old, size_t ob, const struct config *ncfg, size_t nb)
+{
+    const struct cfg_bus *a = &old->buses[ob], *b = &ncfg->buses[nb];
+    if (!str_eq(a->name, b->name) || !str_eq(a->host, b->host) ||
+        !str_eq(a->device, b->device) ||
+        !CFG_SAME(struct cfg_bus, a, b, x_->name = NULL; x_->host = NULL; x_->device = NULL;
+                  x_->line = 0))
+        return false;
+    size_t na, nbm;
+    const struct cfg_meter **ma = bus_meters(old, (int)ob, &na);
+    const struct cfg_meter **mb = bus_meters(ncfg, (int)nb, &nbm);
+    bool same = na == nbm;
+    for (size_t i = 0; same && i < na; i++)
+        same = meter_same(old, ma[i], ncfg, mb[i]);
+    free(ma);
+    free(mb);
+    return same;
+}
+
+/*
+ * SIGHUP. An invalid file (or one changing what needs a restart) is refused
+ * and the running configuration stays. Otherwise the new config's points are
+ * registered on a second connection to the database, so the writer, its
+ * queue and the outbox never pause; buses whose settings and meters did not
+ * change keep their threads (on the old config generation: no poll is
+ * skipped or repeated); changed and removed buses stop, new and changed ones
+ * start on the new config and read their meters at once.
+ */
 static void reload(struct daemon *d, const char *cfg_path)
 {
     char err[1024];
@@ -161,36 +352,78 @@ static void reload(struct daemon *d, const char *cfg_path)
         config_free(ncfg);
         return;
     }
-    sd_notify(0, "RELOADING=1");
-    stop_pollers(d);
-    /* The writer may still hold queued samples of the old config: their
-     * point ids stay valid because ids are never reused. */
-    uint32_t **old_ids = d->point_ids;
-    size_t old_n = d->n_meters;
-    struct config *old = d->cfg;
-    d->cfg = ncfg;
-    /* The writer owns the store while it runs; stop it to register points. */
-    writer_stop(d->writer);
-    d->writer = NULL;
-    int r = register_points(d);
-    if (r == 0)
-        r = writer_start(d->store, WRITER_MAX_QUEUED, &d->writer);
-    if (r == 0)
-        writer_set_commit_interval(d->writer, WRITER_COMMIT_INTERVAL_MS);
-    if (r < 0) {
-        log_err("reload failed: storage: %s", strerror(-r));
-        got_stop = 1;
-    } else if (start_pollers(d) < 0) {
-        got_stop = 1;
-    } else {
-        log_notice("configuration reloaded: %zu meters on %zu buses", d->n_meters,
-                   d->cfg->n_buses);
+    /* Point ids of new meters, on a second connection (the writer owns the
+     * first one); SQLite's busy timeout serialises it with the writer. */
+    struct store *st2;
+    uint32_t **nids = NULL;
+    size_t nn = 0;
+    int r = store_open(ncfg->storage_path, false, &st2, err, sizeof(err));
+    if (r == 0) {
+        r = register_points_in(st2, ncfg, &nids, &nn);
+        if (r < 0)
+            snprintf(err, sizeof(err), "cannot register points: %s", strerror(-r));
+        store_close(st2);
     }
-    for (size_t i = 0; i < old_n; i++)
-        free(old_ids[i]);
-    free(old_ids);
-    config_free(old);
-    sd_notify(0, "READY=1");
+    if (r < 0) {
+        log_err("reload refused, keeping the running configuration: storage: %s", err);
+        config_free(ncfg);
+        return;
+    }
+    if (!str_eq(ncfg->timezone, d->cfg->timezone))
+        log_warn("reload: the time zone change (%s) applies after a restart",
+                 ncfg->timezone ? ncfg->timezone : "UTC");
+    sd_notify(0, "RELOADING=1");
+
+    size_t nb = ncfg->n_buses;
+    struct poller **np = xcalloc(nb ? nb : 1, sizeof(*np));
+    struct cfg_gen **ng = xcalloc(nb ? nb : 1, sizeof(*ng));
+    size_t kept = 0;
+    /* Keep the threads of unchanged buses, stop the rest (before starting
+     * their successors: a serial device is opened by one thread at a time). */
+    for (size_t i = 0; i < d->n_pollers; i++) {
+        struct cfg_gen *g = d->poller_gen[i];
+        /* Poller i serves bus i of d->cfg; its own generation may be older. */
+        const char *name = d->cfg->buses[i].name;
+        size_t ob = bus_index(g ? g->cfg : d->cfg, name), b = bus_index(ncfg, name);
+        if (d->pollers[i] && b < nb && bus_same(g->cfg, ob, ncfg, b)) {
+            np[b] = d->pollers[i];
+            ng[b] = g;
+            kept++;
+            log_info("reload: bus %s unchanged, keeps polling", ncfg->buses[b].name);
+        } else {
+            poller_stop(d->pollers[i]);
+            gen_unuse(d->pollers[i] ? g : NULL);
+        }
+    }
+    free(d->pollers);
+    free(d->poller_gen);
+    d->pollers = np;
+    d->poller_gen = ng;
+    d->n_pollers = nb;
+
+    gen_retire(d->gen);  /* owns old cfg and ids now; freed with its last poller */
+    d->cfg = ncfg;
+    d->point_ids = nids;
+    d->n_meters = nn;
+    d->gen = gen_new(d);
+    for (size_t b = 0; b < nb; b++) {
+        if (np[b])
+            continue;
+        if (start_poller_on(d->gen, b, &np[b]) < 0) {
+            got_stop = 1;
+            continue;
+        }
+        ng[b] = d->gen;
+    }
+    if (d->level_from_cfg) {
+        enum log_level lvl = LOG_LVL_INFO;
+        if (ncfg->log_level)
+            log_level_parse(ncfg->log_level, &lvl);
+        log_set_level(lvl);
+    }
+    log_notice("configuration reloaded: %zu meters on %zu buses (%zu buses kept running)",
+               d->n_meters, nb, kept);
+    sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d->n_meters, nb);
 }
 
 int cmd_run(int argc, char **argv, const char *cfg_path)
@@ -213,6 +446,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
     d.cfg = cli_load_config(cfg_path);
     if (!d.cfg)
         return 1;
+    d.level_from_cfg = log_get_level() == LOG_LVL_INFO;
     if (d.cfg->log_level) {
         enum log_level lvl;
         if (log_level_parse(d.cfg->log_level, &lvl) == 0 && log_get_level() == LOG_LVL_INFO)
@@ -296,6 +530,7 @@ out_stop_writer:
         writer_stop(d.writer);
 out_close_store:
     store_close(d.store);
+    free(d.gen); /* stop_pollers released every retired generation */
     for (size_t i = 0; d.point_ids && i < d.n_meters; i++)
         free(d.point_ids[i]);
     free(d.point_ids);

@@ -11,10 +11,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +249,31 @@ int h_start_sim(struct proc *p, const char *dir, const char *cfg_path, uint64_t 
     return port;
 }
 
+bool h_sim_command(struct proc *sim, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line) - 1 || sim->stdin_fd < 0)
+        return false;
+    line[n++] = '\n';
+    return write(sim->stdin_fd, line, (size_t)n) == n;
+}
+
+bool h_wait_path(const char *path, int timeout_ms)
+{
+    int64_t deadline = now_mono_ms() + timeout_ms;
+    struct stat st;
+    while (stat(path, &st) != 0) {
+        if (now_mono_ms() >= deadline)
+            return false;
+        sleep_ms(20);
+    }
+    return true;
+}
+
 struct h_sub {
     MQTTAsync client;
     pthread_mutex_t lock;
@@ -463,4 +491,52 @@ int h_run(char *const argv[], char **ret_out, char **ret_err, int timeout_ms)
     if (status < 0)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+size_t h_log_count(const struct proc *p, const char *needle)
+{
+    char *text = h_read_file(p->log_path);
+    size_t n = 0;
+    for (const char *s = text; s && (s = strstr(s, needle)) != NULL; s += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+bool h_wait_log(const struct proc *p, const char *needle, size_t n, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    do {
+        if (h_log_count(p, needle) >= n)
+            return true;
+        sleep_ms(50);
+    } while (now_mono_ms() < end);
+    return h_log_count(p, needle) >= n;
+}
+
+int h_notify_socket(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(a.sun_path)) {
+        errno = ENAMETOOLONG;
+        die("notify socket path");
+    }
+    strcpy(a.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("notify socket");
+    return fd;
+}
+
+int h_notify_recv(int fd, char *buf, size_t len, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (len == 0 || poll(&pfd, 1, timeout_ms) <= 0)
+        return -1;
+    ssize_t n = recv(fd, buf, len - 1, 0);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return (int)n;
 }

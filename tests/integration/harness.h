@@ -53,6 +53,12 @@ void h_restart_mosquitto(struct proc *p, const char *dir, int port);
 
 /* Starts parkgw-sim for cfg_path on a free port chosen by the sim; returns the port. */
 int h_start_sim(struct proc *p, const char *dir, const char *cfg_path, uint64_t seed);
+/* Sends one control command line (printf-style, no newline needed) to a sim
+ * started with h_start_sim; false when the pipe is gone. The answer goes to
+ * the sim's log. */
+bool h_sim_command(struct proc *sim, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Waits until path resolves (a symlink to an existing target counts). */
+bool h_wait_path(const char *path, int timeout_ms);
 
 /* A recording subscriber (Paho async). */
 struct h_msg {
@@ -77,3 +83,16 @@ long h_sub_wait(struct h_sub *s, size_t from, const char *topic, const char *nee
 /* Runs a command (argv) to completion, capturing stdout/stderr into
  * malloc'd strings; returns the exit status or -1. */
 int h_run(char *const argv[], char **ret_out, char **ret_err, int timeout_ms);
+
+/* Log helpers (the process's log file, as written so far). */
+/* Occurrences of needle in the log. */
+size_t h_log_count(const struct proc *p, const char *needle);
+/* Waits until the log holds at least 'n' occurrences of needle. */
+bool h_wait_log(const struct proc *p, const char *needle, size_t n, int timeout_ms);
+
+/* A fake systemd notification socket (AF_UNIX datagram bound at path) for
+ * NOTIFY_SOCKET. Returns the fd; exits on failure. */
+int h_notify_socket(const char *path);
+/* Receives one notification into buf (NUL-terminated); returns its length,
+ * or -1 when nothing arrived within timeout_ms. */
+int h_notify_recv(int fd, char *buf, size_t len, int timeout_ms);
