@@ -37,6 +37,7 @@ struct bill_acc {
     double pend_v;
     enum pair_kind pend_kind;
     double pend_delta;      /* its delta from the base, when pend_kind is good or wrap */
+    bool pend_span;         /* fed by bill_acc_add_span: its interval is covered */
 
     int64_t covered_ms;
     struct bill_result r;
@@ -214,9 +215,10 @@ static void take_reading(struct bill_acc *a, int64_t ts, double v)
     a->r.end_reading = v;
 }
 
-static void accept(struct bill_acc *a, int64_t ts, double v, double delta, enum pair_kind kind)
+static void accept(struct bill_acc *a, int64_t ts, double v, double delta, enum pair_kind kind,
+                   bool span)
 {
-    bool covered = a->p.gap_ms <= 0 || ts - a->base_ts <= a->p.gap_ms;
+    bool covered = span || a->p.gap_ms <= 0 || ts - a->base_ts <= a->p.gap_ms;
     if (a->p.on_delta)
         a->p.on_delta(a->p.ud, a->base_ts, ts, delta);
     spread(a, a->base_ts, ts, delta, covered);
@@ -273,9 +275,10 @@ static bool kind_ok(enum pair_kind k)
 }
 
 static void set_pending(struct bill_acc *a, int64_t ts, double v, enum pair_kind kind,
-                        double delta)
+                        double delta, bool span)
 {
     a->has_pend = true;
+    a->pend_span = span;
     a->pend_ts = ts;
     a->pend_v = v;
     a->pend_kind = kind;
@@ -288,7 +291,7 @@ static void settle_pending(struct bill_acc *a)
 {
     if (kind_ok(a->pend_kind)) {
         a->has_pend = false;
-        accept(a, a->pend_ts, a->pend_v, a->pend_delta, a->pend_kind);
+        accept(a, a->pend_ts, a->pend_v, a->pend_delta, a->pend_kind, a->pend_span);
     } else {
         confirm_pending(a);
     }
@@ -301,7 +304,7 @@ static void settle_pending(struct bill_acc *a)
  * base -> it or it -> next is not). Then it is dropped and the next one
  * takes its place.
  */
-void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
+static void add_reading(struct bill_acc *a, int64_t ts, double value, bool span)
 {
     double d_bn = 0, d_pn = 0;
 
@@ -315,7 +318,7 @@ void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
         return;
     enum pair_kind k_bn = classify(a, a->base_v, value, ts - a->base_ts, &d_bn);
     if (!a->has_pend) {
-        set_pending(a, ts, value, k_bn, d_bn);
+        set_pending(a, ts, value, k_bn, d_bn, span);
         return;
     }
     enum pair_kind k_pn = classify(a, a->pend_v, value, ts - a->pend_ts, &d_pn);
@@ -323,11 +326,22 @@ void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
     if (pend_odd && kind_ok(k_bn)) {
         if (in_period(a, a->pend_ts))
             a->r.n_outliers++;
-        set_pending(a, ts, value, k_bn, d_bn);
+        /* its interval now starts at the base, not where the span began */
+        set_pending(a, ts, value, k_bn, d_bn, false);
         return;
     }
     settle_pending(a);
-    set_pending(a, ts, value, k_pn, d_pn);
+    set_pending(a, ts, value, k_pn, d_pn, span);
+}
+
+void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
+{
+    add_reading(a, ts, value, false);
+}
+
+void bill_acc_add_span(struct bill_acc *a, int64_t ts, double value)
+{
+    add_reading(a, ts, value, true);
 }
 
 void bill_acc_finish(struct bill_acc *a, struct bill_result *ret)

@@ -93,6 +93,10 @@ void bill_acc_free(struct bill_acc *a);
  * 'from' and end after 'to' (the edges need one reading beyond each side).
  * Non-finite values and timestamps not after the previous one are ignored. */
 void bill_acc_add(struct bill_acc *a, int64_t ts, double value);
+/* The same for a reading that follows the previous one fed through readings
+ * all known to be covered and ordinary (a clean rollup bucket's last reading
+ * after its first): the interval counts as covered whatever its length. */
+void bill_acc_add_span(struct bill_acc *a, int64_t ts, double value);
 /* Completes the computation into *ret. Call once, after the last reading. */
 void bill_acc_finish(struct bill_acc *a, struct bill_result *ret);
 
@@ -141,9 +145,32 @@ struct bill_request {
     bool has_utility;
     enum utility utility;
     enum bill_format format;
+    bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
 };
 int bill_write(FILE *out, const struct config *cfg, struct store *st,
                const struct bill_request *req, char *err, size_t errlen);
+
+/*
+ * Feeds the readings of one billing counter (store point id) for p->from..
+ * p->to into acc, which was created with the same p (implemented in
+ * cmd_bill.c). raw_only: every raw sample from 7 days before to 7 days
+ * after the period, the reference. Otherwise raw samples only around the
+ * period's edges (16 readings before 'from', up to the first 15-minute
+ * boundary; from the last boundary to 16 readings after 'to') and inside
+ * rollup buckets whose pair flags say something happened; every other
+ * bucket contributes its first and last readings, at the coarsest level
+ * (1d, 1h, 15m, up to max_level) whose buckets never straddle a band
+ * boundary of p->tariff. The series fed is then a subset of the raw one
+ * on which the accumulator takes the same decisions (storage/rollup.h), so
+ * the result equals the raw one up to floating-point summation order.
+ * 0 or -EIO (store_errmsg tells).
+ */
+int bill_feed(struct store *st, uint32_t point, const struct bill_params *p, bool raw_only,
+              int max_level, struct bill_acc *acc);
+/* The coarsest rollup level (storage/rollup.h) whose buckets lie within one
+ * band of t: 1d without bands, 1h when every band boundary is a whole hour,
+ * 15m on quarter hours, else -1 (raw only). */
+int bill_rollup_level(const struct cfg_tariff *t);
 
 /*
  * Time-series export writer (implemented in cmd_query.c). target is
@@ -154,3 +181,7 @@ int bill_write(FILE *out, const struct config *cfg, struct store *st,
  */
 int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
                 int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen);
+/* The same computed from raw samples only (the reference the rollup path
+ * must match; tests). */
+int query_write_raw(FILE *out, const struct config *cfg, struct store *st, const char *target,
+                    int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen);

@@ -17,6 +17,9 @@
  *          consumption is empty for gauges; for counters it is the share of
  *          each accepted delta falling in the bucket (wraps added back, resets
  *          and spikes excluded, deltas spread uniformly over their interval).
+ * 15m, 1h and 1d steps read the rollups (storage/rollup.h): whole buckets
+ * come from their rollup rows, partial edge buckets from raw samples, and
+ * counter consumption from bill_feed, which gives the raw result.
  * JSON output: an array of objects with the same fields (numbers as
  * numbers, empty fields null) plus "ts" in Unix ms (raw: the sample's,
  * steps: the bucket start's) and for raw rows "time" (the ISO text).
@@ -32,6 +35,7 @@
 #include "gateway/billing.h"
 #include "gateway/commands.h"
 #include "gateway/util.h"
+#include "storage/rollup.h"
 #include "storage/store.h"
 
 #define EDGE_MARGIN_MS (7 * 86400000LL)
@@ -51,6 +55,7 @@ struct qctx {
     bool first_row;  /* JSON: no comma before the first object */
     const char *ent, *meter, *point;
     bool counter;
+    bool raw_only;   /* steps computed from raw samples (query_write_raw) */
     int64_t from, to;
     /* steps */
     int64_t *edge;   /* n_buckets + 1 boundaries */
@@ -221,6 +226,50 @@ static int step_sample(void *ud, int64_t ts, double value)
     return 0;
 }
 
+/* A whole bucket's statistics from its rollup row. */
+static int rollup_stats(void *ud, const struct rollup_row *w)
+{
+    struct qctx *q = ud;
+    long i = find_bucket(q, w->bucket);
+    if (i < 0 || q->edge[i] != w->bucket)
+        return 0; /* aligned to another time zone: not one of ours */
+    struct bucket *b = &q->b[i];
+    b->count = w->n;
+    b->min = w->min;
+    b->max = w->max;
+    b->sum = w->sum;
+    b->last = w->last_v;
+    return 0;
+}
+
+/* Bucket statistics and counter consumption through the rollups of 'level'. */
+static int query_rollups(struct qctx *q, struct store *st, uint32_t id, int level,
+                         const struct bill_params *bp)
+{
+    struct step_feed f = {.q = q};
+    int64_t fa = rollup_ceil(q->from, (enum rollup_level)level);
+    int64_t fb = rollup_floor(q->to, (enum rollup_level)level);
+    int r;
+
+    if (fa >= fb)
+        fa = fb = q->to;
+    r = store_scan(st, id, q->from, fa, step_sample, &f);
+    if (r == 0)
+        r = rollup_scan(st, id, (enum rollup_level)level, fa, fb, rollup_stats, q);
+    if (r == 0 && fb < q->to)
+        r = store_scan(st, id, fb, q->to, step_sample, &f);
+    if (r == 0 && bp) {
+        struct bill_acc *acc;
+        if (bill_acc_new(bp, &acc) < 0)
+            return -EINVAL;
+        r = bill_feed(st, id, bp, false, level, acc);
+        struct bill_result res;
+        bill_acc_finish(acc, &res);
+        bill_acc_free(acc);
+    }
+    return r;
+}
+
 static void write_buckets(struct qctx *q)
 {
     char tbuf[64], n1[40], n2[40], n3[40], n4[40], n5[40];
@@ -277,16 +326,28 @@ static int query_point(struct qctx *q, struct store *st, const struct cfg_meter 
 
     memset(q->b, 0, q->n_buckets * sizeof(*q->b));
     struct step_feed f = {.q = q};
+    struct bill_params p = {
+        .from = q->from,
+        .to = q->to,
+        .wrap = bill_wrap_modulus(pt, m),
+        .max_rate = pt->max_rate,
+        .gap_ms = (int64_t)GAP_INTERVALS * m->interval * 1000,
+        .on_delta = spread_delta,
+        .ud = q,
+    };
+    int level = rollup_level_of_step(step_s);
+    if (level >= 0 && !q->raw_only) {
+        if (stored && (r = query_rollups(q, st, id, level, q->counter ? &p : NULL)) < 0) {
+            if (r == -EINVAL) {
+                snprintf(err, errlen, "internal error: bad period");
+                return r;
+            }
+            goto out_io;
+        }
+        write_buckets(q);
+        return 0;
+    }
     if (q->counter) {
-        struct bill_params p = {
-            .from = q->from,
-            .to = q->to,
-            .wrap = bill_wrap_modulus(pt, m),
-            .max_rate = pt->max_rate,
-            .gap_ms = (int64_t)GAP_INTERVALS * m->interval * 1000,
-            .on_delta = spread_delta,
-            .ud = q,
-        };
         if (bill_acc_new(&p, &f.acc) < 0) {
             snprintf(err, errlen, "internal error: bad period");
             return -EINVAL;
@@ -312,8 +373,9 @@ out_io:
     return -EIO;
 }
 
-int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
-                int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen)
+static int query_write_mode(FILE *out, const struct config *cfg, struct store *st,
+                            const char *target, int64_t from, int64_t to, int step_s, bool json,
+                            bool raw_only, char *err, size_t errlen)
 {
     int r = 0;
     if (from >= to) {
@@ -353,7 +415,7 @@ int query_write(FILE *out, const struct config *cfg, struct store *st, const cha
 
     struct qctx q = {
         .out = out, .json = json, .first_row = true, .ent = m->enterprise->id,
-        .meter = m->id, .from = from, .to = to,
+        .meter = m->id, .from = from, .to = to, .raw_only = raw_only,
     };
     if (step_s) {
         size_t cap = 0;
@@ -400,6 +462,18 @@ out_free_q:
 out_free_em:
     free(em);
     return r;
+}
+
+int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
+                int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen)
+{
+    return query_write_mode(out, cfg, st, target, from, to, step_s, json, false, err, errlen);
+}
+
+int query_write_raw(FILE *out, const struct config *cfg, struct store *st, const char *target,
+                    int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen)
+{
+    return query_write_mode(out, cfg, st, target, from, to, step_s, json, true, err, errlen);
 }
 
 static void usage(FILE *f)

@@ -6,6 +6,7 @@
  */
 #include "storage/store.h"
 #include "gateway/util.h"
+#include "storage/rollup.h"
 
 #include <errno.h>
 #include <math.h>
@@ -50,7 +51,88 @@ static const char *const store_migrations[] = {
     "  retain INTEGER NOT NULL,"
     "  created INTEGER NOT NULL) STRICT;"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value ANY) STRICT;",
+    /* 1 -> 2: rollups (storage/rollup.h), one table per level, keyed by the
+     * UTC ms of the local bucket start. store_migrate fills them from the
+     * existing samples in the same transaction. */
+    "CREATE TABLE rollup_15m("
+    "  point INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  first_ts INTEGER NOT NULL, first_v REAL NOT NULL,"
+    "  last_ts INTEGER NOT NULL, last_v REAL NOT NULL,"
+    "  vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL,"
+    "  anomalies INTEGER NOT NULL, max_rise REAL NOT NULL, max_gap INTEGER NOT NULL,"
+    "  PRIMARY KEY(point, bucket)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE rollup_1h("
+    "  point INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  first_ts INTEGER NOT NULL, first_v REAL NOT NULL,"
+    "  last_ts INTEGER NOT NULL, last_v REAL NOT NULL,"
+    "  vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL,"
+    "  anomalies INTEGER NOT NULL, max_rise REAL NOT NULL, max_gap INTEGER NOT NULL,"
+    "  PRIMARY KEY(point, bucket)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE rollup_1d("
+    "  point INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  first_ts INTEGER NOT NULL, first_v REAL NOT NULL,"
+    "  last_ts INTEGER NOT NULL, last_v REAL NOT NULL,"
+    "  vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL,"
+    "  anomalies INTEGER NOT NULL, max_rise REAL NOT NULL, max_gap INTEGER NOT NULL,"
+    "  PRIMARY KEY(point, bucket)) STRICT, WITHOUT ROWID;",
+    /* 2 -> 3: alarm history (gateway/alarms.h, docs/ALARMS.md). Rows are
+     * derived by triggers from the event messages the writer adds to the
+     * outbox, so an alarm's row commits in the same transaction as its
+     * event: alarm_raised/comm_lost/bus_down open a row (unless one is
+     * open already), alarm_cleared/comm_restored/bus_restored close it.
+     * bus is set on bus rows only (enterprise and meter are then ''). */
+    "CREATE TABLE alarms("
+    "  id INTEGER PRIMARY KEY,"
+    "  enterprise TEXT NOT NULL,"
+    "  meter TEXT NOT NULL,"
+    "  bus TEXT NOT NULL,"
+    "  alarm TEXT NOT NULL,"
+    "  since INTEGER,"
+    "  raised_ts INTEGER NOT NULL,"
+    "  cleared_ts INTEGER,"
+    "  value REAL,"
+    "  threshold REAL) STRICT;"
+    "CREATE INDEX alarms_open ON alarms(enterprise, meter, alarm) WHERE cleared_ts IS NULL;"
+    "CREATE TRIGGER outbox_alarm_open AFTER INSERT ON outbox"
+    " WHEN NEW.topic GLOB '*/events' AND (CASE WHEN json_valid(NEW.payload)"
+    "  THEN json_extract(NEW.payload, '$.type') END) IN ('alarm_raised', 'comm_lost', 'bus_down')"
+    " BEGIN"
+    "  INSERT INTO alarms(enterprise, meter, bus, alarm, since, raised_ts, value, threshold)"
+    "  SELECT e, m, b, a, s, t, v, th FROM (SELECT"
+    "   coalesce(CAST(json_extract(NEW.payload, '$.enterprise') AS TEXT), '') AS e,"
+    "   coalesce(CAST(json_extract(NEW.payload, '$.meter') AS TEXT), '') AS m,"
+    "   CASE json_extract(NEW.payload, '$.type') WHEN 'bus_down'"
+    "    THEN coalesce(CAST(json_extract(NEW.payload, '$.bus') AS TEXT), '') ELSE '' END AS b,"
+    "   CAST(CASE json_extract(NEW.payload, '$.type') WHEN 'alarm_raised'"
+    "    THEN json_extract(NEW.payload, '$.alarm') ELSE json_extract(NEW.payload, '$.type') END"
+    "    AS TEXT) AS a,"
+    "   CAST(json_extract(NEW.payload, '$.since') AS INTEGER) AS s,"
+    "   coalesce(CAST(json_extract(NEW.payload, '$.ts') AS INTEGER), NEW.created) AS t,"
+    "   CAST(json_extract(NEW.payload, '$.value') AS REAL) AS v,"
+    "   CAST(json_extract(NEW.payload, '$.threshold') AS REAL) AS th) AS x"
+    "  WHERE x.a IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alarms WHERE cleared_ts IS NULL"
+    "   AND enterprise = x.e AND meter = x.m AND bus = x.b AND alarm = x.a);"
+    " END;"
+    "CREATE TRIGGER outbox_alarm_close AFTER INSERT ON outbox"
+    " WHEN NEW.topic GLOB '*/events' AND (CASE WHEN json_valid(NEW.payload)"
+    "  THEN json_extract(NEW.payload, '$.type') END)"
+    "  IN ('alarm_cleared', 'comm_restored', 'bus_restored')"
+    " BEGIN"
+    "  UPDATE alarms SET cleared_ts ="
+    "   coalesce(CAST(json_extract(NEW.payload, '$.ts') AS INTEGER), NEW.created)"
+    "  WHERE cleared_ts IS NULL"
+    "   AND enterprise = coalesce(CAST(json_extract(NEW.payload, '$.enterprise') AS TEXT), '')"
+    "   AND meter = coalesce(CAST(json_extract(NEW.payload, '$.meter') AS TEXT), '')"
+    "   AND bus = CASE json_extract(NEW.payload, '$.type') WHEN 'bus_restored'"
+    "    THEN coalesce(CAST(json_extract(NEW.payload, '$.bus') AS TEXT), '') ELSE '' END"
+    "   AND alarm = CASE json_extract(NEW.payload, '$.type')"
+    "    WHEN 'alarm_cleared' THEN CAST(json_extract(NEW.payload, '$.alarm') AS TEXT)"
+    "    WHEN 'comm_restored' THEN 'comm_lost' ELSE 'bus_down' END;"
+    " END;",
 };
+/* The version whose step creates the rollup tables (built from the samples
+ * by store_migrate). */
+#define STORE_VERSION_ROLLUPS 2
 #define STORE_SCHEMA_VERSION ((int)ARRAY_SIZE(store_migrations))
 
 struct store {
@@ -65,8 +147,16 @@ struct store {
     sqlite3_stmt *st_point_add;
     sqlite3_stmt *st_point_update;
     sqlite3_stmt *st_scan;
+    sqlite3_stmt *st_retain;
+    struct rollup *rollup;       /* NULL on a read-only handle */
+    bool rollups_off;            /* store_set_rollups_for_bench */
+    int retention_days;          /* 0: keep raw samples forever */
+    int64_t retention_due_ms;    /* next store_maintain run */
+    int64_t retention_cursor;    /* last point id the retention pass finished */
     char errmsg[256];
 };
+/* Idle time between retention passes that found nothing more to delete. */
+#define STORE_RETENTION_IDLE_MS 60000
 
 static const char *const store_utility_names[] = {"electricity", "water", "gas", "wastewater"};
 static const char *const store_kind_names[] = {"gauge", "counter"};
@@ -162,6 +252,18 @@ static int store_migrate(struct store *s, char *err, size_t errlen)
             return store_errno(rc);
         }
     }
+    if (version < STORE_VERSION_ROLLUPS && STORE_SCHEMA_VERSION >= STORE_VERSION_ROLLUPS) {
+        /* Samples stored before the rollups existed get theirs now, in the
+         * same transaction: a migrated database is never half summarised. */
+        struct rollup *r;
+        rc = rollup_new(s->db, &r);
+        if (rc == SQLITE_OK) {
+            rc = rollup_rebuild(r);
+            rollup_free(r);
+        }
+        if (rc != SQLITE_OK)
+            goto out_rollback;
+    }
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
     rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -199,12 +301,25 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
          "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1"},
         {offsetof(struct store, st_scan),
          "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"},
+        /* One point's oldest rows before the cutoff: a range of the
+         * (point, ts) key, never a scan of the table. */
+        {offsetof(struct store, st_retain),
+         "DELETE FROM samples WHERE point = ?1 AND ts IN "
+         "(SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(stmts); i++) {
         sqlite3_stmt **slot = (sqlite3_stmt **)(void *)((char *)s + stmts[i].off);
         int rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
         if (rc != SQLITE_OK) {
             store_seterr(err, errlen, "%s: preparing \"%s\" failed: %s", s->path, stmts[i].sql,
+                         sqlite3_errmsg(s->db));
+            return store_errno(rc);
+        }
+    }
+    if (!s->readonly) {
+        int rc = rollup_new(s->db, &s->rollup);
+        if (rc != SQLITE_OK) {
+            store_seterr(err, errlen, "%s: preparing the rollup statements failed: %s", s->path,
                          sqlite3_errmsg(s->db));
             return store_errno(rc);
         }
@@ -330,6 +445,8 @@ void store_close(struct store *s)
     sqlite3_finalize(s->st_point_add);
     sqlite3_finalize(s->st_point_update);
     sqlite3_finalize(s->st_scan);
+    sqlite3_finalize(s->st_retain);
+    rollup_free(s->rollup);
     /* Closing the last connection checkpoints the WAL and removes it. */
     sqlite3_close_v2(s->db);
     free(s->path);
@@ -437,6 +554,9 @@ int store_begin(struct store *s)
 
 int store_add_samples(struct store *s, const struct sample *samples, size_t n)
 {
+    struct rollup *ru = s->rollups_off ? NULL : s->rollup;
+    int rc;
+
     for (size_t i = 0; i < n; i++) {
         /* NaN would bind as NULL and be dropped by OR IGNORE anyway; skip
          * it without a round trip. */
@@ -445,12 +565,27 @@ int store_add_samples(struct store *s, const struct sample *samples, size_t n)
         sqlite3_bind_int64(s->st_insert, 1, samples[i].point);
         sqlite3_bind_int64(s->st_insert, 2, samples[i].ts);
         sqlite3_bind_double(s->st_insert, 3, samples[i].value);
-        int rc = sqlite3_step(s->st_insert);
+        rc = sqlite3_step(s->st_insert);
         sqlite3_reset(s->st_insert);
         if (rc != SQLITE_DONE)
-            return store_fail(s, rc);
+            goto out_fail;
+        /* A duplicate (point, ts) was ignored: its rollups already count it. */
+        if (ru && sqlite3_changes(s->db) > 0) {
+            rc = rollup_add(ru, samples[i].point, samples[i].ts, samples[i].value);
+            if (rc != SQLITE_OK)
+                goto out_fail;
+        }
+    }
+    if (ru) {
+        rc = rollup_flush(ru);
+        if (rc != SQLITE_OK)
+            goto out_fail;
     }
     return 0;
+
+out_fail:
+    rollup_reset(ru);
+    return store_fail(s, rc);
 }
 
 int store_commit(struct store *s)
@@ -465,6 +600,7 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+    rollup_reset(s->rollup);
     /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
      * for some statements); ROLLBACK would then fail harmlessly. */
     if (!sqlite3_get_autocommit(s->db))
@@ -524,6 +660,32 @@ int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
     return r;
 }
 
+int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
+                    int64_t *ret_ts)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 AND ts >= ?3 "
+                                "ORDER BY ts DESC LIMIT 1 OFFSET ?4",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, ts);
+    sqlite3_bind_int64(st, 3, floor_ts);
+    sqlite3_bind_int(st, 4, k > 0 ? k - 1 : 0);
+    rc = sqlite3_step(st);
+    int r = 0;
+    if (rc == SQLITE_ROW)
+        *ret_ts = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        r = -ENOENT;
+    else
+        r = store_fail(s, rc);
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* Runs a one-row, one-integer-column query. */
 static int store_query_int(struct store *s, const char *sql, int64_t *ret)
 {
@@ -572,6 +734,80 @@ int store_stats(struct store *s, struct store_stats *ret)
     ret->db_bytes = pages * page_size;
     ret->oldest_ts = oldest;
     return 0;
+}
+
+void store_set_retention(struct store *s, int days)
+{
+    s->retention_days = days > 0 ? days : 0;
+    s->retention_due_ms = 0;
+}
+
+/* One retention batch: walks the points from the cursor, deleting each one's
+ * samples older than the cutoff until 'limit' rows are gone. Called inside a
+ * transaction. 0 and *ret_deleted, *ret_done (a whole pass found no more). */
+static int store_retain_batch(struct store *s, int64_t cutoff, int64_t limit,
+                              int64_t *ret_deleted, bool *ret_done)
+{
+    int64_t max_id = 0, deleted = 0, id;
+    int r = store_query_int(s, "SELECT coalesce(max(id), 0) FROM points", &max_id);
+    if (r < 0)
+        return r;
+    for (id = s->retention_cursor + 1; id <= max_id && deleted < limit; id++) {
+        sqlite3_bind_int64(s->st_retain, 1, id);
+        sqlite3_bind_int64(s->st_retain, 2, cutoff);
+        sqlite3_bind_int64(s->st_retain, 3, limit - deleted);
+        int rc = store_step_done(s->st_retain);
+        if (rc != SQLITE_OK)
+            return store_fail(s, rc);
+        int64_t n = sqlite3_changes(s->db);
+        deleted += n;
+        if (deleted >= limit) {
+            /* this point may hold more: resume on it */
+            id--;
+            break;
+        }
+    }
+    s->retention_cursor = id > max_id ? 0 : id;
+    *ret_done = id > max_id;
+    *ret_deleted = deleted;
+    return 0;
+}
+
+int store_maintain(struct store *s, int64_t now_ms)
+{
+    int64_t deleted = 0;
+    bool done = false;
+    int r;
+
+    if (s->readonly || s->retention_days <= 0 || now_ms < s->retention_due_ms)
+        return 0;
+    r = store_begin(s);
+    if (r < 0)
+        return r;
+    r = store_retain_batch(s, now_ms - (int64_t)s->retention_days * 86400000LL,
+                           STORE_RETENTION_BATCH, &deleted, &done);
+    if (r < 0) {
+        store_rollback(s);
+        return r;
+    }
+    r = store_commit(s);
+    if (r < 0)
+        return r;
+    /* A full batch: more is waiting, run again after the next write. A pass
+     * that found less: nothing old is left until time moves on. */
+    if (done && deleted < STORE_RETENTION_BATCH)
+        s->retention_due_ms = now_ms + STORE_RETENTION_IDLE_MS;
+    return (int)deleted;
+}
+
+void store_set_rollups_for_bench(struct store *s, bool on)
+{
+    s->rollups_off = !on;
+}
+
+int store_sqlite_error(struct store *s, int rc)
+{
+    return store_fail(s, rc);
 }
 
 const char *store_path(const struct store *s)

@@ -1,10 +1,12 @@
 /*
  * store.h - the SQLite store: schema and migrations (PRAGMA user_version),
- * point registry, batched sample inserts. WAL mode, synchronous=NORMAL.
+ * point registry, batched sample inserts with their rollups (storage/rollup.h),
+ * raw retention. WAL mode, synchronous=NORMAL (docs/STORAGE.md).
  * A store handle is used by one thread at a time (the writer thread while
  * the daemon runs; the CLI commands otherwise).
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "config/config.h"
@@ -53,6 +55,12 @@ sqlite3 *store_db(struct store *s);
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
                int (*cb)(void *ud, int64_t ts, double value), void *ud);
 
+/* The timestamp of the k-th (1 = latest) sample of 'point' before ts and not
+ * before floor_ts: where a reader must start to have k readings of context.
+ * 0 and *ret_ts, -ENOENT (fewer than k: start at floor_ts), -EIO. */
+int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
+                    int64_t *ret_ts);
+
 /* Looks up a point id without creating it: 0, -ENOENT, -EIO. */
 int store_find_point(struct store *s, const char *enterprise, const char *meter, const char *point,
                      uint32_t *ret_id);
@@ -71,6 +79,30 @@ const char *store_path(const struct store *s);
 /* SQLite's message for the last failed call on s (owned by s, "" if none),
  * for the caller's log line. */
 const char *store_errmsg(const struct store *s);
+
+/*
+ * Raw retention: samples older than 'days' days (0 = keep forever, the
+ * default) are deleted by store_maintain; rollups are kept. */
+void store_set_retention(struct store *s, int days);
+
+/*
+ * Housekeeping between write transactions (never inside one): when due, one
+ * retention batch of at most STORE_RETENTION_BATCH rows in its own short
+ * transaction, so ingest never waits long for it. Cheap when nothing is due
+ * (a clock check). Returns the rows deleted (0: none or not due) or -ENOSPC,
+ * -EBUSY, -EIO.
+ */
+#define STORE_RETENTION_BATCH 5000
+int store_maintain(struct store *s, int64_t now_ms);
+
+/* Bench hook: stops (false) or resumes rollup maintenance on this handle, to
+ * measure what it costs. Samples added meanwhile are missing from the
+ * rollups: never use it on a database that is billed. */
+void store_set_rollups_for_bench(struct store *s, bool on);
+
+/* For storage modules sharing the connection (rollup.c): records SQLite's
+ * message for rc (store_errmsg) and returns rc as -ENOSPC/-EBUSY/-EIO. */
+int store_sqlite_error(struct store *s, int rc);
 
 /* Test hook: caps the database at 'pages' pages (PRAGMA max_page_count, this
  * connection only; SQLite never sets it below the current size) so a test can
