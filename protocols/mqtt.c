@@ -34,6 +34,15 @@
  *    QoS 1 send from any other thread takes that mutex. So no lock of ours
  *    is ever held across a Paho call; the order of the online and offline
  *    status messages is kept with the status_sending flag instead.
+ *  - With a persistent session (cleansession=0) Paho 1.3.12 keeps QoS 1
+ *    messages in flight across a reconnect only if the broker still has the
+ *    session; when it comes back without one (restarted without
+ *    persistence) they are dropped with no callback, and its file
+ *    persistence never fsyncs. So the session stays clean and the durable
+ *    messages' retries belong to the outbox publisher: an unacknowledged
+ *    mqtt_publish_acked is reported lost when the connection drops (Paho's
+ *    own onFailure for it, which a clean session also produces, is then
+ *    ignored) and the publisher sends it again after the reconnect.
  */
 #include "protocols/mqtt.h"
 #include "gateway/log.h"
@@ -94,7 +103,39 @@ struct mqtt {
     bool disconnect_done;
     bool status_sending;  /* on_connected is queueing the online status */
     struct mqtt_stats stats;
+    struct mqtt_ack *acks; /* mqtt_publish_acked records Paho may still call back */
+    int done_running;      /* done() calls in progress (mqtt_cancel_acked waits) */
+    void (*link_cb)(void *ctx, bool up);
+    void *link_ctx;
 };
+
+/*
+ * One mqtt_publish_acked in flight: Paho's context for its callbacks, so it
+ * lives until Paho called back (or mqtt_free, after MQTTAsync_destroy).
+ * 'reported' once done() was called: by Paho's callback or because the
+ * connection dropped; 'sending' while MQTTAsync_sendMessage runs, when a
+ * connection loss must leave it to the sender.
+ */
+struct mqtt_ack {
+    struct mqtt_ack *prev, *next;
+    struct mqtt *m;
+    void (*done)(void *ctx, bool delivered);
+    void *ctx;
+    bool reported;
+    bool sending;
+    bool lost_while_sending;
+};
+
+static void ack_unlink_locked(struct mqtt *m, struct mqtt_ack *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        m->acks = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->prev = a->next = NULL;
+}
 
 static bool uri_is_tls(const char *uri)
 {
@@ -202,6 +243,25 @@ static int paho_send(struct mqtt *m, const char *topic, const void *payload, int
     return rc;
 }
 
+/* Calls the link callback, counted like done() so mqtt_cancel_acked and
+ * mqtt_set_link_callback(NULL) can wait for it to return. */
+static void notify_link(struct mqtt *m, bool up)
+{
+    pthread_mutex_lock(&m->lock);
+    void (*cb)(void *ctx, bool up) = m->link_cb;
+    void *ctx = m->link_ctx;
+    if (cb)
+        m->done_running++;
+    pthread_mutex_unlock(&m->lock);
+    if (!cb)
+        return;
+    cb(ctx, up);
+    pthread_mutex_lock(&m->lock);
+    m->done_running--;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void on_connected(void *ctx, char *cause)
 {
     struct mqtt *m = ctx;
@@ -236,6 +296,44 @@ static void on_connected(void *ctx, char *cause)
     if (rc != MQTTASYNC_SUCCESS)
         log_warn("mqtt: cannot publish the status on %s: %s (paho code %d)", m->status_topic,
                  paho_reason(rc, NULL), rc);
+    if (!stopping)
+        notify_link(m, true);
+}
+
+/* Reports every unreported acked publish as lost (the link dropped). The
+ * records stay linked for Paho's late callback. */
+static void fail_pending_acks(struct mqtt *m)
+{
+    struct pending {
+        void (*done)(void *ctx, bool delivered);
+        void *ctx;
+    } *list = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&m->lock);
+    for (struct mqtt_ack *a = m->acks; a; a = a->next) {
+        if (a->reported)
+            continue;
+        if (a->sending) {
+            a->lost_while_sending = true;
+            continue;
+        }
+        a->reported = true;
+        list = xgrow(list, &cap, n + 1, sizeof(*list));
+        list[n].done = a->done;
+        list[n].ctx = a->ctx;
+        n++;
+    }
+    m->stats.ack_failed += n;
+    m->done_running++;
+    pthread_mutex_unlock(&m->lock);
+    for (size_t i = 0; i < n; i++)
+        list[i].done(list[i].ctx, false);
+    free(list);
+    pthread_mutex_lock(&m->lock);
+    m->done_running--;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void on_connection_lost(void *ctx, char *cause)
@@ -253,6 +351,57 @@ static void on_connection_lost(void *ctx, char *cause)
     if (!stopping)
         log_warn("mqtt: connection to %s lost%s%s; reconnecting", m->uri, cause ? ": " : "",
                  cause ? cause : "");
+    fail_pending_acks(m);
+    notify_link(m, false);
+}
+
+/* Paho's verdict on one acked publish. */
+static void ack_finish(struct mqtt_ack *a, bool delivered)
+{
+    struct mqtt *m = a->m;
+    bool report;
+
+    pthread_mutex_lock(&m->lock);
+    report = !a->reported && !a->sending;
+    if (a->sending) {
+        /* Paho answered before MQTTAsync_sendMessage returned: the sender
+         * reports it. */
+        a->reported = true;
+        a->lost_while_sending = !delivered;
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    a->reported = true;
+    if (report) {
+        if (delivered)
+            m->stats.acked++;
+        else
+            m->stats.ack_failed++;
+    }
+    ack_unlink_locked(m, a);
+    if (report)
+        m->done_running++;
+    pthread_mutex_unlock(&m->lock);
+    if (report) {
+        a->done(a->ctx, delivered);
+        pthread_mutex_lock(&m->lock);
+        m->done_running--;
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
+    }
+    free(a);
+}
+
+static void on_ack_success(void *ctx, MQTTAsync_successData *resp)
+{
+    UNUSED(resp);
+    ack_finish(ctx, true);
+}
+
+static void on_ack_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+    UNUSED(resp);
+    ack_finish(ctx, false);
 }
 
 static int message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
@@ -499,6 +648,99 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
     return r;
 }
 
+int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, size_t len,
+                       int qos, bool retain, void (*done)(void *ctx, bool delivered), void *ctx)
+{
+    if (!m || !topic || (!payload && len) || qos < 0 || qos > 2 || !done)
+        return -EINVAL;
+    if (len > INT_MAX)
+        return -EMSGSIZE;
+
+    struct mqtt_ack *a = xcalloc(1, sizeof(*a));
+    a->m = m;
+    a->done = done;
+    a->ctx = ctx;
+    a->sending = true;
+
+    pthread_mutex_lock(&m->lock);
+    if (!m->stats.connected || m->stopping) {
+        m->stats.dropped++;
+        pthread_mutex_unlock(&m->lock);
+        free(a);
+        return -ENOTCONN;
+    }
+    a->next = m->acks;
+    if (m->acks)
+        m->acks->prev = a;
+    m->acks = a;
+    pthread_mutex_unlock(&m->lock);
+
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    msg.payload = (void *)payload;
+    msg.payloadlen = (int)len;
+    msg.qos = qos;
+    msg.retained = retain ? 1 : 0;
+    ro.onSuccess = on_ack_success;
+    ro.onFailure = on_ack_failure;
+    ro.context = a;
+    /* Outside our lock: Paho's callbacks take it from Paho's threads. */
+    int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+
+    pthread_mutex_lock(&m->lock);
+    a->sending = false;
+    if (rc != MQTTASYNC_SUCCESS) {
+        /* Refused: no callback will come. */
+        m->stats.dropped++;
+        ack_unlink_locked(m, a);
+        pthread_mutex_unlock(&m->lock);
+        free(a);
+        return rc == MQTTASYNC_DISCONNECTED ? -ENOTCONN : -EAGAIN;
+    }
+    m->stats.published++;
+    if (!a->reported && !a->lost_while_sending) {
+        pthread_mutex_unlock(&m->lock);
+        return 0;
+    }
+    /* The connection dropped, or Paho answered, while it was being sent. */
+    bool delivered = a->reported && !a->lost_while_sending;
+    bool paho_done = a->reported;   /* Paho's callback came: nothing will follow */
+    a->reported = true;
+    if (delivered)
+        m->stats.acked++;
+    else
+        m->stats.ack_failed++;
+    if (paho_done)
+        ack_unlink_locked(m, a);
+    pthread_mutex_unlock(&m->lock);
+    done(ctx, delivered);
+    if (paho_done)
+        free(a);
+    return 0;
+}
+
+void mqtt_cancel_acked(struct mqtt *m, void *ctx)
+{
+    pthread_mutex_lock(&m->lock);
+    for (struct mqtt_ack *a = m->acks; a; a = a->next)
+        if (a->ctx == ctx)
+            a->reported = true;
+    while (m->done_running > 0)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void mqtt_set_link_callback(struct mqtt *m, void (*cb)(void *ctx, bool up), void *ctx)
+{
+    pthread_mutex_lock(&m->lock);
+    m->link_cb = cb;
+    m->link_ctx = ctx;
+    /* A callback still running with the old values finishes first. */
+    while (m->done_running > 0)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void mqtt_stop(struct mqtt *m, int timeout_ms)
 {
     if (!m)
@@ -576,6 +818,12 @@ void mqtt_free(struct mqtt *m)
         pthread_join(m->retry_thread, NULL);
     if (m->client)
         MQTTAsync_destroy(&m->client);
+    /* Paho calls nothing back after destroy: records it never answered go. */
+    while (m->acks) {
+        struct mqtt_ack *a = m->acks;
+        m->acks = a->next;
+        free(a);
+    }
 
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);

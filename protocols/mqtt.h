@@ -1,7 +1,9 @@
 /*
  * mqtt.h - the broker connection: Paho MQTTAsync with automatic reconnect,
  * the retained P/status online message (re-sent on every connect) and the
- * retained offline LWT, and non-blocking publishes for the pollers.
+ * retained offline LWT, non-blocking publishes for the pollers, and
+ * publishes with a delivery callback for the outbox publisher, which owns
+ * the retries of durable messages (gateway/publisher.h).
  */
 #pragma once
 #include <stdbool.h>
@@ -16,6 +18,8 @@ struct mqtt_stats {
     uint64_t dropped;         /* not connected or Paho refused */
     uint64_t connects;
     uint64_t connection_lost;
+    uint64_t acked;           /* mqtt_publish_acked: delivered */
+    uint64_t ack_failed;      /* mqtt_publish_acked: reported lost */
     bool connected;
 };
 
@@ -29,6 +33,33 @@ int mqtt_start(struct mqtt *m);
 /* Publishes without blocking. 0, or -ENOTCONN / -EAGAIN (dropped, counted). */
 int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t len, int qos,
                  bool retain);
+
+/*
+ * Publishes without blocking and reports the outcome once: done(ctx, true)
+ * when the broker acknowledged it (PUBACK at QoS 1; written to the socket at
+ * QoS 0), done(ctx, false) when it may not have arrived (connection lost
+ * before the acknowledgement, Paho gave up). done runs on a Paho thread with
+ * no lock of this module held; it must not block. Returns 0 (done will be
+ * called exactly once), or -ENOTCONN, -EAGAIN, -EINVAL, -EMSGSIZE (done is
+ * never called). A false outcome may still have reached the broker: the
+ * caller resends and the consumer drops the duplicate by its seq.
+ */
+int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, size_t len,
+                       int qos, bool retain, void (*done)(void *ctx, bool delivered), void *ctx);
+
+/* No done() for ctx after this returns: outstanding publishes of ctx are
+ * forgotten and a done() running on a Paho thread has finished. Not from a
+ * done() or link callback. */
+void mqtt_cancel_acked(struct mqtt *m, void *ctx);
+
+/*
+ * Link notification: cb(ctx, true) after every connect (the online status
+ * already queued), cb(ctx, false) when the connection is lost (after every
+ * outstanding mqtt_publish_acked was reported). Runs on Paho's threads; it
+ * must not block or call back into this module. Set it before mqtt_start;
+ * setting NULL waits for a running callback to return (not from a callback).
+ */
+void mqtt_set_link_callback(struct mqtt *m, void (*cb)(void *ctx, bool up), void *ctx);
 
 /* Publishes the retained offline status, waits up to timeout_ms for it to
  * leave, disconnects. */
