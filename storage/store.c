@@ -786,13 +786,16 @@ int store_maintain(struct store *s, int64_t now_ms)
         return r;
     r = store_retain_batch(s, now_ms - (int64_t)s->retention_days * 86400000LL,
                            STORE_RETENTION_BATCH, &deleted, &done);
-    if (r < 0) {
+    if (r < 0)
         store_rollback(s);
+    else
+        r = store_commit(s);
+    if (r < 0) {
+        /* a full disk or a busy database: try again later, not after
+         * every write */
+        s->retention_due_ms = now_ms + STORE_RETENTION_IDLE_MS;
         return r;
     }
-    r = store_commit(s);
-    if (r < 0)
-        return r;
     /* A full batch: more is waiting, run again after the next write. A pass
      * that found less: nothing old is left until time moves on. */
     if (done && deleted < STORE_RETENTION_BATCH)
