@@ -19,6 +19,8 @@
 #include "gateway/log.h"
 #include "gateway/poller.h"
 #include "gateway/util.h"
+#include "gateway/publisher.h"
+#include "gateway/summary.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "storage/store.h"
@@ -68,6 +70,7 @@ struct daemon {
     struct store *store;
     struct writer *writer;
     struct mqtt *mqtt;
+    struct publisher *publisher;   /* drains the outbox (after the writer, before it at stop) */
     char *topic_base;
     uint32_t **point_ids;
     size_t n_meters;
@@ -78,6 +81,20 @@ struct daemon {
     struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
     bool level_from_cfg;         /* no -v/-q: the config's log_level applies */
 };
+
+/* Gives the writer a summary engine for d->cfg and its point ids: it
+ * picks up the intervals where the database says the last run stopped. */
+static void start_summaries(struct daemon *d)
+{
+    struct summary *sum;
+    char *base = topic_base(d->cfg->topic_prefix, d->cfg->gateway_id);
+    if (summary_new(d->cfg, d->point_ids, base, &sum) == 0)
+        writer_set_summary(d->writer, sum);
+    else
+        log_err("summary: summary_interval %d is invalid; no summaries", d->cfg->summary_interval);
+    free(base);
+    writer_set_outbox_max(d->writer, d->cfg->outbox_max_messages);
+}
 
 struct config *cli_load_config(const char *cfg_path)
 {
@@ -406,6 +423,7 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->point_ids = nids;
     d->n_meters = nn;
     d->gen = gen_new(d);
+    start_summaries(d);
     for (size_t b = 0; b < nb; b++) {
         if (np[b])
             continue;
@@ -477,6 +495,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         goto out_close_store;
     }
     writer_set_commit_interval(d.writer, WRITER_COMMIT_INTERVAL_MS);
+    start_summaries(&d);
 
     d.topic_base = topic_base(d.cfg->topic_prefix, d.cfg->gateway_id);
     char *online = payload_status_online(PARKGW_VERSION, now_real_ms(), d.n_meters);
@@ -487,6 +506,10 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         goto out_stop_writer;
     }
     mqtt_start(d.mqtt);
+    r = publisher_start(d.cfg->storage_path, d.mqtt, NULL, &d.publisher);
+    if (r < 0)
+        goto out_stop_pollers;
+    writer_set_outbox_notify(d.writer, publisher_kick, d.publisher);
 
     if (start_pollers(&d) < 0)
         goto out_stop_pollers;
@@ -521,6 +544,10 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
 
 out_stop_pollers:
     stop_pollers(&d);
+    if (d.publisher) {
+        writer_set_outbox_notify(d.writer, NULL, NULL);
+        publisher_stop(d.publisher);
+    }
     if (d.mqtt) {
         mqtt_stop(d.mqtt, 2000);
         mqtt_free(d.mqtt);

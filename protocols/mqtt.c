@@ -719,11 +719,11 @@ int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, s
     return 0;
 }
 
-void mqtt_cancel_acked(struct mqtt *m, void *ctx)
+void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, bool delivered))
 {
     pthread_mutex_lock(&m->lock);
     for (struct mqtt_ack *a = m->acks; a; a = a->next)
-        if (a->ctx == ctx)
+        if (a->done == done)
             a->reported = true;
     while (m->done_running > 0)
         pthread_cond_wait(&m->cond, &m->lock);

@@ -47,10 +47,10 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
 int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, size_t len,
                        int qos, bool retain, void (*done)(void *ctx, bool delivered), void *ctx);
 
-/* No done() for ctx after this returns: outstanding publishes of ctx are
- * forgotten and a done() running on a Paho thread has finished. Not from a
- * done() or link callback. */
-void mqtt_cancel_acked(struct mqtt *m, void *ctx);
+/* No call of 'done' after this returns: outstanding publishes with that
+ * callback are forgotten and a callback running on a Paho thread has
+ * finished. Not from a done() or link callback. */
+void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, bool delivered));
 
 /*
  * Link notification: cb(ctx, true) after every connect (the online status
