@@ -69,19 +69,28 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
                 per_util[m->utility]++;
                 req_per_s += (double)plan->n_reqs / m->interval;
                 if (bus->type == BUS_RTU)
-                    busy_s_per_s += plan_rtu_seconds(plan, bus->baud, bits_per_char(bus)) /
+                    busy_s_per_s += (plan_rtu_seconds(plan, bus->baud, bits_per_char(bus)) +
+                                     (double)plan->n_reqs * bus->frame_delay_ms / 1000.0) /
                                     m->interval;
                 plan_free(plan);
             }
         char load[128];
         if (bus->type == BUS_RTU)
             snprintf(load, sizeof(load), "%.1f%% of %d baud%s", busy_s_per_s * 100.0, bus->baud,
-                     busy_s_per_s > 0.8 ? "  OVERLOADED: lengthen intervals or split the line"
-                                        : "");
+                     busy_s_per_s > 1.0   ? "  OVER CAPACITY"
+                     : busy_s_per_s > 0.8 ? "  OVERLOADED: lengthen intervals or split the line"
+                                          : "");
         else
             snprintf(load, sizeof(load), "-");
         printf("%-16s %-4s %7zu %9zu %9zu %9.1f  %s\n", bus->name,
                bus->type == BUS_TCP ? "tcp" : "rtu", bm, bp, br, req_per_s, load);
+        /* Above 100 % the schedule is impossible, not merely tight: every
+         * cycle ends later than the next begins and polls are skipped. */
+        if (bus->type == BUS_RTU && busy_s_per_s > 1.0)
+            fprintf(stderr, "%s:%d: error: bus %s needs %.0f%% of its line's capacity: it cannot "
+                            "keep its schedule (meters will be read late or skipped); lengthen "
+                            "intervals, raise the baud rate or split the line\n",
+                    cfg->path, bus->line, bus->name, busy_s_per_s * 100.0);
         n_meters += bm;
         n_points += bp;
         n_reqs += br;

@@ -437,6 +437,8 @@ static void send_due_replies(struct sim *s)
         memmove(&s->pending[i], &s->pending[i + 1], (s->n_pending - i - 1) * sizeof(p));
         s->n_pending--;
         if (p.rtu) {
+            if (p.rtu->master_fd < 0)
+                continue; /* unplugged meanwhile: the reply is lost with the line */
             modbus_set_socket(p.rtu->ctx, p.rtu->master_fd);
             answer(s, p.rtu->ctx, p.sm, p.query, p.len, false);
             continue;
@@ -500,6 +502,39 @@ static int parse_fault(char **argv, int argc, struct sim_meter *proto)
     return 0;
 }
 
+static int rtu_open(struct rtu_port *r);
+static void rtu_close(struct rtu_port *r);
+
+/* `unplug BUS` / `plug BUS`: an RTU bus's USB adapter pulled out and put
+ * back. Unplugging closes both ends of the pty and removes the link, so the
+ * gateway's descriptor hangs up and reopening the path fails (ENOENT) like a
+ * vanished /dev/ttyUSB0; plugging creates a new pty behind the same path. */
+static void rtu_plug_command(struct sim *s, const char *bus, bool plug)
+{
+    struct rtu_port *r = NULL;
+    for (size_t i = 0; i < s->n_rtus; i++)
+        if (!strcmp(s->rtus[i].bus->name, bus))
+            r = &s->rtus[i];
+    if (!r) {
+        reply_err("no served RTU bus '%s'", bus);
+        return;
+    }
+    bool plugged = r->master_fd >= 0;
+    if (plug && !plugged) {
+        int rc = rtu_open(r);
+        if (rc < 0) {
+            reply_err("cannot create the pty: %s", strerror(-rc));
+            rtu_close(r);
+            return;
+        }
+        log_info("RTU bus %s plugged in: %s -> %s", bus, r->link, r->slave_path);
+    } else if (!plug && plugged) {
+        rtu_close(r);
+        log_info("RTU bus %s unplugged", bus);
+    }
+    reply_ok();
+}
+
 static void run_command(struct sim *s, char *line)
 {
     char *argv[8];
@@ -517,9 +552,13 @@ static void run_command(struct sim *s, char *line)
     if (!strcmp(argv[0], "help")) {
         fputs("ok commands: fault ENT/METER none|noreply|exception CODE|delay MS|drop|"
               "maxregs N|corrupt; supply ENT/METER off|on; offset ENT/METER VALUE; "
-              "values ENT/METER; quit (ENT/METER may be * or ENT/*)\n",
+              "values ENT/METER; unplug BUS; plug BUS; quit (ENT/METER may be * or ENT/*)\n",
               stdout);
         fflush(stdout);
+        return;
+    }
+    if ((!strcmp(argv[0], "unplug") || !strcmp(argv[0], "plug")) && argc == 2) {
+        rtu_plug_command(s, argv[1], !strcmp(argv[0], "plug"));
         return;
     }
     if (argc < 2) {
@@ -793,6 +832,7 @@ static int rtu_open(struct rtu_port *r)
     return 0;
 }
 
+/* Closes the pty and removes our link; the port can be opened again. */
 static void rtu_close(struct rtu_port *r)
 {
     char target[256];
@@ -813,6 +853,10 @@ static void rtu_close(struct rtu_port *r)
         close(r->slave_fd);
     free(r->link);
     free(r->slave_path);
+    r->link = r->slave_path = NULL;
+    r->ctx = NULL;
+    r->master_fd = r->slave_fd = -1;
+    r->len = 0;
 }
 
 static int write_port_file(const struct sim *s, const char *path)
