@@ -1,9 +1,11 @@
 /*
  * cmd_status.c - `parkgw status`: what the store knows of every meter: its
- * last reading and how old it is, plus the database's size and sample count.
- * Reads the database read-only, so it runs beside the daemon.
+ * state and open alarms (the alarms table, docs/ALARMS.md), its last reading
+ * and how old it is, plus the database's size and sample count. Reads the
+ * database read-only, so it runs beside the daemon.
  */
 #include <getopt.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,38 @@ static void fmt_time(int64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Open alarms of a meter (its own rows and its bus's bus_down), as
+ * "name since TIME, ..." into buf; the state they imply into *ret_state
+ * (NULL when none does). q may be NULL (a store without the alarms table). */
+static void open_alarms(sqlite3_stmt *q, const struct cfg_meter *m, const struct config *cfg,
+                        char *buf, size_t len, const char **ret_state)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    *ret_state = NULL;
+    if (!q)
+        return;
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 1, m->enterprise->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, m->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, cfg->buses[m->bus].name, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *alarm = (const char *)sqlite3_column_text(q, 0);
+        char when[32];
+        if (!alarm)
+            continue;
+        if (strcmp(alarm, "comm_lost") == 0 || strcmp(alarm, "bus_down") == 0)
+            *ret_state = "comm_lost";
+        else if (strcmp(alarm, "supply_lost") == 0 && !*ret_state)
+            *ret_state = "supply_lost";
+        fmt_time(sqlite3_column_int64(q, 1), when, sizeof(when));
+        int w = snprintf(buf + used, len - used, "%s%s since %s", used ? ", " : "", alarm, when);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
 int cmd_status(int argc, char **argv, const char *cfg_path)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
@@ -62,8 +96,15 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
         return 2;
     }
     int64_t now = now_real_ms();
-    printf("%-28s %-6s %-12s %-20s %8s  %s\n", "meter", "state", "utility", "last reading",
-           "age", "billing counter");
+    sqlite3_stmt *aq = NULL;
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT alarm, coalesce(since, raised_ts) FROM alarms"
+                           " WHERE cleared_ts IS NULL AND ((enterprise = ?1 AND meter = ?2)"
+                           " OR (alarm = 'bus_down' AND bus = ?3)) ORDER BY id",
+                           -1, &aq, NULL) != SQLITE_OK)
+        aq = NULL;
+    printf("%-28s %-11s %-12s %-20s %8s  %-24s %s\n", "meter", "state", "utility",
+           "last reading", "age", "billing counter", "alarms");
     for (size_t e = 0; e < cfg->n_enterprises; e++)
         for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
             const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
@@ -84,12 +125,15 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
                 snprintf(age, sizeof(age), "%llds", (long long)a);
                 state = a <= 3LL * m->interval + 5 ? "ok" : "stale";
             }
-            printf("%-28s %-6s %-12s %-20s %8s  ", name, state, utility_name(m->utility), when,
-                   age);
+            char alarms[512], counter[64] = "-";
+            const char *astate;
+            open_alarms(aq, m, cfg, alarms, sizeof(alarms), &astate);
+            if (astate)
+                state = astate;
             if (l.ts)
-                printf("%.3f %s\n", l.value, utility_unit(m->utility));
-            else
-                printf("-\n");
+                snprintf(counter, sizeof(counter), "%.3f %s", l.value, utility_unit(m->utility));
+            printf("%-28s %-11s %-12s %-20s %8s  %-24s %s\n", name, state,
+                   utility_name(m->utility), when, age, counter, alarms[0] ? alarms : "-");
         }
     struct store_stats ss;
     if (store_stats(st, &ss) == 0) {
@@ -98,6 +142,7 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
         printf("\ndatabase %s: %.1f MiB, %lld samples, oldest %s\n", cfg->storage_path,
                (double)ss.db_bytes / 1048576.0, (long long)ss.samples, oldest);
     }
+    sqlite3_finalize(aq);
     store_close(st);
     config_free(cfg);
     return 0;

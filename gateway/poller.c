@@ -7,11 +7,14 @@
 #include "gateway/poller.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gateway/alarms.h"
 #include "gateway/log.h"
 #include "gateway/util.h"
 #include "protocols/bus.h"
@@ -19,6 +22,7 @@
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "protocols/plan.h"
+#include "storage/store.h"
 #include "storage/writer.h"
 
 struct pmeter {
@@ -34,6 +38,7 @@ struct pmeter {
     bool *valid;
     struct sample *samples;
     char *live_topic;
+    char *state_topic;
     int64_t next_due;        /* monotonic ms */
     int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
     int64_t backoff_ms;
@@ -59,6 +64,9 @@ struct poller {
     bool clock_bad;          /* last poll's time stamp was below the floor */
     uint64_t clock_held;     /* polls not stored because of the clock floor */
     int64_t behind_warned_ms; /* monotonic time of the last "falls behind" warning */
+    struct alarms *alarms;   /* outage detection for this bus's meters (gateway/alarms.h) */
+    char *events_topic;
+    uint64_t mqtt_connects;  /* broker connects seen; a new one re-publishes every state */
 };
 
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
@@ -132,6 +140,7 @@ static void pmeter_free(struct pmeter *pm)
     free(pm->valid);
     free(pm->samples);
     free(pm->live_topic);
+    free(pm->state_topic);
 }
 
 static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_meter *m)
@@ -161,6 +170,8 @@ static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_met
     pm->point_ids = p->env->point_ids ? p->env->point_ids[poller_meter_index(cfg, m)] : NULL;
     pm->live_topic = topic_meter(p->env->topic_base, m->enterprise->id, utility_name(m->utility),
                                  m->id, "live");
+    pm->state_topic = topic_meter(p->env->topic_base, m->enterprise->id,
+                                  utility_name(m->utility), m->id, "state");
     pm->st.meter = m;
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
     pm->next_due = now_mono_ms(); /* first read at once, then aligned */
@@ -214,6 +225,153 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
     }
 }
 
+/* Publishes the retained state topic of every meter whose view changed
+ * (all of them when 'all': after a broker reconnect). A publish that fails
+ * while the broker is away is repeated by the reconnect. */
+static void publish_states(struct poller *p, bool all)
+{
+    for (size_t i = 0; i < p->n_meters; i++) {
+        bool changed = alarms_take_changed(p->alarms, i);
+        if (!p->env->mqtt || !(changed || all))
+            continue;
+        struct alarms_view v;
+        alarms_get_view(p->alarms, i, &v);
+        char *payload = payload_state(now_real_ms(), meter_state_name(v.state), v.since,
+                                      (const char *const *)v.alarms, v.n_alarms);
+        mqtt_publish(p->env->mqtt, p->meters[i].state_topic, payload, strlen(payload), 1, true);
+        free(payload);
+    }
+}
+
+/* The broker came back (or connected for the first time): its retained
+ * state topics may be older than ours, so send every meter's again. */
+static void check_reconnect(struct poller *p)
+{
+    if (!p->env->mqtt)
+        return;
+    struct mqtt_stats ms;
+    mqtt_get_stats(p->env->mqtt, &ms);
+    if (ms.connects == p->mqtt_connects || !ms.connected)
+        return;
+    p->mqtt_connects = ms.connects;
+    publish_states(p, true);
+}
+
+/* payload_event without its "seq": the outbox gives the message its seq
+ * when it is published (writer_submit_msg). Caller frees. */
+static char *event_json(const struct alarm_event *ev, const struct payload_field *f, size_t n)
+{
+    char *full = payload_event(0, ev->ts, alarm_event_name(ev->type), f, n);
+    json_t *root = json_loads(full, 0, NULL);
+    if (!root)
+        return full;
+    json_object_del(root, "seq");
+    char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!out)
+        return full;
+    free(full);
+    return out;
+}
+
+/* The engine's sink: one event on P/events through the durable outbox (its
+ * row in the alarms table follows from it, storage/store.c). */
+static void on_alarm_event(void *ud, const struct alarm_event *ev)
+{
+    struct poller *p = ud;
+    const struct pmeter *pm = ev->meter >= 0 ? &p->meters[ev->meter] : NULL;
+    struct payload_field f[12];
+    size_t n = 0;
+    if (pm) {
+        f[n++] = (struct payload_field){.key = "enterprise", .type = PF_STR,
+                                        .s = pm->cfg->enterprise->id};
+        f[n++] = (struct payload_field){.key = "meter", .type = PF_STR, .s = pm->cfg->id};
+        f[n++] = (struct payload_field){.key = "utility", .type = PF_STR,
+                                        .s = utility_name(pm->cfg->utility)};
+    }
+    f[n++] = (struct payload_field){.key = "bus", .type = PF_STR, .s = p->bus_cfg->name};
+    if (ev->type == AEV_ALARM_RAISED || ev->type == AEV_ALARM_CLEARED) {
+        f[n++] = (struct payload_field){.key = "alarm", .type = PF_STR, .s = ev->alarm};
+        f[n++] = (struct payload_field){.key = "value", .type = PF_REAL, .d = ev->value};
+        f[n++] = (struct payload_field){.key = "threshold", .type = PF_REAL, .d = ev->threshold};
+    }
+    f[n++] = (struct payload_field){.key = "since", .type = PF_INT, .i = ev->since};
+    if (ev->type == AEV_COMM_LOST && pm) {
+        f[n++] = (struct payload_field){.key = "failures", .type = PF_INT, .i = ev->failures};
+        f[n++] = (struct payload_field){.key = "error", .type = PF_STR,
+                                        .s = bus_strerror(pm->st.last_error)};
+    }
+    if (!pm)
+        f[n++] = (struct payload_field){.key = "meters", .type = PF_INT,
+                                        .i = (int64_t)ev->n_meters};
+    char *payload = event_json(ev, f, n);
+    if (ev->type == AEV_ALARM_RAISED || ev->type == AEV_COMM_LOST || ev->type == AEV_BUS_DOWN)
+        log_warn("event %s", payload);
+    else
+        log_notice("event %s", payload);
+    int r = 0;
+    if (p->env->writer)
+        r = writer_submit_msg(p->env->writer, p->events_topic, payload, 1, false);
+    else if (p->env->mqtt)
+        r = mqtt_publish(p->env->mqtt, p->events_topic, payload, strlen(payload), 1, false);
+    if (r < 0)
+        log_err("event %s could not be queued: %s", alarm_event_name(ev->type), strerror(-r));
+    free(payload);
+}
+
+/* Puts back what the alarms table still has open for this bus's meters, so
+ * a restart or reload neither raises an alarm twice nor misses its clear.
+ * One short read on a connection of its own, before the thread starts. */
+static void seed_alarms(struct poller *p)
+{
+    struct store *st;
+    sqlite3_stmt *q;
+    char err[256];
+    bool bus_down = false;
+    int64_t bus_since = 0;
+
+    if (!p->env->writer || store_open(p->env->cfg->storage_path, true, &st, err, sizeof(err)) < 0)
+        return;
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT enterprise, meter, bus, alarm, coalesce(since, raised_ts)"
+                           " FROM alarms WHERE cleared_ts IS NULL ORDER BY id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        log_warn("bus %s: cannot read open alarms: %s", p->bus_cfg->name,
+                 sqlite3_errmsg(store_db(st)));
+        store_close(st);
+        return;
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *ent = (const char *)sqlite3_column_text(q, 0);
+        const char *met = (const char *)sqlite3_column_text(q, 1);
+        const char *bus = (const char *)sqlite3_column_text(q, 2);
+        const char *alarm = (const char *)sqlite3_column_text(q, 3);
+        int64_t since = sqlite3_column_int64(q, 4);
+        if (!ent || !met || !bus || !alarm)
+            continue;
+        if (strcmp(alarm, "bus_down") == 0) {
+            if (strcmp(bus, p->bus_cfg->name) == 0) {
+                bus_down = true;
+                bus_since = since;
+            }
+            continue;
+        }
+        for (size_t i = 0; i < p->n_meters; i++) {
+            const struct cfg_meter *m = p->meters[i].cfg;
+            if (strcmp(m->enterprise->id, ent) != 0 || strcmp(m->id, met) != 0)
+                continue;
+            if (strcmp(alarm, "comm_lost") == 0)
+                alarms_seed_comm_lost(p->alarms, i, since);
+            else
+                alarms_seed_alarm(p->alarms, i, alarm, since);
+        }
+    }
+    sqlite3_finalize(q);
+    store_close(st);
+    if (bus_down)
+        alarms_seed_bus_down(p->alarms, bus_since);
+}
+
 static void poll_meter(struct poller *p, struct pmeter *pm)
 {
     const struct cfg_meter *m = pm->cfg;
@@ -227,6 +385,8 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
             pm->st.polls++;
             pthread_mutex_unlock(&p->lock);
             poll_failed(p, pm, r);
+            alarms_poll_failed(p->alarms, (size_t)(pm - p->meters), ts);
+            publish_states(p, false);
             return;
         }
     }
@@ -279,6 +439,8 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
         log_info("meter %s/%s: read ok again", m->enterprise->id, m->id);
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
     schedule_next(pm);
+    alarms_poll_ok(p->alarms, (size_t)(pm - p->meters), ts, pm->values, pm->valid);
+    publish_states(p, false);
 }
 
 /* Polls in a row more than half an interval late before the bus says it
@@ -315,6 +477,7 @@ static void *poller_thread(void *arg)
 {
     struct poller *p = arg;
     for (;;) {
+        check_reconnect(p);
         int64_t now = now_mono_ms();
         struct pmeter *due = NULL;
         for (size_t i = 0; i < p->n_meters; i++)
@@ -406,6 +569,14 @@ int poller_start(const struct poller_env *env, int bus_index, struct poller **re
             if (r < 0)
                 goto out_free;
         }
+    const struct cfg_meter **ms = xcalloc(p->n_meters ? p->n_meters : 1, sizeof(*ms));
+    for (size_t i = 0; i < p->n_meters; i++)
+        ms[i] = p->meters[i].cfg;
+    alarms_new(cfg, ms, p->n_meters, POLL_FAILS_TO_LOST, on_alarm_event, p, now_real_ms(),
+               &p->alarms);
+    free(ms);
+    p->events_topic = topic_events(env->topic_base);
+    seed_alarms(p);
     r = -pthread_create(&p->thread, NULL, poller_thread, p);
     if (r < 0)
         goto out_free;
@@ -435,6 +606,8 @@ void poller_stop(struct poller *p)
     for (size_t i = 0; i < p->n_meters; i++)
         pmeter_free(&p->meters[i]);
     free(p->meters);
+    alarms_free(p->alarms);
+    free(p->events_topic);
     bus_free(p->bus);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
