@@ -2,8 +2,9 @@
  * cmd_import.c - `parkgw import --csv FILE`: loads manual readings or a
  * meter's stored load profile. Every row (enterprise,meter,point,ts,value) is
  * validated against the config first; the samples then go in one transaction,
- * so the import is all or nothing. ts is ISO 8601 with an offset (or Z), or
- * Unix milliseconds.
+ * so the import is all or nothing, rollups included (store_insert keeps them
+ * in the same transaction). ts is ISO 8601 with an offset (or Z), or Unix
+ * milliseconds.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -62,6 +63,15 @@ static int parse_ts(const char *s, int64_t *ret)
         return -EINVAL; /* 2026-02-30 */
     *ret = ((int64_t)t - (int64_t)off_min * 60) * 1000 + (int64_t)llround(sec * 1000.0);
     return 0;
+}
+
+/* (point, ts) order: each point's readings reach the rollups as one run. */
+static int cmp_sample(const void *x, const void *y)
+{
+    const struct sample *a = x, *b = y;
+    if (a->point != b->point)
+        return a->point < b->point ? -1 : 1;
+    return (a->ts > b->ts) - (a->ts < b->ts);
 }
 
 /* Splits a CSV line of plain fields (no quotes needed for ids and numbers). */
@@ -203,6 +213,7 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
             goto out;
         }
     }
+    qsort(rows, n, sizeof(*rows), cmp_sample);
     int r = store_insert(st, rows, n);
     if (r < 0) {
         fprintf(stderr, "parkgw import: nothing imported: %s\n",
