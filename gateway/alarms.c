@@ -14,6 +14,12 @@
 
 #include "gateway/util.h"
 
+/* Poll start times jitter (a bus busy with another meter's timeout, the
+ * scheduler): `for` is met when the samples are this much short of it, a
+ * quarter of the meter's interval at most, so 5 s at 1 s polls raises at the
+ * sixth sample below the threshold even if the first one started late. */
+#define FOR_JITTER_MAX_MS 250
+
 /* Name of the alarm that means "this meter's supply failed". */
 #define SUPPLY_ALARM "supply_lost"
 #define PHASE_ALARM "phase_loss"
@@ -42,6 +48,7 @@ enum report { REP_NONE, REP_PENDING, REP_REPORTED, REP_COVERED };
 
 struct meter {
     const struct cfg_meter *cfg;
+    int64_t jitter_ms;     /* tolerance on `for`, see FOR_JITTER_MAX_MS */
     struct rule *rules;
     size_t n_rules;
     int supply_rule;       /* index of supply_lost in rules, or -1 */
@@ -118,6 +125,9 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
     bool has_phase_alarm = false;
 
     m->cfg = cm;
+    m->jitter_ms = (int64_t)cm->interval * 1000 / 4;
+    if (m->jitter_ms > FOR_JITTER_MAX_MS)
+        m->jitter_ms = FOR_JITTER_MAX_MS;
     m->rules = xcalloc(prof->n_alarms + 1, sizeof(*m->rules));
     m->active = xcalloc(prof->n_alarms + 1, sizeof(*m->active));
     m->supply_rule = -1;
@@ -348,7 +358,7 @@ static void rule_step(struct alarms *a, size_t i, struct rule *r, int64_t ts,
         r->pending = true;
         r->cond_since = ts;
     }
-    if (ts - r->cond_since >= r->for_ms) {
+    if (ts - r->cond_since >= r->for_ms - a->m[i].jitter_ms) {
         r->raised = true;
         emit_alarm(a, AEV_ALARM_RAISED, i, r, ts, v);
     }

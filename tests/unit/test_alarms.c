@@ -136,17 +136,35 @@ static void test_delay_raises_once(void)
     CHECK_INT(r.n, 1);
     CHECK_INT(count_type(&r, AEV_COMM_LOST), 0); /* the meter answered all along */
 
-    /* A dip shorter than `for` never raises: 10 V at 20..23 s, 57 V at 24 s
-     * (after the clear below, so the delay starts afresh). */
+    /* 57 V >= 35: cleared at 11000. */
     elec_ok(a, 0, 11000, 57, 57, 57); /* 57 >= 35: cleared */
     CHECK_INT(r.n, 2);
     CHECK_INT(r.ev[1].type, AEV_ALARM_CLEARED);
     CHECK_INT(r.ev[1].ts, 11000);
     CHECK_NEAR(r.ev[1].value, 57.0, 1e-9);
-    for (int64_t t = 20000; t <= 23000; t += 1000)
-        elec_ok(a, 0, t, 10, 10, 10); /* 23000 - 20000 = 3 s < 5 s */
-    elec_ok(a, 0, 24000, 57, 57, 57);
+
+    /* Poll-start jitter: the first sample below came 3 ms late (21003),
+     * the sixth on time (26000): 4997 ms, within the 250 ms tolerance (a
+     * quarter of the 1 s interval, capped at 250 ms) of 5 s: raised at
+     * 26000, not a poll later. 4700 ms (a sample at 25703) is not enough. */
+    elec_ok(a, 0, 20000, 57, 57, 57);
     CHECK_INT(r.n, 2);
+    elec_ok(a, 0, 21003, 20, 20, 20);
+    elec_ok(a, 0, 25703, 20, 20, 20);
+    CHECK_INT(r.n, 2);
+    elec_ok(a, 0, 26000, 20, 20, 20);
+    CHECK_INT(r.n, 3);
+    CHECK_INT(r.ev[2].type, AEV_ALARM_RAISED);
+    CHECK_INT(r.ev[2].ts, 26000);
+    CHECK_INT(r.ev[2].since, 21003);
+    elec_ok(a, 0, 27000, 57, 57, 57); /* cleared */
+    CHECK_INT(r.n, 4);
+
+    /* A dip shorter than `for` never raises: 10 V at 30..33 s, 57 V at 34 s. */
+    for (int64_t t = 30000; t <= 33000; t += 1000)
+        elec_ok(a, 0, t, 10, 10, 10); /* 33000 - 30000 = 3 s < 5 s */
+    elec_ok(a, 0, 34000, 57, 57, 57);
+    CHECK_INT(r.n, 4);
     alarms_free(a);
 }
 

@@ -1,0 +1,425 @@
+/*
+ * it_alarms.c - outage detection end to end: mosquitto, parkgw-sim and
+ * `parkgw run` with 1 s polls. The simulator's control channel switches a
+ * meter's supply off (supply_lost on its state topic within `for` + one
+ * interval while its live values keep coming; cleared when back), silences
+ * it (comm_lost, never supply_lost; comm_restored), and silences a whole bus
+ * (exactly one bus_down, no per-meter comm_lost). Events on P/events, rows
+ * in the alarms table, `parkgw status` and the retained state topics.
+ */
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gateway/util.h"
+#include "tests/integration/harness.h"
+
+#define SEED 7
+/* generic-electricity: supply_lost below 30 V for 5 s. */
+#define SUPPLY_FOR_MS 5000
+#define INTERVAL_MS 1000
+#define BASE "park/algw"
+#define EVENTS BASE "/events"
+#define E1_STATE BASE "/alpha/electricity/e1/state"
+
+static char *make_config(const char *dir, int mqtt_port, int sim_port)
+{
+    return xasprintf(
+        "gateway = { id = \"algw\"; timezone = \"Asia/Shanghai\"; };\n"
+        "storage = { path = \"%s/parkgw.db\"; };\n"
+        "mqtt = { uri = \"tcp://127.0.0.1:%d\"; client_id = \"parkgw-algw\";\n"
+        "         topic_prefix = \"park\"; summary_interval = 60; };\n"
+        "buses = (\n"
+        "  { name = \"rmu-1\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d; timeout_ms = 300; },\n"
+        "  { name = \"line-a\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d; timeout_ms = 300; }\n"
+        ");\n"
+        "@include \"profiles/generic-electricity.cfg\"\n"
+        "@include \"profiles/generic-water.cfg\"\n"
+        "@include \"profiles/generic-gas.cfg\"\n"
+        "enterprises = (\n"
+        "  { id = \"alpha\"; name = \"Alpha\"; meters = (\n"
+        "    { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 1;\n"
+        "      profile = \"generic-electricity\"; interval = 1; pt_ratio = 100.0; ct_ratio = 20.0; },\n"
+        "    { id = \"w1\"; utility = \"water\"; bus = \"line-a\"; unit_id = 11;\n"
+        "      profile = \"generic-water\"; interval = 1; },\n"
+        "    { id = \"g1\"; utility = \"gas\"; bus = \"line-a\"; unit_id = 21;\n"
+        "      profile = \"generic-gas\"; interval = 2; } ); },\n"
+        "  { id = \"beta\"; name = \"Beta\"; meters = (\n"
+        "    { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 2;\n"
+        "      profile = \"generic-electricity\"; interval = 1; pt_ratio = 100.0; ct_ratio = 20.0; } ); }\n"
+        ");\n",
+        dir, mqtt_port, sim_port, sim_port);
+}
+
+static void sim_cmd(struct proc *sim, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    CHECK(n > 0 && (size_t)n < sizeof(line) - 1);
+    if (n <= 0 || (size_t)n >= sizeof(line) - 1)
+        return;
+    line[n++] = '\n';
+    CHECK(write(sim->stdin_fd, line, (size_t)n) == n);
+}
+
+/* Does message payload p (an event) match type and, where non-NULL, the
+ * enterprise/meter/bus/alarm fields? */
+static bool event_matches(const char *p, const char *type, const char *ent, const char *meter,
+                          const char *bus, const char *alarm)
+{
+    json_t *root = json_loads(p, 0, NULL);
+    if (!root)
+        return false;
+    struct {
+        const char *key, *want;
+    } want[] = {{"type", type}, {"enterprise", ent}, {"meter", meter}, {"bus", bus},
+                {"alarm", alarm}};
+    bool ok = true;
+    for (size_t i = 0; i < ARRAY_SIZE(want) && ok; i++) {
+        if (!want[i].want)
+            continue;
+        const char *got = json_string_value(json_object_get(root, want[i].key));
+        ok = got && strcmp(got, want[i].want) == 0;
+    }
+    json_decref(root);
+    return ok;
+}
+
+/* Index of the first matching event at index >= from, waiting up to
+ * timeout_ms; -1 if none. */
+static long wait_event(struct h_sub *s, size_t from, int timeout_ms, const char *type,
+                       const char *ent, const char *meter, const char *bus, const char *alarm)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    size_t i = from;
+    for (;;) {
+        for (size_t n = h_sub_count(s); i < n; i++) {
+            struct h_msg m;
+            if (!h_sub_get(s, i, &m))
+                continue;
+            bool hit = strcmp(m.topic, EVENTS) == 0 &&
+                       event_matches(m.payload, type, ent, meter, bus, alarm);
+            h_msg_free(&m);
+            if (hit)
+                return (long)i;
+        }
+        if (now_mono_ms() >= end)
+            return -1;
+        sleep_ms(50);
+    }
+}
+
+/* Matching events in [from, to). */
+static size_t count_events(struct h_sub *s, size_t from, size_t to, const char *type,
+                           const char *ent, const char *meter, const char *bus)
+{
+    size_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        struct h_msg m;
+        if (!h_sub_get(s, i, &m))
+            continue;
+        n += strcmp(m.topic, EVENTS) == 0 && event_matches(m.payload, type, ent, meter, bus, NULL);
+        h_msg_free(&m);
+    }
+    return n;
+}
+
+/* Messages on topic (payload containing needle, if given) in [from, to). */
+static size_t count_topic(struct h_sub *s, size_t from, size_t to, const char *topic,
+                          const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        struct h_msg m;
+        if (!h_sub_get(s, i, &m))
+            continue;
+        n += strcmp(m.topic, topic) == 0 && (!needle || strstr(m.payload, needle));
+        h_msg_free(&m);
+    }
+    return n;
+}
+
+static int64_t msg_rx(struct h_sub *s, long i)
+{
+    struct h_msg m;
+    if (i < 0 || !h_sub_get(s, (size_t)i, &m))
+        return 0;
+    int64_t rx = m.rx_ms;
+    h_msg_free(&m);
+    return rx;
+}
+
+/* `parkgw status` until its output contains needle (the writer commits
+ * about once a second). */
+static bool status_shows(const char *parkgw, const char *cfg, const char *needle, char **ret_out)
+{
+    char *argv[] = {(char *)parkgw, "status", "-c", (char *)cfg, NULL};
+    for (int tries = 0; tries < 20; tries++) {
+        char *out = NULL, *err = NULL;
+        int st = h_run(argv, &out, &err, 10000);
+        bool hit = st == 0 && out && strstr(out, needle);
+        free(err);
+        if (hit) {
+            *ret_out = out;
+            return true;
+        }
+        if (tries == 19) {
+            *ret_out = out;
+            return false;
+        }
+        free(out);
+        sleep_ms(250);
+    }
+    return false;
+}
+
+int main(void)
+{
+    char *dir = h_tmpdir("it_alarms");
+    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
+    char *profiles = xasprintf("%s/config/profiles", src);
+    char *link = xasprintf("%s/profiles", dir);
+    if (symlink(profiles, link) < 0) {
+        perror("symlink");
+        return 2;
+    }
+    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+
+    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
+    int mport = h_start_mosquitto(&mosq, dir);
+    char *sim_cfg = xasprintf("%s/sim.cfg", dir);
+    char *text = make_config(dir, mport, 502);
+    h_write_file(sim_cfg, text);
+    free(text);
+    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
+    char *gw_cfg = xasprintf("%s/gw.cfg", dir);
+    text = make_config(dir, mport, sport);
+    h_write_file(gw_cfg, text);
+    free(text);
+
+    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
+    struct h_sub *sub = h_sub_new(mport, "it-alarms-sub", BASE "/#");
+    char *gw_log = xasprintf("%s/parkgw.log", dir);
+    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
+    h_spawn(&gw, run_argv, gw_log, false);
+
+    /* Every meter starts ok. */
+    const char *states[] = {E1_STATE, BASE "/beta/electricity/e1/state",
+                            BASE "/alpha/water/w1/state", BASE "/alpha/gas/g1/state"};
+    for (size_t k = 0; k < ARRAY_SIZE(states); k++)
+        if (h_sub_wait(sub, 0, states[k], "\"state\":\"ok\"", 10000) < 0) {
+            fprintf(stderr, "no ok state on %s\n", states[k]);
+            CHECK(!"initial ok state");
+        }
+    if (check_failed)
+        goto out;
+
+    /* 1. Supply off: supply_lost within for + one interval (+ 1.5 s for
+     * the poll itself and delivery); the meter keeps answering. */
+    size_t mark = h_sub_count(sub);
+    int64_t t0 = now_real_ms();
+    sim_cmd(&sim, "supply alpha/e1 off");
+    long si = h_sub_wait(sub, mark, E1_STATE, "\"state\":\"supply_lost\"", 15000);
+    CHECK(si >= 0);
+    int64_t took = msg_rx(sub, si) - t0;
+    printf("supply_lost on the state topic %lld ms after the supply went off (limit %d)\n",
+           (long long)took, SUPPLY_FOR_MS + INTERVAL_MS + 1500);
+    CHECK(si >= 0 && took <= SUPPLY_FOR_MS + INTERVAL_MS + 1500);
+    /* not before `for` (less the 250 ms poll-jitter tolerance) */
+    CHECK(si >= 0 && took >= SUPPLY_FOR_MS - 250);
+    long ri = wait_event(sub, mark, 5000, "alarm_raised", "alpha", "e1", NULL, "supply_lost");
+    CHECK(ri >= 0);
+    struct h_msg msg;
+    if (si >= 0 && h_sub_get(sub, (size_t)si, &msg)) {
+        CHECK_CONTAINS(msg.payload, "\"alarms\":[\"supply_lost\"]");
+        h_msg_free(&msg);
+    }
+    /* `parkgw status` shows it (from the alarms table). */
+    char *out = NULL;
+    CHECK(status_shows(parkgw, gw_cfg, "supply_lost since", &out));
+    if (out) {
+        char *line = strstr(out, "alpha/e1");
+        CHECK(line != NULL);
+        if (line) {
+            char *eol = strchr(line, '\n');
+            if (eol)
+                *eol = '\0';
+            CHECK_CONTAINS(line, "supply_lost");
+        }
+    }
+    free(out);
+    size_t now_n = h_sub_count(sub);
+    /* Live values kept coming during the outage: 1 s polls for > 5 s. */
+    size_t lives = count_topic(sub, mark, now_n, BASE "/alpha/electricity/e1/live", NULL);
+    printf("alpha/e1: %zu live messages during the supply outage\n", lives);
+    CHECK(lives >= 4);
+    CHECK_INT(count_topic(sub, mark, now_n, E1_STATE, "comm_lost"), 0);
+    CHECK_INT(count_events(sub, mark, now_n, "comm_lost", "alpha", "e1", NULL), 0);
+
+    /* 2. Supply back: cleared, state ok. */
+    mark = h_sub_count(sub);
+    sim_cmd(&sim, "supply alpha/e1 on");
+    CHECK(h_sub_wait(sub, mark, E1_STATE, "\"state\":\"ok\"", 5000) >= 0);
+    CHECK(wait_event(sub, mark, 5000, "alarm_cleared", "alpha", "e1", NULL, "supply_lost") >= 0);
+
+    /* 3. The meter stops answering: comm_lost (its bus is alive: beta/e1
+     * answers), never supply_lost; then comm_restored. 3 failed polls at
+     * 1 s plus one backoff second, 300 ms timeouts: about 4-5 s. */
+    mark = h_sub_count(sub);
+    sim_cmd(&sim, "fault alpha/e1 noreply");
+    CHECK(h_sub_wait(sub, mark, E1_STATE, "\"state\":\"comm_lost\"", 10000) >= 0);
+    CHECK(wait_event(sub, mark, 10000, "comm_lost", "alpha", "e1", "rmu-1", NULL) >= 0);
+    now_n = h_sub_count(sub);
+    CHECK_INT(count_topic(sub, mark, now_n, E1_STATE, "supply_lost"), 0);
+    CHECK_INT(count_events(sub, mark, now_n, "alarm_raised", "alpha", "e1", NULL), 0);
+    CHECK_INT(count_events(sub, mark, now_n, "bus_down", NULL, NULL, "rmu-1"), 0);
+    mark = h_sub_count(sub);
+    sim_cmd(&sim, "fault alpha/e1 none");
+    /* Backoff after 1 + 1 + 2 s of loss is at most 4-8 s. */
+    CHECK(h_sub_wait(sub, mark, E1_STATE, "\"state\":\"ok\"", 15000) >= 0);
+    CHECK(wait_event(sub, mark, 5000, "comm_restored", "alpha", "e1", NULL, NULL) >= 0);
+
+    /* 4. The whole of line-a goes silent: one bus_down, no comm_lost per
+     * meter; then one bus_restored. */
+    mark = h_sub_count(sub);
+    sim_cmd(&sim, "fault alpha/w1 noreply");
+    sim_cmd(&sim, "fault alpha/g1 noreply");
+    long bi = wait_event(sub, mark, 15000, "bus_down", NULL, NULL, "line-a", NULL);
+    CHECK(bi >= 0);
+    CHECK(h_sub_wait(sub, mark, BASE "/alpha/water/w1/state", "comm_lost", 5000) >= 0);
+    CHECK(h_sub_wait(sub, mark, BASE "/alpha/gas/g1/state", "comm_lost", 5000) >= 0);
+    sleep_ms(3000); /* further failed polls must not add events */
+    now_n = h_sub_count(sub);
+    CHECK_INT(count_events(sub, mark, now_n, "bus_down", NULL, NULL, NULL), 1);
+    CHECK_INT(count_events(sub, mark, now_n, "comm_lost", NULL, NULL, NULL), 0);
+    CHECK(status_shows(parkgw, gw_cfg, "bus_down since", &out));
+    free(out);
+    mark = h_sub_count(sub);
+    sim_cmd(&sim, "fault alpha/w1 none");
+    sim_cmd(&sim, "fault alpha/g1 none");
+    CHECK(wait_event(sub, mark, 15000, "bus_restored", NULL, NULL, "line-a", NULL) >= 0);
+    CHECK(h_sub_wait(sub, mark, BASE "/alpha/water/w1/state", "\"state\":\"ok\"", 15000) >= 0);
+    CHECK(h_sub_wait(sub, mark, BASE "/alpha/gas/g1/state", "\"state\":\"ok\"", 15000) >= 0);
+    now_n = h_sub_count(sub);
+    CHECK_INT(count_events(sub, mark, now_n, "bus_restored", NULL, NULL, NULL), 1);
+    CHECK_INT(count_events(sub, mark, now_n, "comm_restored", NULL, NULL, NULL), 0);
+
+    /* Events carry a strictly increasing seq once the outbox publishes
+     * them (checked where present). */
+    {
+        size_t total = h_sub_count(sub), events = 0, with_seq = 0;
+        long long last = -1;
+        for (size_t i = 0; i < total; i++) {
+            if (!h_sub_get(sub, i, &msg))
+                continue;
+            if (strcmp(msg.topic, EVENTS) == 0) {
+                events++;
+                json_t *root = json_loads(msg.payload, 0, NULL);
+                json_t *seq = root ? json_object_get(root, "seq") : NULL;
+                if (json_is_integer(seq)) {
+                    long long v = json_integer_value(seq);
+                    if (v <= last)
+                        fprintf(stderr, "seq %lld after %lld\n", v, last);
+                    CHECK(v > last);
+                    last = v;
+                    with_seq++;
+                }
+                json_decref(root);
+            }
+            h_msg_free(&msg);
+        }
+        printf("%zu events on %s, %zu with seq\n", events, EVENTS, with_seq);
+        /* raised, cleared, comm_lost, comm_restored, bus_down, bus_restored */
+        CHECK_INT(events, 6);
+    }
+
+    /* A late subscriber gets every meter's retained state. */
+    {
+        struct h_sub *late = h_sub_new(mport, "it-alarms-late", BASE "/+/+/+/state");
+        for (size_t k = 0; k < ARRAY_SIZE(states); k++) {
+            long li = h_sub_wait(late, 0, states[k], "\"state\":\"ok\"", 5000);
+            CHECK(li >= 0);
+            if (li >= 0 && h_sub_get(late, (size_t)li, &msg)) {
+                CHECK(msg.retained);
+                CHECK_CONTAINS(msg.payload, "\"since\":");
+                h_msg_free(&msg);
+            }
+        }
+        h_sub_free(late);
+    }
+
+    /* Clean stop, then the alarm history in SQLite: every alarm opened
+     * above is closed, with raise <= clear. */
+    int status = h_stop(&gw, SIGTERM, 15000);
+    CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    {
+        char *db_path = xasprintf("%s/parkgw.db", dir);
+        sqlite3 *db = NULL;
+        CHECK_INT(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        static const char *const want[][4] = {
+            {"alpha", "e1", "", "supply_lost"},
+            {"alpha", "e1", "", "comm_lost"},
+            {"", "", "line-a", "bus_down"},
+        };
+        sqlite3_stmt *q = NULL;
+        CHECK_INT(sqlite3_prepare_v2(db,
+                                     "SELECT count(*), min(raised_ts <= cleared_ts),"
+                                     " sum(cleared_ts IS NULL) FROM alarms WHERE enterprise = ?1"
+                                     " AND meter = ?2 AND bus = ?3 AND alarm = ?4",
+                                     -1, &q, NULL),
+                  SQLITE_OK);
+        for (size_t k = 0; q && k < ARRAY_SIZE(want); k++) {
+            sqlite3_reset(q);
+            for (int c = 0; c < 4; c++)
+                sqlite3_bind_text(q, c + 1, want[k][c], -1, SQLITE_STATIC);
+            CHECK_INT(sqlite3_step(q), SQLITE_ROW);
+            if (sqlite3_column_int(q, 0) != 1)
+                fprintf(stderr, "alarms rows for %s/%s%s %s: %d\n", want[k][0], want[k][1],
+                        want[k][2], want[k][3], sqlite3_column_int(q, 0));
+            CHECK_INT(sqlite3_column_int(q, 0), 1);
+            CHECK_INT(sqlite3_column_int(q, 1), 1);
+            CHECK_INT(sqlite3_column_int(q, 2), 0);
+        }
+        sqlite3_finalize(q);
+        /* No row for the meters a bus_down covered. */
+        CHECK_INT(sqlite3_prepare_v2(db,
+                                     "SELECT count(*) FROM alarms WHERE meter IN ('w1', 'g1')",
+                                     -1, &q, NULL),
+                  SQLITE_OK);
+        if (q && sqlite3_step(q) == SQLITE_ROW)
+            CHECK_INT(sqlite3_column_int(q, 0), 0);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+        free(db_path);
+    }
+
+out:
+    if (check_failed) {
+        h_dump_log(&gw, "parkgw");
+        h_dump_log(&sim, "parkgw-sim");
+    }
+    if (h_alive(&gw))
+        h_stop(&gw, SIGTERM, 10000);
+    h_sub_free(sub);
+    h_stop(&sim, SIGTERM, 5000);
+    h_stop(&mosq, SIGTERM, 5000);
+    h_proc_release(&gw);
+    h_proc_release(&sim);
+    h_proc_release(&mosq);
+    free(gw_log);
+    free(gw_cfg);
+    free(sim_cfg);
+    free(link);
+    free(profiles);
+    free(dir);
+    return check_done();
+}
