@@ -484,6 +484,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         log_err("storage: %s", err);
         goto out_free_cfg;
     }
+    store_set_retention(d.store, d.cfg->raw_retention_days);
     r = register_points(&d);
     if (r < 0) {
         log_err("storage: cannot register points in %s: %s", d.cfg->storage_path, strerror(-r));
