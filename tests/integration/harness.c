@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -195,9 +196,13 @@ bool h_wait_file(const char *path, int timeout_ms)
 void h_restart_mosquitto(struct proc *p, const char *dir, int port)
 {
     char *conf = xasprintf("%s/mosquitto.conf", dir);
+    /* Started as root, mosquitto switches to the user "mosquitto", which
+     * cannot write its persistence file into our private test directory:
+     * sessions would not survive a restart. It stays the user we are. */
+    const struct passwd *pw = getpwuid(geteuid());
     char *text = xasprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                           "persistence_location %s/\nautosave_interval 1\n",
-                           port, dir);
+                           "persistence_location %s/\nautosave_interval 1\nuser %s\n",
+                           port, dir, pw && pw->pw_name ? pw->pw_name : "mosquitto");
     h_write_file(conf, text);
     char *log = xasprintf("%s/mosquitto.log", dir);
     const char *bin = h_env("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
@@ -318,7 +323,8 @@ static void on_connected(void *ctx, char *cause)
     MQTTAsync_subscribe(s->client, s->filter, 1, &ro);
 }
 
-struct h_sub *h_sub_new(int port, const char *client_id, const char *filter)
+static struct h_sub *h_sub_create(int port, const char *client_id, const char *filter,
+                                  bool clean)
 {
     struct h_sub *s = xcalloc(1, sizeof(*s));
     char *uri = xasprintf("tcp://127.0.0.1:%d", port);
@@ -333,7 +339,7 @@ struct h_sub *h_sub_new(int port, const char *client_id, const char *filter)
     MQTTAsync_setCallbacks(s->client, s, NULL, on_message, NULL);
     MQTTAsync_setConnected(s->client, s, on_connected);
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    co.cleansession = 1;
+    co.cleansession = clean ? 1 : 0;
     co.keepAliveInterval = 10;
     co.automaticReconnect = 1;
     co.minRetryInterval = 1;
@@ -351,6 +357,16 @@ struct h_sub *h_sub_new(int port, const char *client_id, const char *filter)
     }
     free(uri);
     return s;
+}
+
+struct h_sub *h_sub_new(int port, const char *client_id, const char *filter)
+{
+    return h_sub_create(port, client_id, filter, true);
+}
+
+struct h_sub *h_sub_new_persistent(int port, const char *client_id, const char *filter)
+{
+    return h_sub_create(port, client_id, filter, false);
 }
 
 void h_sub_free(struct h_sub *s)

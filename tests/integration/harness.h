@@ -69,6 +69,11 @@ struct h_msg {
 };
 struct h_sub;
 struct h_sub *h_sub_new(int port, const char *client_id, const char *filter);
+/* The same with a persistent session (cleansession=0, QoS 1 subscription):
+ * with a broker that keeps sessions (the harness's mosquitto has
+ * persistence on), QoS 1 messages published while it is disconnected, or
+ * while the broker restarts, are delivered when it reconnects. */
+struct h_sub *h_sub_new_persistent(int port, const char *client_id, const char *filter);
 void h_sub_free(struct h_sub *s);
 /* Number of messages so far (thread-safe). */
 size_t h_sub_count(struct h_sub *s);
