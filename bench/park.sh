@@ -88,7 +88,9 @@ pct() { # file column percentile
 }
 
 start_broker() { # dir port
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$2" > "$1/mosquitto.conf"
+  # Nagle off on the broker's side, so the subscriber's timing is the
+  # gateway's and not the broker's write coalescing with delayed ACKs.
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n' "$2" > "$1/mosquitto.conf"
   "$MOSQUITTO" -c "$1/mosquitto.conf" >"$1/mosquitto.log" 2>&1 &
   pids+=($!)
   wait_port "$2"
