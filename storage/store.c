@@ -836,3 +836,8 @@ int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pa
     *ret_pages = now;
     return 0;
 }
+
+int store_schema_version(void)
+{
+    return STORE_SCHEMA_VERSION;
+}

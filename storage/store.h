@@ -26,6 +26,9 @@ struct sample {
 int store_open(const char *path, bool readonly, struct store **ret, char *err, size_t errlen);
 void store_close(struct store *s);
 
+/* The schema version (PRAGMA user_version) this build creates and reads. */
+int store_schema_version(void);
+
 /* Gets or creates the id of ENTERPRISE/METER/POINT. 0 and *ret_id, or -EIO. */
 int store_point_id(struct store *s, const char *enterprise, const char *meter, const char *point,
                    enum utility utility, enum point_kind kind, uint32_t *ret_id);

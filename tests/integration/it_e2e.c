@@ -221,7 +221,9 @@ int main(void)
         struct h_msg msg;
         h_sub_get(sub, k, &msg);
         char ent[64], util[32], met[32];
-        if (sscanf(msg.topic, "park/itgw/%63[^/]/%31[^/]/%31[^/]/live", ent, util, met) == 3) {
+        int end = 0;
+        if (sscanf(msg.topic, "park/itgw/%63[^/]/%31[^/]/%31[^/]/live%n", ent, util, met, &end) == 3 &&
+            end > 0 && msg.topic[end] == '\0') {
             char em[128];
             snprintf(em, sizeof(em), "%s/%s", ent, met);
             const struct cfg_meter *m = config_find_meter(cfg, em);

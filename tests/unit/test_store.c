@@ -105,7 +105,7 @@ static void test_schema_points_roundtrip(void)
         fprintf(stderr, "open: %s\n", err);
         return;
     }
-    CHECK_INT(sql_int(path, "PRAGMA user_version"), 1);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), store_schema_version());
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name IN "
                             "('points','samples','outbox','meta')"),
               4);
@@ -181,7 +181,7 @@ static void test_schema_points_roundtrip(void)
     CHECK_INT(p1b, p2);
     CHECK_INT(store_stats(s, &stats), 0);
     CHECK_INT(stats.samples, 5);
-    CHECK_INT(sql_int(path, "PRAGMA user_version"), 1);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), store_schema_version());
     store_close(s);
 
     /* Read-only: reads work, writes fail without touching the data. */
@@ -219,15 +219,19 @@ static void test_versions(void)
     char path[PATH_MAX], err[512] = "";
     struct store *s = NULL;
 
-    /* A database from a newer parkgw (user_version 2) is refused both ways. */
+    /* A database from a newer parkgw is refused both ways. */
+    char newer_sql[64], newer_msg[96];
+    snprintf(newer_sql, sizeof(newer_sql), "PRAGMA user_version = %d", store_schema_version() + 1);
+    snprintf(newer_msg, sizeof(newer_msg), "database schema version %d is newer than this parkgw supports",
+             store_schema_version() + 1);
     db_path(path, sizeof(path), "newer.db");
     CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
     store_close(s);
     s = NULL;
-    CHECK_INT(sql_exec(path, "PRAGMA user_version = 2"), SQLITE_OK);
+    CHECK_INT(sql_exec(path, newer_sql), SQLITE_OK);
     CHECK_INT(store_open(path, false, &s, err, sizeof(err)), -EPROTO);
     CHECK(s == NULL);
-    CHECK_CONTAINS(err, "database schema version 2 is newer than this parkgw supports");
+    CHECK_CONTAINS(err, newer_msg);
     CHECK_CONTAINS(err, path);
     err[0] = '\0';
     CHECK_INT(store_open(path, true, &s, err, sizeof(err)), -EPROTO);
@@ -243,7 +247,7 @@ static void test_versions(void)
     CHECK_INT(sql_int(path, "PRAGMA user_version"), 0);
     CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
     store_close(s);
-    CHECK_INT(sql_int(path, "PRAGMA user_version"), 1);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), store_schema_version());
 
     /* Not a database at all. */
     db_path(path, sizeof(path), "garbage.db");
