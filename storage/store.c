@@ -803,6 +803,22 @@ int store_maintain(struct store *s, int64_t now_ms)
     return (int)deleted;
 }
 
+int store_rebuild_rollups(struct store *s)
+{
+    if (!s->rollup)
+        return -EROFS;
+    int r = store_begin(s);
+    if (r < 0)
+        return r;
+    int rc = rollup_rebuild(s->rollup);
+    if (rc != SQLITE_OK) {
+        r = store_fail(s, rc);
+        store_rollback(s);
+        return r;
+    }
+    return store_commit(s);
+}
+
 void store_set_rollups_for_bench(struct store *s, bool on)
 {
     s->rollups_off = !on;

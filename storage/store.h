@@ -98,6 +98,12 @@ void store_set_retention(struct store *s, int days);
 #define STORE_RETENTION_BATCH 5000
 int store_maintain(struct store *s, int64_t now_ms);
 
+/* Recomputes every rollup from the raw samples in one transaction (after a
+ * change of gateway.timezone; raw samples already deleted by retention are
+ * lost from the rebuilt rollups). 0, -EROFS (read-only handle), -ENOSPC,
+ * -EBUSY, -EIO. */
+int store_rebuild_rollups(struct store *s);
+
 /* Bench hook: stops (false) or resumes rollup maintenance on this handle, to
  * measure what it costs. Samples added meanwhile are missing from the
  * rollups: never use it on a database that is billed. */
