@@ -33,9 +33,14 @@ if ! command -v clang >/dev/null; then
 fi
 
 build=${FUZZ_BUILD_DIR:-build-fuzz}
-cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DFUZZ=ON -DWITH_ASAN=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzzers >/dev/null
+mkdir -p "$build"
+if ! { cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+         -DFUZZ=ON -DWITH_ASAN=ON &&
+       cmake --build "$build" -j"$(nproc)" --target fuzzers; } >"$build/fuzz-build.log" 2>&1; then
+  tail -30 "$build/fuzz-build.log"
+  echo "fuzz.sh: the clang build of the fuzz targets failed (log: $build/fuzz-build.log)"
+  exit 1
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
