@@ -192,7 +192,10 @@ static void check_rate(const char *ent, const char *met, int64_t from, int64_t t
     }
     double window_s = (double)(to - from) / 1000.0;
     double mean = n > 1 ? (double)(last - first) / (double)(n - 1) : 0;
-    double slot_mean = n > 1 ? (double)(last / 1000 - first / 1000) * 1000.0 / (double)(n - 1) : 0;
+    /* A poll's slot: its second, allowing a wake-up a little early (up to
+     * 100 ms) and a start delayed by the queue (up to 900 ms). */
+    int64_t first_slot = (first + 100) / 1000, last_slot = (last + 100) / 1000;
+    double slot_mean = n > 1 ? (double)(last_slot - first_slot) * 1000.0 / (double)(n - 1) : 0;
     printf("%-28s %s/%s: %zu polls in %.1f s, mean spacing %.0f ms (slots %.0f ms), largest "
            "gap %lld ms\n",
            phase, ent, met, n, window_s, mean, slot_mean, (long long)max_gap);
