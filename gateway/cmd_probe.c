@@ -111,17 +111,27 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
     for (size_t i = 0; i < prof->n_points; i++) {
         const struct cfg_point *pt = &prof->points[i];
         const uint16_t *regs = data[plan->locs[i].req] + plan->locs[i].offset;
-        char hex[32] = "";
+        char hex[64] = "";
         int nregs = point_type_regs(pt->type);
-        for (int k = 0, off = 0; k < nregs; k++)
+        int off = 0;
+        for (int k = 0; k < nregs; k++)
             off += snprintf(hex + off, sizeof(hex) - (size_t)off, "%s%04X", k ? " " : "",
                             regs[k]);
+        /* An integer + fraction totaliser: the fraction's registers after a '+'. */
+        if (pt->has_frac) {
+            const uint16_t *fr = regs + (pt->frac_address - pt->address);
+            off += snprintf(hex + off, sizeof(hex) - (size_t)off, " +");
+            for (int k = 0; k < point_type_regs(pt->frac_type); k++)
+                off += snprintf(hex + off, sizeof(hex) - (size_t)off, " %04X", fr[k]);
+        }
         static const char *orders[] = {"ABCD", "CDAB", "BADC", "DCBA"};
         double v;
         printf("%-24s %-3d %-6d %-8s %-5s %-20s ", pt->name, pt->fc, pt->address,
                point_type_name(pt->type), nregs > 1 ? orders[pt->order] : "", hex);
+        /* Counters get their full resolution (a fraction part would vanish in 6 digits). */
         if (decode_point(pt, pt_ct, regs, &v) == 0)
-            printf("%.6g %s%s\n", v, unit_of(pt->name), pt->billing ? "  (billing)" : "");
+            printf(pt->kind == KIND_COUNTER ? "%.12g %s%s\n" : "%.6g %s%s\n", v,
+                   unit_of(pt->name), pt->billing ? "  (billing)" : "");
         else
             printf("invalid (NaN/Inf)\n");
     }
