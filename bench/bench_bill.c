@@ -77,6 +77,11 @@ static int register_points(struct store *st, const struct config *cfg, struct me
             }
             m[n].value = 1000.0 + 37.0 * (double)n;
             m[n].rate = 0.5 + (double)(n % 17) * 0.8;
+            /* stay within the profile's max_rate (per hour), else every
+             * minute would be an excluded spike */
+            double lim = prof->points[bp].max_rate / 60.0 * 0.5;
+            if (lim > 0 && m[n].rate > lim)
+                m[n].rate = lim;
             n++;
         }
     *ret = m;
