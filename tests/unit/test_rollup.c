@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "gateway/billing.h"
+#include "gateway/cli.h"
 #include "gateway/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -54,6 +55,15 @@ static void db_path(char *buf, size_t len, const char *name)
     unlink(f);
     snprintf(f, sizeof(f), "%s-shm", buf);
     unlink(f);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
 }
 
 static int64_t sql_int(const char *path, const char *sql)
@@ -706,6 +716,50 @@ static void test_retention(void)
     store_close(s);
 }
 
+/* ---- import: rollups in the same all-or-nothing transaction ---- */
+
+static void test_import(void)
+{
+    char path[PATH_MAX], cfg_path[PATH_MAX + 16], csv[PATH_MAX + 16];
+    db_path(path, sizeof(path), "import.db");
+    snprintf(cfg_path, sizeof(cfg_path), "%s/import.cfg", tmpdir);
+    snprintf(csv, sizeof(csv), "%s/import.csv", tmpdir);
+    FILE *f = fopen(cfg_path, "w");
+    if (!f)
+        return;
+    fprintf(f,
+            "gateway = { id = \"t\"; timezone = \"Asia/Shanghai\"; };\n"
+            "storage = { path = \"%s\"; };\n"
+            "mqtt = { uri = \"tcp://127.0.0.1:1\"; };\n"
+            "buses = ({ name = \"b\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 1502; });\n"
+            "profiles = ({ name = \"p\"; utility = \"water\"; points = (\n"
+            "  { name = \"m3\"; fc = 3; address = 0; type = \"float32\"; kind = \"counter\";\n"
+            "    billing = true; }); });\n"
+            "enterprises = ({ id = \"ent\"; meters = (\n"
+            "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 1; profile = \"p\";\n"
+            "    interval = 900; }); });\n",
+            path);
+    fclose(f);
+    /* Three readings out of order in the file: 00:30 12, 00:00 10, 00:15
+     * 11 (+08:00): three quarters, one hour with n 3, first 10, last 12. */
+    write_text(csv, "enterprise,meter,point,ts,value\n"
+                    "ent,w1,m3,2026-03-01T00:30:00+08:00,12\n"
+                    "ent,w1,m3,2026-03-01T00:00:00+08:00,10\n"
+                    "ent,w1,m3,2026-03-01T00:15:00+08:00,11\n");
+    char *argv1[] = {"import", "--csv", csv, NULL};
+    CHECK_INT(cmd_import(3, argv1, cfg_path), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM rollup_15m"), 3);
+    CHECK_INT(sql_int(path, "SELECT n * 100 + first_v * 10 + last_v FROM rollup_1h"),
+              300 + 100 + 12);
+    CHECK_INT(sql_int(path, "SELECT sum(anomalies) FROM rollup_1h"), 0);
+    /* A file with one bad row imports nothing: samples and rollups stay. */
+    write_text(csv, "ent,w1,m3,2026-03-01T00:45:00+08:00,13\n"
+                    "ent,w1,m3,2026-03-01T01:00:00+08:00,not-a-number\n");
+    CHECK_INT(cmd_import(3, argv1, cfg_path), 1);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples"), 3);
+    CHECK_INT(sql_int(path, "SELECT sum(n) FROM rollup_15m"), 3);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -719,5 +773,6 @@ int main(void)
     test_atomic_and_migration();
     test_equality();
     test_retention();
+    test_import();
     return check_done();
 }
