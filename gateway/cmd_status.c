@@ -2,7 +2,9 @@
  * cmd_status.c - `parkgw status`: what the store knows of every meter: its
  * state and open alarms (the alarms table, docs/ALARMS.md), its last reading
  * and how old it is, plus the database's size and sample count. Reads the
- * database read-only, so it runs beside the daemon.
+ * database read-only, so it runs beside the daemon. The running daemon's
+ * counters (polls and failures per meter, writer, broker) come from the
+ * runstate file it rewrites every few seconds (gateway/runstate.h).
  */
 #include <getopt.h>
 #include <sqlite3.h>
@@ -14,6 +16,8 @@
 #include "config/config.h"
 #include "gateway/cli.h"
 #include "gateway/util.h"
+#include "gateway/runstate.h"
+#include "storage/outbox.h"
 #include "storage/store.h"
 
 struct last {
@@ -103,8 +107,12 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
                            " OR (alarm = 'bus_down' AND bus = ?3)) ORDER BY id",
                            -1, &aq, NULL) != SQLITE_OK)
         aq = NULL;
-    printf("%-28s %-11s %-12s %-20s %8s  %-24s %s\n", "meter", "state", "utility",
-           "last reading", "age", "billing counter", "alarms");
+    char *state_path = runstate_path(cfg->storage_path);
+    json_t *rs = runstate_read(state_path);
+    json_t *rs_meters = json_object_get(rs, "meters");
+    int64_t rs_age = rs ? (now - json_integer_value(json_object_get(rs, "updated"))) / 1000 : -1;
+    printf("%-28s %-11s %-12s %-20s %8s  %-24s %-17s %s\n", "meter", "state", "utility",
+           "last reading", "age", "billing counter", "polls ok/fail", "alarms");
     for (size_t e = 0; e < cfg->n_enterprises; e++)
         for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
             const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
@@ -132,8 +140,28 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
                 state = astate;
             if (l.ts)
                 snprintf(counter, sizeof(counter), "%.3f %s", l.value, utility_unit(m->utility));
-            printf("%-28s %-11s %-12s %-20s %8s  %-24s %s\n", name, state,
-                   utility_name(m->utility), when, age, counter, alarms[0] ? alarms : "-");
+            char polls[40] = "-", failures[160] = "";
+            json_t *ms = json_object_get(rs_meters, name);
+            if (ms) {
+                long long ok = (long long)json_integer_value(json_object_get(ms, "polls_ok"));
+                long long all = (long long)json_integer_value(json_object_get(ms, "polls"));
+                snprintf(polls, sizeof(polls), "%lld/%lld", ok, all - ok);
+                if (all > ok)
+                    snprintf(failures, sizeof(failures),
+                             "  [timeouts %lld, exceptions %lld, bad replies %lld, "
+                             "connection %lld, bad values %lld; last: %s]",
+                             (long long)json_integer_value(json_object_get(ms, "timeouts")),
+                             (long long)json_integer_value(json_object_get(ms, "exceptions")),
+                             (long long)json_integer_value(json_object_get(ms, "bad_replies")),
+                             (long long)json_integer_value(json_object_get(ms, "conn_errors")),
+                             (long long)json_integer_value(json_object_get(ms, "bad_values")),
+                             json_string_value(json_object_get(ms, "last_error"))
+                                 ? json_string_value(json_object_get(ms, "last_error"))
+                                 : "-");
+            }
+            printf("%-28s %-11s %-12s %-20s %8s  %-24s %-17s %s%s\n", name, state,
+                   utility_name(m->utility), when, age, counter, polls, alarms[0] ? alarms : "-",
+                   failures);
         }
     struct store_stats ss;
     if (store_stats(st, &ss) == 0) {
@@ -142,6 +170,42 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
         printf("\ndatabase %s: %.1f MiB, %lld samples, oldest %s\n", cfg->storage_path,
                (double)ss.db_bytes / 1048576.0, (long long)ss.samples, oldest);
     }
+    struct outbox *ob;
+    struct outbox_stats os;
+    if (outbox_attach(store_db(st), &ob) == 0) {
+        if (outbox_stats(ob, &os) == 0)
+            printf("outbox: %lld durable message(s) waiting for the broker (seq %lld..%lld), "
+                   "%lld dropped by the bound\n",
+                   (long long)os.rows, (long long)os.oldest_seq, (long long)os.last_seq,
+                   (long long)os.dropped);
+        outbox_free(ob);
+    }
+    if (!rs) {
+        printf("daemon: no counters at %s (parkgw run has not run here)\n", state_path);
+    } else {
+        char since[32];
+        fmt_time(json_integer_value(json_object_get(rs, "started")), since, sizeof(since));
+        json_t *wj = json_object_get(rs, "writer"), *mj = json_object_get(rs, "mqtt");
+        printf("daemon: pid %lld, started %s, counters updated %llds ago%s\n",
+               (long long)json_integer_value(json_object_get(rs, "pid")), since,
+               (long long)rs_age, rs_age > 30 ? " (not running?)" : "");
+        if (wj)
+            printf("writer: %lld samples committed, %lld queued, %lld batches dropped, "
+                   "%lld commit errors\n",
+                   (long long)json_integer_value(json_object_get(wj, "samples_committed")),
+                   (long long)json_integer_value(json_object_get(wj, "queue_len")),
+                   (long long)json_integer_value(json_object_get(wj, "batches_dropped")),
+                   (long long)json_integer_value(json_object_get(wj, "commit_errors")));
+        if (mj)
+            printf("broker: %s, %lld published, %lld dropped, %lld connects, %lld lost\n",
+                   json_is_true(json_object_get(mj, "connected")) ? "connected" : "disconnected",
+                   (long long)json_integer_value(json_object_get(mj, "published")),
+                   (long long)json_integer_value(json_object_get(mj, "dropped")),
+                   (long long)json_integer_value(json_object_get(mj, "connects")),
+                   (long long)json_integer_value(json_object_get(mj, "connection_lost")));
+    }
+    json_decref(rs);
+    free(state_path);
     sqlite3_finalize(aq);
     store_close(st);
     config_free(cfg);

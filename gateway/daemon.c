@@ -18,6 +18,7 @@
 #include "gateway/cli.h"
 #include "gateway/log.h"
 #include "gateway/poller.h"
+#include "gateway/runstate.h"
 #include "gateway/util.h"
 #include "gateway/publisher.h"
 #include "gateway/summary.h"
@@ -33,6 +34,8 @@
  * tail page of every point it touches, so committing every meter's poll on
  * its own multiplies the bytes written to flash (docs/PERFORMANCE.md). */
 #define WRITER_COMMIT_INTERVAL_MS 1000
+/* How often the counters file for `parkgw status` is rewritten. */
+#define RUNSTATE_INTERVAL_MS 5000
 
 static volatile sig_atomic_t got_stop, got_reload;
 
@@ -524,8 +527,19 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
     int64_t wd_interval = watchdog ? (int64_t)(wd_usec / 1000 / 2) : 0;
     int64_t last_ping = now_mono_ms();
+    char *state_path = runstate_path(d.cfg->storage_path);
+    int64_t started = now_real_ms(), last_state = 0;
+    bool state_warned = false;
     while (!got_stop) {
         sleep_ms(200);
+        /* Counters for `parkgw status`, written by this thread only. */
+        if (now_mono_ms() - last_state >= RUNSTATE_INTERVAL_MS) {
+            last_state = now_mono_ms();
+            int sr = runstate_write(state_path, started, d.pollers, d.n_pollers, d.writer, d.mqtt);
+            if (sr < 0 && !state_warned)
+                log_warn("status: cannot write %s: %s", state_path, strerror(-sr));
+            state_warned = sr < 0;
+        }
         if (got_reload) {
             got_reload = 0;
             log_notice("SIGHUP: reloading %s", cfg_path);
@@ -539,6 +553,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
             }
         }
     }
+    free(state_path);
     log_info("stopping: flushing samples and publishing offline status");
     sd_notify(0, "STOPPING=1");
     rc = 0;

@@ -246,6 +246,31 @@ int main(void)
     CHECK_INT(mismatches, 0);
     printf("compared %zu live messages with the simulator's model\n", lives);
 
+    /* parkgw status beside the running daemon: its counters (rewritten every
+     * 5 s), the outbox backlog and every meter. */
+    char *status_argv[] = {(char *)parkgw, "status", "-c", gw_cfg, NULL};
+    bool counted = false;
+    for (int tries = 0; tries < 40 && !counted; tries++) {
+        char *sout = NULL;
+        CHECK_INT(h_run(status_argv, &sout, NULL, 10000), 0);
+        const char *line = sout ? strstr(sout, "\nchengtong-plastics/e1 ") : NULL;
+        long long ok = 0, fail = -1;
+        /* "... <counter> kWh  OK/FAIL ..." : find the polls column by its slash. */
+        if (line) {
+            const char *kwh = strstr(line, " kWh ");
+            if (kwh)
+                sscanf(kwh + 5, " %lld/%lld", &ok, &fail);
+        }
+        counted = ok >= 1 && fail == 0 && strstr(sout, "outbox: ") && strstr(sout, "daemon: pid") &&
+                  strstr(sout, "broker: connected");
+        if (counted || tries == 39)
+            printf("parkgw status:\n%s", sout ? sout : "");
+        free(sout);
+        if (!counted)
+            sleep_ms(250);
+    }
+    CHECK(counted);
+
     /* SIGTERM: clean stop, offline status published, exit 0. */
     size_t before_stop = h_sub_count(sub);
     int status = h_stop(&gw, SIGTERM, 15000);

@@ -1,0 +1,119 @@
+/*
+ * runstate.c - the daemon's counters as a JSON file for `parkgw status`
+ * (see runstate.h).
+ */
+#include "gateway/runstate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "gateway/poller.h"
+#include "gateway/util.h"
+#include "protocols/bus.h"
+#include "protocols/mqtt.h"
+#include "storage/writer.h"
+
+/* Meters per bus copied per snapshot; a bus has at most 247 unit ids. */
+#define RUNSTATE_MAX_METERS 256
+
+char *runstate_path(const char *storage_path)
+{
+    return xasprintf("%s.state.json", storage_path);
+}
+
+static json_t *meter_json(const struct poller_meter_stats *st)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "comm_lost", json_boolean(st->comm_lost));
+    json_object_set_new(o, "polls", json_integer((json_int_t)st->polls));
+    json_object_set_new(o, "polls_ok", json_integer((json_int_t)st->polls_ok));
+    json_object_set_new(o, "timeouts", json_integer((json_int_t)st->timeouts));
+    json_object_set_new(o, "exceptions", json_integer((json_int_t)st->exceptions));
+    json_object_set_new(o, "bad_replies", json_integer((json_int_t)st->bad_replies));
+    json_object_set_new(o, "conn_errors", json_integer((json_int_t)st->conn_errors));
+    json_object_set_new(o, "bad_values", json_integer((json_int_t)st->bad_values));
+    json_object_set_new(o, "last_ok_ts", json_integer(st->last_ok_ts));
+    json_object_set_new(o, "consecutive_failures", json_integer(st->consecutive_failures));
+    if (st->last_error)
+        json_object_set_new(o, "last_error", json_string(bus_strerror(st->last_error)));
+    return o;
+}
+
+int runstate_write(const char *path, int64_t started_ms, struct poller *const *pollers,
+                   size_t n_pollers, struct writer *w, struct mqtt *m)
+{
+    json_t *root = json_object(), *meters = json_object();
+    struct poller_meter_stats *st = xcalloc(RUNSTATE_MAX_METERS, sizeof(*st));
+    int r = 0;
+
+    json_object_set_new(root, "pid", json_integer(getpid()));
+    json_object_set_new(root, "started", json_integer(started_ms));
+    json_object_set_new(root, "updated", json_integer(now_real_ms()));
+    for (size_t b = 0; b < n_pollers; b++) {
+        size_t n = poller_get_stats(pollers[b], st, RUNSTATE_MAX_METERS);
+        for (size_t i = 0; i < n; i++) {
+            const struct cfg_meter *cm = st[i].meter;
+            char key[160];
+            snprintf(key, sizeof(key), "%s/%s", cm->enterprise->id, cm->id);
+            json_object_set_new(meters, key, meter_json(&st[i]));
+        }
+    }
+    json_object_set_new(root, "meters", meters);
+    if (w) {
+        struct writer_stats ws;
+        writer_get_stats(w, &ws);
+        json_object_set_new(root, "writer",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I}", "samples_committed",
+                                      (json_int_t)ws.samples_committed, "batches_dropped",
+                                      (json_int_t)ws.batches_dropped, "commit_errors",
+                                      (json_int_t)ws.commit_errors, "queue_len",
+                                      (json_int_t)ws.queue_len, "outbox_dropped",
+                                      (json_int_t)ws.outbox_dropped));
+    }
+    if (m) {
+        struct mqtt_stats ms;
+        mqtt_get_stats(m, &ms);
+        json_object_set_new(root, "mqtt",
+                            json_pack("{s:b,s:I,s:I,s:I,s:I}", "connected", ms.connected,
+                                      "published", (json_int_t)ms.published, "dropped",
+                                      (json_int_t)ms.dropped, "connects", (json_int_t)ms.connects,
+                                      "connection_lost", (json_int_t)ms.connection_lost));
+    }
+
+    char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    r = text ? write_all(fd, text, strlen(text)) : -ENOMEM;
+    free(text);
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+out:
+    free(tmp);
+    free(st);
+    json_decref(root);
+    return r;
+}
+
+json_t *runstate_read(const char *path)
+{
+    json_error_t e;
+    json_t *root = json_load_file(path, 0, &e);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
