@@ -19,7 +19,13 @@
 #define MS_PER_DAY 86400000LL
 #define MS_PER_HOUR 3600000.0
 
-enum pair_kind { PAIR_GOOD, PAIR_WRAP, PAIR_SPIKE, PAIR_RESET };
+/* The pair kinds are billing.h's; short local names keep the code readable. */
+enum pair_kind {
+    PAIR_GOOD = BILL_PAIR_GOOD,
+    PAIR_WRAP = BILL_PAIR_WRAP,
+    PAIR_SPIKE = BILL_PAIR_SPIKE,
+    PAIR_RESET = BILL_PAIR_RESET
+};
 
 struct bill_acc {
     struct bill_params p;
@@ -173,30 +179,36 @@ static void spread(struct bill_acc *a, int64_t t0, int64_t t1, double delta, boo
     }
 }
 
-static enum pair_kind classify(const struct bill_acc *a, double prev, double cur, int64_t dt_ms,
-                               double *ret_delta)
+enum bill_pair bill_classify_pair(double wrap, double max_rate, double prev, double cur,
+                                  int64_t dt_ms, double *ret_delta)
 {
     double raw = cur - prev;
-    double limit = a->p.max_rate > 0 ? a->p.max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
+    double limit = max_rate > 0 ? max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
     /* relative slack so a delta exactly at the limit is not a spike by rounding */
     limit *= 1 + 1e-9;
 
     if (raw >= 0) {
         if (raw > limit)
-            return PAIR_SPIKE;
+            return BILL_PAIR_SPIKE;
         *ret_delta = raw;
-        return PAIR_GOOD;
+        return BILL_PAIR_GOOD;
     }
-    if (a->p.wrap > 0) {
-        double w = raw + a->p.wrap;
-        bool plausible = a->p.max_rate > 0 ? (w >= 0 && w <= limit)
-                                           : (w >= 0 && w <= 0.2 * a->p.wrap);
+    if (wrap > 0) {
+        double w = raw + wrap;
+        bool plausible = max_rate > 0 ? (w >= 0 && w <= limit) : (w >= 0 && w <= 0.2 * wrap);
         if (plausible) {
             *ret_delta = w;
-            return PAIR_WRAP;
+            return BILL_PAIR_WRAP;
         }
     }
-    return PAIR_RESET;
+    return BILL_PAIR_RESET;
+}
+
+static enum pair_kind classify(const struct bill_acc *a, double prev, double cur, int64_t dt_ms,
+                               double *ret_delta)
+{
+    return (enum pair_kind)bill_classify_pair(a->p.wrap, a->p.max_rate, prev, cur, dt_ms,
+                                              ret_delta);
 }
 
 static void take_reading(struct bill_acc *a, int64_t ts, double v)

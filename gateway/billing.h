@@ -87,6 +87,19 @@ struct bill_acc;
 /* A new accumulator for one counter over one period. 0 and *ret, or -EINVAL
  * (from >= to, more than BILL_MAX_BANDS bands, bad band hours). p->tariff must
  * outlive the accumulator. */
+/*
+ * How a counter moved from prev to cur in dt_ms: GOOD (the rise is the
+ * consumption), WRAP (a drop that the register's wrap modulus explains: within
+ * max_rate x hours, or without max_rate at most 20 % of the modulus), SPIKE
+ * (a rise above max_rate x hours: excluded) or RESET (any other drop: a
+ * replaced or reset meter; a new segment, never negative consumption).
+ * *ret_delta gets the consumption for GOOD and WRAP only. wrap 0 = none;
+ * max_rate 0 = no limit.
+ */
+enum bill_pair { BILL_PAIR_GOOD, BILL_PAIR_WRAP, BILL_PAIR_SPIKE, BILL_PAIR_RESET };
+enum bill_pair bill_classify_pair(double wrap, double max_rate, double prev, double cur,
+                                  int64_t dt_ms, double *ret_delta);
+
 int bill_acc_new(const struct bill_params *p, struct bill_acc **ret);
 void bill_acc_free(struct bill_acc *a);
 /* Feeds one reading; readings must come in time order and may start before

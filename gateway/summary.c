@@ -280,18 +280,9 @@ static struct pend *pend_at(struct summary *s, int64_t ts)
  * reset or an excluded spike. */
 static double counter_delta(const struct smeter *sm, double prev, double cur, int64_t dt_ms)
 {
-    double raw = cur - prev;
-    double limit = sm->max_rate > 0 ? sm->max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
-    limit *= 1 + 1e-9;
-    if (raw >= 0)
-        return raw > limit ? 0 : raw;
-    if (sm->wrap > 0) {
-        double w = raw + sm->wrap;
-        bool plausible = sm->max_rate > 0 ? (w >= 0 && w <= limit) : (w >= 0 && w <= 0.2 * sm->wrap);
-        if (plausible)
-            return w;
-    }
-    return 0;
+    double d = 0;
+    enum bill_pair k = bill_classify_pair(sm->wrap, sm->max_rate, prev, cur, dt_ms, &d);
+    return k == BILL_PAIR_GOOD || k == BILL_PAIR_WRAP ? d : 0;
 }
 
 /* Spreads d uniformly over [t0, t1) into the open intervals of meter j. */
