@@ -29,6 +29,9 @@
 /* After a lost publish, wait this long before sending again (a failing
  * Paho must not turn into a hot loop). */
 #define PUB_RESEND_DELAY_MS 1000
+/* At a clean stop, how long to wait for PUBACKs of messages in flight, so
+ * rows the broker already has are not sent again by the next run. */
+#define PUB_STOP_DRAIN_MS 2000
 
 struct slot {
     struct publisher *p;
@@ -49,6 +52,7 @@ struct publisher {
 
     /* Under mu: */
     bool stop;
+    bool draining;             /* stopping: send nothing new, collect acks */
     bool kicked;
     bool link_up;
     struct slot *slots;        /* [window]; result written by callbacks */
@@ -181,6 +185,15 @@ static int pub_free_slots(const struct publisher *p)
     return n;
 }
 
+/* Messages handed to MQTT whose PUBACK (or loss) has not come yet. Under mu. */
+static int pub_in_flight(const struct publisher *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->window; i++)
+        n += p->slots[i].used && p->slots[i].result == 0;
+    return n;
+}
+
 static struct slot *pub_take_slot(struct publisher *p)
 {
     for (int i = 0; i < p->window; i++)
@@ -283,7 +296,7 @@ static void *pub_thread(void *arg)
     while (!p->stop) {
         pub_collect(p);
         int64_t now = now_mono_ms();
-        bool link = p->link_up;
+        bool link = p->link_up && !p->draining;
         int free_slots = pub_free_slots(p);
         bool kicked = p->kicked;
         p->kicked = false;
@@ -381,6 +394,10 @@ void publisher_stop(struct publisher *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
+    p->draining = true;
+    int64_t end = now_mono_ms() + PUB_STOP_DRAIN_MS;
+    while (p->link_up && pub_in_flight(p) > 0 && now_mono_ms() < end)
+        pub_wait(p, 50);
     p->stop = true;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
