@@ -261,17 +261,7 @@ static void check_reconnect(struct poller *p)
  * when it is published (writer_submit_msg). Caller frees. */
 static char *event_json(const struct alarm_event *ev, const struct payload_field *f, size_t n)
 {
-    char *full = payload_event(0, ev->ts, alarm_event_name(ev->type), f, n);
-    json_t *root = json_loads(full, 0, NULL);
-    if (!root)
-        return full;
-    json_object_del(root, "seq");
-    char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (!out)
-        return full;
-    free(full);
-    return out;
+    return payload_event(-1, ev->ts, alarm_event_name(ev->type), f, n);
 }
 
 /* The engine's sink: one event on P/events through the durable outbox (its

@@ -42,6 +42,7 @@ struct smeter {
     bool has_billing;
     bool has_power_pt;
     uint32_t billing_id;
+    const char *ent_id, *meter_id, *point; /* for counter_reset events (copies) */
 };
 
 /* Per-meter state that a failed transaction rolls back. */
@@ -83,8 +84,12 @@ struct summary {
     size_t n_pts;
     char **ent_topic;
     char *park_topic;
+    char *events_topic;
     struct sstate st, saved;
     bool saved_valid;
+    /* counter_reset events found by summary_add, taken by summary_take_events */
+    struct summary_msg *ev;
+    size_t n_ev, cap_ev;
 };
 
 static int spoint_cmp(const void *a, const void *b)
@@ -116,6 +121,7 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
     s->pts = xcalloc(2 * s->n_meters + 1, sizeof(*s->pts));
     s->ent_topic = xcalloc(s->n_ents ? s->n_ents : 1, sizeof(char *));
     s->park_topic = topic_summary(topic_base, NULL);
+    s->events_topic = topic_events(topic_base);
 
     size_t j = 0;
     for (size_t e = 0; e < cfg->n_enterprises; e++) {
@@ -135,6 +141,9 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
                 sm->billing_id = point_ids[j][bp];
                 sm->wrap = bill_wrap_modulus(&prof->points[bp], cm);
                 sm->max_rate = prof->points[bp].max_rate;
+                sm->ent_id = xstrdup(ent->id);
+                sm->meter_id = xstrdup(cm->id);
+                sm->point = xstrdup(prof->points[bp].name);
                 s->pts[s->n_pts++] = (struct spoint){point_ids[j][bp], (uint32_t)j, ROLE_BILLING};
             }
             if (pp >= 0 && point_ids && point_ids[j]) {
@@ -173,6 +182,13 @@ void summary_free(struct summary *s)
         free(s->ent_topic[e]);
     free(s->ent_topic);
     free(s->park_topic);
+    free(s->events_topic);
+    summary_msgs_free(s->ev, s->n_ev);
+    for (size_t j = 0; j < s->n_meters; j++) {
+        free((char *)s->m[j].ent_id);
+        free((char *)s->m[j].meter_id);
+        free((char *)s->m[j].point);
+    }
     free(s->pts);
     free(s->m);
     free(s);
@@ -208,6 +224,10 @@ void summary_checkpoint(struct summary *s)
 
 void summary_rollback(struct summary *s)
 {
+    /* Events of the failed batch come again when it is fed again. */
+    summary_msgs_free(s->ev, s->n_ev);
+    s->ev = NULL;
+    s->n_ev = s->cap_ev = 0;
     if (!s->saved_valid)
         return;
     sstate_copy(s, &s->st, &s->saved);
@@ -278,11 +298,35 @@ static struct pend *pend_at(struct summary *s, int64_t ts)
 
 /* billing.h's pair rules: the consumption between two readings, 0 for a
  * reset or an excluded spike. */
-static double counter_delta(const struct smeter *sm, double prev, double cur, int64_t dt_ms)
+static double counter_delta(const struct smeter *sm, double prev, double cur, int64_t dt_ms,
+                            bool *ret_reset)
 {
     double d = 0;
     enum bill_pair k = bill_classify_pair(sm->wrap, sm->max_rate, prev, cur, dt_ms, &d);
+    *ret_reset = k == BILL_PAIR_RESET;
     return k == BILL_PAIR_GOOD || k == BILL_PAIR_WRAP ? d : 0;
+}
+
+/* A billing counter dropped without wrapping: the meter was replaced or
+ * reset. Billing starts a new segment; operators get a counter_reset event. */
+static void note_reset(struct summary *s, const struct smeter *sm, int64_t ts, double before,
+                       double after)
+{
+    struct payload_field f[] = {
+        {.key = "enterprise", .type = PF_STR, .s = sm->ent_id},
+        {.key = "meter", .type = PF_STR, .s = sm->meter_id},
+        {.key = "utility", .type = PF_STR, .s = utility_name(sm->util)},
+        {.key = "point", .type = PF_STR, .s = sm->point},
+        {.key = "before", .type = PF_REAL, .d = before},
+        {.key = "after", .type = PF_REAL, .d = after},
+    };
+    s->ev = xgrow(s->ev, &s->cap_ev, s->n_ev + 1, sizeof(*s->ev));
+    s->ev[s->n_ev].topic = xstrdup(s->events_topic);
+    s->ev[s->n_ev].payload = payload_event(-1, ts, "counter_reset", f, ARRAY_SIZE(f));
+    s->n_ev++;
+    log_notice("meter %s/%s: %s dropped from %.3f to %.3f (meter replaced or reset); billing "
+               "starts a new segment",
+               sm->ent_id, sm->meter_id, sm->point, before, after);
 }
 
 /* Spreads d uniformly over [t0, t1) into the open intervals of meter j. */
@@ -325,7 +369,10 @@ static void add_billing(struct summary *s, size_t j, int64_t ts, double v)
     }
     if (ts <= ms->prev_ts)
         return;   /* a duplicate or an older reading: already counted */
-    double d = counter_delta(&s->m[j], ms->prev_v, v, ts - ms->prev_ts);
+    bool reset;
+    double d = counter_delta(&s->m[j], ms->prev_v, v, ts - ms->prev_ts, &reset);
+    if (reset)
+        note_reset(s, &s->m[j], ts, ms->prev_v, v);
     int64_t t0 = ms->prev_ts;
     ms->prev_ts = ts;
     ms->prev_v = v;
@@ -582,4 +629,13 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now)
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+size_t summary_take_events(struct summary *s, struct summary_msg **ret)
+{
+    size_t n = s->n_ev;
+    *ret = s->ev;
+    s->ev = NULL;
+    s->n_ev = s->cap_ev = 0;
+    return n;
 }

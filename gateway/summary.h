@@ -80,6 +80,11 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now);
  * billing counter or a power gauge are ignored). */
 void summary_add(struct summary *s, const struct sample *samples, size_t n);
 
+/* The counter_reset events (P/events, payload without "seq") that
+ * summary_add found since the last call: a billing counter that dropped
+ * without wrapping. *ret is malloc'd (summary_msgs_free). Returns the count. */
+size_t summary_take_events(struct summary *s, struct summary_msg **ret);
+
 /* True when at least one interval is ready to publish at now (Unix ms). */
 bool summary_due(const struct summary *s, int64_t now);
 

@@ -217,7 +217,8 @@ char *payload_event(int64_t seq, int64_t ts, const char *type, const struct payl
                     size_t n_extra)
 {
     json_t *root = jobj();
-    jset(root, "seq", json_integer((json_int_t)seq));
+    if (seq >= 0)
+        jset(root, "seq", json_integer((json_int_t)seq));
     jset(root, "ts", json_integer((json_int_t)ts));
     jset(root, "type", jstr(type));
 

@@ -52,6 +52,7 @@ struct payload_field {
 
 /* {"seq":..,"ts":..,"type":..,<extra fields>}. Extra fields named seq, ts or
  * type are ignored (they cannot override the envelope); a PF_REAL that is not
- * finite and a PF_STR that is NULL are left out. */
+ * finite and a PF_STR that is NULL are left out. A negative seq leaves "seq"
+ * out (durable events: the outbox assigns it when the message is sent). */
 char *payload_event(int64_t seq, int64_t ts, const char *type, const struct payload_field *extra,
                     size_t n_extra);

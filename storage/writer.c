@@ -188,6 +188,15 @@ static int writer_commit(struct writer *w, const struct batch *group, size_t n_s
     }
     if (w->sum && w->sum_loaded) {
         summary_add(w->sum, w->buf, n_samples);
+        struct summary_msg *ev = NULL;
+        size_t n_ev = summary_take_events(w->sum, &ev);
+        for (size_t i = 0; i < n_ev && r == 0; i++) {
+            r = outbox_add(w->ob, ev[i].topic, ev[i].payload, 1, false, now, &out->last_seq);
+            out->msgs += r == 0;
+        }
+        summary_msgs_free(ev, n_ev);
+        if (r < 0)
+            goto out_rollback;
         n_sm = summary_flush(w->sum, now, &sm);
         for (size_t i = 0; i < n_sm; i++) {
             r = outbox_add(w->ob, sm[i].topic, sm[i].payload, 1, false, now, &out->last_seq);

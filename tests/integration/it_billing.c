@@ -149,6 +149,7 @@ int main(void)
     double w_off = round((wmod - wv - 12.0 * wrate) * 1000.0) / 1000.0;
     CHECK(h_sim_command(&sim, "offset xiangjiang-pharma/w1 %.3f", w_off));
 
+    struct h_sub *sub = h_sub_new(mport, "it-billing-events", "park/itbill/events");
     const char *parkgw = h_env("PARKGW_BIN", "parkgw");
     char *gw_log = xasprintf("%s/parkgw.log", dir);
     char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
@@ -167,6 +168,20 @@ int main(void)
     double e_off = round((50.0 - ev) * 1000.0) / 1000.0;
     CHECK(h_sim_command(&sim, "offset xiangjiang-pharma/e1 %.3f", e_off));
     sleep_ms(10000);
+    /* The replacement is announced on P/events (durable, so it arrives
+     * once the writer committed it); the wrap is not a reset. */
+    long ri = h_sub_wait(sub, 0, "park/itbill/events", "\"counter_reset\"", 10000);
+    CHECK(ri >= 0);
+    if (ri >= 0) {
+        struct h_msg m;
+        h_sub_get(sub, (size_t)ri, &m);
+        CHECK_CONTAINS(m.payload, "\"meter\":\"e1\"");
+        CHECK_CONTAINS(m.payload, "\"point\":\"energy_import_kwh\"");
+        CHECK_CONTAINS(m.payload, "\"seq\":");
+        h_msg_free(&m);
+    }
+    CHECK(h_sub_wait(sub, 0, "park/itbill/events", "\"meter\":\"w1\"", 1) < 0);
+    h_sub_free(sub);
     int status = h_stop(&gw, SIGTERM, 15000);
     CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
