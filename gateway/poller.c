@@ -375,7 +375,9 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
             pm->st.polls++;
             pthread_mutex_unlock(&p->lock);
             poll_failed(p, pm, r);
-            alarms_poll_failed(p->alarms, (size_t)(pm - p->meters), ts);
+            /* Events stamped before the clock floor would be decades off. */
+            if (ts >= POLL_CLOCK_FLOOR_MS)
+                alarms_poll_failed(p->alarms, (size_t)(pm - p->meters), ts);
             publish_states(p, false);
             return;
         }
@@ -429,7 +431,8 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
         log_info("meter %s/%s: read ok again", m->enterprise->id, m->id);
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
     schedule_next(pm);
-    alarms_poll_ok(p->alarms, (size_t)(pm - p->meters), ts, pm->values, pm->valid);
+    if (clock_ok)
+        alarms_poll_ok(p->alarms, (size_t)(pm - p->meters), ts, pm->values, pm->valid);
     publish_states(p, false);
 }
 
