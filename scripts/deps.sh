@@ -5,6 +5,11 @@ set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl-dev
           libsqlite3-dev libconfig-dev libsystemd-dev libjansson-dev mosquitto mosquitto-clients)
+# Test-only tools: openssl makes certificates for the TLS tests, clang and its
+# runtime build the libFuzzer targets of the fuzz smoke run.
+if [ "${1:-}" = --test ]; then
+  PACKAGES+=(openssl clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 # loopback ports. With ASAN=1 the same suite runs on an ASan+UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh --test
 
 build=${BUILD_DIR:-build}
 args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON)
