@@ -50,6 +50,19 @@ char *h_tmpdir(const char *name)
     return dir;
 }
 
+char *h_park_dir(const char *name)
+{
+    char *dir = h_tmpdir(name);
+    char *profiles = xasprintf("%s/config/profiles", h_env("PARKGW_SOURCE_DIR", "."));
+    char *link = xasprintf("%s/profiles", dir);
+    if (symlink(profiles, link) < 0)
+        die("symlink to the profiles");
+    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    free(link);
+    free(profiles);
+    return dir;
+}
+
 int h_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -184,15 +184,7 @@ static bool status_shows(const char *parkgw, const char *cfg, const char *needle
 
 int main(void)
 {
-    char *dir = h_tmpdir("it_alarms");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_alarms");
 
     struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
     int mport = h_start_mosquitto(&mosq, dir);
@@ -418,8 +410,6 @@ out:
     free(gw_log);
     free(gw_cfg);
     free(sim_cfg);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

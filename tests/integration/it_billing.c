@@ -101,15 +101,7 @@ static int csv_fields(char *line, char **f, int max)
 
 int main(void)
 {
-    char *dir = h_tmpdir("it_billing");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_billing");
     setenv("TZ", "Asia/Shanghai", 1);
     tzset();
 
@@ -320,8 +312,6 @@ int main(void)
     free(gw_log);
     free(gw_cfg);
     free(sim_cfg);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

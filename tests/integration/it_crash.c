@@ -63,15 +63,7 @@ static int64_t db_int(sqlite3 *db, const char *sql)
 
 int main(void)
 {
-    char *dir = h_tmpdir("it_crash");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_crash");
 
     struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
     int mport = h_start_mosquitto(&mosq, dir);
@@ -180,8 +172,6 @@ int main(void)
     free(gw_log);
     free(gw_cfg);
     free(sim_cfg);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

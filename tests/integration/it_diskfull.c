@@ -101,15 +101,7 @@ int main(void)
         printf("SKIP it_diskfull: needs root to mount a tmpfs\n");
         return 0;
     }
-    char *dir = h_tmpdir("it_diskfull");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_diskfull");
 
     char *mnt = xasprintf("%s/mnt", dir);
     mkdir(mnt, 0755);
@@ -193,8 +185,6 @@ int main(void)
     free(gw_cfg);
     free(sim_cfg);
     free(mnt);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

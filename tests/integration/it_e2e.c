@@ -133,15 +133,7 @@ static int find_value(void *ud, int64_t ts, double value)
 
 int main(void)
 {
-    char *dir = h_tmpdir("it_e2e");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_e2e");
 
     struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
     int mport = h_start_mosquitto(&mosq, dir);
@@ -336,8 +328,6 @@ int main(void)
     free(gw_log);
     free(gw_cfg);
     free(sim_cfg);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

@@ -250,15 +250,7 @@ static int check_sample(void *ud, int64_t ts, double value)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    char *dir = h_tmpdir("it_modbus");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_modbus");
     setenv("TZ", "Asia/Shanghai", 1);
 
     struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
@@ -459,8 +451,6 @@ int main(void)
     free(gw_cfg);
     free(sim_cfg);
     free(dev);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }

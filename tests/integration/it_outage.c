@@ -272,15 +272,7 @@ static int64_t check_stream(const struct config *cfg, struct h_sub *sub, int64_t
 
 int main(void)
 {
-    char *dir = h_tmpdir("it_outage");
-    const char *src = h_env("PARKGW_SOURCE_DIR", ".");
-    char *profiles = xasprintf("%s/config/profiles", src);
-    char *link = xasprintf("%s/profiles", dir);
-    if (symlink(profiles, link) < 0) {
-        perror("symlink");
-        return 2;
-    }
-    setenv("PARKGW_PROFILE_DIR", profiles, 1);
+    char *dir = h_park_dir("it_outage");
     setenv("TZ", "Asia/Shanghai", 1);
 
     struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
@@ -383,8 +375,6 @@ int main(void)
     free(gw_log);
     free(gw_cfg);
     free(sim_cfg);
-    free(link);
-    free(profiles);
     free(dir);
     return check_done();
 }
