@@ -181,7 +181,7 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
         outbox_free(ob);
     }
     if (!rs) {
-        printf("daemon: no counters at %s (parkgw run has not run here)\n", state_path);
+        printf("daemon: not running (no counters at %s)\n", state_path);
     } else {
         char since[32];
         fmt_time(json_integer_value(json_object_get(rs, "started")), since, sizeof(since));

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "gateway/cli.h"
@@ -34,6 +35,8 @@
  * tail page of every point it touches, so committing every meter's poll on
  * its own multiplies the bytes written to flash (docs/PERFORMANCE.md). */
 #define WRITER_COMMIT_INTERVAL_MS 1000
+/* How long start-up waits for the broker before polling anyway. */
+#define BROKER_WAIT_MS 3000
 /* How often the counters file for `parkgw status` is rewritten. */
 #define RUNSTATE_INTERVAL_MS 5000
 
@@ -515,6 +518,17 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         goto out_stop_pollers;
     writer_set_outbox_notify(d.writer, publisher_kick, d.publisher);
 
+    /* A broker that is up is usually connected within a second or two: give
+     * it that long so the first live values are not dropped. A broker that
+     * is down does not delay polling (samples and durable messages wait). */
+    for (int64_t end = now_mono_ms() + BROKER_WAIT_MS; now_mono_ms() < end && !got_stop;) {
+        struct mqtt_stats ms;
+        mqtt_get_stats(d.mqtt, &ms);
+        if (ms.connected)
+            break;
+        sleep_ms(50);
+    }
+
     if (start_pollers(&d) < 0)
         goto out_stop_pollers;
 
@@ -553,6 +567,8 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
             }
         }
     }
+    /* `parkgw status` must not show a stopped daemon's last counters as live. */
+    unlink(state_path);
     free(state_path);
     log_info("stopping: flushing samples and publishing offline status");
     sd_notify(0, "STOPPING=1");
