@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -192,19 +193,63 @@ static void schedule_retry_locked(struct mqtt *m)
     pthread_cond_broadcast(&m->cond);
 }
 
+/* What an MQTT 3.1.1 CONNACK return code means. Paho reports a refused
+ * connect as onFailure with the broker's return code (1-5, positive; its own
+ * errors are negative) and the bare message "CONNACK return code".
+ * mosquitto answers a wrong user name or password with 5. */
+static const char *connack_reason(int code)
+{
+    switch (code) {
+    case 1:
+        return "unacceptable protocol version (the broker does not accept MQTT 3.1.1)";
+    case 2:
+        return "identifier rejected (check mqtt.client_id)";
+    case 3:
+        return "server unavailable (the broker cannot take clients right now)";
+    case 4:
+        return "bad user name or password (check mqtt.username and the password_file)";
+    case 5:
+        return "not authorized (bad user name or password, or this user may not connect; "
+               "check mqtt.username, the password_file and the broker's ACL)";
+    default:
+        return "refused with an unknown CONNACK return code";
+    }
+}
+
+/* Why a connect failed, in words an operator can act on: the broker's
+ * CONNACK refusal, or for a TLS URI the causes Paho folds into its generic
+ * "TCP/TLS connect failure" (nothing listening, TLS handshake failed, server
+ * certificate or host name not accepted). Never contains the password. */
+static void connect_reason(const struct mqtt *m, int code, const char *message, char *buf,
+                           size_t len)
+{
+    if (code > 0)
+        snprintf(buf, len, "broker refused the connection: %s (CONNACK code %d)",
+                 connack_reason(code), code);
+    else if (m->tls && code == MQTTASYNC_FAILURE)
+        snprintf(buf, len,
+                 "%s (paho code %d): no TLS session: the broker is unreachable, the TLS "
+                 "handshake failed, or the server certificate was refused (it must chain to "
+                 "tls.ca_file and name the host of the uri)",
+                 paho_reason(code, message), code);
+    else
+        snprintf(buf, len, "%s (paho code %d)", paho_reason(code, message), code);
+}
+
 /* Logs a failed connect once per outage (and again only if the reason
  * changes), so a broker that stays down does not flood the journal. Called
  * with the lock held. */
 static void log_connect_failure_locked(struct mqtt *m, int code, const char *message)
 {
+    char why[512];
+    connect_reason(m, code, message, why, sizeof(why));
     if (!m->down_logged || code != m->last_fail_code) {
-        log_warn("mqtt: cannot connect to %s: %s (paho code %d); retrying with backoff up to %d s",
-                 m->uri, paho_reason(code, message), code, MQTT_RETRY_MAX_MS / 1000);
+        log_warn("mqtt: cannot connect to %s: %s; retrying with backoff up to %d s", m->uri,
+                 why, MQTT_RETRY_MAX_MS / 1000);
         m->down_logged = true;
         m->last_fail_code = code;
     } else {
-        log_debug("mqtt: connect to %s failed again: %s (paho code %d)", m->uri,
-                  paho_reason(code, message), code);
+        log_debug("mqtt: connect to %s failed again: %s", m->uri, why);
     }
 }
 

@@ -569,3 +569,178 @@ int h_notify_recv(int fd, char *buf, size_t len, int timeout_ms)
     buf[n] = '\0';
     return (int)n;
 }
+
+/* ---- TLS and authenticated brokers ---- */
+
+/* The full path of an executable 'name' in $PATH, /usr/sbin or /sbin
+ * (malloc'd), or NULL. */
+static char *find_program(const char *name)
+{
+    char *dirs = xasprintf("%s:/usr/sbin:/sbin", h_env("PATH", "/usr/bin:/bin"));
+    char *save = NULL, *found = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        char *path = xasprintf("%s/%s", *d ? d : ".", name);
+        if (access(path, X_OK) == 0)
+            found = path;
+        else
+            free(path);
+    }
+    free(dirs);
+    return found;
+}
+
+bool h_have_program(const char *name)
+{
+    char *path = find_program(name);
+    free(path);
+    return path != NULL;
+}
+
+/* Runs 'program' with args (NULL-terminated, without argv[0]); true when it
+ * exits 0. Its output is dropped unless it fails. */
+static bool run_quiet(const char *program, const char *const *args)
+{
+    char *path = find_program(program);
+    if (!path)
+        return false;
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = path;
+    for (; args[n - 1] && n < ARRAY_SIZE(argv) - 1; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    char *out = NULL, *err = NULL;
+    int rc = h_run((char *const *)argv, &out, &err, 30000);
+    if (rc != 0)
+        fprintf(stderr, "harness: %s failed (%d): %s%s\n", program, rc, out, err);
+    free(out);
+    free(err);
+    free(path);
+    return rc == 0;
+}
+
+bool h_make_test_certs(const char *dir)
+{
+    enum { CA_KEY, CA_CRT, SRV_KEY, SRV_CSR, SRV_CRT, SRV_EXT, BAD_KEY, BAD_CSR, BAD_CRT,
+           BAD_EXT, OTHER_KEY, OTHER_CRT, N_FILES };
+    static const char *const names[N_FILES] = {
+        "ca.key",        "ca.crt",        "srv.key",       "srv.csr",
+        "srv.crt",       "srv.ext",       "wrongname.key", "wrongname.csr",
+        "wrongname.crt", "wrongname.ext", "other-ca.key",  "other-ca.crt"};
+    char *p[N_FILES];
+    for (size_t i = 0; i < N_FILES; i++)
+        p[i] = xasprintf("%s/%s", dir, names[i]);
+    h_write_file(p[SRV_EXT], "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    h_write_file(p[BAD_EXT], "subjectAltName=DNS:other.example\n");
+
+    /* P-256 keys: fast to generate, accepted by every OpenSSL 3 default. */
+#define EC_KEY "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"
+    const char *ca[] = {"req", "-x509", EC_KEY, "-keyout", p[CA_KEY], "-out", p[CA_CRT],
+                        "-days", "2", "-subj", "/CN=parkgw-it-ca", NULL};
+    const char *other[] = {"req", "-x509", EC_KEY, "-keyout", p[OTHER_KEY], "-out",
+                           p[OTHER_CRT], "-days", "2", "-subj", "/CN=unrelated-ca", NULL};
+    const char *srv_req[] = {"req", EC_KEY, "-keyout", p[SRV_KEY], "-out", p[SRV_CSR],
+                             "-subj", "/CN=localhost", NULL};
+    const char *srv_sign[] = {"x509", "-req", "-in", p[SRV_CSR], "-CA", p[CA_CRT], "-CAkey",
+                              p[CA_KEY], "-CAcreateserial", "-out", p[SRV_CRT], "-days", "2",
+                              "-extfile", p[SRV_EXT], NULL};
+    const char *bad_req[] = {"req", EC_KEY, "-keyout", p[BAD_KEY], "-out", p[BAD_CSR],
+                             "-subj", "/CN=other.example", NULL};
+    const char *bad_sign[] = {"x509", "-req", "-in", p[BAD_CSR], "-CA", p[CA_CRT], "-CAkey",
+                              p[CA_KEY], "-CAcreateserial", "-out", p[BAD_CRT], "-days", "2",
+                              "-extfile", p[BAD_EXT], NULL};
+#undef EC_KEY
+    bool ok = run_quiet("openssl", ca) && run_quiet("openssl", other) &&
+              run_quiet("openssl", srv_req) && run_quiet("openssl", srv_sign) &&
+              run_quiet("openssl", bad_req) && run_quiet("openssl", bad_sign);
+    /* A broker started as root may read them as another user; these keys
+     * protect nothing. */
+    if (ok)
+        ok = chmod(p[SRV_KEY], 0644) == 0 && chmod(p[BAD_KEY], 0644) == 0;
+    for (size_t i = 0; i < N_FILES; i++)
+        free(p[i]);
+    return ok;
+}
+
+bool h_mosquitto_passwd(const char *file, bool create, const char *user, const char *password)
+{
+    const char *with_c[] = {"-b", "-c", file, user, password, NULL};
+    const char *without[] = {"-b", file, user, password, NULL};
+    return run_quiet("mosquitto_passwd", create ? with_c : without);
+}
+
+void h_restart_mosquitto_conf(struct proc *p, const char *dir, int port,
+                              const char *listener_conf)
+{
+    char *conf = xasprintf("%s/mosquitto-%d.conf", dir, port);
+    /* As h_restart_mosquitto: a broker started as root stays our user. */
+    const struct passwd *pw = getpwuid(geteuid());
+    char *text = xasprintf("listener %d 127.0.0.1\n%s\npersistence false\nuser %s\n", port,
+                           listener_conf ? listener_conf : "",
+                           pw && pw->pw_name ? pw->pw_name : "mosquitto");
+    h_write_file(conf, text);
+    char *log = xasprintf("%s/mosquitto-%d.log", dir, port);
+    const char *bin = h_env("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
+    char *argv[] = {(char *)bin, "-c", conf, NULL};
+    h_spawn(p, argv, log, false);
+    if (!h_wait_port(port, 10000)) {
+        h_dump_log(p, "mosquitto");
+        fprintf(stderr, "harness: mosquitto did not listen on %d\n", port);
+        exit(2);
+    }
+    free(conf);
+    free(text);
+    free(log);
+}
+
+int h_start_mosquitto_conf(struct proc *p, const char *dir, const char *listener_conf)
+{
+    int port = h_free_port();
+    h_restart_mosquitto_conf(p, dir, port, listener_conf);
+    return port;
+}
+
+struct h_sub *h_sub_new_auth(int port, const char *client_id, const char *filter,
+                             const char *ca_file, const char *user, const char *password)
+{
+    struct h_sub *s = xcalloc(1, sizeof(*s));
+    char *uri = xasprintf("%s://127.0.0.1:%d", ca_file ? "ssl" : "tcp", port);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->filter = xstrdup(filter);
+    if (MQTTAsync_create(&s->client, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
+        MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "harness: MQTTAsync_create failed for %s\n", uri);
+        exit(2);
+    }
+    MQTTAsync_setCallbacks(s->client, s, NULL, on_message, NULL);
+    MQTTAsync_setConnected(s->client, s, on_connected);
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    co.cleansession = 1;
+    co.keepAliveInterval = 10;
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 2;
+    co.username = user;
+    co.password = password;
+    if (ca_file) {
+        ssl.trustStore = ca_file;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;
+        co.ssl = &ssl;
+    }
+    if (MQTTAsync_connect(s->client, &co) != MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "harness: MQTTAsync_connect failed for %s\n", uri);
+        exit(2);
+    }
+    int64_t end = now_mono_ms() + 10000;
+    while (!s->subscribed && now_mono_ms() < end)
+        sleep_ms(10);
+    if (!s->subscribed) {
+        fprintf(stderr, "harness: subscriber %s could not subscribe on %s\n", client_id, uri);
+        exit(2);
+    }
+    free(uri);
+    return s;
+}

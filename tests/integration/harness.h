@@ -105,3 +105,33 @@ int h_notify_socket(const char *path);
 /* Receives one notification into buf (NUL-terminated); returns its length,
  * or -1 when nothing arrived within timeout_ms. */
 int h_notify_recv(int fd, char *buf, size_t len, int timeout_ms);
+
+/* ---- TLS and authenticated brokers (it_mqtt_auth) ---- */
+
+/* True when 'name' is an executable in $PATH, /usr/sbin or /sbin. */
+bool h_have_program(const char *name);
+/* Makes a throwaway PKI in dir with the openssl command: ca.crt/ca.key (the
+ * test CA), srv.crt/srv.key (signed by it for IP 127.0.0.1 and DNS
+ * localhost), wrongname.crt/wrongname.key (signed by it for DNS
+ * other.example only) and other-ca.crt (an unrelated CA). Keys are
+ * world-readable (mosquitto may drop privileges). False when openssl
+ * failed. */
+bool h_make_test_certs(const char *dir);
+/* Adds user:password to a mosquitto password file with mosquitto_passwd -b
+ * (create: -c, a new file). False when it failed. */
+bool h_mosquitto_passwd(const char *file, bool create, const char *user, const char *password);
+/* Starts mosquitto on a free port like h_start_mosquitto, but the listener's
+ * settings come from 'listener_conf' (placed right after the "listener"
+ * line: cafile/certfile/keyfile make it TLS) and nothing is implied about
+ * anonymous access: say "allow_anonymous true|false" there. Config and log
+ * are dir/mosquitto-PORT.{conf,log}. Ready when the port accepts TCP. */
+int h_start_mosquitto_conf(struct proc *p, const char *dir, const char *listener_conf);
+/* The same on a given port (after h_stop). */
+void h_restart_mosquitto_conf(struct proc *p, const char *dir, int port,
+                              const char *listener_conf);
+/* A recording subscriber like h_sub_new that can authenticate: ca_file set
+ * connects ssl://127.0.0.1:port verifying the server against it; user and
+ * password (either may be NULL) are sent in CONNECT. Exits when it cannot
+ * subscribe within 10 s. */
+struct h_sub *h_sub_new_auth(int port, const char *client_id, const char *filter,
+                             const char *ca_file, const char *user, const char *password);
