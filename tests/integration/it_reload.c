@@ -206,6 +206,10 @@ int main(void)
         for (size_t i = 1; i < s.n; i++)
             dup |= s.ts[i] - s.ts[i - 1] < 500;
         CHECK(!dup);
+        if (dup)
+            for (size_t i = 0; i < s.n; i++)
+                fprintf(stderr, "e1 sample %zu at %lld (reload at %lld)\n", i,
+                        (long long)s.ts[i], (long long)reload_ms);
         CHECK(max_gap(&s, from, to) <= 1600);
         printf("unchanged bus: %zu samples in 8 s around the reload, max gap %lld ms\n", s.n,
                (long long)max_gap(&s, from, to));
