@@ -478,14 +478,105 @@ int rollup_rebuild(struct rollup *r)
     return rc;
 }
 
+/* Buckets past the rollup horizon, computed from the raw samples as
+ * rollup_add would have stored them (every pair in ts order). */
+struct synth {
+    enum rollup_level l;
+    int64_t start, to;         /* buckets with start <= bucket < to */
+    bool has_prev, cur_used, done;
+    int64_t prev_ts;
+    double prev_v;
+    int64_t cur_end;           /* end of cur's bucket */
+    struct rollup_row cur;
+    struct rollup_row *rows;
+    size_t n, cap;
+};
+
+static void synth_emit(struct synth *y)
+{
+    y->rows = xgrow(y->rows, &y->cap, y->n + 1, sizeof(*y->rows));
+    y->rows[y->n++] = y->cur;
+    y->cur_used = false;
+}
+
+static int synth_sample(void *ud, int64_t ts, double v)
+{
+    struct synth *y = ud;
+    if (ts < y->start) {
+        /* the reading before the first bucket: only its pair entering */
+        y->has_prev = true;
+        y->prev_ts = ts;
+        y->prev_v = v;
+        return 0;
+    }
+    if (y->cur_used && ts >= y->cur_end) {
+        /* the pair leaving cur's bucket */
+        row_pair(&y->cur, ts - y->prev_ts, v - y->prev_v, false);
+        synth_emit(y);
+    }
+    if (!y->cur_used) {
+        int64_t b = rollup_floor(ts, y->l);
+        if (b >= y->to) {
+            y->done = true;
+            return 1;
+        }
+        row_init(&y->cur, b, ts, v);
+        y->cur_end = rollup_next(b, y->l);
+        y->cur_used = true;
+    }
+    row_sample(&y->cur, ts, v);
+    if (y->has_prev)
+        row_pair(&y->cur, ts - y->prev_ts, v - y->prev_v, true);
+    y->has_prev = true;
+    y->prev_ts = ts;
+    y->prev_v = v;
+    return 0;
+}
+
+/* Rows of [start, to) from the raw samples (both tables), then cb on each. */
+static int synth_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t start,
+                      int64_t to, int (*cb)(void *ud, const struct rollup_row *row), void *ud)
+{
+    struct synth y = {.l = l, .start = start, .to = to};
+    int64_t lo = start;
+    int r = store_seek_back(st, point, start, INT64_MIN, 1, &lo);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    r = store_scan(st, point, lo, INT64_MAX, synth_sample, &y);
+    if (r == 0 && y.cur_used)
+        synth_emit(&y);
+    for (size_t i = 0; r == 0 && i < y.n; i++)
+        if (cb(ud, &y.rows[i]) != 0)
+            break;
+    free(y.rows);
+    return r;
+}
+
 int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t from, int64_t to,
                 int (*cb)(void *ud, const struct rollup_row *row), void *ud)
 {
     sqlite3_stmt *q;
+    int64_t horizon, synth_from = INT64_MAX;
+    bool stopped = false;
     int rc;
 
     if ((unsigned)l >= ROLLUP__COUNT)
         return -EINVAL;
+    /* Past the horizon the stored rows lack the staged samples (not yet
+     * moved into samples): those buckets come from the raw samples. */
+    int64_t to_all = to;
+    int r0 = store_rollup_horizon(st, point, &horizon);
+    if (r0 < 0)
+        return r0;
+    if (horizon != INT64_MAX) {
+        synth_from = horizon == INT64_MIN ? INT64_MIN : rollup_floor(horizon, l);
+        if (synth_from < from)
+            synth_from = rollup_ceil(from, l);
+        if (synth_from < to)
+            to = synth_from;
+        else
+            synth_from = INT64_MAX;
+    }
     char *sql = xasprintf("SELECT bucket, n, first_ts, first_v, last_ts, last_v, vmin, vmax, vsum, "
                           "anomalies, max_rise, max_gap FROM %s "
                           "WHERE point = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
@@ -514,10 +605,13 @@ int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t f
         };
         if (cb(ud, &w) != 0) {
             rc = SQLITE_DONE;
+            stopped = true;
             break;
         }
     }
     int r = rc == SQLITE_DONE ? 0 : store_sqlite_error(st, rc);
     sqlite3_finalize(q);
+    if (r == 0 && !stopped && synth_from != INT64_MAX)
+        r = synth_scan(st, point, l, synth_from, to_all, cb, ud);
     return r;
 }

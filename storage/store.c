@@ -6,6 +6,7 @@
  */
 #include "storage/store.h"
 #include "gateway/util.h"
+#include "gateway/log.h"
 #include "storage/rollup.h"
 
 #include <errno.h>
@@ -129,6 +130,18 @@ static const char *const store_migrations[] = {
     "    WHEN 'alarm_cleared' THEN CAST(json_extract(NEW.payload, '$.alarm') AS TEXT)"
     "    WHEN 'comm_restored' THEN 'comm_lost' ELSE 'bus_down' END;"
     " END;",
+    /* 3 -> 4: the staging table of the writer's recent samples (docs/STORAGE.md,
+     * "Write path"). Keyed (ts, point), so each commit appends at the
+     * b-tree's right edge instead of rewriting the tail page of every
+     * point's range in samples; store_maintain moves its older part into
+     * samples (and the rollups) in one bulk transaction per quarter hour.
+     * Invariant: a staged sample of a point is newer than every sample of
+     * that point in samples. */
+    "CREATE TABLE samples_recent("
+    "  ts INTEGER NOT NULL,"
+    "  point INTEGER NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;",
 };
 /* The version whose step creates the rollup tables (built from the samples
  * by store_migrate). */
@@ -148,15 +161,36 @@ struct store {
     sqlite3_stmt *st_point_update;
     sqlite3_stmt *st_scan;
     sqlite3_stmt *st_retain;
+    sqlite3_stmt *st_seek;
+    sqlite3_stmt *st_stage;        /* insert into samples_recent */
+    sqlite3_stmt *st_main_max;     /* a point's newest ts in samples */
+    sqlite3_stmt *st_recent_any;   /* is samples_recent empty? */
+    sqlite3_stmt *st_data_version;
     struct rollup *rollup;       /* NULL on a read-only handle */
     bool rollups_off;            /* store_set_rollups_for_bench */
     int retention_days;          /* 0: keep raw samples forever */
     int64_t retention_due_ms;    /* next store_maintain run */
     int64_t retention_cursor;    /* last point id the retention pass finished */
+    /* Staging (store_set_staging): per point id, its newest ts in samples
+     * (STORE_TS_UNKNOWN: not looked up, STORE_TS_NONE: no sample), valid
+     * while no other connection commits (PRAGMA data_version). */
+    bool staging;
+    int64_t *main_max;
+    size_t main_max_cap;
+    int64_t data_version;
+    int64_t staged_min, staged_max;   /* bounds of what this handle staged and did not move */
+    int64_t move_due_ms;              /* after a failed move: not before this */
     char errmsg[256];
 };
 /* Idle time between retention passes that found nothing more to delete. */
 #define STORE_RETENTION_IDLE_MS 60000
+/* Staged samples are moved into samples once the newest one is in a later
+ * quarter hour than the oldest; at most this many per transaction. */
+#define STORE_MOVE_BATCH 1000000
+/* After a failed move (disk full): wait before the next attempt. */
+#define STORE_MOVE_RETRY_MS 10000
+#define STORE_TS_UNKNOWN INT64_MIN
+#define STORE_TS_NONE (INT64_MIN + 1)
 
 static const char *const store_utility_names[] = {"electricity", "water", "gas", "wastewater"};
 static const char *const store_kind_names[] = {"gauge", "counter"};
@@ -299,8 +333,21 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
          "INSERT INTO points(enterprise, meter, point, utility, kind) VALUES (?1, ?2, ?3, ?4, ?5)"},
         {offsetof(struct store, st_point_update),
          "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1"},
+        /* Both tables, merged in ts order by SQLite (MERGE (UNION ALL): two
+         * range reads, no sort). A sample is in one table or the other. */
         {offsetof(struct store, st_scan),
-         "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"},
+         "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 "
+         "UNION ALL SELECT ts, value FROM samples_recent "
+         "WHERE ts >= ?2 AND ts < ?3 AND point = ?1 ORDER BY 1"},
+        {offsetof(struct store, st_seek),
+         "SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 AND ts >= ?3 "
+         "UNION ALL SELECT ts FROM samples_recent WHERE ts < ?2 AND ts >= ?3 AND point = ?1 "
+         "ORDER BY 1 DESC LIMIT 1 OFFSET ?4"},
+        {offsetof(struct store, st_stage),
+         "INSERT OR IGNORE INTO samples_recent(ts, point, value) VALUES (?2, ?1, ?3)"},
+        {offsetof(struct store, st_main_max), "SELECT max(ts) FROM samples WHERE point = ?1"},
+        {offsetof(struct store, st_recent_any), "SELECT ts FROM samples_recent ORDER BY ts LIMIT 1"},
+        {offsetof(struct store, st_data_version), "PRAGMA data_version"},
         /* One point's oldest rows before the cutoff: a range of the
          * (point, ts) key, never a scan of the table. */
         {offsetof(struct store, st_retain),
@@ -422,6 +469,18 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     r = store_prepare(s, err, errlen);
     if (r < 0)
         goto out_close;
+    s->staged_min = INT64_MAX;
+    s->staged_max = INT64_MIN;
+    if (!readonly) {
+        /* Samples a previous run staged (it was killed, or stopped with a
+         * full disk) join samples and the rollups now, so every table is
+         * complete for plain SQL readers. Failing (disk full) is not fatal:
+         * store_scan and rollup_scan read the staging table too. */
+        int mr = store_flush_staged(s);
+        if (mr < 0)
+            log_warn("storage: %s: cannot move the staged samples yet: %s", path,
+                     s->errmsg);
+    }
     *ret = s;
     return 0;
 
@@ -437,6 +496,8 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    if (s->staging && s->st_recent_any)
+        store_flush_staged(s);   /* a clean stop leaves nothing staged */
     sqlite3_finalize(s->st_begin);
     sqlite3_finalize(s->st_commit);
     sqlite3_finalize(s->st_rollback);
@@ -446,7 +507,13 @@ void store_close(struct store *s)
     sqlite3_finalize(s->st_point_update);
     sqlite3_finalize(s->st_scan);
     sqlite3_finalize(s->st_retain);
+    sqlite3_finalize(s->st_seek);
+    sqlite3_finalize(s->st_stage);
+    sqlite3_finalize(s->st_main_max);
+    sqlite3_finalize(s->st_recent_any);
+    sqlite3_finalize(s->st_data_version);
     rollup_free(s->rollup);
+    free(s->main_max);
     /* Closing the last connection checkpoints the WAL and removes it. */
     sqlite3_close_v2(s->db);
     free(s->path);
@@ -544,24 +611,299 @@ int store_find_point(struct store *s, const char *enterprise, const char *meter,
     return r;
 }
 
+
+/* ---- staging (samples_recent) ---- */
+
+/* Forgets the cached newest ts of every point (another connection wrote,
+ * or a move rolled back). */
+static void store_main_max_forget(struct store *s)
+{
+    for (size_t i = 0; i < s->main_max_cap; i++)
+        s->main_max[i] = STORE_TS_UNKNOWN;
+}
+
+/* The newest ts of 'point' in samples (STORE_TS_NONE if it has none),
+ * through the cache. 0 or -errno. */
+static int store_main_max(struct store *s, uint32_t point, int64_t *ret)
+{
+    if ((size_t)point >= s->main_max_cap) {
+        size_t old = s->main_max_cap;
+        s->main_max = xgrow(s->main_max, &s->main_max_cap, (size_t)point + 1, sizeof(int64_t));
+        for (size_t i = old; i < s->main_max_cap; i++)
+            s->main_max[i] = STORE_TS_UNKNOWN;
+    }
+    if (s->main_max[point] == STORE_TS_UNKNOWN) {
+        sqlite3_bind_int64(s->st_main_max, 1, point);
+        int rc = sqlite3_step(s->st_main_max);
+        if (rc != SQLITE_ROW) {
+            int r = store_fail(s, rc);
+            sqlite3_reset(s->st_main_max);
+            return r;
+        }
+        s->main_max[point] = sqlite3_column_type(s->st_main_max, 0) == SQLITE_NULL
+                                 ? STORE_TS_NONE
+                                 : sqlite3_column_int64(s->st_main_max, 0);
+        sqlite3_reset(s->st_main_max);
+    }
+    *ret = s->main_max[point];
+    return 0;
+}
+
+/* The oldest staged ts, or INT64_MAX when samples_recent is empty. */
+static int store_staged_oldest(struct store *s, int64_t *ret)
+{
+    int rc = sqlite3_step(s->st_recent_any);
+    int r = 0;
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(s->st_recent_any, 0);
+    else if (rc == SQLITE_DONE)
+        *ret = INT64_MAX;
+    else
+        r = store_fail(s, rc);
+    sqlite3_reset(s->st_recent_any);
+    return r;
+}
+
+/*
+ * Inside the caller's write transaction: moves the staged samples with
+ * ts < cut (at most STORE_MOVE_BATCH of them, the oldest) into samples,
+ * feeding the rollups in (point, ts) order as a bulk insert does, and
+ * deletes them from samples_recent. *ret_moved (may be NULL): rows moved.
+ * 0 or -errno; after an error the caller rolls back.
+ */
+static int store_move_staged(struct store *s, int64_t cut, int64_t *ret_moved)
+{
+    struct rollup *ru = s->rollups_off ? NULL : s->rollup;
+    sqlite3_stmt *sel = NULL, *del = NULL;
+    int64_t oldest, moved = 0;
+    int rc, r;
+
+    if (ret_moved)
+        *ret_moved = 0;
+    r = store_staged_oldest(s, &oldest);
+    if (r < 0)
+        return r;
+    s->staged_min = oldest;
+    if (oldest >= cut)
+        return 0;
+    if (s->readonly)
+        return 0;   /* readers merge both tables anyway */
+    /* Bound the transaction: cut at the ts of the BATCH-th oldest row. */
+    rc = sqlite3_prepare_v2(s->db, "SELECT ts FROM samples_recent ORDER BY ts LIMIT 1 OFFSET ?1",
+                            -1, &sel, NULL);
+    if (rc != SQLITE_OK)
+        goto out_fail;
+    sqlite3_bind_int64(sel, 1, STORE_MOVE_BATCH);
+    rc = sqlite3_step(sel);
+    if (rc == SQLITE_ROW) {
+        int64_t c = sqlite3_column_int64(sel, 0);
+        if (c < cut)
+            cut = c > oldest ? c : oldest + 1;
+    } else if (rc != SQLITE_DONE) {
+        goto out_fail;
+    }
+    sqlite3_finalize(sel);
+    sel = NULL;
+
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT point, ts, value FROM samples_recent WHERE ts < ?1 "
+                            "ORDER BY point, ts",
+                            -1, &sel, NULL);
+    if (rc != SQLITE_OK)
+        goto out_fail;
+    sqlite3_bind_int64(sel, 1, cut);
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        sqlite3_int64 point = sqlite3_column_int64(sel, 0), ts = sqlite3_column_int64(sel, 1);
+        double v = sqlite3_column_double(sel, 2);
+        sqlite3_bind_int64(s->st_insert, 1, point);
+        sqlite3_bind_int64(s->st_insert, 2, ts);
+        sqlite3_bind_double(s->st_insert, 3, v);
+        rc = store_step_done(s->st_insert);
+        if (rc != SQLITE_OK)
+            goto out_fail;
+        moved++;
+        if (ru && sqlite3_changes(s->db) > 0) {
+            rc = rollup_add(ru, (uint32_t)point, ts, v);
+            if (rc != SQLITE_OK)
+                goto out_fail;
+        }
+        if (point >= 0 && (size_t)point < s->main_max_cap &&
+            s->main_max[point] != STORE_TS_UNKNOWN && ts > s->main_max[point])
+            s->main_max[point] = ts;
+    }
+    if (rc != SQLITE_DONE)
+        goto out_fail;
+    sqlite3_finalize(sel);
+    sel = NULL;
+    if (ru) {
+        rc = rollup_flush(ru);
+        if (rc != SQLITE_OK)
+            goto out_fail;
+    }
+    rc = sqlite3_prepare_v2(s->db, "DELETE FROM samples_recent WHERE ts < ?1", -1, &del, NULL);
+    if (rc != SQLITE_OK)
+        goto out_fail;
+    sqlite3_bind_int64(del, 1, cut);
+    rc = store_step_done(del);
+    sqlite3_finalize(del);
+    if (rc != SQLITE_OK)
+        goto out_fail;
+    if (s->staged_min < cut)
+        s->staged_min = cut;
+    if (ret_moved)
+        *ret_moved = moved;
+    return 0;
+
+out_fail:
+    r = store_fail(s, rc);
+    sqlite3_finalize(sel);
+    rollup_reset(ru);
+    /* the cached maxima may include rows the rollback takes away */
+    store_main_max_forget(s);
+    return r;
+}
+
+/* Moves staged samples older than cut in their own transaction. */
+static int store_move_txn(struct store *s, int64_t cut, int64_t *ret_moved)
+{
+    int r = store_begin(s);
+    if (r < 0)
+        return r;
+    r = store_move_staged(s, cut, ret_moved);
+    if (r < 0) {
+        store_rollback(s);
+        return r;
+    }
+    return store_commit(s);
+}
+
+int store_flush_staged(struct store *s)
+{
+    int64_t oldest, moved;
+    int r;
+    if (s->readonly)
+        return -EROFS;
+    do {
+        r = store_staged_oldest(s, &oldest);
+        if (r < 0 || oldest == INT64_MAX)
+            break;
+        r = store_move_txn(s, INT64_MAX, &moved);
+    } while (r == 0 && moved > 0);
+    if (r == 0) {
+        s->staged_min = INT64_MAX;
+        s->staged_max = INT64_MIN;
+    }
+    return r;
+}
+
+void store_set_staging(struct store *s, bool on)
+{
+    s->staging = on && !s->readonly;
+    store_main_max_forget(s);
+    s->data_version = -1;
+    s->staged_min = INT64_MIN;   /* unknown: the first due check looks */
+    s->staged_max = INT64_MIN;
+}
+
+int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret)
+{
+    int64_t oldest;
+    int r = store_staged_oldest(s, &oldest);
+    if (r < 0)
+        return r;
+    if (oldest == INT64_MAX) {
+        *ret = INT64_MAX;
+        return 0;
+    }
+    sqlite3_bind_int64(s->st_main_max, 1, point);
+    int rc = sqlite3_step(s->st_main_max);
+    if (rc != SQLITE_ROW) {
+        r = store_fail(s, rc);
+        sqlite3_reset(s->st_main_max);
+        return r;
+    }
+    *ret = sqlite3_column_type(s->st_main_max, 0) == SQLITE_NULL
+               ? INT64_MIN
+               : sqlite3_column_int64(s->st_main_max, 0);
+    sqlite3_reset(s->st_main_max);
+    return 0;
+}
+
+/* The start of the quarter hour (UTC-aligned is enough: it only paces the
+ * moves) containing ts. */
+static int64_t store_quarter(int64_t ts)
+{
+    int64_t q = 900000;
+    int64_t b = ts / q * q;
+    return b > ts ? b - q : b;
+}
+
 int store_begin(struct store *s)
 {
     /* IMMEDIATE takes the write lock now, so a busy database fails here
      * (after busy_timeout) instead of halfway through the batch. */
     int rc = store_step_done(s->st_begin);
-    return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    if (s->staging) {
+        /* Under the write lock: has another connection committed (an
+         * import moves the staged rows and adds its own) since we last
+         * looked? Then the cached maxima are stale. */
+        rc = sqlite3_step(s->st_data_version);
+        int64_t dv = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_data_version, 0) : -2;
+        sqlite3_reset(s->st_data_version);
+        if (dv != s->data_version) {
+            store_main_max_forget(s);
+            s->staged_min = INT64_MIN;
+            s->data_version = dv;
+        }
+    }
+    return 0;
 }
 
 int store_add_samples(struct store *s, const struct sample *samples, size_t n)
 {
     struct rollup *ru = s->rollups_off ? NULL : s->rollup;
-    int rc;
+    int rc, r;
 
+    if (n == 0)
+        return 0;
+    if (!s->staging) {
+        /* An immediate insert (an import) must not land after staged
+         * samples of its point: move them all first (usually none). */
+        r = store_move_staged(s, INT64_MAX, NULL);
+        if (r < 0)
+            return r;
+    }
     for (size_t i = 0; i < n; i++) {
         /* NaN would bind as NULL and be dropped by OR IGNORE anyway; skip
          * it without a round trip. */
         if (isnan(samples[i].value))
             continue;
+        if (s->staging) {
+            int64_t newest;
+            r = store_main_max(s, samples[i].point, &newest);
+            if (r < 0)
+                goto out_fail_r;
+            if (samples[i].ts > newest) {
+                /* The daemon's case: newer than the point's stored series,
+                 * appended to samples_recent; its rollups come when it
+                 * moves (store_maintain). */
+                sqlite3_bind_int64(s->st_stage, 1, samples[i].point);
+                sqlite3_bind_int64(s->st_stage, 2, samples[i].ts);
+                sqlite3_bind_double(s->st_stage, 3, samples[i].value);
+                rc = store_step_done(s->st_stage);
+                if (rc != SQLITE_OK)
+                    goto out_fail;
+                if (samples[i].ts < s->staged_min)
+                    s->staged_min = samples[i].ts;
+                if (samples[i].ts > s->staged_max)
+                    s->staged_max = samples[i].ts;
+                continue;
+            }
+            /* Older than the point's newest stored sample (a clock step
+             * back): inserted into samples with its rollups at once. */
+        }
         sqlite3_bind_int64(s->st_insert, 1, samples[i].point);
         sqlite3_bind_int64(s->st_insert, 2, samples[i].ts);
         sqlite3_bind_double(s->st_insert, 3, samples[i].value);
@@ -586,6 +928,9 @@ int store_add_samples(struct store *s, const struct sample *samples, size_t n)
 out_fail:
     rollup_reset(ru);
     return store_fail(s, rc);
+out_fail_r:
+    rollup_reset(ru);
+    return r;
 }
 
 int store_commit(struct store *s)
@@ -663,13 +1008,15 @@ int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
 int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
                     int64_t *ret_ts)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db,
-                                "SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 AND ts >= ?3 "
-                                "ORDER BY ts DESC LIMIT 1 OFFSET ?4",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
+    sqlite3_stmt *st = s->st_seek;
+    bool own = false;
+    int rc;
+    if (sqlite3_stmt_busy(st)) {
+        rc = sqlite3_prepare_v2(s->db, sqlite3_sql(s->st_seek), -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return store_fail(s, rc);
+        own = true;
+    }
     sqlite3_bind_int64(st, 1, point);
     sqlite3_bind_int64(st, 2, ts);
     sqlite3_bind_int64(st, 3, floor_ts);
@@ -682,7 +1029,10 @@ int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_t
         r = -ENOENT;
     else
         r = store_fail(s, rc);
-    sqlite3_finalize(st);
+    if (own)
+        sqlite3_finalize(st);
+    else
+        sqlite3_reset(st);
     return r;
 }
 
@@ -711,7 +1061,8 @@ int store_stats(struct store *s, struct store_stats *ret)
     int64_t samples = 0, pages = 0, page_size = 0, oldest = 0;
     int r;
 
-    r = store_query_int(s, "SELECT count(*) FROM samples", &samples);
+    r = store_query_int(s, "SELECT (SELECT count(*) FROM samples) + "
+                           "(SELECT count(*) FROM samples_recent)", &samples);
     if (r < 0)
         return r;
     r = store_query_int(s, "PRAGMA page_count", &pages);
@@ -726,7 +1077,8 @@ int store_stats(struct store *s, struct store_stats *ret)
     r = store_query_int(s,
                         "SELECT coalesce(min(first), 0) FROM ("
                         "  SELECT (SELECT ts FROM samples WHERE point = p.id ORDER BY ts LIMIT 1)"
-                        "  AS first FROM points p)",
+                        "  AS first FROM points p"
+                        "  UNION ALL SELECT min(ts) FROM samples_recent)",
                         &oldest);
     if (r < 0)
         return r;
@@ -779,6 +1131,19 @@ int store_maintain(struct store *s, int64_t now_ms)
     bool done = false;
     int r;
 
+    if (s->staging && s->staged_max != INT64_MIN &&
+        store_quarter(s->staged_max) > s->staged_min && now_ms >= s->move_due_ms) {
+        /* The staged samples of closed quarter hours go to samples (and
+         * the rollups) in one bulk transaction. */
+        int64_t moved = 0;
+        r = store_move_txn(s, store_quarter(s->staged_max), &moved);
+        if (r < 0) {
+            s->move_due_ms = now_ms + STORE_MOVE_RETRY_MS;
+            return r;
+        }
+        s->move_due_ms = 0;
+        return 0;
+    }
     if (s->readonly || s->retention_days <= 0 || now_ms < s->retention_due_ms)
         return 0;
     r = store_begin(s);
@@ -810,6 +1175,18 @@ int store_rebuild_rollups(struct store *s)
     int r = store_begin(s);
     if (r < 0)
         return r;
+    r = store_move_staged(s, INT64_MAX, NULL);
+    while (r == 0) {
+        int64_t oldest;
+        r = store_staged_oldest(s, &oldest);
+        if (r < 0 || oldest == INT64_MAX)
+            break;
+        r = store_move_staged(s, INT64_MAX, NULL);
+    }
+    if (r < 0) {
+        store_rollback(s);
+        return r;
+    }
     int rc = rollup_rebuild(s->rollup);
     if (rc != SQLITE_OK) {
         r = store_fail(s, rc);

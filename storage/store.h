@@ -53,6 +53,30 @@ void store_rollback(struct store *s);
 typedef struct sqlite3 sqlite3;
 sqlite3 *store_db(struct store *s);
 
+/*
+ * Staging (the writer's write path, docs/STORAGE.md "Write path"): while on,
+ * store_add_samples appends a sample newer than every stored sample of its
+ * point to the samples_recent table (keyed by (ts, point): a commit writes
+ * a few pages at the b-tree's right edge instead of one page per point) and
+ * leaves its rollups for later; store_maintain moves the staged samples of
+ * closed quarter hours into samples, with their rollups, in one bulk
+ * transaction. Every reader (store_scan, store_seek_back, rollup_scan,
+ * store_stats) sees both tables. Off (the default): samples and rollups are
+ * written at once, and staged rows left by a writer are moved first.
+ * store_open (read-write) and store_close (of a staging handle) move what is
+ * staged. */
+void store_set_staging(struct store *s, bool on);
+
+/* Moves every staged sample into samples (and the rollups) now, in
+ * transactions of at most a million rows. 0, -EROFS, -ENOSPC, -EBUSY, -EIO. */
+int store_flush_staged(struct store *s);
+
+/* For rollup_scan: the rollup rows of 'point' are complete for the buckets
+ * that end at or before *ret (INT64_MAX: all of them; INT64_MIN: none, the
+ * point has only staged samples). Later buckets must be computed from the
+ * raw samples. 0 or -EIO. */
+int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret);
+
 /* Calls cb for each raw sample of 'point' with from <= ts < to, in ts order.
  * cb returning non-zero stops the scan. 0 or -EIO. */
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,

@@ -235,7 +235,15 @@ out_restore:
  * state (called by the thread without mu). */
 static void writer_load_summary(struct writer *w)
 {
-    int r = summary_load(w->sum, store_db(w->st), now_real_ms());
+    /* summary_load reads the latest readings from samples: move the
+     * staged ones there first. */
+    int r = store_flush_staged(w->st);
+    if (r < 0) {
+        log_err("storage: cannot move the staged samples of %s before loading the summary "
+                "state: %s", store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
+        return;
+    }
+    r = summary_load(w->sum, store_db(w->st), now_real_ms());
     if (r < 0) {
         /* Retried at the next tick; samples committed meanwhile still reach
          * it through the last stored readings. */
@@ -312,7 +320,8 @@ static void writer_after_commit(struct writer *w, size_t n_samples)
     }
     int r = store_maintain(w->st, now_real_ms());
     if (r < 0)
-        log_warn("storage: raw retention step on %s failed (%s); retrying later",
+        log_warn("storage: housekeeping step (staged move or raw retention) on %s failed (%s); "
+                 "retrying later",
                  store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
 }
 
@@ -472,6 +481,8 @@ int writer_start(struct store *st, size_t max_queued, struct writer **ret)
 
     w = xcalloc(1, sizeof(*w));
     w->st = st;
+    /* The daemon's write path: samples are staged (storage/store.h). */
+    store_set_staging(st, true);
     w->max_queued = max_queued;
     w->outbox_max = WRITER_OUTBOX_MAX_DEFAULT;
     w->stats.last_commit_mono_ms = now_mono_ms();
@@ -493,6 +504,7 @@ int writer_start(struct store *st, size_t max_queued, struct writer **ret)
     return 0;
 
 out_free:
+    store_set_staging(st, false);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w);
@@ -612,6 +624,14 @@ void writer_stop(struct writer *w)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+
+    /* The store goes back to its caller complete: what is staged moves
+     * into samples and the rollups (at most ~15 minutes of readings). */
+    int fr = store_flush_staged(w->st);
+    if (fr < 0)
+        log_warn("storage: cannot move the staged samples of %s at stop (%s); the next start "
+                 "moves them", store_path(w->st), fr == -ENOSPC ? "disk full" : store_errmsg(w->st));
+    store_set_staging(w->st, false);
 
     /* Report drops that came after the last warning. */
     w->last_drop_log_ms = 0;

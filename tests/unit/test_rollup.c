@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -647,6 +648,291 @@ static void test_equality(void)
         free(qb[i].hours);
 }
 
+
+/* ---- the staged write path (store_set_staging) ---- */
+
+/* Rows of both handles equal, field by field, for every level over
+ * [from, to); returns the number of differences. */
+static int compare_rows(struct store *x, struct store *y, uint32_t p, int64_t from, int64_t to)
+{
+    int bad = 0;
+    for (int l = 0; l < ROLLUP__COUNT; l++) {
+        struct rows *a = xcalloc(1, sizeof(*a)), *b = xcalloc(1, sizeof(*b));
+        /* 64 rows at most per call: walk in windows of 8 hours (32 quarters) */
+        for (int64_t t = from; t < to; t += 8 * 3600000LL) {
+            int64_t t1 = t + 8 * 3600000LL < to ? t + 8 * 3600000LL : to;
+            if (l == ROLLUP_1D && t != from)
+                break;
+            if (l == ROLLUP_1D)
+                t1 = to;
+            a->n = b->n = 0;
+            CHECK_INT(rollup_scan(x, p, (enum rollup_level)l, t, t1, collect_row, a), 0);
+            CHECK_INT(rollup_scan(y, p, (enum rollup_level)l, t, t1, collect_row, b), 0);
+            if (a->n != b->n) {
+                fprintf(stderr, "level %d [%lld, %lld): %zu rows vs %zu\n", l, (long long)t,
+                        (long long)t1, a->n, b->n);
+                bad++;
+                continue;
+            }
+            for (size_t i = 0; i < a->n && i < 64; i++) {
+                const struct rollup_row *u = &a->r[i], *v = &b->r[i];
+                bool eq = u->bucket == v->bucket && u->n == v->n && u->first_ts == v->first_ts &&
+                          u->last_ts == v->last_ts && u->first_v == v->first_v &&
+                          u->last_v == v->last_v && u->min == v->min && u->max == v->max &&
+                          same(u->sum, v->sum) && u->anomalies == v->anomalies &&
+                          same(u->max_rise, v->max_rise) && u->max_gap == v->max_gap;
+                if (!eq && bad < 5)
+                    fprintf(stderr,
+                            "level %d bucket %lld: n %lld/%lld first %g/%g last %g/%g anom "
+                            "%lld/%lld rise %g/%g gap %lld/%lld\n",
+                            l, (long long)u->bucket, (long long)u->n, (long long)v->n, u->first_v,
+                            v->first_v, u->last_v, v->last_v, (long long)u->anomalies,
+                            (long long)v->anomalies, u->max_rise, v->max_rise,
+                            (long long)u->max_gap, (long long)v->max_gap);
+                bad += !eq;
+            }
+        }
+        free(a);
+        free(b);
+    }
+    return bad;
+}
+
+static int64_t count_cb_n;
+static int count_cb(void *ud, int64_t ts, double v)
+{
+    (void)ud;
+    (void)ts;
+    (void)v;
+    count_cb_n++;
+    return 0;
+}
+
+static int64_t scan_count(struct store *s, uint32_t p, int64_t from, int64_t to)
+{
+    count_cb_n = 0;
+    CHECK_INT(store_scan(s, p, from, to, count_cb, NULL), 0);
+    return count_cb_n;
+}
+
+/* Minutes of the live feed in this test: two windows of the 40-day series
+ * (day 12 with A's 20-minute gap; days 20-22 with A's bad read at day 20
+ * 17:07 and B's reset at day 22 00:00), one transaction per minute. */
+static bool staged_minute(int i)
+{
+    return (i >= AT(12, 0, 0) && i < AT(12, 18, 0)) || (i >= AT(20, 0, 0) && i < AT(22, 6, 0));
+}
+
+static void test_staging(void)
+{
+    char pi[PATH_MAX], ps[PATH_MAX], err[512] = "";
+    struct store *si = NULL, *ss = NULL;
+    uint32_t a1 = 0, b1 = 0, a2 = 0, b2 = 0;
+    static struct series a, b;
+
+    make_series(&a, &b);
+    db_path(pi, sizeof(pi), "stage_imm.db");
+    db_path(ps, sizeof(ps), "stage.db");
+    CHECK_INT(store_open(pi, false, &si, err, sizeof(err)), 0);
+    CHECK_INT(store_open(ps, false, &ss, err, sizeof(err)), 0);
+    if (!si || !ss)
+        return;
+    CHECK_INT(store_point_id(si, "ent", "e1", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &a1), 0);
+    CHECK_INT(store_point_id(si, "ent", "e2", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &b1), 0);
+    CHECK_INT(store_point_id(ss, "ent", "e1", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &a2), 0);
+    CHECK_INT(store_point_id(ss, "ent", "e2", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &b2), 0);
+    store_set_staging(ss, true);
+
+    /* Minutes 12:05-12:09 of day 12 (A only) are left out and imported
+     * later, into the past, through another connection. */
+    int late0 = AT(12, 5, 0), late1 = AT(12, 10, 0);
+    int checks = 0, bad = 0, last = 0;
+    const int64_t end = T0 + 23 * DAY_MS;
+    for (int i = 0; i < NMIN; i++) {
+        if (!staged_minute(i))
+            continue;
+        struct sample x[2], y[2];
+        size_t n = 0;
+        int64_t ts = T0 + i * MIN_MS;
+        bool late = i >= late0 && i < late1;
+        if (a.present[i] && !late) {
+            x[n] = (struct sample){a1, ts, a.v[i]};
+            y[n++] = (struct sample){a2, ts, a.v[i]};
+        }
+        x[n] = (struct sample){b1, ts, b.v[i]};
+        y[n++] = (struct sample){b2, ts, b.v[i]};
+        CHECK_INT(store_insert(si, x, n), 0);
+        CHECK_INT(store_begin(ss), 0);
+        CHECK_INT(store_add_samples(ss, y, n), 0);
+        CHECK_INT(store_commit(ss), 0);
+        CHECK(store_maintain(ss, ts) >= 0);
+        last = i;
+        /* Compare at odd minutes and around the events: stored rows plus
+         * the buckets computed from raw samples past the horizon equal the
+         * rows the immediate path keeps. */
+        if (i % 397 == 0 || i == AT(20, 17, 7) || i == AT(20, 17, 8) || i == AT(22, 0, 0) ||
+            i == AT(12, 14, 2) || i == AT(12, 14, 30) || i == AT(20, 23, 59)) {
+            bad += compare_rows(si, ss, a1, T0 + 11 * DAY_MS, end);
+            bad += compare_rows(si, ss, b1, T0 + 11 * DAY_MS, end);
+            CHECK_INT(scan_count(ss, a2, T0, end), scan_count(si, a1, T0, end));
+            checks++;
+        }
+    }
+    CHECK_INT(bad, 0);
+    CHECK(checks >= 10);
+    /* The moves kept only the current quarter hour staged: the last minute
+     * is day 22 05:59, so 05:45..05:59, 15 minutes of both points = 30. */
+    CHECK_INT(last, AT(22, 5, 59));
+    CHECK_INT(sql_int(ps, "SELECT count(*) FROM samples_recent"), 30);
+    CHECK_INT(sql_int(ps, "SELECT min(ts) FROM samples_recent"), T0 + AT(22, 5, 45) * MIN_MS);
+
+    /* Bills through the rollups (stored + computed past the horizon) equal
+     * the raw ones, for periods that end in, and beyond, the staged part. */
+    struct cfg_tariff flat = {.currency = "CNY", .price = 0.9};
+    struct cfg_band bands[2] = {{.name = "day", .price = 1}, {.name = "night", .price = 0.5}};
+    add_hours(&bands[0], 7 * 60 + 30, 23 * 60 + 30);
+    add_hours(&bands[1], 23 * 60 + 30, 7 * 60 + 30);
+    struct cfg_tariff quarter = {.currency = "CNY", .bands = bands, .n_bands = 2};
+    const struct cfg_tariff *tariffs[] = {&flat, &quarter};
+    int64_t tos[] = {T0 + AT(22, 5, 50) * MIN_MS, T0 + AT(22, 6, 0) * MIN_MS, T0 + 31 * DAY_MS};
+    for (size_t ti = 0; ti < ARRAY_SIZE(tariffs); ti++)
+        for (size_t k = 0; k < ARRAY_SIZE(tos); k++) {
+            struct bill_params p = {.from = T0 + AT(12, 3, 17) * MIN_MS, .to = tos[k],
+                                    .max_rate = 600, .gap_ms = 3 * MIN_MS, .tariff = tariffs[ti]};
+            bad += compare_bill(ss, a2, &p, "staged A", NULL);
+            p.max_rate = 0;
+            p.wrap = 65536;
+            bad += compare_bill(ss, b2, &p, "staged B", NULL);
+        }
+    CHECK_INT(bad, 0);
+
+    /* The late minutes through a second, immediate connection (an import
+     * while the daemon runs): its open moves the staged rows, its insert
+     * into the past keeps the rollups at once; the staging handle notices
+     * (data_version) and goes on. */
+    struct store *imp = NULL;
+    CHECK_INT(store_open(ps, false, &imp, err, sizeof(err)), 0);
+    CHECK_INT(sql_int(ps, "SELECT count(*) FROM samples_recent"), 0);
+    struct sample lx[16], ly[16];
+    size_t ln = 0;
+    for (int i = late0; i < late1 && ln < ARRAY_SIZE(lx); i++, ln++) {
+        lx[ln] = (struct sample){a1, T0 + i * MIN_MS, a.v[i]};
+        ly[ln] = (struct sample){a2, T0 + i * MIN_MS, a.v[i]};
+    }
+    CHECK_INT(store_insert(si, lx, ln), 0);
+    if (imp)
+        CHECK_INT(store_insert(imp, ly, ln), 0);
+    store_close(imp);
+    /* One more live minute each (day 22 06:00), staged again. */
+    int i6 = AT(22, 6, 0);
+    struct sample x6[2] = {{a1, T0 + i6 * MIN_MS, a.v[i6]}, {b1, T0 + i6 * MIN_MS, b.v[i6]}};
+    struct sample y6[2] = {{a2, T0 + i6 * MIN_MS, a.v[i6]}, {b2, T0 + i6 * MIN_MS, b.v[i6]}};
+    CHECK_INT(store_insert(si, x6, 2), 0);
+    CHECK_INT(store_begin(ss), 0);
+    CHECK_INT(store_add_samples(ss, y6, 2), 0);
+    CHECK_INT(store_commit(ss), 0);
+    CHECK_INT(sql_int(ps, "SELECT count(*) FROM samples_recent"), 2);
+    /* A duplicate of a staged sample is ignored, as in samples. */
+    CHECK_INT(store_insert(ss, y6, 1), 0);
+    CHECK_INT(scan_count(ss, a2, T0, end), scan_count(si, a1, T0, end));
+    bad += compare_rows(si, ss, a1, T0 + 11 * DAY_MS, end);
+    bad += compare_rows(si, ss, b1, T0 + 11 * DAY_MS, end);
+    CHECK_INT(bad, 0);
+    struct store_stats st1, st2;
+    CHECK_INT(store_stats(si, &st1), 0);
+    CHECK_INT(store_stats(ss, &st2), 0);
+    CHECK_INT(st2.samples, st1.samples);
+    CHECK_INT(st2.oldest_ts, st1.oldest_ts);
+
+    /* Closing moves the rest: afterwards the tables are identical row for
+     * row (samples and the three rollup levels). */
+    store_close(ss);
+    store_close(si);
+    char *q = xasprintf("ATTACH '%s' AS i;"
+                        "CREATE TEMP TABLE d AS"
+                        " SELECT count(*) AS c FROM (SELECT * FROM samples EXCEPT SELECT * FROM i.samples)"
+                        " UNION ALL SELECT count(*) FROM (SELECT * FROM rollup_15m EXCEPT SELECT * FROM i.rollup_15m)"
+                        " UNION ALL SELECT count(*) FROM (SELECT * FROM rollup_1h EXCEPT SELECT * FROM i.rollup_1h)"
+                        " UNION ALL SELECT count(*) FROM (SELECT * FROM rollup_1d EXCEPT SELECT * FROM i.rollup_1d)"
+                        " UNION ALL SELECT count(*) FROM (SELECT * FROM i.rollup_15m EXCEPT SELECT * FROM rollup_15m)"
+                        " UNION ALL SELECT count(*) FROM (SELECT * FROM i.rollup_1d EXCEPT SELECT * FROM rollup_1d);",
+                        pi);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t diff = -1;
+    if (sqlite3_open(ps, &db) == SQLITE_OK && sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT sum(c) FROM d", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        diff = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(q);
+    CHECK_INT(diff, 0);
+    CHECK_INT(sql_int(ps, "SELECT count(*) FROM samples_recent"), 0);
+    CHECK_INT(sql_int(ps, "SELECT count(*) FROM samples"), sql_int(pi, "SELECT count(*) FROM samples"));
+    for (int i = 0; i < 2; i++)
+        free(bands[i].hours);
+}
+
+/* A staging handle that dies without closing (kill -9): the next open
+ * moves its staged samples, rollups included. And a version 3 database
+ * (before the staging table) migrates. */
+static void test_staging_crash_and_v3(void)
+{
+    char path[PATH_MAX], err[512] = "";
+    struct store *s = NULL;
+    uint32_t p = 0;
+
+    db_path(path, sizeof(path), "stage_crash.db");
+    CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
+    if (!s)
+        return;
+    CHECK_INT(store_point_id(s, "e", "m", "kwh", UTIL_WATER, KIND_COUNTER, &p), 0);
+    store_close(s);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct store *c = NULL;
+        if (store_open(path, false, &c, err, sizeof(err)) < 0)
+            _exit(1);
+        store_set_staging(c, true);
+        /* 100 readings at 1 s from T0, value = 10 + i: one quarter hour,
+         * all staged (no move is due). */
+        for (int i = 0; i < 100; i++) {
+            struct sample x = {p, T0 + i * 1000LL, 10.0 + i};
+            if (store_begin(c) < 0 || store_add_samples(c, &x, 1) < 0 || store_commit(c) < 0)
+                _exit(2);
+            store_maintain(c, T0 + i * 1000LL);
+        }
+        _exit(0);   /* no store_close: the staged rows stay */
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK_INT(status, 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples_recent"), 100);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples"), 0);
+    s = NULL;
+    CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
+    store_close(s);
+    /* 100 samples, one quarter: n 100, first 10, last 109, sum
+     * 100 x 10 + (0 + ... + 99) = 1000 + 4950 = 5950. */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples_recent"), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples"), 100);
+    CHECK_INT(sql_int(path, "SELECT n * 1000000 + vsum FROM rollup_15m"), 100 * 1000000 + 5950);
+    CHECK_INT(sql_int(path, "SELECT last_v FROM rollup_1d"), 109);
+
+    /* Back to version 3: no staging table. Opening migrates to the
+     * current version and keeps the data. */
+    CHECK_INT(sql_exec(path, "DROP TABLE samples_recent; PRAGMA user_version = 3;"), SQLITE_OK);
+    s = NULL;
+    CHECK_INT(store_open(path, true, &s, err, sizeof(err)), -EPROTO);
+    CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
+    store_close(s);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), store_schema_version());
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples_recent"), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM samples"), 100);
+}
+
 /* ---- retention ---- */
 
 static void test_retention(void)
@@ -774,5 +1060,7 @@ int main(void)
     test_equality();
     test_retention();
     test_import();
+    test_staging();
+    test_staging_crash_and_v3();
     return check_done();
 }
