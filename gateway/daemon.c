@@ -375,6 +375,19 @@ static void reload(struct daemon *d, const char *cfg_path)
         config_free(ncfg);
         return;
     }
+    /* The broker connection keeps the credentials and TLS files it was made
+     * with: refuse rather than silently go on with the old ones. */
+    if (!str_eq(ncfg->mqtt_username, d->cfg->mqtt_username) ||
+        !str_eq(ncfg->mqtt_password, d->cfg->mqtt_password) ||
+        !str_eq(ncfg->mqtt_client_id, d->cfg->mqtt_client_id) ||
+        ncfg->tls_set != d->cfg->tls_set || !str_eq(ncfg->tls.ca_file, d->cfg->tls.ca_file) ||
+        !str_eq(ncfg->tls.cert_file, d->cfg->tls.cert_file) ||
+        !str_eq(ncfg->tls.key_file, d->cfg->tls.key_file)) {
+        log_err("reload refused: mqtt username, password (file), client id or tls settings "
+                "changed; restart parkgw to apply them");
+        config_free(ncfg);
+        return;
+    }
     /* Point ids of new meters, on a second connection (the writer owns the
      * first one); SQLite's busy timeout serialises it with the writer. */
     struct store *st2;
