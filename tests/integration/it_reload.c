@@ -130,7 +130,10 @@ int main(void)
     CHECK(h_sub_wait(sub, 0, "park/itrl/status", "\"online\"", 10000) >= 0);
     CHECK(h_sub_wait(sub, 0, t_e1, NULL, 5000) >= 0);
     CHECK(h_sub_wait(sub, 0, t_cw1, NULL, 5000) >= 0);
-    sleep_ms(3000); /* a few slots before the reloads */
+    /* A few slots before the reloads, and enough that the window checked
+     * below (reload - 4 s) starts after the read at start-up, which comes at
+     * once and is followed by the first aligned slot less than 1 s later. */
+    sleep_ms(4500);
 
     /* 1. Invalid config: refused with FILE:LINE, the process lives, the old
      *    config keeps polling. The bad line is appended after config A's
