@@ -190,6 +190,11 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         fprintf(stderr, "parkgw import: %s: read error\n", csv);
         goto out;
     }
+    if (n == 0) {
+        printf("no readings in %s; nothing imported\n", csv);
+        rc = 0;
+        goto out;
+    }
     rc = 2;
     if (store_open(cfg->storage_path, false, &st, err, sizeof(err)) < 0) {
         fprintf(stderr, "parkgw import: %s\n", err);
