@@ -3,8 +3,9 @@
  * demo park (config/demo.cfg: 99 meters' billing counters), generated into a
  * temp database through the store API in day-sized transactions; then the
  * statement for one month through the rollups and from raw samples only.
- * Also: ingest rate with rollups on and off (bulk and daemon-shaped
- * transactions) and bytes per stored sample. Prints figures, asserts nothing.
+ * Also: ingest rate with rollups on and off, and through the daemon's staged
+ * write path (bulk and daemon-shaped transactions), and bytes per stored
+ * sample. Prints figures, asserts nothing.
  *
  *   bench_bill [-c config (config/demo.cfg)] [-d days (365)] [-o db] [-k]
  *              [-r repeat (3)]
@@ -122,19 +123,41 @@ static int load_days(struct store *st, struct meter_pt *m, size_t nm, int64_t da
     return 0;
 }
 
-/* Daemon shape: one transaction per minute holding every meter's reading. */
+/* Daemon shape: one transaction per minute holding every meter's reading.
+ * staged: through the writer's path (store_set_staging, store_maintain
+ * after each commit, the rest moved at the end) instead of store_insert. */
 static int load_live(struct store *st, struct meter_pt *m, size_t nm, int64_t minute0,
-                     int minutes, double *ret_secs, double *ret_cpu)
+                     int minutes, bool staged, double *ret_secs, double *ret_cpu)
 {
     struct sample *buf = xcalloc(nm, sizeof(*buf));
     double t0 = mono_s(), c0 = cpu_s();
+    store_set_staging(st, staged);
     for (int i = 0; i < minutes; i++) {
         int64_t minute = minute0 + i;
         for (size_t p = 0; p < nm; p++) {
             m[p].value += m[p].rate * load_at(minute, m[p].id);
             buf[p] = (struct sample){m[p].id, Y0 + minute * MIN_MS, m[p].value};
         }
-        int r = store_insert(st, buf, nm);
+        int r;
+        if (staged) {
+            r = store_begin(st);
+            if (r == 0 && (r = store_add_samples(st, buf, nm)) < 0)
+                store_rollback(st);
+            else if (r == 0)
+                r = store_commit(st);
+            if (r == 0)
+                r = store_maintain(st, Y0 + minute * MIN_MS);
+        } else {
+            r = store_insert(st, buf, nm);
+        }
+        if (r < 0) {
+            free(buf);
+            return r;
+        }
+    }
+    if (staged) {
+        int r = store_flush_staged(st);
+        store_set_staging(st, false);
         if (r < 0) {
             free(buf);
             return r;
@@ -158,8 +181,8 @@ static void unlink_db(const char *path)
 
 /* Ingest with rollups on or off into a fresh database: bulk days, then
  * daemon-shaped minutes. Prints one line. */
-static void ingest_case(const char *path, const struct config *cfg, bool rollups, int days,
-                        int live_minutes)
+static void ingest_case(const char *path, const struct config *cfg, bool rollups, bool staged,
+                        int days, int live_minutes)
 {
     struct store *st;
     struct meter_pt *m;
@@ -178,12 +201,12 @@ static void ingest_case(const char *path, const struct config *cfg, bool rollups
     double secs, cpu, lsecs = 0, lcpu = 0;
     int64_t n;
     if (load_days(st, m, nm, 0, days, &secs, &cpu, &n) == 0 &&
-        load_live(st, m, nm, (int64_t)days * 1440, live_minutes, &lsecs, &lcpu) == 0) {
+        load_live(st, m, nm, (int64_t)days * 1440, live_minutes, staged, &lsecs, &lcpu) == 0) {
         struct store_stats ss;
         store_stats(st, &ss);
-        printf("rollups %-3s: bulk %8.0f samples/s (%.2f us CPU/sample); daemon-shaped "
+        printf("rollups %-3s%s: bulk %8.0f samples/s (%.2f us CPU/sample); daemon-shaped "
                "(%zu samples/commit) %8.0f samples/s (%.2f us CPU/sample); %.1f bytes/sample\n",
-               rollups ? "on" : "off", (double)n / secs, cpu * 1e6 / (double)n, nm,
+               rollups ? "on" : "off", staged ? " (staged)" : "", (double)n / secs, cpu * 1e6 / (double)n, nm,
                (double)nm * live_minutes / lsecs, lcpu * 1e6 / ((double)nm * live_minutes),
                (double)ss.db_bytes / (double)ss.samples);
     }
@@ -273,8 +296,9 @@ int main(int argc, char **argv)
     /* Ingest rates on a fresh database each: 30 days bulk + 1 day live. */
     printf("ingest, %s (%s), 30 days bulk + 1 day daemon-shaped:\n", cfg_path,
            cfg->timezone ? cfg->timezone : "UTC");
-    ingest_case(scratch, cfg, false, 30, 1440);
-    ingest_case(scratch, cfg, true, 30, 1440);
+    ingest_case(scratch, cfg, false, false, 30, 1440);
+    ingest_case(scratch, cfg, true, false, 30, 1440);
+    ingest_case(scratch, cfg, true, true, 30, 1440);
 
     /* The year. */
     struct store *st;

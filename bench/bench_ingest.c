@@ -14,7 +14,10 @@
  * producer waits for a commit every N/1000 simulated seconds. Without -s the
  * producer runs ahead and the writer commits groups of up to 10000 samples.
  * "bytes written" is the process's write(2) volume (/proc/self/io wchar):
- * WAL frames plus checkpoint copies, i.e. what reaches the disk eventually.
+ * WAL frames plus checkpoint copies, i.e. what reaches the disk eventually,
+ * including the final move of the staged samples at writer_stop. "reader":
+ * a read-only connection scanning the last minute of every point while the
+ * last quarter hour is still staged (samples_recent, docs/STORAGE.md).
  */
 #include "storage/writer.h"
 #include "gateway/log.h"
@@ -22,6 +25,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sqlite3.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +90,14 @@ static int64_t written_bytes(void)
     }
     fclose(f);
     return v;
+}
+
+static int count_row(void *ud, int64_t ts, double value)
+{
+    (void)ts;
+    (void)value;
+    (*(int64_t *)ud)++;
+    return 0;
 }
 
 /* Lets the writer commit what is queued and waits until it has; pauses
@@ -244,9 +256,37 @@ int main(int argc, char **argv)
         sleep_ms(5);
         writer_get_stats(w, &ws);
     } while (ws.queue_len > 0);
-    writer_stop(w);
+    /* The reader's time, CPU and (nil) writes are left out of the figures. */
     int64_t wall_ms = now_mono_ms() - wall0;
     double cpu = cpu_seconds() - cpu0;
+    /* A reader beside the writer while the last quarter hour is still
+     * staged (parkgw query/status/bill): its own connection, the last
+     * minute of every point. */
+    struct store *ro = NULL;
+    int64_t rd_rows = 0, rd_first_ms = -1, rd_all_ms = -1, staged = -1;
+    if (store_open(o.path, true, &ro, err, sizeof(err)) == 0) {
+        int64_t tend = t0 + o.duration_s * 1000;
+        int64_t r0 = now_mono_ms();
+        store_scan(ro, ids[0], tend - 60000, tend, count_row, &rd_rows);
+        rd_first_ms = now_mono_ms() - r0;
+        r0 = now_mono_ms();
+        for (int64_t i = 0; i < o.meters * o.points; i++)
+            store_scan(ro, ids[i], tend - 60000, tend, count_row, &rd_rows);
+        rd_all_ms = now_mono_ms() - r0;
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(store_db(ro), "SELECT count(*) FROM samples_recent", -1, &q,
+                               NULL) == SQLITE_OK) {
+            if (sqlite3_step(q) == SQLITE_ROW)
+                staged = sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+        }
+        store_close(ro);
+    }
+    int64_t stop0 = now_mono_ms();
+    double stop_cpu0 = cpu_seconds();
+    writer_stop(w);   /* commits the rest and moves what is staged */
+    wall_ms += now_mono_ms() - stop0;
+    cpu += cpu_seconds() - stop_cpu0;
     /* Includes the final checkpoint at close: all WAL content reached the
      * database file. */
     store_close(st);
@@ -293,6 +333,10 @@ int main(int argc, char **argv)
     printf("bytes written     %.1f MB, %.0f bytes per sample (WAL + checkpoints)\n",
            (double)written / 1e6, (double)written / (double)(total ? total : 1));
     printf("stats scan        %lld ms (count(*) over all samples)\n", (long long)count_ms);
+    printf("reader            %lld rows staged at the end; last minute of 1 point %lld ms (copy "
+           "load), of all %lld points %lld ms (%lld rows)\n",
+           (long long)staged, (long long)rd_first_ms, (long long)(o.meters * o.points),
+           (long long)rd_all_ms, (long long)rd_rows);
     printf("peak RSS          %ld KiB\n", ru.ru_maxrss);
     printf("writer            %llu batches committed, %llu dropped (retried), commit errors %llu\n",
            (unsigned long long)ws.batches_committed, (unsigned long long)ws.batches_dropped,

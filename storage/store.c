@@ -180,6 +180,14 @@ struct store {
     int64_t data_version;
     int64_t staged_min, staged_max;   /* bounds of what this handle staged and did not move */
     int64_t move_due_ms;              /* after a failed move: not before this */
+    /* Readers: a copy of samples_recent sorted by (point, ts), reloaded
+     * when the database changed (data_version; this handle's own writes
+     * drop it), never while a scan walks it (rc_depth). */
+    struct staged_row *rc;
+    size_t rc_n, rc_cap;
+    bool rc_valid;
+    int64_t rc_version;
+    int rc_depth;
     char errmsg[256];
 };
 /* Idle time between retention passes that found nothing more to delete. */
@@ -191,6 +199,12 @@ struct store {
 #define STORE_MOVE_RETRY_MS 10000
 #define STORE_TS_UNKNOWN INT64_MIN
 #define STORE_TS_NONE (INT64_MIN + 1)
+
+struct staged_row {
+    uint32_t point;
+    int64_t ts;
+    double value;
+};
 
 static const char *const store_utility_names[] = {"electricity", "water", "gas", "wastewater"};
 static const char *const store_kind_names[] = {"gauge", "counter"};
@@ -333,16 +347,14 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
          "INSERT INTO points(enterprise, meter, point, utility, kind) VALUES (?1, ?2, ?3, ?4, ?5)"},
         {offsetof(struct store, st_point_update),
          "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1"},
-        /* Both tables, merged in ts order by SQLite (MERGE (UNION ALL): two
-         * range reads, no sort). A sample is in one table or the other. */
+        /* samples only: the staged rows come from the handle's copy
+         * (store_recent_load), since samples_recent is keyed by ts and a
+         * point's rows are spread over all of it. */
         {offsetof(struct store, st_scan),
-         "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 "
-         "UNION ALL SELECT ts, value FROM samples_recent "
-         "WHERE ts >= ?2 AND ts < ?3 AND point = ?1 ORDER BY 1"},
+         "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"},
         {offsetof(struct store, st_seek),
          "SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 AND ts >= ?3 "
-         "UNION ALL SELECT ts FROM samples_recent WHERE ts < ?2 AND ts >= ?3 AND point = ?1 "
-         "ORDER BY 1 DESC LIMIT 1 OFFSET ?4"},
+         "ORDER BY ts DESC LIMIT 1 OFFSET ?4"},
         {offsetof(struct store, st_stage),
          "INSERT OR IGNORE INTO samples_recent(ts, point, value) VALUES (?2, ?1, ?3)"},
         {offsetof(struct store, st_main_max), "SELECT max(ts) FROM samples WHERE point = ?1"},
@@ -514,6 +526,7 @@ void store_close(struct store *s)
     sqlite3_finalize(s->st_data_version);
     rollup_free(s->rollup);
     free(s->main_max);
+    free(s->rc);
     /* Closing the last connection checkpoints the WAL and removes it. */
     sqlite3_close_v2(s->db);
     free(s->path);
@@ -845,6 +858,7 @@ int store_begin(struct store *s)
     int rc = store_step_done(s->st_begin);
     if (rc != SQLITE_OK)
         return store_fail(s, rc);
+    s->rc_valid = false;
     if (s->staging) {
         /* Under the write lock: has another connection committed (an
          * import moves the staged rows and adds its own) since we last
@@ -946,6 +960,7 @@ int store_commit(struct store *s)
 void store_rollback(struct store *s)
 {
     rollup_reset(s->rollup);
+    s->rc_valid = false;
     /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
      * for some statements); ROLLBACK would then fail harmlessly. */
     if (!sqlite3_get_autocommit(s->db))
@@ -972,27 +987,114 @@ int store_insert(struct store *s, const struct sample *samples, size_t n)
     return store_commit(s);
 }
 
+static int staged_cmp(const void *a, const void *b)
+{
+    const struct staged_row *x = a, *y = b;
+    if (x->point != y->point)
+        return x->point < y->point ? -1 : 1;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* Makes the copy of samples_recent current (one read of the table when
+ * anything changed since the last load, else one PRAGMA). 0 or -errno. */
+static int store_recent_load(struct store *s)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (s->rc_valid && s->rc_depth > 0)
+        return 0;   /* a scan is walking it: keep it */
+    rc = sqlite3_step(s->st_data_version);
+    int64_t dv = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_data_version, 0) : -2;
+    sqlite3_reset(s->st_data_version);
+    if (rc != SQLITE_ROW)
+        return store_fail(s, rc);
+    if (s->rc_valid && dv == s->rc_version)
+        return 0;
+    rc = sqlite3_prepare_v2(s->db, "SELECT point, ts, value FROM samples_recent", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    s->rc_n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        s->rc = xgrow(s->rc, &s->rc_cap, s->rc_n + 1, sizeof(*s->rc));
+        s->rc[s->rc_n++] = (struct staged_row){(uint32_t)sqlite3_column_int64(st, 0),
+                                               sqlite3_column_int64(st, 1),
+                                               sqlite3_column_double(st, 2)};
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        s->rc_valid = false;
+        return store_fail(s, rc);
+    }
+    if (s->rc_n > 1)
+        qsort(s->rc, s->rc_n, sizeof(*s->rc), staged_cmp);
+    s->rc_valid = true;
+    s->rc_version = dv;
+    return 0;
+}
+
+/* Index of the first copied row >= (point, ts). */
+static size_t store_recent_find(const struct store *s, uint32_t point, int64_t ts)
+{
+    size_t lo = 0, hi = s->rc_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct staged_row *m = &s->rc[mid];
+        if (m->point < point || (m->point == point && m->ts < ts))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * Where a point's rows in samples end for a reader: its oldest staged
+ * sample (rows moved after the copy was taken are read from the copy, not
+ * twice). *ret_first..*ret_end: the copied rows of the point in [from, to).
+ */
+static int64_t store_recent_range(const struct store *s, uint32_t point, int64_t from, int64_t to,
+                                  size_t *ret_first, size_t *ret_end)
+{
+    size_t p0 = store_recent_find(s, point, INT64_MIN);
+    int64_t bound = p0 < s->rc_n && s->rc[p0].point == point ? s->rc[p0].ts : INT64_MAX;
+    *ret_first = store_recent_find(s, point, from);
+    *ret_end = store_recent_find(s, point, to);
+    if (*ret_end < *ret_first)
+        *ret_end = *ret_first;
+    return bound;
+}
+
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
                int (*cb)(void *ud, int64_t ts, double value), void *ud)
 {
     sqlite3_stmt *st = s->st_scan;
-    bool own = false;
-    int rc, r = 0;
+    bool own = false, stop = false;
+    size_t first, end;
+    int rc, r;
 
+    r = store_recent_load(s);
+    if (r < 0)
+        return r;
+    s->rc_depth++;
+    int64_t bound = store_recent_range(s, point, from, to, &first, &end);
     /* A callback that scans again (nested) must not reuse the cached
      * statement that is still stepping. */
     if (sqlite3_stmt_busy(st)) {
         rc = sqlite3_prepare_v2(s->db, sqlite3_sql(s->st_scan), -1, &st, NULL);
-        if (rc != SQLITE_OK)
+        if (rc != SQLITE_OK) {
+            s->rc_depth--;
             return store_fail(s, rc);
+        }
         own = true;
     }
     sqlite3_bind_int64(st, 1, point);
     sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
+    sqlite3_bind_int64(st, 3, to < bound ? to : bound);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (cb(ud, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1)) != 0) {
             rc = SQLITE_DONE;
+            stop = true;
             break;
         }
     }
@@ -1002,6 +1104,9 @@ int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
         sqlite3_finalize(st);
     else
         sqlite3_reset(st);
+    for (size_t i = first; r == 0 && !stop && i < end; i++)
+        stop = cb(ud, s->rc[i].ts, s->rc[i].value) != 0;
+    s->rc_depth--;
     return r;
 }
 
@@ -1010,7 +1115,20 @@ int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_t
 {
     sqlite3_stmt *st = s->st_seek;
     bool own = false;
-    int rc;
+    size_t first, end;
+    int rc, r;
+
+    if (k < 1)
+        k = 1;
+    r = store_recent_load(s);
+    if (r < 0)
+        return r;
+    int64_t bound = store_recent_range(s, point, floor_ts, ts, &first, &end);
+    if (end - first >= (size_t)k) {
+        *ret_ts = s->rc[end - (size_t)k].ts;
+        return 0;
+    }
+    k -= (int)(end - first);
     if (sqlite3_stmt_busy(st)) {
         rc = sqlite3_prepare_v2(s->db, sqlite3_sql(s->st_seek), -1, &st, NULL);
         if (rc != SQLITE_OK)
@@ -1018,11 +1136,10 @@ int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_t
         own = true;
     }
     sqlite3_bind_int64(st, 1, point);
-    sqlite3_bind_int64(st, 2, ts);
+    sqlite3_bind_int64(st, 2, ts < bound ? ts : bound);
     sqlite3_bind_int64(st, 3, floor_ts);
-    sqlite3_bind_int(st, 4, k > 0 ? k - 1 : 0);
+    sqlite3_bind_int(st, 4, k - 1);
     rc = sqlite3_step(st);
-    int r = 0;
     if (rc == SQLITE_ROW)
         *ret_ts = sqlite3_column_int64(st, 0);
     else if (rc == SQLITE_DONE)

@@ -742,6 +742,10 @@ static void test_staging(void)
     CHECK_INT(store_point_id(ss, "ent", "e1", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &a2), 0);
     CHECK_INT(store_point_id(ss, "ent", "e2", "kwh", UTIL_ELECTRICITY, KIND_COUNTER, &b2), 0);
     store_set_staging(ss, true);
+    /* A reader on its own connection (parkgw bill/query beside the daemon)
+     * follows the writer's commits: its copy of the staged rows reloads. */
+    struct store *ro = NULL;
+    CHECK_INT(store_open(ps, true, &ro, err, sizeof(err)), 0);
 
     /* Minutes 12:05-12:09 of day 12 (A only) are left out and imported
      * later, into the past, through another connection. */
@@ -775,11 +779,22 @@ static void test_staging(void)
             bad += compare_rows(si, ss, a1, T0 + 11 * DAY_MS, end);
             bad += compare_rows(si, ss, b1, T0 + 11 * DAY_MS, end);
             CHECK_INT(scan_count(ss, a2, T0, end), scan_count(si, a1, T0, end));
+            if (ro) {
+                int64_t lo = 0, li = 0;
+                CHECK_INT(scan_count(ro, b2, T0, end), scan_count(si, b1, T0, end));
+                bad += compare_rows(si, ro, b1, T0 + 11 * DAY_MS, end);
+                /* the 20th reading back from the end, across both tables */
+                CHECK_INT(store_seek_back(ro, b2, end, T0, 20, &lo), 0);
+                CHECK_INT(store_seek_back(si, b1, end, T0, 20, &li), 0);
+                CHECK_INT(lo, li);
+                CHECK_INT(lo, ts - 19 * MIN_MS);
+            }
             checks++;
         }
     }
     CHECK_INT(bad, 0);
     CHECK(checks >= 10);
+    store_close(ro);
     /* The moves kept only the current quarter hour staged: the last minute
      * is day 22 05:59, so 05:45..05:59, 15 minutes of both points = 30. */
     CHECK_INT(last, AT(22, 5, 59));
