@@ -2,8 +2,8 @@
  * test_writer.c - the writer thread over a real store: concurrent
  * submitters lose nothing, the queue bound drops and counts, the progress
  * marker moves while idle, a full disk (max_page_count cap) keeps the
- * samples in memory until the store accepts them again, and the commit
- * window gathers batches.
+ * samples in memory until the store accepts them again, the commit window
+ * gathers batches, and samples are staged while it runs and moved at stop.
  */
 #include "storage/writer.h"
 #include "gateway/util.h"
@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -53,6 +54,20 @@ static int64_t count_samples(struct store *s)
 {
     struct store_stats st;
     return store_stats(s, &st) == 0 ? st.samples : -1;
+}
+
+/* One integer from SQL on the store's connection (only while the writer
+ * thread does not write: the connection is serialized anyway). */
+static int64_t sql_count(struct store *s, const char *sql)
+{
+    sqlite3_stmt *q;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(store_db(s), sql, -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            v = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    return v;
 }
 
 /* Polls the writer's stats until samples_committed reaches want or
@@ -123,7 +138,24 @@ static void test_two_submitters(void)
     CHECK_INT(st.batches_dropped, 0);
     CHECK_INT(st.commit_errors, 0);
     CHECK_INT(st.queue_len, 0);
+    /* The writer stages (storage/store.h). ts runs from 1700000000000
+     * (22:13:20Z) to + 499 s (22:21:39Z); quarter hours start at multiples
+     * of 900000 ms, so 22:15:00Z = 1700000100000 is the only boundary: the
+     * samples of i >= 100 (400 x 30 = 12000) stay staged while the writer
+     * runs, those before may have been moved (3000), one transaction each
+     * way, so both tables together always hold 15000. */
+    CHECK(sql_count(s, "SELECT count(*) FROM samples_recent") >= 12000);
+    CHECK_INT(sql_count(s, "SELECT (SELECT count(*) FROM samples_recent) + "
+                           "(SELECT count(*) FROM samples)"),
+              15000);
+    CHECK_INT(count_samples(s), 15000);
     writer_stop(w);
+    /* Stopping moved the rest, with their rollups: every level counts all
+     * 15000. */
+    CHECK_INT(sql_count(s, "SELECT count(*) FROM samples_recent"), 0);
+    CHECK_INT(sql_count(s, "SELECT count(*) FROM samples"), 15000);
+    CHECK_INT(sql_count(s, "SELECT sum(n) FROM rollup_15m"), 15000);
+    CHECK_INT(sql_count(s, "SELECT sum(n) FROM rollup_1d"), 15000);
     CHECK_INT(count_samples(s), 15000);
     store_close(s);
 }
