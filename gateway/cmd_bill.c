@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "gateway/billing.h"
+#include "gateway/cli.h"
 #include "gateway/commands.h"
 #include "gateway/util.h"
 #include "storage/rollup.h"
@@ -42,7 +43,6 @@
  * few of them (one would do without bad reads). */
 #define EDGE_CONTEXT 16
 #define GAP_INTERVALS 3
-#define DEFAULT_CONFIG "/etc/parkgw/parkgw.cfg"
 
 static const char *const csv_bands[3] = {"peak", "flat", "valley"};
 
@@ -761,14 +761,10 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         req.has_utility = true;
     }
 
-    if (!cfg_path)
-        cfg_path = DEFAULT_CONFIG;
-    if (config_load(cfg_path, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
+    /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
+    cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
+    if (!cfg)
         return 1;
-    }
-    setenv("TZ", cfg->timezone ? cfg->timezone : "UTC", 1);
-    tzset();
     const char *bad = bill_parse_time(from_arg, false, &req.from) < 0 ? from_arg
                       : bill_parse_time(to_arg, false, &req.to) < 0    ? to_arg
                                                                         : NULL;

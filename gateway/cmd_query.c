@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "gateway/billing.h"
+#include "gateway/cli.h"
 #include "gateway/commands.h"
 #include "gateway/util.h"
 #include "storage/rollup.h"
@@ -41,7 +42,6 @@
 #define EDGE_MARGIN_MS (7 * 86400000LL)
 #define GAP_INTERVALS 3
 #define MAX_BUCKETS 1000000
-#define DEFAULT_CONFIG "/etc/parkgw/parkgw.cfg"
 
 struct bucket {
     int64_t count;
@@ -562,14 +562,10 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
     }
     target = argv[optind];
 
-    if (!cfg_path)
-        cfg_path = DEFAULT_CONFIG;
-    if (config_load(cfg_path, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
+    /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
+    cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
+    if (!cfg)
         return 1;
-    }
-    setenv("TZ", cfg->timezone ? cfg->timezone : "UTC", 1);
-    tzset();
     const char *bad = bill_parse_time(from_arg, true, &from) < 0 ? from_arg
                       : bill_parse_time(to_arg, true, &to) < 0    ? to_arg
                                                                   : NULL;
