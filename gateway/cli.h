@@ -18,3 +18,8 @@ int cmd_import(int argc, char **argv, const char *cfg_path);
  * Returns NULL on failure. Also sets TZ to the gateway's time zone. */
 struct config;
 struct config *cli_load_config(const char *cfg_path);
+
+/* The exit code for a report written to stdout by a module that returned r
+ * (0, -EINVAL for bad input, other -errno) with its reason in err: 0, 1 or
+ * 2; prints "parkgw CMD: reason" on failure, also when flushing stdout fails. */
+int cli_exit_code(const char *cmd, int r, const char *err);

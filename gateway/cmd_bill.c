@@ -790,17 +790,7 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         goto out_free_cfg;
     }
     r = bill_write(stdout, cfg, st, &req, err, sizeof(err));
-    if (r == 0 && fflush(stdout) != 0) {
-        snprintf(err, sizeof(err), "writing the statement: %s", strerror(errno));
-        r = -EIO;
-    }
-    if (r < 0) {
-        fprintf(stderr, "parkgw bill: %s\n", err);
-        ret = r == -EINVAL ? 1 : 2;
-        goto out_close;
-    }
-    ret = 0;
-out_close:
+    ret = cli_exit_code("bill", r, err);
     store_close(st);
 out_free_cfg:
     config_free(cfg);

@@ -599,17 +599,7 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
         goto out_free_cfg;
     }
     r = query_write(stdout, cfg, st, target, from, to, step_s, json, err, sizeof(err));
-    if (r == 0 && fflush(stdout) != 0) {
-        snprintf(err, sizeof(err), "writing the output: %s", strerror(errno));
-        r = -EIO;
-    }
-    if (r < 0) {
-        fprintf(stderr, "parkgw query: %s\n", err);
-        ret = r == -EINVAL ? 1 : 2;
-        goto out_close;
-    }
-    ret = 0;
-out_close:
+    ret = cli_exit_code("query", r, err);
     store_close(st);
 out_free_cfg:
     config_free(cfg);
