@@ -70,6 +70,7 @@ struct alarms {
     int fails_to_lost;
     alarm_sink_fn sink;
     void *ud;
+    size_t n_changed;      /* meters whose 'changed' is set */
     uint64_t ok_count;     /* successful polls on the bus so far */
     bool bus_down;
     int64_t bus_since;
@@ -190,6 +191,7 @@ int alarms_new(const struct config *cfg, const struct cfg_meter *const *meters, 
     a->ud = ud;
     for (size_t i = 0; i < n; i++)
         meter_init(&a->m[i], cfg, meters[i], now);
+    a->n_changed = n;   /* meter_init marks each one */
     *ret = a;
     return 0;
 }
@@ -234,6 +236,13 @@ static void emit_alarm(struct alarms *a, enum alarm_event_type type, size_t i,
         a->sink(a->ud, &ev);
 }
 
+static void set_changed(struct alarms *a, struct meter *m)
+{
+    if (!m->changed)
+        a->n_changed++;
+    m->changed = true;
+}
+
 /* Recomputes meter i's view; sets 'changed' when the state topic would differ. */
 static void refresh(struct alarms *a, size_t i, int64_t ts)
 {
@@ -250,14 +259,14 @@ static void refresh(struct alarms *a, size_t i, int64_t ts)
         since = m->state == METER_OK ? m->state_since : ts;
     }
     if (s != m->state || since != m->state_since)
-        m->changed = true;
+        set_changed(a, m);
     m->state = s;
     m->state_since = since;
     m->n_active = 0;
     for (size_t k = 0; k < m->n_rules; k++) {
         struct rule *r = &m->rules[k];
         if (r->raised != r->shown)
-            m->changed = true;
+            set_changed(a, m);
         r->shown = r->raised;
         if (r->raised)
             m->active[m->n_active++] = r->name;
@@ -514,6 +523,13 @@ bool alarms_take_changed(struct alarms *a, size_t i)
     if (i >= a->n)
         return false;
     bool c = a->m[i].changed;
+    if (c)
+        a->n_changed--;
     a->m[i].changed = false;
     return c;
+}
+
+bool alarms_any_changed(const struct alarms *a)
+{
+    return a->n_changed > 0;
 }

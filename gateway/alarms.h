@@ -94,6 +94,9 @@ void alarms_get_view(struct alarms *a, size_t i, struct alarms_view *ret);
 /* True once after meter i's view changed (and initially): the caller
  * publishes the state topic then. */
 bool alarms_take_changed(struct alarms *a, size_t i);
+/* Whether alarms_take_changed would be true for any meter (constant time:
+ * the poller asks after every poll). */
+bool alarms_any_changed(const struct alarms *a);
 
 /* Number of rules of meter i (the profile's plus derived ones), for tests. */
 size_t alarms_rule_count(const struct alarms *a, size_t i);

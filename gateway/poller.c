@@ -230,6 +230,8 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
  * while the broker is away is repeated by the reconnect. */
 static void publish_states(struct poller *p, bool all)
 {
+    if (!all && !alarms_any_changed(p->alarms))
+        return;   /* the common case after a poll: nothing to walk */
     for (size_t i = 0; i < p->n_meters; i++) {
         bool changed = alarms_take_changed(p->alarms, i);
         if (!p->env->mqtt || !(changed || all))

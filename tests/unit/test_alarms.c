@@ -103,8 +103,10 @@ static void test_delay_raises_once(void)
     struct alarms *a = engine(ms, 1, &r);
     struct alarms_view v;
     CHECK_INT(alarms_rule_count(a, 0), 2); /* supply_lost + derived phase_loss */
+    CHECK(alarms_any_changed(a));
     CHECK(alarms_take_changed(a, 0));      /* the initial state is published */
     CHECK(!alarms_take_changed(a, 0));
+    CHECK(!alarms_any_changed(a));
 
     /* t=0 s 57 V: ok. t=1..10 s 20 V on all phases: the condition starts
      * at 1000; 6000 - 1000 = 5000 >= 5 s raises at t=6000, exactly once. */
@@ -123,7 +125,9 @@ static void test_delay_raises_once(void)
     CHECK_INT(r.ev[0].meter, 0);
     CHECK_NEAR(r.ev[0].value, 20.0, 1e-9);
     CHECK_NEAR(r.ev[0].threshold, 30.0, 1e-9);
+    CHECK(alarms_any_changed(a));
     CHECK(alarms_take_changed(a, 0));
+    CHECK(!alarms_any_changed(a));
     alarms_get_view(a, 0, &v);
     CHECK_INT(v.state, METER_SUPPLY_LOST);
     CHECK_STR(meter_state_name(v.state), "supply_lost");
