@@ -50,7 +50,12 @@
 #include "protocols/payload.h"
 
 #include <MQTTAsync.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -307,6 +312,78 @@ static void notify_link(struct mqtt *m, bool up)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* The TCP port of a broker URI: the one after the host, else the scheme's
+ * default (tcp/mqtt 1883, ssl/mqtts 8883, ws 80, wss 443). 0 if unknown. */
+static int uri_port(const char *uri)
+{
+    const char *h = strstr(uri, "://");
+    if (!h)
+        return 0;
+    h += 3;
+    if (*h == '[') {
+        h = strchr(h, ']');
+        if (!h)
+            return 0;
+    }
+    const char *c = strchr(h, ':');
+    if (c) {
+        char *end;
+        long port = strtol(c + 1, &end, 10);
+        return port > 0 && port < 65536 ? (int)port : 0;
+    }
+    if (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0)
+        return 8883;
+    if (strncmp(uri, "wss://", 6) == 0)
+        return 443;
+    if (strncmp(uri, "ws://", 5) == 0)
+        return 80;
+    return 1883;
+}
+
+/*
+ * Paho (1.3.11) never sets TCP_NODELAY and has no hook for socket options,
+ * so each small publish after the first few waits for the broker's delayed
+ * ACK (~40 ms, docs/PERFORMANCE.md "Latency"). Once connected, find Paho's
+ * socket among ours - the TCP socket whose peer port is the broker's - and
+ * set it. Modbus TCP sockets have it from libmodbus already; any other TCP
+ * socket to that port would only lose Nagle's delay, which is harmless.
+ */
+static void set_broker_nodelay(struct mqtt *m)
+{
+    int port = uri_port(m->uri);
+    DIR *d = port ? opendir("/proc/self/fd") : NULL;
+    if (!d)
+        return;
+    struct dirent *e;
+    int set = 0;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || fd < 0 || fd == dirfd(d))
+            continue;
+        int type = 0, proto = 0, one = 1;
+        socklen_t len = sizeof(type);
+        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+            continue;
+        len = sizeof(proto);
+        if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
+            proto != IPPROTO_TCP)
+            continue;
+        struct sockaddr_storage sa;
+        len = sizeof(sa);
+        if (getpeername((int)fd, (struct sockaddr *)&sa, &len) < 0)
+            continue;
+        int peer = sa.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                   : sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                                              : -1;
+        if (peer == port &&
+            setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            set++;
+    }
+    closedir(d);
+    log_debug("mqtt: TCP_NODELAY set on %d socket(s) to port %d", set, port);
+}
+
 static void on_connected(void *ctx, char *cause)
 {
     struct mqtt *m = ctx;
@@ -326,6 +403,7 @@ static void on_connected(void *ctx, char *cause)
     pthread_mutex_unlock(&m->lock);
 
     log_info("mqtt: connected to %s", m->uri);
+    set_broker_nodelay(m);
 
     /* A reconnect that Paho completed after mqtt_stop (see the quirks) must
      * not leave "online" retained. */
