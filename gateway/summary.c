@@ -600,17 +600,13 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now)
                    "starting with the next whole interval",
                    SUMMARY_MAX_CATCHUP);
 
-    rc = sqlite3_prepare_v2(db, "SELECT ts, value FROM samples WHERE point = ?1 ORDER BY ts DESC LIMIT 1",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_errno(rc);
     for (size_t j = 0; j < s->n_meters; j++) {
+        int64_t ts;
+        double v;
         if (!s->m[j].has_billing)
             continue;
-        sqlite3_bind_int64(st, 1, s->m[j].billing_id);
-        rc = sqlite3_step(st);
+        rc = store_latest_db(db, s->m[j].billing_id, &ts, &v);
         if (rc == SQLITE_ROW) {
-            int64_t ts = sqlite3_column_int64(st, 0);
             /* A reading from before a long stop would spread days of
              * consumption over the first intervals: only a resumed run, or
              * a recent reading, continues the counter. */
@@ -618,16 +614,13 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now)
                 struct mstate *ms = &s->st.ms[j];
                 ms->has_prev = true;
                 ms->prev_ts = ts;
-                ms->prev_v = sqlite3_column_double(st, 1);
+                ms->prev_v = v;
                 ms->last_ts = ts;
             }
         } else if (rc != SQLITE_DONE) {
-            sqlite3_finalize(st);
             return sql_errno(rc);
         }
-        sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
     return 0;
 }
 

@@ -30,8 +30,7 @@ struct rollup_acc {
 
 struct rollup {
     sqlite3 *db;
-    sqlite3_stmt *st_prev;   /* latest sample of a point before ts */
-    sqlite3_stmt *st_next;   /* earliest sample of a point after ts */
+    struct rollup_io io;     /* raw sample look-ups (store.c) */
     sqlite3_stmt *st_upsert[ROLLUP__COUNT];
     sqlite3_stmt *st_flag[ROLLUP__COUNT];
     /* The current run: samples of one point in increasing ts, none of them
@@ -153,25 +152,14 @@ static void rollup_buckets(struct rollup *r, int64_t ts, int64_t ret[ROLLUP__COU
     }
 }
 
-int rollup_new(sqlite3 *db, struct rollup **ret)
+int rollup_new(sqlite3 *db, const struct rollup_io *io, struct rollup **ret)
 {
     struct rollup *r = xcalloc(1, sizeof(*r));
     char *sql;
     int rc;
 
     r->db = db;
-    rc = sqlite3_prepare_v3(db,
-                            "SELECT ts, value FROM samples WHERE point = ?1 AND ts < ?2 "
-                            "ORDER BY ts DESC LIMIT 1",
-                            -1, SQLITE_PREPARE_PERSISTENT, &r->st_prev, NULL);
-    if (rc != SQLITE_OK)
-        goto out_free;
-    rc = sqlite3_prepare_v3(db,
-                            "SELECT ts, value FROM samples WHERE point = ?1 AND ts > ?2 "
-                            "ORDER BY ts LIMIT 1",
-                            -1, SQLITE_PREPARE_PERSISTENT, &r->st_next, NULL);
-    if (rc != SQLITE_OK)
-        goto out_free;
+    r->io = *io;
     for (int l = 0; l < ROLLUP__COUNT; l++) {
         /* In an upsert's SET every expression sees the old row, so the
          * order of the assignments does not matter. */
@@ -215,8 +203,6 @@ void rollup_free(struct rollup *r)
 {
     if (!r)
         return;
-    sqlite3_finalize(r->st_prev);
-    sqlite3_finalize(r->st_next);
     for (int l = 0; l < ROLLUP__COUNT; l++) {
         sqlite3_finalize(r->st_upsert[l]);
         sqlite3_finalize(r->st_flag[l]);
@@ -231,25 +217,6 @@ void rollup_reset(struct rollup *r)
     r->run = false;
     for (int l = 0; l < ROLLUP__COUNT; l++)
         r->acc[l].used = false;
-}
-
-/* Steps a one-row lookup (st_prev/st_next): SQLITE_OK and *ret_found. */
-static int lookup(sqlite3_stmt *st, uint32_t point, int64_t ts, bool *ret_found,
-                  int64_t *ret_ts, double *ret_v)
-{
-    sqlite3_bind_int64(st, 1, point);
-    sqlite3_bind_int64(st, 2, ts);
-    int rc = sqlite3_step(st);
-    *ret_found = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW) {
-        *ret_ts = sqlite3_column_int64(st, 0);
-        *ret_v = sqlite3_column_double(st, 1);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    }
-    sqlite3_reset(st);
-    return rc;
 }
 
 static int write_row(struct rollup *r, int l, uint32_t point, const struct rollup_row *w)
@@ -394,9 +361,9 @@ int rollup_add(struct rollup *r, uint32_t point, int64_t ts, double v)
         if (rc != SQLITE_OK)
             return rc;
         if (!r->rebuilding) {
-            rc = lookup(r->st_prev, point, ts, &has_prev, &prev_ts, &prev_v);
+            rc = r->io.prev(r->io.ud, point, ts, &has_prev, &prev_ts, &prev_v);
             if (rc == SQLITE_OK)
-                rc = lookup(r->st_next, point, ts, &has_next, &next_ts, &next_v);
+                rc = r->io.next(r->io.ud, point, ts, &has_next, &next_ts, &next_v);
             if (rc != SQLITE_OK)
                 return rc;
             if (has_next)
@@ -447,7 +414,6 @@ int rollup_add(struct rollup *r, uint32_t point, int64_t ts, double v)
 
 int rollup_rebuild(struct rollup *r)
 {
-    sqlite3_stmt *st;
     int rc;
 
     for (int l = 0; l < ROLLUP__COUNT; l++) {
@@ -457,20 +423,10 @@ int rollup_rebuild(struct rollup *r)
         if (rc != SQLITE_OK)
             return rc;
     }
-    rc = sqlite3_prepare_v2(r->db, "SELECT point, ts, value FROM samples ORDER BY point, ts", -1,
-                            &st, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
     rollup_reset(r);
     r->rebuilding = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = rollup_add(r, (uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                        sqlite3_column_double(st, 2));
-        if (rc != SQLITE_OK)
-            break;
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
+    rc = r->io.scan_all(r->io.ud, rollup_add, r);
+    if (rc == SQLITE_OK)
         rc = rollup_flush(r);
     r->rebuilding = false;
     if (rc != SQLITE_OK)
@@ -563,7 +519,7 @@ int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t f
     if ((unsigned)l >= ROLLUP__COUNT)
         return -EINVAL;
     /* Past the horizon the stored rows lack the staged samples (not yet
-     * moved into samples): those buckets come from the raw samples. */
+     * moved into the series): those buckets come from the raw samples. */
     int64_t to_all = to;
     int r0 = store_rollup_horizon(st, point, &horizon);
     if (r0 < 0)

@@ -64,9 +64,27 @@ int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t f
 
 struct rollup;
 
+/*
+ * Raw sample access the maintenance needs, provided by store.c (the raw
+ * samples are compressed chunks, storage/chunk.h): prev/next give the
+ * latest sample of 'point' before ts / the earliest after ts as the open
+ * transaction sees them (found false if none); scan_all calls add for every
+ * raw sample in (point, ts) order (the rebuild). Each returns an SQLite
+ * result code.
+ */
+struct rollup_io {
+    int (*prev)(void *ud, uint32_t point, int64_t ts, bool *ret_found, int64_t *ret_ts,
+                double *ret_v);
+    int (*next)(void *ud, uint32_t point, int64_t ts, bool *ret_found, int64_t *ret_ts,
+                double *ret_v);
+    int (*scan_all)(void *ud, int (*add)(struct rollup *r, uint32_t point, int64_t ts, double v),
+                    struct rollup *r);
+    void *ud;
+};
+
 /* Prepares the statements on db (schema version >= 2). 0 and *ret, or an
  * SQLite result code. */
-int rollup_new(sqlite3 *db, struct rollup **ret);
+int rollup_new(sqlite3 *db, const struct rollup_io *io, struct rollup **ret);
 void rollup_free(struct rollup *r);
 
 /*

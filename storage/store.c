@@ -7,6 +7,7 @@
 #include "storage/store.h"
 #include "gateway/util.h"
 #include "gateway/log.h"
+#include "storage/chunk.h"
 #include "storage/rollup.h"
 
 #include <errno.h>
@@ -142,11 +143,51 @@ static const char *const store_migrations[] = {
     "  point INTEGER NOT NULL,"
     "  value REAL NOT NULL,"
     "  PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;",
+    /* 4 -> 5: chunked series (docs/STORAGE.md, "Schema 5: chunked
+     * series"). series holds one compressed chunk (storage/chunk.h) per
+     * point and chunk period; a rowid table, since its rows carry blobs of
+     * several KB (WITHOUT ROWID suits small rows only). staged holds one
+     * row per meter poll (mk: the meter key, the smallest point id of the
+     * meter), keyed by time so a commit appends at the b-tree's right edge.
+     * store_migrate converts samples into series and samples_recent into
+     * staged in the same transaction, then drops both. */
+    "CREATE TABLE series("
+    "  point INTEGER NOT NULL,"
+    "  t0 INTEGER NOT NULL,"
+    "  t1 INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY(point, t0)) STRICT;"
+    "CREATE TABLE staged("
+    "  ts INTEGER NOT NULL,"
+    "  mk INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY(ts, mk)) STRICT, WITHOUT ROWID;",
 };
 /* The version whose step creates the rollup tables (built from the samples
  * by store_migrate). */
 #define STORE_VERSION_ROLLUPS 2
+/* The version whose step creates series/staged (the old tables are
+ * converted by store_convert_v4). */
+#define STORE_VERSION_SERIES 5
 #define STORE_SCHEMA_VERSION ((int)ARRAY_SIZE(store_migrations))
+
+/* One point's samples of the meter being moved (store_move_staged). */
+struct store_mpoint {
+    uint32_t point;
+    int64_t *ts;
+    double *v;
+    size_t n, cap_ts, cap_v;
+};
+
+/* A sample being sorted into staged rows or series groups. */
+struct store_tmp {
+    int64_t ts;
+    uint32_t point, mk;
+    uint32_t idx;      /* input order: the first of equal keys wins */
+    double v;
+};
 
 struct store {
     sqlite3 *db;
@@ -155,23 +196,35 @@ struct store {
     sqlite3_stmt *st_begin;
     sqlite3_stmt *st_commit;
     sqlite3_stmt *st_rollback;
-    sqlite3_stmt *st_insert;
     sqlite3_stmt *st_point_find;
     sqlite3_stmt *st_point_add;
     sqlite3_stmt *st_point_update;
-    sqlite3_stmt *st_scan;
+    sqlite3_stmt *st_mk;            /* a point's meter key */
+    sqlite3_stmt *st_window;        /* chunks of a point overlapping [?2, ?3) */
+    sqlite3_stmt *st_chunk_add;
+    sqlite3_stmt *st_chunk_set;     /* rewrite by rowid */
+    sqlite3_stmt *st_chunk_del;     /* delete by rowid */
+    sqlite3_stmt *st_chunk_before;  /* a point's last chunk with t0 < ?2 */
+    sqlite3_stmt *st_chunk_at;      /* a point's last chunk with t0 <= ?2 */
+    sqlite3_stmt *st_chunk_after;   /* a point's first chunk with t0 > ?2 */
+    sqlite3_stmt *st_scan;          /* chunks overlapping [from, to) */
+    sqlite3_stmt *st_scan_staged;   /* one meter's staged rows in [from, to) */
+    sqlite3_stmt *st_seek;          /* chunks before ts, newest first */
+    sqlite3_stmt *st_seek_staged;   /* one meter's staged rows before ts, newest first */
     sqlite3_stmt *st_retain;
-    sqlite3_stmt *st_seek;
-    sqlite3_stmt *st_stage;        /* insert into samples_recent */
-    sqlite3_stmt *st_main_max;     /* a point's newest ts in samples */
-    sqlite3_stmt *st_recent_any;   /* is samples_recent empty? */
+    sqlite3_stmt *st_stage;         /* insert a staged row (if new) */
+    sqlite3_stmt *st_stage_get;
+    sqlite3_stmt *st_stage_set;
+    sqlite3_stmt *st_main_max;      /* a point's newest ts in series */
+    sqlite3_stmt *st_recent_any;    /* oldest staged ts */
     sqlite3_stmt *st_data_version;
     struct rollup *rollup;       /* NULL on a read-only handle */
     bool rollups_off;            /* store_set_rollups_for_bench */
+    int64_t period_ms;           /* chunk period (PARKGW_STORE_PERIOD_MS) */
     int retention_days;          /* 0: keep raw samples forever */
     int64_t retention_due_ms;    /* next store_maintain run */
     int64_t retention_cursor;    /* last point id the retention pass finished */
-    /* Staging (store_set_staging): per point id, its newest ts in samples
+    /* Staging (store_set_staging): per point id, its newest ts in series
      * (STORE_TS_UNKNOWN: not looked up, STORE_TS_NONE: no sample), valid
      * while no other connection commits (PRAGMA data_version). */
     bool staging;
@@ -180,31 +233,44 @@ struct store {
     int64_t data_version;
     int64_t staged_min, staged_max;   /* bounds of what this handle staged and did not move */
     int64_t move_due_ms;              /* after a failed move: not before this */
-    /* Readers: a copy of samples_recent sorted by (point, ts), reloaded
-     * when the database changed (data_version; this handle's own writes
-     * drop it), never while a scan walks it (rc_depth). */
-    struct staged_row *rc;
-    size_t rc_n, rc_cap;
-    bool rc_valid;
-    int64_t rc_version;
-    int rc_depth;
+    /* Per point id, its meter key (0: not looked up). Ids are never reused. */
+    uint32_t *mk;
+    size_t mk_cap;
+    /* The (point, window) being merged by store_put_group: its samples so
+     * far, seen by the rollup look-ups (store_io_prev/next). */
+    bool pend_on;
+    uint32_t pend_point;
+    int64_t pend_lo, pend_hi;
+    int64_t *pts;
+    double *pv;
+    size_t pn, pcap_ts, pcap_v;
+    int64_t *prow;                    /* rowids of the chunks being merged */
+    size_t prow_n, prow_cap;
+    /* Scratch: encoding, sorting, the move's meter, seek_back's chunk. */
+    struct chunk_buf enc;
+    struct store_tmp *tmp;
+    size_t tmp_cap;
+    int64_t *gts;
+    double *gv;
+    size_t gcap_ts, gcap_v;
+    struct store_mpoint *mp;
+    size_t mp_n, mp_used, mp_cap;
     char errmsg[256];
 };
 /* Idle time between retention passes that found nothing more to delete. */
 #define STORE_RETENTION_IDLE_MS 60000
-/* Staged samples are moved into samples once the newest one is in a later
- * quarter hour than the oldest; at most this many per transaction. */
-#define STORE_MOVE_BATCH 1000000
+/* Staged rows of closed chunk periods are moved into series once the newest
+ * one is in a later period than the oldest; at most this many staged rows
+ * (meter polls) per transaction. */
+#define STORE_MOVE_ROWS 200000
 /* After a failed move (disk full): wait before the next attempt. */
 #define STORE_MOVE_RETRY_MS 10000
 #define STORE_TS_UNKNOWN INT64_MIN
 #define STORE_TS_NONE (INT64_MIN + 1)
-
-struct staged_row {
-    uint32_t point;
-    int64_t ts;
-    double value;
-};
+/* Chunk period: default and bounds of PARKGW_STORE_PERIOD_MS. */
+#define STORE_PERIOD_DEFAULT_MS 900000
+#define STORE_PERIOD_MIN_MS 1000
+#define STORE_PERIOD_MAX_MS 86400000
 
 static const char *const store_utility_names[] = {"electricity", "water", "gas", "wastewater"};
 static const char *const store_kind_names[] = {"gauge", "counter"};
@@ -268,6 +334,9 @@ static int store_user_version(sqlite3 *db, int *ret)
     return rc;
 }
 
+static int store_convert_v4(struct store *s);
+static struct rollup_io store_rollup_io(struct store *s);
+
 /* Runs the missing migration steps in one IMMEDIATE transaction: two
  * daemons (or a daemon and an import) starting together serialize on the
  * write lock and the second one sees the first's user_version. */
@@ -300,11 +369,17 @@ static int store_migrate(struct store *s, char *err, size_t errlen)
             return store_errno(rc);
         }
     }
+    if (version < STORE_VERSION_SERIES) {
+        rc = store_convert_v4(s);
+        if (rc != SQLITE_OK)
+            goto out_rollback;
+    }
     if (version < STORE_VERSION_ROLLUPS && STORE_SCHEMA_VERSION >= STORE_VERSION_ROLLUPS) {
         /* Samples stored before the rollups existed get theirs now, in the
          * same transaction: a migrated database is never half summarised. */
         struct rollup *r;
-        rc = rollup_new(s->db, &r);
+        struct rollup_io io = store_rollup_io(s);
+        rc = rollup_new(s->db, &io, &r);
         if (rc == SQLITE_OK) {
             rc = rollup_rebuild(r);
             rollup_free(r);
@@ -339,32 +414,57 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
         {offsetof(struct store, st_begin), "BEGIN IMMEDIATE"},
         {offsetof(struct store, st_commit), "COMMIT"},
         {offsetof(struct store, st_rollback), "ROLLBACK"},
-        {offsetof(struct store, st_insert),
-         "INSERT OR IGNORE INTO samples(point, ts, value) VALUES (?1, ?2, ?3)"},
         {offsetof(struct store, st_point_find),
          "SELECT id, utility, kind FROM points WHERE enterprise = ?1 AND meter = ?2 AND point = ?3"},
         {offsetof(struct store, st_point_add),
          "INSERT INTO points(enterprise, meter, point, utility, kind) VALUES (?1, ?2, ?3, ?4, ?5)"},
         {offsetof(struct store, st_point_update),
          "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1"},
-        /* samples only: the staged rows come from the handle's copy
-         * (store_recent_load), since samples_recent is keyed by ts and a
-         * point's rows are spread over all of it. */
+        {offsetof(struct store, st_mk),
+         "SELECT min(b.id) FROM points a JOIN points b"
+         " ON b.enterprise = a.enterprise AND b.meter = a.meter WHERE a.id = ?1"},
+        /* Chunks never overlap: the first one reaching into [?2, ?3) is the
+         * last one starting at or before ?2 (if it ends before ?2 the
+         * caller skips it) or a later one. */
+        {offsetof(struct store, st_window),
+         "SELECT rowid, t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
+         "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
+         "AND t0 < ?3 ORDER BY t0"},
+        {offsetof(struct store, st_chunk_add),
+         "INSERT INTO series(point, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)"},
+        {offsetof(struct store, st_chunk_set),
+         "UPDATE series SET t0 = ?2, t1 = ?3, n = ?4, data = ?5 WHERE rowid = ?1"},
+        {offsetof(struct store, st_chunk_del), "DELETE FROM series WHERE rowid = ?1"},
+        {offsetof(struct store, st_chunk_before),
+         "SELECT t0, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC LIMIT 1"},
+        {offsetof(struct store, st_chunk_at),
+         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1"},
+        {offsetof(struct store, st_chunk_after),
+         "SELECT t0, data FROM series WHERE point = ?1 AND t0 > ?2 ORDER BY t0 LIMIT 1"},
         {offsetof(struct store, st_scan),
-         "SELECT ts, value FROM samples WHERE point = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"},
+         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
+         "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
+         "AND t0 < ?3 ORDER BY t0"},
+        /* staged is keyed by time: a range of ts, filtered by the meter
+         * key; only the meter's rows are decoded. */
+        {offsetof(struct store, st_scan_staged),
+         "SELECT ts, data FROM staged WHERE ts >= ?2 AND ts < ?3 AND mk = ?1 ORDER BY ts"},
         {offsetof(struct store, st_seek),
-         "SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 AND ts >= ?3 "
-         "ORDER BY ts DESC LIMIT 1 OFFSET ?4"},
+         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC"},
+        {offsetof(struct store, st_seek_staged),
+         "SELECT ts, data FROM staged WHERE ts < ?2 AND ts >= ?3 AND mk = ?1 ORDER BY ts DESC"},
         {offsetof(struct store, st_stage),
-         "INSERT OR IGNORE INTO samples_recent(ts, point, value) VALUES (?2, ?1, ?3)"},
-        {offsetof(struct store, st_main_max), "SELECT max(ts) FROM samples WHERE point = ?1"},
-        {offsetof(struct store, st_recent_any), "SELECT ts FROM samples_recent ORDER BY ts LIMIT 1"},
+         "INSERT INTO staged(ts, mk, n, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"},
+        {offsetof(struct store, st_stage_get), "SELECT data FROM staged WHERE ts = ?1 AND mk = ?2"},
+        {offsetof(struct store, st_stage_set),
+         "UPDATE staged SET n = ?3, data = ?4 WHERE ts = ?1 AND mk = ?2"},
+        {offsetof(struct store, st_main_max),
+         "SELECT t1 FROM series WHERE point = ?1 ORDER BY t0 DESC LIMIT 1"},
+        {offsetof(struct store, st_recent_any), "SELECT ts FROM staged ORDER BY ts LIMIT 1"},
         {offsetof(struct store, st_data_version), "PRAGMA data_version"},
-        /* One point's oldest rows before the cutoff: a range of the
-         * (point, ts) key, never a scan of the table. */
+        /* One point's whole chunks that ended before the cutoff. */
         {offsetof(struct store, st_retain),
-         "DELETE FROM samples WHERE point = ?1 AND ts IN "
-         "(SELECT ts FROM samples WHERE point = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)"},
+         "SELECT rowid, n FROM series WHERE point = ?1 AND t1 < ?2 ORDER BY t0"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(stmts); i++) {
         sqlite3_stmt **slot = (sqlite3_stmt **)(void *)((char *)s + stmts[i].off);
@@ -376,7 +476,8 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
         }
     }
     if (!s->readonly) {
-        int rc = rollup_new(s->db, &s->rollup);
+        struct rollup_io io = store_rollup_io(s);
+        int rc = rollup_new(s->db, &io, &s->rollup);
         if (rc != SQLITE_OK) {
             store_seterr(err, errlen, "%s: preparing the rollup statements failed: %s", s->path,
                          sqlite3_errmsg(s->db));
@@ -406,6 +507,13 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
 
     s = xcalloc(1, sizeof(*s));
     s->path = xstrdup(path);
+    s->period_ms = STORE_PERIOD_DEFAULT_MS;
+    const char *pe = getenv("PARKGW_STORE_PERIOD_MS");
+    int64_t pv;
+    if (pe && *pe && parse_int64(pe, &pv) == 0)
+        s->period_ms = pv < STORE_PERIOD_MIN_MS   ? STORE_PERIOD_MIN_MS
+                       : pv > STORE_PERIOD_MAX_MS ? STORE_PERIOD_MAX_MS
+                                                  : pv;
     s->readonly = readonly;
     flags |= readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     /* SQLite's unix VFS opens the database, journal, WAL and -shm with
@@ -447,9 +555,12 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     rc = sqlite3_exec(s->db,
                       "PRAGMA synchronous = NORMAL;"
                       "PRAGMA foreign_keys = OFF;"
-                      /* The tails of ~1500 series are touched every few
-                       * seconds; keep them cached (16 MiB). */
-                      "PRAGMA cache_size = -16384;",
+                      /* Commits append to the right edge of staged and
+                       * the move writes each chunk once: the working set
+                       * is a few pages per transaction plus the move's
+                       * sorter (which spills to a temporary file beyond
+                       * this). 2 MiB; docs/STORAGE.md has the measurements. */
+                      "PRAGMA cache_size = -2048;",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         goto out_sqlerr;
@@ -510,23 +621,24 @@ void store_close(struct store *s)
         return;
     if (s->staging && s->st_recent_any)
         store_flush_staged(s);   /* a clean stop leaves nothing staged */
-    sqlite3_finalize(s->st_begin);
-    sqlite3_finalize(s->st_commit);
-    sqlite3_finalize(s->st_rollback);
-    sqlite3_finalize(s->st_insert);
-    sqlite3_finalize(s->st_point_find);
-    sqlite3_finalize(s->st_point_add);
-    sqlite3_finalize(s->st_point_update);
-    sqlite3_finalize(s->st_scan);
-    sqlite3_finalize(s->st_retain);
-    sqlite3_finalize(s->st_seek);
-    sqlite3_finalize(s->st_stage);
-    sqlite3_finalize(s->st_main_max);
-    sqlite3_finalize(s->st_recent_any);
-    sqlite3_finalize(s->st_data_version);
+    sqlite3_stmt **first = &s->st_begin, **last = &s->st_data_version;
+    for (sqlite3_stmt **p = first; p <= last; p++)
+        sqlite3_finalize(*p);
     rollup_free(s->rollup);
     free(s->main_max);
-    free(s->rc);
+    free(s->mk);
+    free(s->pts);
+    free(s->pv);
+    free(s->prow);
+    chunk_buf_free(&s->enc);
+    free(s->tmp);
+    free(s->gts);
+    free(s->gv);
+    for (size_t i = 0; i < s->mp_used; i++) {
+        free(s->mp[i].ts);
+        free(s->mp[i].v);
+    }
+    free(s->mp);
     /* Closing the last connection checkpoints the WAL and removes it. */
     sqlite3_close_v2(s->db);
     free(s->path);
@@ -625,7 +737,48 @@ int store_find_point(struct store *s, const char *enterprise, const char *meter,
 }
 
 
-/* ---- staging (samples_recent) ---- */
+/* ---- chunk periods, meter keys, the series' newest ts ---- */
+
+static int64_t store_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if (a % b != 0 && (a < 0) != (b < 0))
+        q--;
+    return q;
+}
+
+/* The start of the chunk period containing ts. */
+static int64_t store_period(const struct store *s, int64_t ts)
+{
+    return store_floor_div(ts, s->period_ms) * s->period_ms;
+}
+
+/* A point's meter key: the smallest point id of its (enterprise, meter), or
+ * the point itself if it is not registered. SQLite result code. */
+static int store_meter_key(struct store *s, uint32_t point, uint32_t *ret)
+{
+    if ((size_t)point >= s->mk_cap) {
+        size_t old = s->mk_cap;
+        s->mk = xgrow(s->mk, &s->mk_cap, (size_t)point + 1, sizeof(*s->mk));
+        memset(s->mk + old, 0, (s->mk_cap - old) * sizeof(*s->mk));
+    }
+    if (s->mk[point] == 0) {
+        uint32_t mk = point;
+        sqlite3_bind_int64(s->st_mk, 1, point);
+        int rc = sqlite3_step(s->st_mk);
+        if (rc == SQLITE_ROW && sqlite3_column_type(s->st_mk, 0) != SQLITE_NULL) {
+            int64_t m = sqlite3_column_int64(s->st_mk, 0);
+            if (m > 0 && m < point)
+                mk = (uint32_t)m;
+        }
+        sqlite3_reset(s->st_mk);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return rc;
+        s->mk[point] = mk;
+    }
+    *ret = s->mk[point];
+    return SQLITE_OK;
+}
 
 /* Forgets the cached newest ts of every point (another connection wrote,
  * or a move rolled back). */
@@ -635,8 +788,24 @@ static void store_main_max_forget(struct store *s)
         s->main_max[i] = STORE_TS_UNKNOWN;
 }
 
-/* The newest ts of 'point' in samples (STORE_TS_NONE if it has none),
- * through the cache. 0 or -errno. */
+/* The newest ts of 'point' in series (STORE_TS_NONE if it has none),
+ * uncached. SQLite result code. */
+static int store_series_newest(struct store *s, uint32_t point, int64_t *ret)
+{
+    sqlite3_bind_int64(s->st_main_max, 1, point);
+    int rc = sqlite3_step(s->st_main_max);
+    if (rc == SQLITE_ROW) {
+        *ret = sqlite3_column_int64(s->st_main_max, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        *ret = STORE_TS_NONE;
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(s->st_main_max);
+    return rc;
+}
+
+/* The same through the cache. 0 or -errno. */
 static int store_main_max(struct store *s, uint32_t point, int64_t *ret)
 {
     if ((size_t)point >= s->main_max_cap) {
@@ -646,23 +815,17 @@ static int store_main_max(struct store *s, uint32_t point, int64_t *ret)
             s->main_max[i] = STORE_TS_UNKNOWN;
     }
     if (s->main_max[point] == STORE_TS_UNKNOWN) {
-        sqlite3_bind_int64(s->st_main_max, 1, point);
-        int rc = sqlite3_step(s->st_main_max);
-        if (rc != SQLITE_ROW) {
-            int r = store_fail(s, rc);
-            sqlite3_reset(s->st_main_max);
-            return r;
+        int rc = store_series_newest(s, point, &s->main_max[point]);
+        if (rc != SQLITE_OK) {
+            s->main_max[point] = STORE_TS_UNKNOWN;
+            return store_fail(s, rc);
         }
-        s->main_max[point] = sqlite3_column_type(s->st_main_max, 0) == SQLITE_NULL
-                                 ? STORE_TS_NONE
-                                 : sqlite3_column_int64(s->st_main_max, 0);
-        sqlite3_reset(s->st_main_max);
     }
     *ret = s->main_max[point];
     return 0;
 }
 
-/* The oldest staged ts, or INT64_MAX when samples_recent is empty. */
+/* The oldest staged ts, or INT64_MAX when staged is empty. */
 static int store_staged_oldest(struct store *s, int64_t *ret)
 {
     int rc = sqlite3_step(s->st_recent_any);
@@ -677,19 +840,508 @@ static int store_staged_oldest(struct store *s, int64_t *ret)
     return r;
 }
 
+/* ---- series chunks ---- */
+
+static void store_pend_push(struct store *s, size_t pos, int64_t ts, double v)
+{
+    s->pts = xgrow(s->pts, &s->pcap_ts, s->pn + 1, sizeof(*s->pts));
+    s->pv = xgrow(s->pv, &s->pcap_v, s->pn + 1, sizeof(*s->pv));
+    if (pos < s->pn) {
+        memmove(s->pts + pos + 1, s->pts + pos, (s->pn - pos) * sizeof(*s->pts));
+        memmove(s->pv + pos + 1, s->pv + pos, (s->pn - pos) * sizeof(*s->pv));
+    }
+    s->pts[pos] = ts;
+    s->pv[pos] = v;
+    s->pn++;
+}
+
+/* Index of the first pending sample with ts >= 'ts'. */
+static size_t store_pend_find(const struct store *s, int64_t ts)
+{
+    size_t lo = 0, hi = s->pn;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->pts[mid] < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The latest sample of 'point' in series before x. SQLite result code. */
+static int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *ret_found,
+                            int64_t *ret_ts, double *ret_v)
+{
+    sqlite3_stmt *st = s->st_chunk_before;
+    struct chunk_iter it;
+    int64_t ts;
+    double v;
+    int k, rc;
+
+    *ret_found = false;
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, x);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        chunk_iter_init(&it, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                        sqlite3_column_int64(st, 0));
+        while ((k = chunk_next(&it, &ts, &v)) > 0 && ts < x) {
+            *ret_found = true;
+            *ret_ts = ts;
+            *ret_v = v;
+        }
+        rc = k < 0 ? SQLITE_CORRUPT : SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The earliest sample of 'point' in series after x. SQLite result code. */
+static int store_chunk_next(struct store *s, uint32_t point, int64_t x, bool *ret_found,
+                            int64_t *ret_ts, double *ret_v)
+{
+    sqlite3_stmt *st = s->st_chunk_at;
+    struct chunk_iter it;
+    int64_t ts;
+    double v;
+    int k = 0, rc;
+
+    *ret_found = false;
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, x);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 1) > x) {
+        chunk_iter_init(&it, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                        sqlite3_column_int64(st, 0));
+        while ((k = chunk_next(&it, &ts, &v)) > 0) {
+            if (ts > x) {
+                *ret_found = true;
+                *ret_ts = ts;
+                *ret_v = v;
+                break;
+            }
+        }
+        sqlite3_reset(st);
+        return k < 0 ? SQLITE_CORRUPT : SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return rc;
+    st = s->st_chunk_after;
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, x);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        chunk_iter_init(&it, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                        sqlite3_column_int64(st, 0));
+        k = chunk_next(&it, ret_ts, ret_v);
+        *ret_found = k > 0;
+        rc = k < 0 ? SQLITE_CORRUPT : SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* rollup_io: the neighbours of (point, ts) as the open transaction sees
+ * them, including the samples store_put_group has merged so far. */
+static int store_io_prev(void *ud, uint32_t point, int64_t ts, bool *ret_found, int64_t *ret_ts,
+                         double *ret_v)
+{
+    struct store *s = ud;
+    if (s->pend_on && point == s->pend_point) {
+        size_t i = store_pend_find(s, ts);
+        if (i > 0) {
+            *ret_found = true;
+            *ret_ts = s->pts[i - 1];
+            *ret_v = s->pv[i - 1];
+            return SQLITE_OK;
+        }
+        if (ts > s->pend_lo)
+            ts = s->pend_lo;
+    }
+    return store_chunk_prev(s, point, ts, ret_found, ret_ts, ret_v);
+}
+
+static int store_io_next(void *ud, uint32_t point, int64_t ts, bool *ret_found, int64_t *ret_ts,
+                         double *ret_v)
+{
+    struct store *s = ud;
+    if (s->pend_on && point == s->pend_point) {
+        size_t i = store_pend_find(s, ts);
+        if (i < s->pn && s->pts[i] == ts)
+            i++;
+        if (i < s->pn) {
+            *ret_found = true;
+            *ret_ts = s->pts[i];
+            *ret_v = s->pv[i];
+            return SQLITE_OK;
+        }
+        if (ts < s->pend_hi - 1)
+            ts = s->pend_hi - 1;
+    }
+    return store_chunk_next(s, point, ts, ret_found, ret_ts, ret_v);
+}
+
+/* rollup_io: every raw sample in (point, ts) order (rollup_rebuild). */
+static int store_io_scan_all(void *ud,
+                             int (*add)(struct rollup *r, uint32_t point, int64_t ts, double v),
+                             struct rollup *r)
+{
+    struct store *s = ud;
+    sqlite3_stmt *st;
+    struct chunk_iter it;
+    int64_t ts;
+    double v;
+    int k, rc;
+
+    rc = sqlite3_prepare_v2(s->db, "SELECT point, t0, data FROM series ORDER BY point, t0", -1,
+                            &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t point = (uint32_t)sqlite3_column_int64(st, 0);
+        chunk_iter_init(&it, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                        sqlite3_column_int64(st, 1));
+        while ((k = chunk_next(&it, &ts, &v)) > 0) {
+            rc = add(r, point, ts, v);
+            if (rc != SQLITE_OK)
+                break;
+        }
+        if (k < 0)
+            rc = SQLITE_CORRUPT;
+        if (rc != SQLITE_ROW && rc != SQLITE_OK)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static struct rollup_io store_rollup_io(struct store *s)
+{
+    return (struct rollup_io){store_io_prev, store_io_next, store_io_scan_all, s};
+}
+
+/* Encodes pts/pv (ts order) into s->enc. */
+static void store_encode_pending(struct store *s)
+{
+    int64_t prev = s->pts[0];
+    s->enc.len = 0;
+    for (size_t i = 0; i < s->pn; i++)
+        chunk_put(&s->enc, &prev, s->pts[i], s->pv[i]);
+}
+
 /*
- * Inside the caller's write transaction: moves the staged samples with
- * ts < cut (at most STORE_MOVE_BATCH of them, the oldest) into samples,
- * feeding the rollups in (point, ts) order as a bulk insert does, and
- * deletes them from samples_recent. *ret_moved (may be NULL): rows moved.
- * 0 or -errno; after an error the caller rolls back.
+ * Inside the caller's write transaction: merges n samples of 'point' (ts
+ * ascending, distinct, all in one chunk period) into the point's chunk of
+ * that period, feeding rollup_add with each sample actually added (a
+ * (point, ts) already stored wins) before the chunk is written, so the
+ * rollup look-ups see exactly the samples before it. *ret_added may be
+ * NULL. SQLite result code.
+ */
+static int store_put_group(struct store *s, uint32_t point, const int64_t *ts, const double *v,
+                           size_t n, int64_t *ret_added)
+{
+    struct rollup *ru = s->rollups_off ? NULL : s->rollup;
+    sqlite3_stmt *st = s->st_window;
+    int64_t p0 = store_period(s, ts[0]), p1 = p0 + s->period_ms;
+    int64_t lo = p0, hi = p1, added = 0;
+    struct chunk_iter it;
+    int64_t t;
+    double x;
+    int k = 0, rc;
+
+    s->pn = 0;
+    s->prow_n = 0;
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, p0);
+    sqlite3_bind_int64(st, 3, p1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t t0 = sqlite3_column_int64(st, 1), t1 = sqlite3_column_int64(st, 2);
+        if (t1 < p0)
+            continue;
+        s->prow = xgrow(s->prow, &s->prow_cap, s->prow_n + 1, sizeof(*s->prow));
+        s->prow[s->prow_n++] = sqlite3_column_int64(st, 0);
+        if (t0 < lo)
+            lo = t0;
+        if (t1 >= hi)
+            hi = t1 + 1;
+        chunk_iter_init(&it, sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), t0);
+        while ((k = chunk_next(&it, &t, &x)) > 0)
+            store_pend_push(s, s->pn, t, x);
+        if (k < 0)
+            break;
+    }
+    sqlite3_reset(st);
+    if (k < 0)
+        return SQLITE_CORRUPT;
+    if (rc != SQLITE_DONE)
+        return rc;
+
+    s->pend_on = true;
+    s->pend_point = point;
+    s->pend_lo = lo;
+    s->pend_hi = hi;
+    for (size_t i = 0; i < n; i++) {
+        size_t pos = s->pn;
+        if (s->pn > 0 && ts[i] <= s->pts[s->pn - 1]) {
+            pos = store_pend_find(s, ts[i]);
+            if (pos < s->pn && s->pts[pos] == ts[i])
+                continue;   /* stored already: the stored value wins */
+        }
+        if (ru) {
+            rc = rollup_add(ru, point, ts[i], v[i]);
+            if (rc != SQLITE_OK) {
+                s->pend_on = false;
+                return rc;
+            }
+        }
+        store_pend_push(s, pos, ts[i], v[i]);
+        added++;
+    }
+    s->pend_on = false;
+    if (ret_added)
+        *ret_added = added;
+    if (added == 0)
+        return SQLITE_OK;
+
+    store_encode_pending(s);
+    for (size_t i = 1; i < s->prow_n; i++) {
+        sqlite3_bind_int64(s->st_chunk_del, 1, s->prow[i]);
+        rc = store_step_done(s->st_chunk_del);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    st = s->prow_n > 0 ? s->st_chunk_set : s->st_chunk_add;
+    sqlite3_bind_int64(st, 1, s->prow_n > 0 ? s->prow[0] : (int64_t)point);
+    sqlite3_bind_int64(st, 2, s->pts[0]);
+    sqlite3_bind_int64(st, 3, s->pts[s->pn - 1]);
+    sqlite3_bind_int64(st, 4, (int64_t)s->pn);
+    sqlite3_bind_blob(st, 5, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
+    rc = store_step_done(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((size_t)point < s->main_max_cap && s->main_max[point] != STORE_TS_UNKNOWN &&
+        (s->main_max[point] == STORE_TS_NONE || s->pts[s->pn - 1] > s->main_max[point]))
+        s->main_max[point] = s->pts[s->pn - 1];
+    return SQLITE_OK;
+}
+
+static int store_tmp_point_cmp(const void *a, const void *b)
+{
+    const struct store_tmp *x = a, *y = b;
+    if (x->point != y->point)
+        return x->point < y->point ? -1 : 1;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Writes the n samples of s->tmp (any order) into series with their
+ * rollups: per (point, chunk period) one merge. SQLite result code. */
+static int store_put_tmp(struct store *s, size_t n)
+{
+    size_t i = 0;
+    qsort(s->tmp, n, sizeof(*s->tmp), store_tmp_point_cmp);
+    while (i < n) {
+        uint32_t point = s->tmp[i].point;
+        int64_t end = store_period(s, s->tmp[i].ts) + s->period_ms;
+        size_t g = 0;
+        for (; i < n && s->tmp[i].point == point && s->tmp[i].ts < end; i++) {
+            if (g > 0 && s->gts[g - 1] == s->tmp[i].ts)
+                continue;   /* a duplicate in the batch: the first wins */
+            s->gts = xgrow(s->gts, &s->gcap_ts, g + 1, sizeof(*s->gts));
+            s->gv = xgrow(s->gv, &s->gcap_v, g + 1, sizeof(*s->gv));
+            s->gts[g] = s->tmp[i].ts;
+            s->gv[g] = s->tmp[i].v;
+            g++;
+        }
+        int rc = store_put_group(s, point, s->gts, s->gv, g, NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* ---- staging ---- */
+
+static int store_tmp_row_cmp(const void *a, const void *b)
+{
+    const struct store_tmp *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->mk != y->mk)
+        return x->mk < y->mk ? -1 : 1;
+    if (x->point != y->point)
+        return x->point < y->point ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* One staged row (ts, mk) from tmp[a..b) (sorted, points distinct): a new
+ * row, or merged into the existing one whose values win. SQLite result
+ * code. */
+static int store_stage_row(struct store *s, size_t a, size_t b)
+{
+    int64_t ts = s->tmp[a].ts, prev = s->tmp[a].mk;
+    uint32_t mk = s->tmp[a].mk;
+    int rc;
+
+    s->enc.len = 0;
+    for (size_t i = a; i < b; i++)
+        chunk_put(&s->enc, &prev, s->tmp[i].point, s->tmp[i].v);
+    sqlite3_bind_int64(s->st_stage, 1, ts);
+    sqlite3_bind_int64(s->st_stage, 2, mk);
+    sqlite3_bind_int64(s->st_stage, 3, (int64_t)(b - a));
+    sqlite3_bind_blob(s->st_stage, 4, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
+    rc = store_step_done(s->st_stage);
+    if (rc != SQLITE_OK || sqlite3_changes(s->db) > 0)
+        return rc;
+
+    /* (ts, mk) is staged already (a batch resubmitted or split): merge,
+     * point order, the stored value wins on equal points. */
+    struct chunk_iter it;
+    int64_t p, mprev = mk;
+    double v;
+    int k;
+    size_t i = a, cnt = 0;
+    struct chunk_buf out = {0};
+    sqlite3_bind_int64(s->st_stage_get, 1, ts);
+    sqlite3_bind_int64(s->st_stage_get, 2, mk);
+    rc = sqlite3_step(s->st_stage_get);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s->st_stage_get);
+        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    }
+    chunk_iter_init(&it, sqlite3_column_blob(s->st_stage_get, 0),
+                    (size_t)sqlite3_column_bytes(s->st_stage_get, 0), mk);
+    while ((k = chunk_next(&it, &p, &v)) > 0) {
+        for (; i < b && s->tmp[i].point < p; i++, cnt++)
+            chunk_put(&out, &mprev, s->tmp[i].point, s->tmp[i].v);
+        if (i < b && s->tmp[i].point == p)
+            i++;
+        chunk_put(&out, &mprev, p, v);
+        cnt++;
+    }
+    sqlite3_reset(s->st_stage_get);
+    if (k < 0) {
+        chunk_buf_free(&out);
+        return SQLITE_CORRUPT;
+    }
+    for (; i < b; i++, cnt++)
+        chunk_put(&out, &mprev, s->tmp[i].point, s->tmp[i].v);
+    sqlite3_bind_int64(s->st_stage_set, 1, ts);
+    sqlite3_bind_int64(s->st_stage_set, 2, mk);
+    sqlite3_bind_int64(s->st_stage_set, 3, (int64_t)cnt);
+    sqlite3_bind_blob(s->st_stage_set, 4, out.p, (int)out.len, SQLITE_STATIC);
+    rc = store_step_done(s->st_stage_set);
+    sqlite3_clear_bindings(s->st_stage_set);
+    chunk_buf_free(&out);
+    return rc;
+}
+
+/* Stages tmp[0..n): grouped by (ts, mk). SQLite result code. */
+static int store_stage_tmp(struct store *s, size_t n)
+{
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++)
+        sorted = store_tmp_row_cmp(&s->tmp[i - 1], &s->tmp[i]) < 0 &&
+                 (s->tmp[i - 1].point != s->tmp[i].point || s->tmp[i - 1].ts != s->tmp[i].ts);
+    if (!sorted) {
+        qsort(s->tmp, n, sizeof(*s->tmp), store_tmp_row_cmp);
+        /* drop later duplicates of (point, ts): the first one wins */
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (w == 0 || s->tmp[w - 1].ts != s->tmp[i].ts || s->tmp[w - 1].point != s->tmp[i].point)
+                s->tmp[w++] = s->tmp[i];
+        n = w;
+    }
+    size_t a = 0;
+    while (a < n) {
+        size_t b = a + 1;
+        while (b < n && s->tmp[b].ts == s->tmp[a].ts && s->tmp[b].mk == s->tmp[a].mk)
+            b++;
+        int rc = store_stage_row(s, a, b);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (s->tmp[a].ts < s->staged_min)
+            s->staged_min = s->tmp[a].ts;
+        if (s->tmp[a].ts > s->staged_max)
+            s->staged_max = s->tmp[a].ts;
+        a = b;
+    }
+    return SQLITE_OK;
+}
+
+/* The meter buffer of 'point' in the move (hint: the index that matched the
+ * previous point of the row + 1). */
+static struct store_mpoint *store_mpoint(struct store *s, uint32_t point, size_t *hint)
+{
+    size_t i = *hint;
+    if (!(i < s->mp_n && s->mp[i].point == point)) {
+        for (i = 0; i < s->mp_n && s->mp[i].point != point; i++)
+            ;
+        if (i == s->mp_n) {
+            s->mp = xgrow(s->mp, &s->mp_cap, s->mp_n + 1, sizeof(*s->mp));
+            if (s->mp_n >= s->mp_used) {
+                s->mp[s->mp_n] = (struct store_mpoint){0};
+                s->mp_used = s->mp_n + 1;
+            }
+            s->mp[s->mp_n].point = point;
+            s->mp[s->mp_n].n = 0;
+            s->mp_n++;
+        }
+    }
+    *hint = i + 1;
+    return &s->mp[i];
+}
+
+static int store_mpoint_cmp(const void *a, const void *b)
+{
+    const struct store_mpoint *x = a, *y = b;
+    return x->point < y->point ? -1 : x->point > y->point;
+}
+
+/* Writes the buffered meter's samples into series: per point and chunk
+ * period one store_put_group. SQLite result code. */
+static int store_move_meter(struct store *s)
+{
+    int rc = SQLITE_OK;
+    qsort(s->mp, s->mp_n, sizeof(*s->mp), store_mpoint_cmp);
+    for (size_t j = 0; j < s->mp_n && rc == SQLITE_OK; j++) {
+        struct store_mpoint *m = &s->mp[j];
+        size_t a = 0;
+        while (a < m->n && rc == SQLITE_OK) {
+            int64_t end = store_period(s, m->ts[a]) + s->period_ms;
+            size_t b = a + 1;
+            while (b < m->n && m->ts[b] < end)
+                b++;
+            rc = store_put_group(s, m->point, m->ts + a, m->v + a, b - a, NULL);
+            a = b;
+        }
+        m->n = 0;
+    }
+    s->mp_n = 0;
+    return rc;
+}
+
+/*
+ * Inside the caller's write transaction: moves the staged rows with ts <
+ * cut (at most STORE_MOVE_ROWS of them, the oldest) into series, read in
+ * (mk, ts) order (SQLite's sorter, bounded memory), one meter at a time,
+ * feeding the rollups, and deletes them from staged. *ret_moved (may be
+ * NULL): samples moved. 0 or -errno; after an error the caller rolls back.
  */
 static int store_move_staged(struct store *s, int64_t cut, int64_t *ret_moved)
 {
     struct rollup *ru = s->rollups_off ? NULL : s->rollup;
     sqlite3_stmt *sel = NULL, *del = NULL;
-    int64_t oldest, moved = 0;
-    int rc, r;
+    int64_t oldest, moved = 0, cur_mk = -1;
+    int rc, r, k = 0;
 
     if (ret_moved)
         *ret_moved = 0;
@@ -700,13 +1352,13 @@ static int store_move_staged(struct store *s, int64_t cut, int64_t *ret_moved)
     if (oldest >= cut)
         return 0;
     if (s->readonly)
-        return 0;   /* readers merge both tables anyway */
-    /* Bound the transaction: cut at the ts of the BATCH-th oldest row. */
-    rc = sqlite3_prepare_v2(s->db, "SELECT ts FROM samples_recent ORDER BY ts LIMIT 1 OFFSET ?1",
-                            -1, &sel, NULL);
+        return 0;   /* readers read both tables anyway */
+    /* Bound the transaction: cut at the ts of the ROWS-th oldest row. */
+    rc = sqlite3_prepare_v2(s->db, "SELECT ts FROM staged ORDER BY ts LIMIT 1 OFFSET ?1", -1,
+                            &sel, NULL);
     if (rc != SQLITE_OK)
         goto out_fail;
-    sqlite3_bind_int64(sel, 1, STORE_MOVE_BATCH);
+    sqlite3_bind_int64(sel, 1, STORE_MOVE_ROWS);
     rc = sqlite3_step(sel);
     if (rc == SQLITE_ROW) {
         int64_t c = sqlite3_column_int64(sel, 0);
@@ -718,42 +1370,53 @@ static int store_move_staged(struct store *s, int64_t cut, int64_t *ret_moved)
     sqlite3_finalize(sel);
     sel = NULL;
 
-    rc = sqlite3_prepare_v2(s->db,
-                            "SELECT point, ts, value FROM samples_recent WHERE ts < ?1 "
-                            "ORDER BY point, ts",
+    rc = sqlite3_prepare_v2(s->db, "SELECT mk, ts, data FROM staged WHERE ts < ?1 ORDER BY mk, ts",
                             -1, &sel, NULL);
     if (rc != SQLITE_OK)
         goto out_fail;
     sqlite3_bind_int64(sel, 1, cut);
+    s->mp_n = 0;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-        sqlite3_int64 point = sqlite3_column_int64(sel, 0), ts = sqlite3_column_int64(sel, 1);
-        double v = sqlite3_column_double(sel, 2);
-        sqlite3_bind_int64(s->st_insert, 1, point);
-        sqlite3_bind_int64(s->st_insert, 2, ts);
-        sqlite3_bind_double(s->st_insert, 3, v);
-        rc = store_step_done(s->st_insert);
-        if (rc != SQLITE_OK)
-            goto out_fail;
-        moved++;
-        if (ru && sqlite3_changes(s->db) > 0) {
-            rc = rollup_add(ru, (uint32_t)point, ts, v);
+        int64_t mk = sqlite3_column_int64(sel, 0), ts = sqlite3_column_int64(sel, 1), p;
+        double v;
+        size_t hint = 0;
+        struct chunk_iter it;
+        if (mk != cur_mk && s->mp_n > 0) {
+            rc = store_move_meter(s);
             if (rc != SQLITE_OK)
                 goto out_fail;
         }
-        if (point >= 0 && (size_t)point < s->main_max_cap &&
-            s->main_max[point] != STORE_TS_UNKNOWN && ts > s->main_max[point])
-            s->main_max[point] = ts;
+        cur_mk = mk;
+        chunk_iter_init(&it, sqlite3_column_blob(sel, 2), (size_t)sqlite3_column_bytes(sel, 2), mk);
+        while ((k = chunk_next(&it, &p, &v)) > 0) {
+            struct store_mpoint *m = store_mpoint(s, (uint32_t)p, &hint);
+            m->ts = xgrow(m->ts, &m->cap_ts, m->n + 1, sizeof(*m->ts));
+            m->v = xgrow(m->v, &m->cap_v, m->n + 1, sizeof(*m->v));
+            m->ts[m->n] = ts;
+            m->v[m->n] = v;
+            m->n++;
+            moved++;
+        }
+        if (k < 0) {
+            rc = SQLITE_CORRUPT;
+            goto out_fail;
+        }
     }
     if (rc != SQLITE_DONE)
         goto out_fail;
     sqlite3_finalize(sel);
     sel = NULL;
+    if (s->mp_n > 0) {
+        rc = store_move_meter(s);
+        if (rc != SQLITE_OK)
+            goto out_fail;
+    }
     if (ru) {
         rc = rollup_flush(ru);
         if (rc != SQLITE_OK)
             goto out_fail;
     }
-    rc = sqlite3_prepare_v2(s->db, "DELETE FROM samples_recent WHERE ts < ?1", -1, &del, NULL);
+    rc = sqlite3_prepare_v2(s->db, "DELETE FROM staged WHERE ts < ?1", -1, &del, NULL);
     if (rc != SQLITE_OK)
         goto out_fail;
     sqlite3_bind_int64(del, 1, cut);
@@ -770,13 +1433,16 @@ static int store_move_staged(struct store *s, int64_t cut, int64_t *ret_moved)
 out_fail:
     r = store_fail(s, rc);
     sqlite3_finalize(sel);
+    for (size_t j = 0; j < s->mp_n; j++)
+        s->mp[j].n = 0;
+    s->mp_n = 0;
     rollup_reset(ru);
     /* the cached maxima may include rows the rollback takes away */
     store_main_max_forget(s);
     return r;
 }
 
-/* Moves staged samples older than cut in their own transaction. */
+/* Moves staged rows older than cut in their own transaction. */
 static int store_move_txn(struct store *s, int64_t cut, int64_t *ret_moved)
 {
     int r = store_begin(s);
@@ -790,6 +1456,21 @@ static int store_move_txn(struct store *s, int64_t cut, int64_t *ret_moved)
     return store_commit(s);
 }
 
+/* Inside a write transaction: moves everything staged. */
+static int store_move_all(struct store *s)
+{
+    int64_t oldest;
+    int r;
+    for (;;) {
+        r = store_staged_oldest(s, &oldest);
+        if (r < 0 || oldest == INT64_MAX)
+            return r;
+        r = store_move_staged(s, INT64_MAX, NULL);
+        if (r < 0)
+            return r;
+    }
+}
+
 int store_flush_staged(struct store *s)
 {
     int64_t oldest, moved;
@@ -801,7 +1482,7 @@ int store_flush_staged(struct store *s)
         if (r < 0 || oldest == INT64_MAX)
             break;
         r = store_move_txn(s, INT64_MAX, &moved);
-    } while (r == 0 && moved > 0);
+    } while (r == 0);
     if (r == 0) {
         s->staged_min = INT64_MAX;
         s->staged_max = INT64_MIN;
@@ -820,7 +1501,7 @@ void store_set_staging(struct store *s, bool on)
 
 int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret)
 {
-    int64_t oldest;
+    int64_t oldest, newest;
     int r = store_staged_oldest(s, &oldest);
     if (r < 0)
         return r;
@@ -828,27 +1509,11 @@ int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret)
         *ret = INT64_MAX;
         return 0;
     }
-    sqlite3_bind_int64(s->st_main_max, 1, point);
-    int rc = sqlite3_step(s->st_main_max);
-    if (rc != SQLITE_ROW) {
-        r = store_fail(s, rc);
-        sqlite3_reset(s->st_main_max);
-        return r;
-    }
-    *ret = sqlite3_column_type(s->st_main_max, 0) == SQLITE_NULL
-               ? INT64_MIN
-               : sqlite3_column_int64(s->st_main_max, 0);
-    sqlite3_reset(s->st_main_max);
+    int rc = store_series_newest(s, point, &newest);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    *ret = newest == STORE_TS_NONE ? INT64_MIN : newest;
     return 0;
-}
-
-/* The start of the quarter hour (UTC-aligned is enough: it only paces the
- * moves) containing ts. */
-static int64_t store_quarter(int64_t ts)
-{
-    int64_t q = 900000;
-    int64_t b = ts / q * q;
-    return b > ts ? b - q : b;
 }
 
 int store_begin(struct store *s)
@@ -858,7 +1523,6 @@ int store_begin(struct store *s)
     int rc = store_step_done(s->st_begin);
     if (rc != SQLITE_OK)
         return store_fail(s, rc);
-    s->rc_valid = false;
     if (s->staging) {
         /* Under the write lock: has another connection committed (an
          * import moves the staged rows and adds its own) since we last
@@ -878,59 +1542,54 @@ int store_begin(struct store *s)
 int store_add_samples(struct store *s, const struct sample *samples, size_t n)
 {
     struct rollup *ru = s->rollups_off ? NULL : s->rollup;
-    int rc, r;
+    size_t ns = 0, nd = 0;
+    int rc = SQLITE_OK, r;
 
     if (n == 0)
         return 0;
     if (!s->staging) {
         /* An immediate insert (an import) must not land after staged
          * samples of its point: move them all first (usually none). */
-        r = store_move_staged(s, INT64_MAX, NULL);
+        r = store_move_all(s);
         if (r < 0)
             return r;
     }
+    /* tmp[0..ns): to stage; tmp[n..n+nd): straight into series. */
+    s->tmp = xgrow(s->tmp, &s->tmp_cap, 2 * n, sizeof(*s->tmp));
     for (size_t i = 0; i < n; i++) {
-        /* NaN would bind as NULL and be dropped by OR IGNORE anyway; skip
-         * it without a round trip. */
-        if (isnan(samples[i].value))
-            continue;
+        const struct sample *x = &samples[i];
+        if (isnan(x->value))
+            continue;   /* never stored */
+        struct store_tmp t = {.ts = x->ts, .point = x->point, .idx = (uint32_t)i, .v = x->value};
         if (s->staging) {
             int64_t newest;
-            r = store_main_max(s, samples[i].point, &newest);
+            r = store_main_max(s, x->point, &newest);
             if (r < 0)
                 goto out_fail_r;
-            if (samples[i].ts > newest) {
-                /* The daemon's case: newer than the point's stored series,
-                 * appended to samples_recent; its rollups come when it
-                 * moves (store_maintain). */
-                sqlite3_bind_int64(s->st_stage, 1, samples[i].point);
-                sqlite3_bind_int64(s->st_stage, 2, samples[i].ts);
-                sqlite3_bind_double(s->st_stage, 3, samples[i].value);
-                rc = store_step_done(s->st_stage);
+            if (x->ts > newest) {
+                /* The daemon's case: newer than the point's series,
+                 * staged; its rollups come when it moves. */
+                rc = store_meter_key(s, x->point, &t.mk);
                 if (rc != SQLITE_OK)
                     goto out_fail;
-                if (samples[i].ts < s->staged_min)
-                    s->staged_min = samples[i].ts;
-                if (samples[i].ts > s->staged_max)
-                    s->staged_max = samples[i].ts;
+                s->tmp[ns++] = t;
                 continue;
             }
-            /* Older than the point's newest stored sample (a clock step
-             * back): inserted into samples with its rollups at once. */
+            /* Not newer (a clock step back): into series with its
+             * rollups at once. */
         }
-        sqlite3_bind_int64(s->st_insert, 1, samples[i].point);
-        sqlite3_bind_int64(s->st_insert, 2, samples[i].ts);
-        sqlite3_bind_double(s->st_insert, 3, samples[i].value);
-        rc = sqlite3_step(s->st_insert);
-        sqlite3_reset(s->st_insert);
-        if (rc != SQLITE_DONE)
+        s->tmp[n + nd++] = t;
+    }
+    if (ns > 0) {
+        rc = store_stage_tmp(s, ns);
+        if (rc != SQLITE_OK)
             goto out_fail;
-        /* A duplicate (point, ts) was ignored: its rollups already count it. */
-        if (ru && sqlite3_changes(s->db) > 0) {
-            rc = rollup_add(ru, samples[i].point, samples[i].ts, samples[i].value);
-            if (rc != SQLITE_OK)
-                goto out_fail;
-        }
+    }
+    if (nd > 0) {
+        memmove(s->tmp, s->tmp + n, nd * sizeof(*s->tmp));
+        rc = store_put_tmp(s, nd);
+        if (rc != SQLITE_OK)
+            goto out_fail;
     }
     if (ru) {
         rc = rollup_flush(ru);
@@ -940,10 +1599,10 @@ int store_add_samples(struct store *s, const struct sample *samples, size_t n)
     return 0;
 
 out_fail:
-    rollup_reset(ru);
-    return store_fail(s, rc);
+    r = store_fail(s, rc);
 out_fail_r:
     rollup_reset(ru);
+    store_main_max_forget(s);
     return r;
 }
 
@@ -960,7 +1619,8 @@ int store_commit(struct store *s)
 void store_rollback(struct store *s)
 {
     rollup_reset(s->rollup);
-    s->rc_valid = false;
+    s->pend_on = false;
+    store_main_max_forget(s);
     /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
      * for some statements); ROLLBACK would then fail harmlessly. */
     if (!sqlite3_get_autocommit(s->db))
@@ -987,172 +1647,266 @@ int store_insert(struct store *s, const struct sample *samples, size_t n)
     return store_commit(s);
 }
 
-static int staged_cmp(const void *a, const void *b)
+/* ---- readers ---- */
+
+/* Readers run their statements in one read transaction (unless one is
+ * open), so a move committed by the writer in between cannot make a sample
+ * appear twice or not at all. */
+static bool store_read_begin(struct store *s)
 {
-    const struct staged_row *x = a, *y = b;
-    if (x->point != y->point)
-        return x->point < y->point ? -1 : 1;
-    return x->ts < y->ts ? -1 : x->ts > y->ts;
+    if (!sqlite3_get_autocommit(s->db))
+        return false;
+    return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 }
 
-/* Makes the copy of samples_recent current (one read of the table when
- * anything changed since the last load, else one PRAGMA). 0 or -errno. */
-static int store_recent_load(struct store *s)
+static void store_read_end(struct store *s, bool began)
 {
-    sqlite3_stmt *st;
-    int rc;
-
-    if (s->rc_valid && s->rc_depth > 0)
-        return 0;   /* a scan is walking it: keep it */
-    rc = sqlite3_step(s->st_data_version);
-    int64_t dv = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_data_version, 0) : -2;
-    sqlite3_reset(s->st_data_version);
-    if (rc != SQLITE_ROW)
-        return store_fail(s, rc);
-    if (s->rc_valid && dv == s->rc_version)
-        return 0;
-    rc = sqlite3_prepare_v2(s->db, "SELECT point, ts, value FROM samples_recent", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
-    s->rc_n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        s->rc = xgrow(s->rc, &s->rc_cap, s->rc_n + 1, sizeof(*s->rc));
-        s->rc[s->rc_n++] = (struct staged_row){(uint32_t)sqlite3_column_int64(st, 0),
-                                               sqlite3_column_int64(st, 1),
-                                               sqlite3_column_double(st, 2)};
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        s->rc_valid = false;
-        return store_fail(s, rc);
-    }
-    if (s->rc_n > 1)
-        qsort(s->rc, s->rc_n, sizeof(*s->rc), staged_cmp);
-    s->rc_valid = true;
-    s->rc_version = dv;
-    return 0;
+    if (began && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 }
 
-/* Index of the first copied row >= (point, ts). */
-static size_t store_recent_find(const struct store *s, uint32_t point, int64_t ts)
+/* A prepared statement that is not stepping: 'st' itself, or a copy when a
+ * callback of a scan calls in again (*own set: finalize it). */
+static int store_stmt(struct store *s, sqlite3_stmt **st, bool *own)
 {
-    size_t lo = 0, hi = s->rc_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct staged_row *m = &s->rc[mid];
-        if (m->point < point || (m->point == point && m->ts < ts))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    *own = false;
+    if (!sqlite3_stmt_busy(*st))
+        return SQLITE_OK;
+    int rc = sqlite3_prepare_v2(s->db, sqlite3_sql(*st), -1, st, NULL);
+    *own = rc == SQLITE_OK;
+    return rc;
 }
 
-/*
- * Where a point's rows in samples end for a reader: its oldest staged
- * sample (rows moved after the copy was taken are read from the copy, not
- * twice). *ret_first..*ret_end: the copied rows of the point in [from, to).
- */
-static int64_t store_recent_range(const struct store *s, uint32_t point, int64_t from, int64_t to,
-                                  size_t *ret_first, size_t *ret_end)
+static void store_stmt_done(sqlite3_stmt *st, bool own)
 {
-    size_t p0 = store_recent_find(s, point, INT64_MIN);
-    int64_t bound = p0 < s->rc_n && s->rc[p0].point == point ? s->rc[p0].ts : INT64_MAX;
-    *ret_first = store_recent_find(s, point, from);
-    *ret_end = store_recent_find(s, point, to);
-    if (*ret_end < *ret_first)
-        *ret_end = *ret_first;
-    return bound;
+    if (own)
+        sqlite3_finalize(st);
+    else
+        sqlite3_reset(st);
+}
+
+/* Finds 'point' in a staged row: 1 and *ret_v, 0 (absent), -EINVAL. */
+static int store_row_find(const void *data, size_t len, uint32_t mk, uint32_t point, double *ret_v)
+{
+    struct chunk_iter it;
+    int64_t p;
+    int k;
+    chunk_iter_init(&it, data, len, mk);
+    while ((k = chunk_next(&it, &p, ret_v)) > 0) {
+        if (p == (int64_t)point)
+            return 1;
+        if (p > (int64_t)point)
+            return 0;
+    }
+    return k;
 }
 
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
                int (*cb)(void *ud, int64_t ts, double value), void *ud)
 {
     sqlite3_stmt *st = s->st_scan;
-    bool own = false, stop = false;
-    size_t first, end;
-    int rc, r;
+    struct chunk_iter it;
+    bool own, stop = false;
+    uint32_t mk;
+    int64_t ts;
+    double v;
+    int rc, k = 0;
 
-    r = store_recent_load(s);
-    if (r < 0)
-        return r;
-    s->rc_depth++;
-    int64_t bound = store_recent_range(s, point, from, to, &first, &end);
-    /* A callback that scans again (nested) must not reuse the cached
-     * statement that is still stepping. */
-    if (sqlite3_stmt_busy(st)) {
-        rc = sqlite3_prepare_v2(s->db, sqlite3_sql(s->st_scan), -1, &st, NULL);
-        if (rc != SQLITE_OK) {
-            s->rc_depth--;
-            return store_fail(s, rc);
-        }
-        own = true;
-    }
+    if (from >= to)
+        return 0;
+    rc = store_meter_key(s, point, &mk);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    bool began = store_read_begin(s);
+    rc = store_stmt(s, &st, &own);
+    if (rc != SQLITE_OK)
+        goto out;
     sqlite3_bind_int64(st, 1, point);
     sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to < bound ? to : bound);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cb(ud, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1)) != 0) {
-            rc = SQLITE_DONE;
-            stop = true;
+    sqlite3_bind_int64(st, 3, to);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) < from)
+            continue;
+        chunk_iter_init(&it, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                        sqlite3_column_int64(st, 0));
+        while ((k = chunk_next(&it, &ts, &v)) > 0 && ts < to) {
+            if (ts >= from && cb(ud, ts, v) != 0) {
+                stop = true;
+                break;
+            }
+        }
+        if (k < 0) {
+            rc = SQLITE_CORRUPT;
             break;
         }
     }
-    if (rc != SQLITE_DONE)
-        r = store_fail(s, rc);
-    if (own)
-        sqlite3_finalize(st);
-    else
-        sqlite3_reset(st);
-    for (size_t i = first; r == 0 && !stop && i < end; i++)
-        stop = cb(ud, s->rc[i].ts, s->rc[i].value) != 0;
-    s->rc_depth--;
+    store_stmt_done(st, own);
+    if (stop)
+        rc = SQLITE_DONE;
+    if (rc != SQLITE_DONE || stop)
+        goto out;
+    /* The point's staged samples, all newer than its series. */
+    st = s->st_scan_staged;
+    rc = store_stmt(s, &st, &own);
+    if (rc != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, mk);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        k = store_row_find(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), mk,
+                           point, &v);
+        if (k < 0) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        if (k > 0 && cb(ud, sqlite3_column_int64(st, 0), v) != 0)
+            stop = true;
+    }
+    store_stmt_done(st, own);
+    if (stop)
+        rc = SQLITE_DONE;
+out:;
+    int r = rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : store_fail(s, rc);
+    store_read_end(s, began);
     return r;
 }
 
 int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
                     int64_t *ret_ts)
 {
-    sqlite3_stmt *st = s->st_seek;
-    bool own = false;
-    size_t first, end;
-    int rc, r;
+    sqlite3_stmt *st = s->st_seek_staged;
+    struct chunk_iter it;
+    bool own;
+    uint32_t mk;
+    int64_t t;
+    double v;
+    int rc, d = 0, r = -ENOENT;
 
     if (k < 1)
         k = 1;
-    r = store_recent_load(s);
-    if (r < 0)
-        return r;
-    int64_t bound = store_recent_range(s, point, floor_ts, ts, &first, &end);
-    if (end - first >= (size_t)k) {
-        *ret_ts = s->rc[end - (size_t)k].ts;
-        return 0;
-    }
-    k -= (int)(end - first);
-    if (sqlite3_stmt_busy(st)) {
-        rc = sqlite3_prepare_v2(s->db, sqlite3_sql(s->st_seek), -1, &st, NULL);
-        if (rc != SQLITE_OK)
-            return store_fail(s, rc);
-        own = true;
-    }
-    sqlite3_bind_int64(st, 1, point);
-    sqlite3_bind_int64(st, 2, ts < bound ? ts : bound);
+    rc = store_meter_key(s, point, &mk);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    bool began = store_read_begin(s);
+    rc = store_stmt(s, &st, &own);
+    if (rc != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, mk);
+    sqlite3_bind_int64(st, 2, ts);
     sqlite3_bind_int64(st, 3, floor_ts);
-    sqlite3_bind_int(st, 4, k - 1);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *ret_ts = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
-        r = -ENOENT;
-    else
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        d = store_row_find(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), mk,
+                           point, &v);
+        if (d < 0)
+            break;
+        if (d > 0 && --k == 0) {
+            *ret_ts = sqlite3_column_int64(st, 0);
+            r = 0;
+            break;
+        }
+    }
+    store_stmt_done(st, own);
+    if (d < 0)
+        rc = SQLITE_CORRUPT;
+    if (r == 0 || (rc != SQLITE_DONE && rc != SQLITE_ROW))
+        goto out;
+    st = s->st_seek;
+    rc = store_stmt(s, &st, &own);
+    if (rc != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, point);
+    sqlite3_bind_int64(st, 2, ts);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) < floor_ts)
+            break;
+        /* decode the chunk, then count from its end */
+        size_t n = 0;
+        chunk_iter_init(&it, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                        sqlite3_column_int64(st, 0));
+        while ((d = chunk_next(&it, &t, &v)) > 0 && t < ts) {
+            s->gts = xgrow(s->gts, &s->gcap_ts, n + 1, sizeof(*s->gts));
+            s->gts[n++] = t;
+        }
+        if (d < 0)
+            break;
+        while (n > 0 && s->gts[n - 1] >= floor_ts) {
+            n--;
+            if (--k == 0) {
+                *ret_ts = s->gts[n];
+                r = 0;
+                break;
+            }
+        }
+        if (r == 0 || n > 0)
+            break;   /* found, or reached floor_ts */
+    }
+    store_stmt_done(st, own);
+    if (d < 0)
+        rc = SQLITE_CORRUPT;
+out:
+    if (r != 0 && rc != SQLITE_DONE && rc != SQLITE_ROW && rc != SQLITE_OK)
         r = store_fail(s, rc);
-    if (own)
-        sqlite3_finalize(st);
-    else
-        sqlite3_reset(st);
+    store_read_end(s, began);
     return r;
 }
 
+int store_latest_db(sqlite3 *db, uint32_t point, int64_t *ret_ts, double *ret_v)
+{
+    sqlite3_stmt *st;
+    struct chunk_iter it;
+    int64_t mk = point, t;
+    double v;
+    int rc, k = 0;
+    bool found = false;
+
+    /* the point's staged rows, newest first; then its last chunk */
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT ts, data, (SELECT coalesce(min(b.id), ?1) FROM points a"
+                            " JOIN points b ON b.enterprise = a.enterprise AND b.meter = a.meter"
+                            " WHERE a.id = ?1) AS k FROM staged WHERE mk = k ORDER BY ts DESC",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, point);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        mk = sqlite3_column_int64(st, 2);
+        k = store_row_find(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                           (uint32_t)mk, point, &v);
+        if (k != 0) {
+            if (k > 0) {
+                *ret_ts = sqlite3_column_int64(st, 0);
+                *ret_v = v;
+            }
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (k < 0)
+        return SQLITE_CORRUPT;
+    if (k > 0)
+        return SQLITE_ROW;
+    if (rc != SQLITE_DONE)
+        return rc;
+    rc = sqlite3_prepare_v2(db, "SELECT t0, data FROM series WHERE point = ?1 ORDER BY t0 DESC LIMIT 1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, point);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        chunk_iter_init(&it, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                        sqlite3_column_int64(st, 0));
+        while ((k = chunk_next(&it, &t, &v)) > 0) {
+            found = true;
+            *ret_ts = t;
+            *ret_v = v;
+        }
+        rc = k < 0 ? SQLITE_CORRUPT : found ? SQLITE_ROW : SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
 /* Runs a one-row, one-integer-column query. */
 static int store_query_int(struct store *s, const char *sql, int64_t *ret)
 {
@@ -1178,8 +1932,8 @@ int store_stats(struct store *s, struct store_stats *ret)
     int64_t samples = 0, pages = 0, page_size = 0, oldest = 0;
     int r;
 
-    r = store_query_int(s, "SELECT (SELECT count(*) FROM samples) + "
-                           "(SELECT count(*) FROM samples_recent)", &samples);
+    r = store_query_int(s, "SELECT (SELECT coalesce(sum(n), 0) FROM series) + "
+                           "(SELECT coalesce(sum(n), 0) FROM staged)", &samples);
     if (r < 0)
         return r;
     r = store_query_int(s, "PRAGMA page_count", &pages);
@@ -1188,14 +1942,14 @@ int store_stats(struct store *s, struct store_stats *ret)
     r = store_query_int(s, "PRAGMA page_size", &page_size);
     if (r < 0)
         return r;
-    /* min(ts) over the whole table would be a full scan (ts is the second
-     * key column); the first sample of each registered point is one b-tree
+    /* min(t0) over the whole table would be a full scan (t0 is the second
+     * key column); the first chunk of each registered point is one b-tree
      * seek per point. */
     r = store_query_int(s,
                         "SELECT coalesce(min(first), 0) FROM ("
-                        "  SELECT (SELECT ts FROM samples WHERE point = p.id ORDER BY ts LIMIT 1)"
+                        "  SELECT (SELECT t0 FROM series WHERE point = p.id ORDER BY t0 LIMIT 1)"
                         "  AS first FROM points p"
-                        "  UNION ALL SELECT min(ts) FROM samples_recent)",
+                        "  UNION ALL SELECT min(ts) FROM staged)",
                         &oldest);
     if (r < 0)
         return r;
@@ -1211,9 +1965,10 @@ void store_set_retention(struct store *s, int days)
     s->retention_due_ms = 0;
 }
 
-/* One retention batch: walks the points from the cursor, deleting each one's
- * samples older than the cutoff until 'limit' rows are gone. Called inside a
- * transaction. 0 and *ret_deleted, *ret_done (a whole pass found no more). */
+/* One retention batch: walks the points from the cursor, deleting each
+ * one's whole chunks that ended before the cutoff until at least 'limit'
+ * samples are gone. Called inside a transaction. 0 and *ret_deleted
+ * (samples), *ret_done (a whole pass found no more). */
 static int store_retain_batch(struct store *s, int64_t cutoff, int64_t limit,
                               int64_t *ret_deleted, bool *ret_done)
 {
@@ -1222,16 +1977,29 @@ static int store_retain_batch(struct store *s, int64_t cutoff, int64_t limit,
     if (r < 0)
         return r;
     for (id = s->retention_cursor + 1; id <= max_id && deleted < limit; id++) {
+        int64_t want = 0;
+        size_t nr = 0;
+        int rc = SQLITE_DONE;
         sqlite3_bind_int64(s->st_retain, 1, id);
         sqlite3_bind_int64(s->st_retain, 2, cutoff);
-        sqlite3_bind_int64(s->st_retain, 3, limit - deleted);
-        int rc = store_step_done(s->st_retain);
-        if (rc != SQLITE_OK)
+        while (deleted + want < limit && (rc = sqlite3_step(s->st_retain)) == SQLITE_ROW) {
+            s->prow = xgrow(s->prow, &s->prow_cap, nr + 1, sizeof(*s->prow));
+            s->prow[nr++] = sqlite3_column_int64(s->st_retain, 0);
+            want += sqlite3_column_int64(s->st_retain, 1);
+        }
+        bool more = deleted + want >= limit && sqlite3_step(s->st_retain) == SQLITE_ROW;
+        sqlite3_reset(s->st_retain);
+        if (deleted + want < limit && rc != SQLITE_DONE)
             return store_fail(s, rc);
-        int64_t n = sqlite3_changes(s->db);
-        deleted += n;
-        if (deleted >= limit) {
-            /* this point may hold more: resume on it */
+        for (size_t i = 0; i < nr; i++) {
+            sqlite3_bind_int64(s->st_chunk_del, 1, s->prow[i]);
+            rc = store_step_done(s->st_chunk_del);
+            if (rc != SQLITE_OK)
+                return store_fail(s, rc);
+        }
+        deleted += want;
+        if (more) {
+            /* this point holds more: resume on it */
             id--;
             break;
         }
@@ -1249,11 +2017,11 @@ int store_maintain(struct store *s, int64_t now_ms)
     int r;
 
     if (s->staging && s->staged_max != INT64_MIN &&
-        store_quarter(s->staged_max) > s->staged_min && now_ms >= s->move_due_ms) {
-        /* The staged samples of closed quarter hours go to samples (and
-         * the rollups) in one bulk transaction. */
+        store_period(s, s->staged_max) > s->staged_min && now_ms >= s->move_due_ms) {
+        /* The staged rows of closed chunk periods go to series (and the
+         * rollups) in one bulk transaction. */
         int64_t moved = 0;
-        r = store_move_txn(s, store_quarter(s->staged_max), &moved);
+        r = store_move_txn(s, store_period(s, s->staged_max), &moved);
         if (r < 0) {
             s->move_due_ms = now_ms + STORE_MOVE_RETRY_MS;
             return r;
@@ -1292,14 +2060,7 @@ int store_rebuild_rollups(struct store *s)
     int r = store_begin(s);
     if (r < 0)
         return r;
-    r = store_move_staged(s, INT64_MAX, NULL);
-    while (r == 0) {
-        int64_t oldest;
-        r = store_staged_oldest(s, &oldest);
-        if (r < 0 || oldest == INT64_MAX)
-            break;
-        r = store_move_staged(s, INT64_MAX, NULL);
-    }
+    r = store_move_all(s);
     if (r < 0) {
         store_rollback(s);
         return r;
@@ -1350,4 +2111,120 @@ int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pa
 int store_schema_version(void)
 {
     return STORE_SCHEMA_VERSION;
+}
+
+/* ---- migration 4 -> 5 ---- */
+
+/* Writes one converted chunk (pts/pv) of 'point'. SQLite result code. */
+static int store_convert_chunk(struct store *s, sqlite3_stmt *add, int64_t point)
+{
+    store_encode_pending(s);
+    sqlite3_bind_int64(add, 1, point);
+    sqlite3_bind_int64(add, 2, s->pts[0]);
+    sqlite3_bind_int64(add, 3, s->pts[s->pn - 1]);
+    sqlite3_bind_int64(add, 4, (int64_t)s->pn);
+    sqlite3_bind_blob(add, 5, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
+    int rc = store_step_done(add);
+    s->pn = 0;
+    return rc;
+}
+
+/*
+ * Inside store_migrate's transaction (schema 4 -> 5): samples become series
+ * chunks (read in (point, ts) order, the table's key: one chunk per point
+ * and period), samples_recent becomes staged rows (one per (ts, meter key);
+ * store_open moves them with their rollups right after), then both old
+ * tables are dropped. The rollups are unchanged: they describe the same
+ * samples. SQLite result code.
+ */
+static int store_convert_v4(struct store *s)
+{
+    sqlite3_stmt *sel = NULL, *add = NULL;
+    int64_t cur = -1, end = 0;
+    int rc;
+
+    rc = sqlite3_prepare_v2(s->db, "SELECT point, ts, value FROM samples ORDER BY point, ts", -1,
+                            &sel, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO series(point, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                -1, &add, NULL);
+    if (rc != SQLITE_OK)
+        goto out;
+    s->pn = 0;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t point = sqlite3_column_int64(sel, 0), ts = sqlite3_column_int64(sel, 1);
+        double v = sqlite3_column_double(sel, 2);
+        if (s->pn > 0 && (point != cur || ts >= end)) {
+            rc = store_convert_chunk(s, add, cur);
+            if (rc != SQLITE_OK)
+                goto out;
+        }
+        if (s->pn == 0) {
+            cur = point;
+            end = store_period(s, ts) + s->period_ms;
+        }
+        if (!isnan(v))
+            store_pend_push(s, s->pn, ts, v);
+    }
+    if (rc != SQLITE_DONE)
+        goto out;
+    if (s->pn > 0 && (rc = store_convert_chunk(s, add, cur)) != SQLITE_OK)
+        goto out;
+    sqlite3_finalize(sel);
+    sqlite3_finalize(add);
+    sel = add = NULL;
+
+    /* samples_recent -> staged, grouped by (ts, meter key) */
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT r.ts, coalesce((SELECT min(b.id) FROM points a JOIN points b"
+                            " ON b.enterprise = a.enterprise AND b.meter = a.meter"
+                            " WHERE a.id = r.point), r.point) AS k, r.point, r.value"
+                            " FROM samples_recent r ORDER BY 1, 2, 3",
+                            -1, &sel, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, "INSERT INTO staged(ts, mk, n, data) VALUES (?1, ?2, ?3, ?4)",
+                                -1, &add, NULL);
+    if (rc != SQLITE_OK)
+        goto out;
+    int64_t ts0 = 0, mk0 = -1, prev = 0, n = 0;
+    s->enc.len = 0;
+    for (;;) {
+        rc = sqlite3_step(sel);
+        bool row = rc == SQLITE_ROW;
+        int64_t ts = row ? sqlite3_column_int64(sel, 0) : 0, mk = row ? sqlite3_column_int64(sel, 1) : -1;
+        if (n > 0 && (!row || ts != ts0 || mk != mk0)) {
+            sqlite3_bind_int64(add, 1, ts0);
+            sqlite3_bind_int64(add, 2, mk0);
+            sqlite3_bind_int64(add, 3, n);
+            sqlite3_bind_blob(add, 4, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
+            int rc2 = store_step_done(add);
+            if (rc2 != SQLITE_OK) {
+                rc = rc2;
+                goto out;
+            }
+            n = 0;
+            s->enc.len = 0;
+        }
+        if (!row)
+            break;
+        if (n == 0) {
+            ts0 = ts;
+            mk0 = mk;
+            prev = mk;
+        }
+        double v = sqlite3_column_double(sel, 3);
+        if (!isnan(v)) {
+            chunk_put(&s->enc, &prev, sqlite3_column_int64(sel, 2), v);
+            n++;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        goto out;
+    rc = sqlite3_exec(s->db, "DROP TABLE samples; DROP TABLE samples_recent;", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(add);
+    s->pn = 0;
+    return rc;
 }

@@ -54,21 +54,22 @@ typedef struct sqlite3 sqlite3;
 sqlite3 *store_db(struct store *s);
 
 /*
- * Staging (the writer's write path, docs/STORAGE.md "Write path"): while on,
- * store_add_samples appends a sample newer than every stored sample of its
- * point to the samples_recent table (keyed by (ts, point): a commit writes
- * a few pages at the b-tree's right edge instead of one page per point) and
- * leaves its rollups for later; store_maintain moves the staged samples of
- * closed quarter hours into samples, with their rollups, in one bulk
- * transaction. Every reader (store_scan, store_seek_back, rollup_scan,
- * store_stats) sees both tables. Off (the default): samples and rollups are
- * written at once, and staged rows left by a writer are moved first.
- * store_open (read-write) and store_close (of a staging handle) move what is
- * staged. */
+ * Raw samples live in compressed per-point chunks (table series, one chunk
+ * per point and chunk period; docs/STORAGE.md "Schema 5: chunked series").
+ * Staging (the writer's write path): while on, store_add_samples appends
+ * the samples newer than every stored sample of their point to the staged
+ * table, one row per (ts, meter) (keyed by time: a commit writes a few pages
+ * at the b-tree's right edge), and leaves their rollups for later;
+ * store_maintain moves the staged rows of closed chunk periods into series,
+ * with their rollups, in one bulk transaction. Every reader (store_scan,
+ * store_seek_back, rollup_scan, store_stats) sees both tables. Off (the
+ * default): samples and rollups are written at once, and staged rows left
+ * by a writer are moved first. store_open (read-write) and store_close (of
+ * a staging handle) move what is staged. */
 void store_set_staging(struct store *s, bool on);
 
-/* Moves every staged sample into samples (and the rollups) now, in
- * transactions of at most a million rows. 0, -EROFS, -ENOSPC, -EBUSY, -EIO. */
+/* Moves every staged sample into series (and the rollups) now, in bounded
+ * transactions. 0, -EROFS, -ENOSPC, -EBUSY, -EIO. */
 int store_flush_staged(struct store *s);
 
 /* For rollup_scan: the rollup rows of 'point' are complete for the buckets
@@ -87,6 +88,11 @@ int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
  * 0 and *ret_ts, -ENOENT (fewer than k: start at floor_ts), -EIO. */
 int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
                     int64_t *ret_ts);
+
+/* The latest sample of 'point' on a connection to a store database (staged
+ * rows, then series; for summary_load, which holds only the connection):
+ * SQLITE_ROW and *ret_ts, *ret_v; SQLITE_DONE (none), or an SQLite error. */
+int store_latest_db(sqlite3 *db, uint32_t point, int64_t *ret_ts, double *ret_v);
 
 /* Looks up a point id without creating it: 0, -ENOENT, -EIO. */
 int store_find_point(struct store *s, const char *enterprise, const char *meter, const char *point,
@@ -109,15 +115,17 @@ const char *store_errmsg(const struct store *s);
 
 /*
  * Raw retention: samples older than 'days' days (0 = keep forever, the
- * default) are deleted by store_maintain; rollups are kept. */
+ * default) are deleted by store_maintain, whole chunks at a time (a chunk
+ * goes when its newest sample is older); rollups are kept. */
 void store_set_retention(struct store *s, int days);
 
 /*
- * Housekeeping between write transactions (never inside one): when due, one
- * retention batch of at most STORE_RETENTION_BATCH rows in its own short
+ * Housekeeping between write transactions (never inside one): when due, the
+ * move of the staged rows of closed chunk periods, else one retention batch
+ * of whole chunks, about STORE_RETENTION_BATCH samples, in its own short
  * transaction, so ingest never waits long for it. Cheap when nothing is due
- * (a clock check). Returns the rows deleted (0: none or not due) or -ENOSPC,
- * -EBUSY, -EIO.
+ * (a clock check). Returns the samples deleted by retention (0: none, not
+ * due, or a move ran) or -ENOSPC, -EBUSY, -EIO.
  */
 #define STORE_RETENTION_BATCH 5000
 int store_maintain(struct store *s, int64_t now_ms);

@@ -5,12 +5,15 @@
  * $PARKGW_TEST_TMP (set by CTest).
  */
 #include "storage/store.h"
+#include "gateway/util.h"
+#include "storage/chunk.h"
 #include "tests/unit/check.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +110,7 @@ static void test_schema_points_roundtrip(void)
     }
     CHECK_INT(sql_int(path, "PRAGMA user_version"), store_schema_version());
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name IN "
-                            "('points','samples','outbox','meta')"),
+                            "('points','series','outbox','meta')"),
               4);
 
     /* Registry: get-or-create returns the same id, a new point a new one. */
@@ -306,6 +309,317 @@ static void test_cloexec(void)
     store_close(s);
 }
 
+/* ---- schema 5: the chunk encoding and chunked series ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static double rnd_value(void)
+{
+    uint64_t u;
+    double v;
+    switch (rng() % 8) {
+    case 0:
+        return (double)(float)((double)(rng() % 2000000) / 8.0);   /* float32-exact */
+    case 1:
+        return (double)(rng() % 1000000) * 0.001 - 500;             /* not float32 */
+    case 2:
+        return -1e300 * (double)(rng() % 100);                       /* huge, negative */
+    case 3:
+        return 4.9406564584124654e-324 * (double)(rng() % 1000);    /* denormal */
+    case 4:
+        return (double)(float)1e-40;                                 /* float32 denormal */
+    case 5:
+        return -0.0;
+    default:
+        do {
+            u = rng();
+            memcpy(&v, &u, sizeof(v));
+        } while (isnan(v));
+        return v;                                                    /* any bit pattern */
+    }
+}
+
+static void test_codec(void)
+{
+    /* byte-exact: (t0 + 1000, 1.5) after t0 is varint(1000 << 1 | 1) =
+     * D1 0F, then float32 1.5 little endian 00 00 C0 3F; (t0 + 1000, 0.1)
+     * is varint(0) = 00 then the double 0.1 little endian. */
+    struct chunk_buf b = {0};
+    int64_t prev = 5000;
+    chunk_put(&b, &prev, 6000, 1.5);
+    chunk_put(&b, &prev, 6000, 0.1);
+    static const uint8_t want[] = {0xd1, 0x0f, 0x00, 0x00, 0xc0, 0x3f, 0x00, 0x9a, 0x99, 0x99,
+                                   0x99, 0x99, 0x99, 0xb9, 0x3f};
+    CHECK_INT(b.len, sizeof(want));
+    CHECK(b.len == sizeof(want) && memcmp(b.p, want, sizeof(want)) == 0);
+    /* truncated: an error, never a wrong sample */
+    struct chunk_iter it;
+    int64_t k;
+    double v;
+    chunk_iter_init(&it, b.p, b.len - 1, 5000);
+    CHECK_INT(chunk_next(&it, &k, &v), 1);
+    CHECK_INT(chunk_next(&it, &k, &v), -EINVAL);
+
+    /* fuzz-like round trips with a fixed seed */
+    size_t bad = 0, f32 = 0, total = 0;
+    for (int round = 0; round < 200; round++) {
+        size_t n = 1 + rng() % 500;
+        int64_t *keys = xcalloc(n, sizeof(*keys));
+        double *vals = xcalloc(n, sizeof(*vals));
+        int64_t t0 = (int64_t)(rng() % (1ULL << 45)) - (1LL << 44), t = t0;
+        for (size_t i = 0; i < n; i++) {
+            int shift = (int)(rng() % 41);
+            t += (int64_t)(rng() % 4 == 0 ? 0 : rng() % (1ULL << shift));
+            keys[i] = t;
+            vals[i] = rnd_value();
+        }
+        b.len = 0;
+        prev = t0;
+        for (size_t i = 0; i < n; i++) {
+            chunk_put(&b, &prev, keys[i], vals[i]);
+            f32 += chunk_is_f32(vals[i]);
+        }
+        chunk_iter_init(&it, b.p, b.len, t0);
+        size_t i = 0;
+        int r;
+        while ((r = chunk_next(&it, &k, &v)) > 0 && i < n) {
+            if (k != keys[i] || memcmp(&v, &vals[i], sizeof(v)) != 0)
+                bad++;
+            i++;
+        }
+        CHECK_INT(r, 0);
+        CHECK_INT(i, n);
+        total += n;
+        free(keys);
+        free(vals);
+    }
+    CHECK_INT(bad, 0);
+    CHECK(f32 > total / 4 && f32 < total);
+    chunk_buf_free(&b);
+}
+
+/* Reference model: per point, samples sorted by ts, the first value of a
+ * (point, ts) wins. */
+#define MODEL_POINTS 6
+struct model {
+    struct sample *v[MODEL_POINTS];
+    size_t n[MODEL_POINTS], cap[MODEL_POINTS];
+};
+
+static void model_add(struct model *m, int k, int64_t ts, double v)
+{
+    size_t lo = 0, hi = m->n[k];
+    if (isnan(v))
+        return;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->v[k][mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->n[k] && m->v[k][lo].ts == ts)
+        return;
+    m->v[k] = xgrow(m->v[k], &m->cap[k], m->n[k] + 1, sizeof(*m->v[k]));
+    memmove(m->v[k] + lo + 1, m->v[k] + lo, (m->n[k] - lo) * sizeof(*m->v[k]));
+    m->v[k][lo] = (struct sample){0, ts, v};
+    m->n[k]++;
+}
+
+struct collect {
+    struct sample *v;
+    size_t n, cap;
+};
+
+static int collect_cb(void *ud, int64_t ts, double value)
+{
+    struct collect *c = ud;
+    c->v = xgrow(c->v, &c->cap, c->n + 1, sizeof(*c->v));
+    c->v[c->n++] = (struct sample){0, ts, value};
+    return 0;
+}
+
+/* Compares store_scan and store_seek_back with the model; returns the
+ * number of mismatches. */
+static size_t model_check(struct store *s, const struct model *m, const uint32_t *ids, int64_t lo,
+                          int64_t hi)
+{
+    size_t bad = 0;
+    for (int k = 0; k < MODEL_POINTS; k++) {
+        for (int q = 0; q < 6; q++) {
+            int64_t from = q == 0 ? INT64_MIN : lo + (int64_t)(rng() % (uint64_t)(hi - lo));
+            int64_t to = q == 0 ? INT64_MAX : from + (int64_t)(rng() % (uint64_t)(hi - lo));
+            struct collect c = {0};
+            if (store_scan(s, ids[k], from, to, collect_cb, &c) != 0)
+                bad++;
+            size_t j = 0;
+            for (size_t i = 0; i < m->n[k]; i++) {
+                const struct sample *x = &m->v[k][i];
+                if (x->ts < from || x->ts >= to)
+                    continue;
+                if (j >= c.n || c.v[j].ts != x->ts || memcmp(&c.v[j].value, &x->value, 8) != 0) {
+                    if (getenv("DBG") && bad < 5)
+                        fprintf(stderr, "k %d [%lld,%lld) want %lld %g got %lld %g (j %zu n %zu)\n", k,
+                                (long long)from, (long long)to, (long long)x->ts, x->value,
+                                j < c.n ? (long long)c.v[j].ts : -1LL, j < c.n ? c.v[j].value : 0.0, j, c.n);
+                    bad++;
+                }
+                j++;
+            }
+            if (j != c.n)
+                bad++;
+            free(c.v);
+            /* seek_back: the k-th latest before 'to', not before 'from' */
+            int kk = 1 + (int)(rng() % 40);
+            int64_t got = 0, want = 0;
+            int r = store_seek_back(s, ids[k], to, from, kk, &got);
+            size_t cnt = 0;
+            for (size_t i = m->n[k]; i-- > 0;) {
+                if (m->v[k][i].ts >= to || m->v[k][i].ts < from)
+                    continue;
+                if (++cnt == (size_t)kk) {
+                    want = m->v[k][i].ts;
+                    break;
+                }
+            }
+            if (cnt == (size_t)kk ? r != 0 || got != want : r != -ENOENT)
+                bad++;
+        }
+    }
+    return bad;
+}
+
+static void test_series_model(void)
+{
+    char path[PATH_MAX], err[512] = "";
+    struct store *s = NULL, *ro = NULL;
+    uint32_t ids[MODEL_POINTS];
+    struct model m = {0};
+    const int64_t t0 = 1800000000000LL;
+
+    /* 1-minute chunk periods: many moves, merges and chunk edges */
+    setenv("PARKGW_STORE_PERIOD_MS", "60000", 1);
+    db_path(path, sizeof(path), "series_model.db");
+    CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
+    if (!s)
+        return;
+    /* two meters of three points */
+    static const char *const pn[3] = {"a", "b", "c"};
+    for (int k = 0; k < MODEL_POINTS; k++)
+        CHECK_INT(store_point_id(s, "e", k < 3 ? "m1" : "m2", pn[k % 3], UTIL_WATER, KIND_COUNTER,
+                                 &ids[k]), 0);
+    store_set_staging(s, true);
+    int64_t now = t0;
+    size_t bad = 0;
+    for (int step = 0; step < 3000; step++) {
+        struct sample batch[64];
+        size_t nb = 0;
+        now += 1000 + (int64_t)(rng() % 3) * 500;
+        int meter = (int)(rng() % 2);
+        /* a meter poll: its points with one ts, in any order */
+        for (int j = 0; j < 3; j++) {
+            int k = meter * 3 + (int)((j + rng() % 3) % 3);
+            batch[nb++] = (struct sample){ids[k], now, rnd_value()};
+        }
+        if (rng() % 10 == 0) {
+            /* out of order or a duplicate of an older sample */
+            int k = (int)(rng() % MODEL_POINTS);
+            int64_t back = (int64_t)(rng() % 600000);
+            batch[nb++] = (struct sample){ids[k], now - back, rng() % 5 == 0 ? NAN : rnd_value()};
+            if (m.n[k] > 0 && rng() % 2 == 0)
+                batch[nb++] = (struct sample){ids[k], m.v[k][rng() % m.n[k]].ts, 12345.0};
+        }
+        if (rng() % 20 == 0)
+            batch[nb++] = batch[0];   /* a duplicate within the batch */
+        CHECK_INT(store_begin(s), 0);
+        CHECK_INT(store_add_samples(s, batch, nb), 0);
+        CHECK_INT(store_commit(s), 0);
+        if (rng() % 7 == 0) {
+            /* resubmitted: the stored values win */
+            struct sample again[64];
+            memcpy(again, batch, nb * sizeof(*batch));
+            for (size_t i = 0; i < nb; i++)
+                again[i].value = 777.0;
+            CHECK_INT(store_insert(s, again, nb), 0);
+            for (size_t i = 0; i < nb; i++)
+                for (int k = 0; k < MODEL_POINTS; k++)
+                    if (batch[i].point == ids[k]) {
+                        model_add(&m, k, batch[i].ts, batch[i].value);
+                        model_add(&m, k, again[i].ts, again[i].value);
+                    }
+        }
+        for (size_t i = 0; i < nb; i++)
+            for (int k = 0; k < MODEL_POINTS; k++)
+                if (batch[i].point == ids[k])
+                    model_add(&m, k, batch[i].ts, batch[i].value);
+        CHECK(store_maintain(s, now) >= 0);
+        if (step % 500 == 499) {
+            bad += model_check(s, &m, ids, t0, now + 1000);
+            if (!ro)
+                CHECK_INT(store_open(path, true, &ro, err, sizeof(err)), 0);
+            if (ro)
+                bad += model_check(ro, &m, ids, t0, now + 1000);
+        }
+    }
+    struct store_stats st;
+    CHECK_INT(store_stats(s, &st), 0);
+    size_t total = 0;
+    for (int k = 0; k < MODEL_POINTS; k++)
+        total += m.n[k];
+    CHECK_INT(st.samples, total);
+    int64_t oldest = INT64_MAX;
+    for (int k = 0; k < MODEL_POINTS; k++)
+        if (m.n[k] > 0 && m.v[k][0].ts < oldest)
+            oldest = m.v[k][0].ts;
+    CHECK_INT(st.oldest_ts, oldest);
+    CHECK_INT(bad, 0);
+
+    /* Disk full during a move: it rolls back as a whole, nothing is lost;
+     * with room again it completes. */
+    int64_t cap = 0, pages = 0;
+    CHECK_INT(store_set_max_pages_for_test(s, 1, &cap), 0);
+    for (int i = 0; i < 200; i++) {
+        /* fill the current period's staged rows up to the cap */
+        struct sample x = {ids[i % MODEL_POINTS], now + 1000 + i, (double)i + 0.1};
+        if (store_insert(s, &x, 1) == 0)
+            model_add(&m, i % MODEL_POINTS, x.ts, x.value);
+    }
+    now += 200000;
+    int r = store_flush_staged(s);
+    CHECK(r == -ENOSPC || r == 0);
+    CHECK_INT(model_check(s, &m, ids, t0, now), 0);
+    CHECK_INT(store_set_max_pages_for_test(s, 1000000, &pages), 0);
+    CHECK_INT(store_flush_staged(s), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM staged"), 0);
+    bad += model_check(s, &m, ids, t0, now);
+    if (ro)
+        bad += model_check(ro, &m, ids, t0, now);
+    CHECK_INT(bad, 0);
+    /* every chunk lies in one period and chunks of a point never overlap */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM series WHERE t0 / 60000 != t1 / 60000"), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM series a JOIN series b ON a.point = b.point"
+                            " AND a.t0 < b.t0 AND a.t1 >= b.t0"), 0);
+    store_close(ro);
+    store_close(s);
+    /* reopened with the default period: still the same samples */
+    unsetenv("PARKGW_STORE_PERIOD_MS");
+    s = NULL;
+    CHECK_INT(store_open(path, false, &s, err, sizeof(err)), 0);
+    if (s)
+        CHECK_INT(model_check(s, &m, ids, t0, now), 0);
+    store_close(s);
+    for (int k = 0; k < MODEL_POINTS; k++)
+        free(m.v[k]);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -316,5 +630,7 @@ int main(void)
     test_readonly_missing();
     test_versions();
     test_cloexec();
+    test_codec();
+    test_series_model();
     return check_done();
 }
