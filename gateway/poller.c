@@ -38,6 +38,7 @@ struct pmeter {
     bool *valid;
     struct sample *samples;
     char *live_topic;
+    struct live_payload *live; /* the live payload's text, prepared once */
     char *state_topic;
     int64_t next_due;        /* monotonic ms */
     int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
@@ -140,6 +141,7 @@ static void pmeter_free(struct pmeter *pm)
     free(pm->valid);
     free(pm->samples);
     free(pm->live_topic);
+    live_payload_free(pm->live);
     free(pm->state_topic);
 }
 
@@ -172,6 +174,12 @@ static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_met
                                  m->id, "live");
     pm->state_topic = topic_meter(p->env->topic_base, m->enterprise->id,
                                   utility_name(m->utility), m->id, "state");
+    int *digits = xcalloc(prof->n_points + 1, sizeof(int));
+    for (size_t i = 0; i < prof->n_points; i++)
+        digits[i] = payload_point_digits(&prof->points[i]);
+    pm->live = live_payload_new(m->enterprise->id, m->id, utility_name(m->utility), pm->names,
+                                digits, prof->n_points);
+    free(digits);
     pm->st.meter = m;
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
     pm->next_due = now_mono_ms(); /* first read at once, then aligned */
@@ -410,10 +418,9 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     if (n && p->env->writer)
         writer_submit(p->env->writer, pm->samples, n);
     if (p->env->mqtt && clock_ok) {
-        char *payload = payload_live(ts, m->enterprise->id, m->id, utility_name(m->utility),
-                                     pm->names, pm->values, pm->valid, pm->prof->n_points);
-        mqtt_publish(p->env->mqtt, pm->live_topic, payload, strlen(payload), 0, true);
-        free(payload);
+        size_t len;
+        const char *payload = live_payload_build(pm->live, ts, pm->values, pm->valid, &len);
+        mqtt_publish(p->env->mqtt, pm->live_topic, payload, len, 0, true);
     }
 
     pthread_mutex_lock(&p->lock);

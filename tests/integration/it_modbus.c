@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "gateway/util.h"
+#include "protocols/payload.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
 #include "tools/sim/sim_model.h"
@@ -99,7 +100,8 @@ static bool value_matches(const struct cfg_meter *m, size_t pi, int64_t ts_ms, d
     for (int64_t dt = 0; dt <= 1; dt++) {
         double want = sim_expected_decoded(SEED, cfg, m, pi, ts_ms / 1000 + dt, NULL);
         *ret_want = want;
-        if (fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)))
+        /* float32 points are live with 7 digits (payload_point_digits). */
+        if (fabs(got - want) <= payload_live_tolerance(&cfg->profiles[m->profile].points[pi], want))
             return true;
     }
     return false;

@@ -5,6 +5,7 @@
  */
 #include "protocols/payload.h"
 #include "tests/unit/check.h"
+#include "tests/unit/live_jansson.h"
 
 #include <float.h>
 #include <jansson.h>
@@ -167,6 +168,166 @@ static void test_utf8(void)
     free(s);
 }
 
+static uint64_t rng = 0x243f6a8885a308d3ULL;
+
+static uint64_t next_u64(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* Names that need every kind of escape, valid UTF-8 throughout. */
+static const char *const escape_names[] = {
+    "energy_import_kwh", "quote\"d", "back\\slash", "slash/ok", "tab\there", "nl\ncr\r",
+    "bell\x01\x07\x1f", "bs\bff\f", "del\x7f", "能耗_kwh", "", "a\xf0\x9f\x92\xa1z",
+};
+#define N_ESCAPE_NAMES (sizeof(escape_names) / sizeof(escape_names[0]))
+
+/* The prepared payload with 15 digits is the old jansson text, byte for
+ * byte, for random values, validity and strings needing escapes; reusing
+ * the buffer leaves nothing of the previous poll behind. */
+static void test_live_same_as_jansson(void)
+{
+    struct live_payload *lp = live_payload_new("湖南\"城通\"\x1b", "e/1\\", "electricity",
+                                               escape_names, NULL, N_ESCAPE_NAMES);
+    double values[N_ESCAPE_NAMES];
+    bool valid[N_ESCAPE_NAMES];
+    long differ = 0;
+    for (int round = 0; round < 20000; round++) {
+        for (size_t i = 0; i < N_ESCAPE_NAMES; i++) {
+            uint64_t r = next_u64();
+            double m = (double)(r >> 11) / 9007199254740992.0;
+            values[i] = (m - 0.3) * pow(10, (double)(int)(r % 40) - 12);
+            if (r % 17 == 0)
+                values[i] = (double)(int64_t)(r % 100000); /* integral */
+            if (r % 23 == 0)
+                values[i] = r % 2 ? NAN : -INFINITY;
+            valid[i] = r % 13 != 0;
+        }
+        int64_t ts = (int64_t)(next_u64() >> 1) * (round % 2 ? -1 : 1);
+        size_t len;
+        const char *got = live_payload_build(lp, ts, values, round % 5 ? valid : NULL, &len);
+        char *want = live_jansson(ts, "湖南\"城通\"\x1b", "e/1\\", "electricity", escape_names,
+                                  values, round % 5 ? valid : NULL, N_ESCAPE_NAMES);
+        char *old_api = payload_live(ts, "湖南\"城通\"\x1b", "e/1\\", "electricity",
+                                     escape_names, values, round % 5 ? valid : NULL,
+                                     N_ESCAPE_NAMES);
+        if (!want || strcmp(got, want) != 0 || strcmp(old_api, want) != 0 ||
+            len != strlen(want)) {
+            if (differ++ < 3)
+                fprintf(stderr, "live payload\n  new %s\n  old %s\n", got,
+                        want ? want : "(null)");
+        }
+        free(want);
+        free(old_api);
+    }
+    CHECK_INT(differ, 0);
+    live_payload_free(lp);
+    live_payload_free(NULL);
+}
+
+/* float32 points get 7 significant digits, everything else 15; parsed
+ * back, each value is within half a unit of its last printed digit. */
+static void test_live_precision(void)
+{
+    struct cfg_point pts[6] = {
+        {.name = "f32", .type = PT_FLOAT32, .scale = 1},
+        {.name = "f32_ctpt", .type = PT_FLOAT32, .scale = 0.001, .ct_pt = true},
+        {.name = "f32_offset", .type = PT_FLOAT32, .scale = 1, .offset = 273.15},
+        {.name = "u32_frac", .type = PT_UINT32, .scale = 1, .has_frac = true,
+         .frac_type = PT_FLOAT32},
+        {.name = "f64", .type = PT_FLOAT64, .scale = 1},
+        {.name = "i16", .type = PT_INT16, .scale = 0.1},
+    };
+    int want_digits[6] = {7, 7, 15, 15, 15, 15};
+    const char *names[6];
+    int digits[6];
+    for (int i = 0; i < 6; i++) {
+        names[i] = pts[i].name;
+        digits[i] = payload_point_digits(&pts[i]);
+        CHECK_INT(digits[i], want_digits[i]);
+    }
+    struct live_payload *lp = live_payload_new("ent", "m1", "electricity", names, digits, 6);
+
+    /* The profile's example: a float32 reading is 22.12745, not
+     * 22.1274509429932; an integral float32 value keeps its ".0". */
+    double v[6] = {(double)22.12745f, (double)230.1f * 4000.0, (double)21.7f + 273.15,
+                   123456789.0 + (double)0.123f, 0.1, 123.0};
+    size_t len;
+    const char *s = live_payload_build(lp, 1767225600000LL, v, NULL, &len);
+    CHECK_STR(s, "{\"ts\":1767225600000,\"enterprise\":\"ent\",\"meter\":\"m1\","
+                 "\"utility\":\"electricity\",\"values\":{\"f32\":22.12745,"
+                 "\"f32_ctpt\":920400.0,\"f32_offset\":294.850000762939,"
+                 "\"u32_frac\":123456789.123,\"f64\":0.1,\"i16\":123.0}}");
+
+    long bad = 0;
+    for (int round = 0; round < 20000; round++) {
+        for (int i = 0; i < 6; i++) {
+            uint64_t r = next_u64();
+            float f;
+            uint32_t u = (uint32_t)r;
+            memcpy(&f, &u, sizeof(f));
+            v[i] = isfinite(f) ? (double)f * (i == 1 ? 4000.0 : 1.0) : 1.0;
+        }
+        s = live_payload_build(lp, round, v, NULL, &len);
+        json_t *j = parse(s);
+        json_t *vals = j ? json_object_get(j, "values") : NULL;
+        CHECK(vals != NULL);
+        for (int i = 0; vals && i < 6; i++) {
+            json_t *jv = json_object_get(vals, names[i]);
+            double got = json_real_value(jv);
+            /* Half a unit of the last digit is 0.5 * 10^(1-digits) of the
+             * leading digit's unit, at most that fraction of |v|; strtod of
+             * the text adds up to half an ulp. */
+            double tol = (0.5 * pow(10, 1 - digits[i]) + 2 * DBL_EPSILON) * fabs(v[i]);
+            if (!json_is_real(jv) || fabs(got - v[i]) > tol) {
+                if (bad++ < 3)
+                    fprintf(stderr, "%s: %.17g printed as %s\n", names[i], v[i], s);
+            }
+        }
+        json_decref(j);
+    }
+    CHECK_INT(bad, 0);
+    live_payload_free(lp);
+}
+
+/* Escapes and UTF-8 repair of the prepared strings, read back by jansson. */
+static void test_live_strings(void)
+{
+    const char *names[] = {"ok", "bad\xff" "byte", NULL, "ctl\x01\x1f\"\\"};
+    struct live_payload *lp =
+        live_payload_new("ab\xff" "c", "e\xe6\xb9", "gas\n", names, NULL, 4);
+    double v[] = {1.0, 2.5, 3.0, -4.0};
+    size_t len;
+    const char *s = live_payload_build(lp, -5, v, NULL, &len);
+    CHECK_INT(len, strlen(s));
+    json_t *j = parse(s);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK_INT(json_integer_value(json_object_get(j, "ts")), -5);
+        CHECK_STR(json_string_value(json_object_get(j, "enterprise")), "ab\xef\xbf\xbd" "c");
+        CHECK_STR(json_string_value(json_object_get(j, "meter")), "e\xef\xbf\xbd\xef\xbf\xbd");
+        CHECK_STR(json_string_value(json_object_get(j, "utility")), "gas\n");
+        json_t *vals = json_object_get(j, "values");
+        CHECK_INT(json_object_size(vals), 3); /* the point without a name is left out */
+        CHECK_NEAR(json_real_value(json_object_get(vals, "ok")), 1.0, 0);
+        CHECK_NEAR(json_real_value(json_object_get(vals, "bad\xef\xbf\xbd" "byte")), 2.5, 0);
+        CHECK_NEAR(json_real_value(json_object_get(vals, "ctl\x01\x1f\"\\")), -4.0, 0);
+        json_decref(j);
+    }
+    CHECK_CONTAINS(s, "\"ctl\\u0001\\u001F\\\"\\\\\":-4.0");
+
+    /* The longest numbers everywhere fit the buffer (ASan builds check it). */
+    double longest[] = {-1.23456789012345e-300, -1.23456789012345e-300,
+                        -1.23456789012345e-300, -1.23456789012345e-300};
+    s = live_payload_build(lp, INT64_MIN, longest, NULL, &len);
+    CHECK_CONTAINS(s, "\"ts\":-9223372036854775808,");
+    CHECK_CONTAINS(s, "\"ok\":-1.23456789012345e-300");
+    live_payload_free(lp);
+}
+
 static void test_status(void)
 {
     char *s = payload_status_online("0.1.0", 1767225600000LL, 87);
@@ -254,6 +415,9 @@ int main(void)
 {
     test_topics();
     test_live();
+    test_live_same_as_jansson();
+    test_live_precision();
+    test_live_strings();
     test_utf8();
     test_status();
     test_state();
