@@ -531,13 +531,20 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
         w->drops_unlogged++;
         drops = writer_drop_log_due(w, now_mono_ms());
     } else {
+        bool was_empty = !w->head;
         if (w->tail)
             w->tail->next = b;
         else
             w->head = b;
         w->tail = b;
         w->queued += n;
-        pthread_cond_signal(&w->wake);
+        /* Samples are committed at the end of the commit window, which the
+         * writer times itself: wake it only when the queue was empty (it
+         * may be idle, waiting a whole tick) or a group is full, not for
+         * every meter poll (a futex wake each, ~1.5 % of the CPU at 1,000
+         * meters). */
+        if (was_empty || w->queued >= WRITER_MAX_GROUP)
+            pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&w->mu);
 
