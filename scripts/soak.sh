@@ -95,7 +95,7 @@ sleep 5
 end_line=$(snap end)
 echo "$end_line" >> "$dir/soak.tsv"
 kill "$gpid"; rc=0; wait "$gpid" || rc=$?
-samples=$(sqlite3 "$dir/parkgw.db" "select count(*) from samples")
+samples=$(sqlite3 "$dir/parkgw.db" "select (select coalesce(sum(n), 0) from series) + (select coalesce(sum(n), 0) from staged)")
 echo "soak.sh: $minutes min, $restarts broker restarts, $hups SIGHUP reloads, $flaps meter flaps; parkgw exit $rc; $samples samples stored"
 echo "soak.sh: log lines: $(grep -c 'configuration reloaded' "$dir/parkgw.log") reloaded, $(grep -ci 'mqtt: connected' "$dir/parkgw.log") mqtt connects, $(grep -ci 'communication lost' "$dir/parkgw.log") comm lost, $(grep -ci 'restored\|read ok again' "$dir/parkgw.log") restored"
 printf 'label\telapsed_s\trss_kb\thwm_kb\tfds\tthreads\n%s\n%s\n' "${start_line:-?}" "$end_line" | column -t

@@ -63,7 +63,7 @@ mpid=$!; pids+=($mpid)
 sleep $((seconds - seconds / 2))
 kill "$vpid"
 rc=0; wait "$vpid" || rc=$?
-stored=$(sqlite3 "$dir/parkgw.db" "select count(*) from samples" 2>/dev/null || echo "?")
+stored=$(sqlite3 "$dir/parkgw.db" "select (select coalesce(sum(n), 0) from series) + (select coalesce(sum(n), 0) from staged)" 2>/dev/null || echo "?")
 echo "valgrind.sh: parkgw exit status $rc, $stored samples stored in $seconds s, log $dir (--keep to keep it)"
 grep -E 'reloaded|connected|broker' "$dir/parkgw.log" | head -5 || true
 grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|All heap blocks' "$dir/memcheck.txt" | sed 's/^==[0-9]*== //'
