@@ -303,6 +303,20 @@ void live_payload_free(struct live_payload *lp)
     free(lp);
 }
 
+/* The digits to print v with: the point's (payload_point_digits), raised to
+ * the number of digits before the decimal point when that is more, so a big
+ * counter from a float32 register reads "15243883.0", not "1.524388e7" (its
+ * units digit is still within the register's resolution there). */
+static int live_digits(int digits, double v)
+{
+    static const double pow10[] = {1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+    double a = fabs(v);
+    for (size_t k = 0; k < ARRAY_SIZE(pow10) && a >= pow10[k] && digits < 15; k++)
+        if (digits < (int)k + 8)
+            digits = (int)k + 8;
+    return digits;
+}
+
 const char *live_payload_build(struct live_payload *lp, int64_t ts, const double *values,
                                const bool *valid, size_t *ret_len)
 {
@@ -323,7 +337,7 @@ const char *live_payload_build(struct live_payload *lp, int64_t ts, const double
         first = false;
         memcpy(o, lp->keys + lp->key_off[i], lp->key_len[i]);
         o += lp->key_len[i];
-        o += numfmt_double(o, values[i], lp->digits[i]);
+        o += numfmt_double(o, values[i], live_digits(lp->digits[i], values[i]));
     }
     memcpy(o, LIVE_TAIL, sizeof(LIVE_TAIL)); /* with its NUL */
     o += sizeof(LIVE_TAIL) - 1;

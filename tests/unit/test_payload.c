@@ -262,6 +262,16 @@ static void test_live_precision(void)
                  "\"f32_ctpt\":920400.0,\"f32_offset\":294.850000762939,"
                  "\"u32_frac\":123456789.123,\"f64\":0.1,\"i16\":123.0}}");
 
+    /* A big float32 counter keeps its units digit and plain notation:
+     * 15243883 kWh is "15243883.0", not "1.524388e7"; the same at 1e14. */
+    double big[6] = {(double)15243882.8f, (double)16777217.0f * 4000.0, 0, 0,
+                     0, 0};
+    s = live_payload_build(lp, 1, big, (const bool[6]){true, true, false, false, false, false},
+                           &len);
+    CHECK_STR(s, "{\"ts\":1,\"enterprise\":\"ent\",\"meter\":\"m1\","
+                 "\"utility\":\"electricity\",\"values\":{\"f32\":15243883.0,"
+                 "\"f32_ctpt\":67108864000.0}}");
+
     long bad = 0;
     for (int round = 0; round < 20000; round++) {
         for (int i = 0; i < 6; i++) {
