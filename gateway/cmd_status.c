@@ -25,14 +25,6 @@ struct last {
     double value;
 };
 
-static int keep_last(void *ud, int64_t ts, double value)
-{
-    struct last *l = ud;
-    l->ts = ts;
-    l->value = value;
-    return 0;
-}
-
 static void fmt_time(int64_t ms, char *buf, size_t len)
 {
     if (!ms) {
@@ -120,10 +112,12 @@ int cmd_status(int argc, char **argv, const char *cfg_path)
             int bp = profile_billing_point(prof);
             struct last l = {0};
             uint32_t id;
+            /* The newest reading, however old: a meter down for days still
+             * shows when it last answered. */
             if (bp >= 0 &&
-                store_find_point(st, cfg->enterprises[e].id, m->id, prof->points[bp].name, &id) == 0)
-                /* Only the last day is scanned: older means the meter is down anyway. */
-                store_scan(st, id, now - 86400000LL, now + 86400000LL, keep_last, &l);
+                store_find_point(st, cfg->enterprises[e].id, m->id, prof->points[bp].name, &id) == 0 &&
+                store_latest_db(store_db(st), id, &l.ts, &l.value) != SQLITE_ROW)
+                l = (struct last){0};
             char when[32], name[64], age[32] = "-";
             fmt_time(l.ts, when, sizeof(when));
             snprintf(name, sizeof(name), "%s/%s", cfg->enterprises[e].id, m->id);
