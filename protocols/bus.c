@@ -1,12 +1,13 @@
 /*
- * bus.c - one Modbus bus over libmodbus: a TCP gateway or an RS-485 line,
- * chosen by a backend table. Connects lazily with a capped exponential
- * backoff between failed attempts, executes plan requests, turns libmodbus's
- * -1/errno into negative errnos, and flushes after a failed read (after a
- * timeout TCP drops the connection, RTU lets the line settle) so a late reply
- * is never mistaken for the next one. A lost connection or a vanished serial
- * device closes the bus; the next read reopens it. Used by the poller's
- * per-bus thread (and `parkgw probe`) only.
+ * bus.c - one Modbus bus: a TCP gateway or an RS-485 line, chosen by a
+ * backend table. libmodbus opens both (connect, reconnect with a capped
+ * exponential backoff between failed attempts) and does the RTU exchange;
+ * on TCP the exchange is ours (send, poll, recv on libmodbus's socket,
+ * framing by mbtcp.c), three syscalls a request instead of libmodbus's
+ * seven. After a failed read the bus drops the TCP connection or lets the
+ * RTU line settle, so a late reply is never mistaken for the next one. A lost
+ * connection or a vanished serial device closes the bus; the next read
+ * reopens it. Used by the poller's per-bus thread (and `parkgw probe`) only.
  */
 #include "protocols/bus.h"
 
@@ -17,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "gateway/log.h"
 #include "gateway/util.h"
+#include "protocols/mbtcp.h"
 
 struct bus;
 
@@ -30,9 +33,15 @@ struct bus_backend {
     modbus_t *(*create)(const struct cfg_bus *cfg);
     /* Human description of the endpoint, for log lines. */
     void (*describe)(const struct cfg_bus *cfg, char *buf, size_t len);
+    /* One request and its reply on the connected bus: 0 (out filled) or a
+     * bus_read error; what that error does to the link is bus_read's job. */
+    int (*exchange)(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out);
     /* Called after a request timed out: its reply may still come and must
      * not be read as the answer to the next request. */
     void (*after_timeout)(struct bus *b);
+    /* Called after a malformed reply (-EBADMSG) or an exception: whatever
+     * may be left of the reply must not start the next one. */
+    void (*after_bad_reply)(struct bus *b, int err);
     /* Line settings that need an open descriptor; NULL when none. */
     void (*after_connect)(struct bus *b);
 };
@@ -42,6 +51,7 @@ struct bus {
     modbus_t *ctx;
     bool connected;
     int timeout_ms;
+    uint16_t tid;                /* TCP: transaction id of the last request */
     char desc[160];
     /* reconnect backoff */
     int64_t next_connect_ms;     /* monotonic; 0 = may connect now */
@@ -112,6 +122,109 @@ static void tcp_after_timeout(struct bus *b)
     bus_close(b);
 }
 
+/* An exception reply was read whole: the stream is in step. A malformed one
+ * may have been cut anywhere (or be a late reply to an earlier request), so
+ * where the next reply starts is unknown: only a new connection is sure. */
+static void tcp_after_bad_reply(struct bus *b, int err)
+{
+    if (err == -EBADMSG)
+        bus_close(b);
+}
+
+/* A failed send() or recv(): the peer is gone, or the link has some other
+ * lasting error; either way the bus closes. */
+static int tcp_link_errno(int e)
+{
+    switch (e) {
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+    case EBADF:
+        return -ECONNRESET;
+    case 0:
+        return -EIO;
+    default:
+        /* Not the error classes the poller counts apart (a keepalive
+         * ETIMEDOUT is a dead link, not a silent meter). */
+        return e == ETIMEDOUT || e == EBADMSG || e == EINVAL ? -ECONNRESET : -e;
+    }
+}
+
+/* Waits until fd is ready for 'events' or the deadline passes: 1, 0 on
+ * timeout, or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int rc = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        return rc > 0;
+    }
+}
+
+/*
+ * libmodbus 3.1.6 reads a TCP reply in three steps (header, byte count,
+ * data), each after a select(): 7 syscalls a request. Here: one send(),
+ * then poll() + recv() until the parser has a whole frame, normally once.
+ * b->timeout_ms is one deadline for the whole reply. The socket is
+ * libmodbus's, non-blocking.
+ */
+static int tcp_exchange(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+{
+    int fd = modbus_get_socket(b->ctx);
+    uint8_t q[MBTCP_REQ_LEN];
+    uint16_t tid = ++b->tid;
+    size_t qlen = mbtcp_build_request(q, tid, unit_id, req);
+    int64_t deadline = now_mono_ms() + b->timeout_ms;
+
+    /* 12 bytes fit any socket buffer at once; the loop covers the
+     * theoretical short send into a full buffer. */
+    size_t sent = 0;
+    while (sent < qlen) {
+        ssize_t n = send(fd, q + sent, qlen - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return tcp_link_errno(errno);
+        int rc = wait_fd(fd, POLLOUT, deadline);
+        if (rc <= 0)
+            return rc < 0 ? tcp_link_errno(-rc) : -ETIMEDOUT;
+    }
+
+    /* One byte more than the longest frame, so that bytes after the reply
+     * in the same segment are seen (and refused) now. */
+    uint8_t rsp[MBTCP_MAX_ADU + 1];
+    size_t got = 0;
+    for (;;) {
+        int rc = wait_fd(fd, POLLIN, deadline);
+        if (rc <= 0)
+            return rc < 0 ? tcp_link_errno(-rc) : -ETIMEDOUT;
+        ssize_t n = recv(fd, rsp + got, sizeof(rsp) - got, 0);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return tcp_link_errno(errno);
+        }
+        got += (size_t)n;
+        size_t need;
+        rc = mbtcp_parse(rsp, got, tid, unit_id, req, out, &need);
+        if (rc != 1)
+            return rc;
+    }
+}
+
 /* A serial line has no transaction id: a late reply for the same unit and
  * function would be accepted as the next answer. So the line must settle:
  * for one more response timeout everything that arrives is discarded, and
@@ -151,11 +264,80 @@ static void rtu_after_timeout(struct bus *b)
     modbus_flush(b->ctx);
 }
 
+/* The rest of a bad frame may still be arriving or buffered. */
+static void rtu_after_bad_reply(struct bus *b, int err)
+{
+    UNUSED(err);
+    modbus_flush(b->ctx);
+}
+
+/* Maps the errno of a failed libmodbus read to our contract. */
+static int map_modbus_errno(int e)
+{
+    if (e > MODBUS_ENOBASE && e <= EMBXGTAR)
+        return -(BUS_EXC_BASE + (e - MODBUS_ENOBASE));
+    switch (e) {
+    case ETIMEDOUT:
+        return -ETIMEDOUT;
+    case EMBBADCRC:
+    case EMBBADDATA:
+    case EMBBADEXC:
+    case EMBUNKEXC:
+    case EMBMDATA:
+    case EMBBADSLAVE:
+        return -EBADMSG;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNREFUSED:
+    case EBADF:
+    case ENOTCONN:
+        return -ECONNRESET;
+    case 0:
+        return -EIO;
+    default:
+        return e > 0 && e < MODBUS_ENOBASE ? -e : -EIO;
+    }
+}
+
+static int rtu_exchange(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+{
+    UNUSED(unit_id); /* set on the context by bus_read */
+    uint8_t bitbuf[MODBUS_MAX_READ_BITS];
+    int rc;
+
+    errno = 0;
+    switch (req->fc) {
+    case 1:
+        rc = modbus_read_bits(b->ctx, req->address, req->count, bitbuf);
+        break;
+    case 2:
+        rc = modbus_read_input_bits(b->ctx, req->address, req->count, bitbuf);
+        break;
+    case 3:
+        rc = modbus_read_registers(b->ctx, req->address, req->count, out);
+        break;
+    default:
+        rc = modbus_read_input_registers(b->ctx, req->address, req->count, out);
+        break;
+    }
+    if (rc == req->count) {
+        if (req->fc <= 2)
+            for (int i = 0; i < req->count; i++)
+                out[i] = bitbuf[i] ? 1 : 0;
+        return 0;
+    }
+    /* A short count with rc >= 0 cannot happen in 3.1.6 (it checks the
+     * quantity), but if it did the reply was not what we asked for. */
+    return rc < 0 ? map_modbus_errno(errno) : -EBADMSG;
+}
+
 static const struct bus_backend bus_tcp = {
     .name = "tcp",
     .create = tcp_create,
     .describe = tcp_describe,
+    .exchange = tcp_exchange,
     .after_timeout = tcp_after_timeout,
+    .after_bad_reply = tcp_after_bad_reply,
     .after_connect = NULL,
 };
 
@@ -163,7 +345,9 @@ static const struct bus_backend bus_rtu = {
     .name = "rtu",
     .create = rtu_create,
     .describe = rtu_describe,
+    .exchange = rtu_exchange,
     .after_timeout = rtu_after_timeout,
+    .after_bad_reply = rtu_after_bad_reply,
     .after_connect = rtu_after_connect,
 };
 
@@ -301,45 +485,15 @@ bool bus_is_connected(const struct bus *b)
     return b->connected;
 }
 
-/* Maps the errno of a failed libmodbus read to our contract. */
-static int map_modbus_errno(int e)
-{
-    if (e > MODBUS_ENOBASE && e <= EMBXGTAR)
-        return -(BUS_EXC_BASE + (e - MODBUS_ENOBASE));
-    switch (e) {
-    case ETIMEDOUT:
-        return -ETIMEDOUT;
-    case EMBBADCRC:
-    case EMBBADDATA:
-    case EMBBADEXC:
-    case EMBUNKEXC:
-    case EMBMDATA:
-    case EMBBADSLAVE:
-        return -EBADMSG;
-    case ECONNRESET:
-    case EPIPE:
-    case ECONNREFUSED:
-    case EBADF:
-    case ENOTCONN:
-        return -ECONNRESET;
-    case 0:
-        return -EIO;
-    default:
-        return e > 0 && e < MODBUS_ENOBASE ? -e : -EIO;
-    }
-}
-
 int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
 {
-    bool bits = req->fc == 1 || req->fc == 2;
-    int max = bits ? MODBUS_MAX_READ_BITS : MODBUS_MAX_READ_REGISTERS;
-    if (req->fc < 1 || req->fc > 4 || req->count == 0 || req->count > max ||
-        (int)req->address + req->count > 65536)
+    if (!mbtcp_req_valid(req))
         return -EINVAL;
 
     int rc = bus_connect(b);
     if (rc < 0)
         return rc;
+    /* Also the unit id check of both kinds of bus (TCP: 0-247 or 255). */
     if (modbus_set_slave(b->ctx, unit_id) < 0)
         return -EINVAL;
     if (b->frame_delay_ms > 0 && b->last_frame_end_ms) {
@@ -350,38 +504,15 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
             sleep_ms(wait);
     }
 
-    uint8_t bitbuf[MODBUS_MAX_READ_BITS];
-    errno = 0;
-    switch (req->fc) {
-    case 1:
-        rc = modbus_read_bits(b->ctx, req->address, req->count, bitbuf);
-        break;
-    case 2:
-        rc = modbus_read_input_bits(b->ctx, req->address, req->count, bitbuf);
-        break;
-    case 3:
-        rc = modbus_read_registers(b->ctx, req->address, req->count, out);
-        break;
-    default:
-        rc = modbus_read_input_registers(b->ctx, req->address, req->count, out);
-        break;
-    }
-
-    b->last_frame_end_ms = now_mono_ms();
-    if (rc == req->count) {
-        if (bits)
-            for (int i = 0; i < req->count; i++)
-                out[i] = bitbuf[i] ? 1 : 0;
+    int err = b->backend->exchange(b, unit_id, req, out);
+    if (b->frame_delay_ms > 0)
+        b->last_frame_end_ms = now_mono_ms();
+    if (err == 0)
         return 0;
-    }
-
-    /* A short count with rc >= 0 cannot happen in 3.1.6 (it checks the
-     * quantity), but if it did the reply was not what we asked for. */
-    int err = rc < 0 ? map_modbus_errno(errno) : -EBADMSG;
     if (err == -ETIMEDOUT)
         b->backend->after_timeout(b);
     else if (err == -EBADMSG || err <= -BUS_EXC_BASE)
-        modbus_flush(b->ctx); /* the rest of a bad frame may still be buffered */
+        b->backend->after_bad_reply(b, err);
     else
         /* The link itself failed: a reset connection, or a serial device
          * that vanished (USB adapter unplugged: EIO/ENXIO/ENODEV). Reopen on

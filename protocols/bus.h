@@ -1,6 +1,7 @@
 /*
  * bus.h - one Modbus bus (a TCP gateway or an RS-485 line) owned by exactly
- * one thread: a libmodbus context, connect/reconnect, reads with flush after
+ * one thread: a libmodbus context for connect/reconnect and the RTU
+ * exchange, our own exchange on the TCP socket (mbtcp.h), and recovery after
  * errors so a late reply is never taken for the next request's answer.
  */
 #pragma once
@@ -31,12 +32,23 @@ bool bus_is_connected(const struct bus *b);
 /*
  * Executes one request for 'unit_id'. out receives req->count
  * registers, or req->count bits as 0/1 values for fc 1/2. Returns 0, or a
- * negative error: -ETIMEDOUT (no reply), -EBADMSG (malformed reply/CRC),
- * -(BUS_EXC_BASE + code) for a Modbus exception response; any other error
- * (-ECONNRESET, -EIO of a vanished serial device, a connect error such as
- * -ECONNREFUSED or -ENOENT, -ENOTCONN while the reconnect backs off) means
- * the link is down: the bus is closed and reopens on a later read. An RTU
- * bus with frame_delay_ms waits that long after the previous exchange.
+ * negative error:
+ *   -EINVAL      a request or unit id out of range (nothing sent);
+ *   -ETIMEDOUT   no whole reply within the response timeout: TCP closes
+ *                the connection (the late reply goes to the old socket),
+ *                RTU lets the line settle;
+ *   -EBADMSG     a malformed reply (CRC, length, unit, function, byte
+ *                count; on TCP also transaction or protocol id, e.g. a late
+ *                reply to an earlier request, and bytes after the reply):
+ *                TCP closes the connection too, as where the next reply
+ *                would start is lost; RTU flushes;
+ *   -(BUS_EXC_BASE + code)  a Modbus exception response: the link stays;
+ *   anything else (-ECONNRESET for a peer that closed or reset, -EIO of a
+ *   vanished serial device, a connect error such as -ECONNREFUSED or
+ *   -ENOENT, -ENOTCONN while the reconnect backs off): the link is down,
+ *   the bus is closed and reopens on a later read.
+ * On TCP the timeout is one deadline for the whole reply. An RTU bus with
+ * frame_delay_ms waits that long after the previous exchange.
  */
 #define BUS_EXC_BASE 1000
 int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out);

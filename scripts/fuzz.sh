@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-all=(fuzz_config fuzz_plan_decode fuzz_modbus_reply fuzz_import fuzz_billing fuzz_numfmt)
+all=(fuzz_config fuzz_plan_decode fuzz_modbus_reply fuzz_import fuzz_billing fuzz_numfmt
+     fuzz_mbtcp)
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 
 if ! command -v clang >/dev/null; then

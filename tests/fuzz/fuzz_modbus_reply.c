@@ -1,12 +1,14 @@
 /*
- * fuzz_modbus_reply.c - libFuzzer target for the Modbus reply path: the
- * bytes a meter (or a TCP gateway) sends back, fed to the same libmodbus
- * calls protocols/bus.c makes (modbus_read_* with error recovery off),
- * through a socketpair standing in for the TCP connection or the RS-485
- * line; the registers of an accepted reply are then decoded as bus.c's
- * caller does (decode_point). This is the boundary where untrusted bytes
- * become values; bus_read itself adds only connect and errno mapping
- * around these calls. Input: byte 0 flags (bit 0 RTU, bits 1-2 fc-1,
+ * fuzz_modbus_reply.c - libFuzzer target for the libmodbus reply path: the
+ * bytes a meter sends back, fed to the same libmodbus calls protocols/bus.c
+ * makes on an RTU bus (modbus_read_* with error recovery off), through a
+ * socketpair standing in for the RS-485 line; the registers of an accepted
+ * reply are then decoded as bus.c's caller does (decode_point). This is
+ * the boundary where an RTU meter's bytes become values; bus_read adds only
+ * connect and errno mapping around these calls. TCP buses no longer go
+ * through libmodbus's exchange (bus.c frames TCP itself: fuzz_mbtcp.c
+ * covers that parser); the TCP mode here (flags bit 0 clear) still fuzzes
+ * libmodbus's TCP reader, kept as the reference for what it accepted. Input: byte 0 flags (bit 0 RTU, bits 1-2 fc-1,
  * bit 3 fix the RTU CRC of the reply so the fuzzer gets past it, bits 4-7
  * point type), byte 1 quantity, byte 2 unit id, then the reply stream, of
  * which up to three requests consume what they find. Invariants: a read

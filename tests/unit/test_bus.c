@@ -4,7 +4,11 @@
  * mapping, a timeout whose late reply must not be taken for the next answer,
  * a dropped connection, a refused one with the reconnect backoff (0.5 s,
  * then 1 s, fast -ENOTCONN in between, reset once connected), argument
- * checks and error texts; then RTU against a fake meter on a pseudo-terminal
+ * checks and error texts; then the TCP exchange (bus.c + mbtcp.c) against a
+ * raw socket server that checks every request byte by byte and answers in
+ * one write, byte by byte, late, with a wrong transaction id, unit or
+ * trailing bytes, an exception, silence or a close, with signals
+ * interrupting the wait; then RTU against a fake meter on a pseudo-terminal
  * (exception, bad CRC, a late reply that must be discarded, RS-485 mode
  * refused by a pty without failing, the inter-frame delay, and a device that
  * vanishes and comes back under the same path).
@@ -27,6 +31,7 @@
 
 #include "gateway/util.h"
 #include "protocols/bus.h"
+#include "protocols/mbtcp.h"
 #include "tests/unit/check.h"
 
 enum srv_mode { SRV_NORMAL, SRV_LATE_ONCE, SRV_DROP_ONCE };
@@ -87,6 +92,24 @@ static void *server_main(void *arg)
     return NULL;
 }
 
+/* The port of listening socket fd in *port, and fn(arg) started on *thread. */
+static int serve_in_thread(int fd, int *port, pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    *port = ntohs(sa.sin_port);
+    return pthread_create(thread, NULL, fn, arg) == 0 ? 0 : -1;
+}
+
+static void stop_thread(atomic_int *stop, pthread_t thread, int listen_fd)
+{
+    atomic_store(stop, 1);
+    pthread_join(thread, NULL);
+    close(listen_fd);
+}
+
 static int server_start(struct server *s)
 {
     memset(s, 0, sizeof(*s));
@@ -103,21 +126,12 @@ static int server_start(struct server *s)
         s->map->tab_input_bits[i] = (uint8_t)(i % 2);
     }
     s->listen_fd = modbus_tcp_listen(s->ctx, 4);
-    if (s->listen_fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    if (getsockname(s->listen_fd, (struct sockaddr *)&sa, &len) < 0)
-        return -1;
-    s->port = ntohs(sa.sin_port);
-    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
+    return serve_in_thread(s->listen_fd, &s->port, &s->thread, server_main, s);
 }
 
 static void server_stop(struct server *s)
 {
-    atomic_store(&s->stop, 1);
-    pthread_join(s->thread, NULL);
-    close(s->listen_fd);
+    stop_thread(&s->stop, s->thread, s->listen_fd);
     modbus_mapping_free(s->map);
     modbus_free(s->ctx);
 }
@@ -277,6 +291,354 @@ static void test_refused(void)
     close(fd);
 }
 
+/* ---- TCP exchange: a raw Modbus TCP server that checks each request ---- */
+
+enum raw_mode {
+    RAW_ONE_WRITE,   /* the reply in one write */
+    RAW_BYTEWISE,    /* one byte per write, 2 ms apart */
+    RAW_SPLIT_LATE,  /* header now, the rest after 60 ms (signals meanwhile) */
+    RAW_WRONG_TID,   /* the previous request's transaction id */
+    RAW_WRONG_UNIT,  /* unit id + 1 */
+    RAW_OTHER_UNIT,  /* unit id 42 (fine when the request had 0 or 255) */
+    RAW_TRAILING,    /* the reply and one more byte in one write */
+    RAW_EXCEPTION,   /* exception 2 */
+    RAW_SILENT,      /* no reply */
+    RAW_CLOSE,       /* closes the connection instead of replying */
+};
+
+struct raw_server {
+    int listen_fd;
+    int port;
+    pthread_t thread;
+    atomic_int mode;
+    atomic_int stop;
+    atomic_int accepts;
+    atomic_int requests;
+    atomic_int bad_requests; /* a request byte that was not what we sent */
+    /* what the next request must be */
+    atomic_int exp_unit, exp_fc, exp_addr, exp_count;
+};
+
+/* Reads exactly n bytes from fd (socket or pty): 0, or -1 at EOF, on an
+ * error, or once *stop is set. */
+static int read_exact(atomic_int *stop, int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        if (atomic_load(stop))
+            return -1;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Register i holds 0x4000 + address + i; bit i is set when (address + i) % 3 == 0. */
+static size_t raw_reply(uint8_t *f, const uint8_t *q)
+{
+    int fc = q[7], addr = q[8] << 8 | q[9], count = q[10] << 8 | q[11];
+    size_t data = fc <= 2 ? ((size_t)count + 7) / 8 : 2 * (size_t)count;
+    memcpy(f, q, 4);
+    f[4] = (uint8_t)((3 + data) >> 8);
+    f[5] = (uint8_t)(3 + data);
+    f[6] = q[6];
+    f[7] = (uint8_t)fc;
+    f[8] = (uint8_t)data;
+    memset(f + 9, 0, data);
+    for (int i = 0; i < count; i++) {
+        if (fc <= 2) {
+            if ((addr + i) % 3 == 0)
+                f[9 + i / 8] |= (uint8_t)(1u << (i % 8));
+        } else {
+            uint16_t v = (uint16_t)(0x4000 + addr + i);
+            f[9 + 2 * i] = (uint8_t)(v >> 8);
+            f[10 + 2 * i] = (uint8_t)v;
+        }
+    }
+    return 9 + data;
+}
+
+static void raw_check_request(struct raw_server *s, const uint8_t *q, int *last_tid)
+{
+    int tid = q[0] << 8 | q[1];
+    bool ok = q[2] == 0 && q[3] == 0 && q[4] == 0 && q[5] == 6 &&
+              q[6] == atomic_load(&s->exp_unit) && q[7] == atomic_load(&s->exp_fc) &&
+              (q[8] << 8 | q[9]) == atomic_load(&s->exp_addr) &&
+              (q[10] << 8 | q[11]) == atomic_load(&s->exp_count);
+    /* One more than the last request's, across reconnects too. */
+    if (*last_tid >= 0 && tid != ((*last_tid + 1) & 0xFFFF))
+        ok = false;
+    *last_tid = tid;
+    if (!ok) {
+        fprintf(stderr, "raw server: unexpected request");
+        for (int i = 0; i < MBTCP_REQ_LEN; i++)
+            fprintf(stderr, " %02x", q[i]);
+        fprintf(stderr, "\n");
+        atomic_fetch_add(&s->bad_requests, 1);
+    }
+}
+
+static void raw_serve(struct raw_server *s, int fd, int *last_tid)
+{
+    uint8_t q[MBTCP_REQ_LEN], f[MBTCP_MAX_ADU + 2];
+
+    while (read_exact(&s->stop, fd, q, sizeof(q)) == 0) {
+        atomic_fetch_add(&s->requests, 1);
+        raw_check_request(s, q, last_tid);
+        size_t n = raw_reply(f, q);
+        int mode = atomic_exchange(&s->mode, RAW_ONE_WRITE);
+        switch (mode) {
+        case RAW_SILENT:
+            continue;
+        case RAW_CLOSE:
+            return;
+        case RAW_BYTEWISE:
+            for (size_t i = 0; i < n; i++) {
+                if (write_all(fd, f + i, 1) < 0)
+                    return;
+                sleep_ms(2);
+            }
+            continue;
+        case RAW_SPLIT_LATE:
+            if (write_all(fd, f, 7) < 0)
+                return;
+            sleep_ms(60);
+            if (write_all(fd, f + 7, n - 7) < 0)
+                return;
+            continue;
+        case RAW_WRONG_TID: {
+            uint16_t prev = (uint16_t)((q[0] << 8 | q[1]) - 1);
+            f[0] = (uint8_t)(prev >> 8);
+            f[1] = (uint8_t)prev;
+            break;
+        }
+        case RAW_WRONG_UNIT:
+            f[6] = (uint8_t)(q[6] + 1);
+            break;
+        case RAW_OTHER_UNIT:
+            f[6] = 42;
+            break;
+        case RAW_TRAILING:
+            f[n++] = 0;
+            break;
+        case RAW_EXCEPTION:
+            f[5] = 3;
+            f[7] = (uint8_t)(q[7] | 0x80);
+            f[8] = 2;
+            n = 9;
+            break;
+        default:
+            break;
+        }
+        if (write_all(fd, f, n) < 0)
+            return;
+    }
+}
+
+static void *raw_main(void *arg)
+{
+    struct raw_server *s = arg;
+    int last_tid = -1;
+
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&s->accepts, 1);
+        raw_serve(s, fd, &last_tid);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int raw_start(struct raw_server *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(s->listen_fd, 4) < 0)
+        return -1;
+    return serve_in_thread(s->listen_fd, &s->port, &s->thread, raw_main, s);
+}
+
+static void raw_stop(struct raw_server *s)
+{
+    stop_thread(&s->stop, s->thread, s->listen_fd);
+}
+
+/* One bus_read against the raw server with the given reply mode. */
+static int raw_read_req(struct raw_server *s, struct bus *b, int mode, int unit,
+                        struct plan_req r, uint16_t *out)
+{
+    atomic_store(&s->exp_unit, unit);
+    atomic_store(&s->exp_fc, r.fc);
+    atomic_store(&s->exp_addr, r.address);
+    atomic_store(&s->exp_count, r.count);
+    atomic_store(&s->mode, mode);
+    return bus_read(b, unit, &r, out);
+}
+
+static bool raw_regs_ok(const uint16_t *out, const struct plan_req *r)
+{
+    for (int i = 0; i < r->count; i++) {
+        uint16_t want = r->fc <= 2 ? (uint16_t)((r->address + i) % 3 == 0)
+                                   : (uint16_t)(0x4000 + r->address + i);
+        if (out[i] != want) {
+            fprintf(stderr, "value %d: 0x%04x, want 0x%04x\n", i, out[i], want);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_sigusr1(int sig)
+{
+    UNUSED(sig);
+}
+
+struct kicker {
+    pthread_t target;
+    atomic_int kicks;
+};
+
+/* Interrupts the reading thread's poll() a few times. */
+static void *kicker_main(void *arg)
+{
+    struct kicker *k = arg;
+    for (int i = 0; i < 4; i++) {
+        sleep_ms(12);
+        pthread_kill(k->target, SIGUSR1);
+        atomic_fetch_add(&k->kicks, 1);
+    }
+    return NULL;
+}
+
+static void test_tcp_exchange(void)
+{
+    struct raw_server s;
+    CHECK_INT(raw_start(&s), 0);
+    struct cfg_bus cfg = tcp_cfg(s.port);
+    struct bus *b = NULL;
+    CHECK_INT(bus_new(&cfg, &b), 0);
+    if (!b) {
+        raw_stop(&s);
+        return;
+    }
+    static uint16_t out[2048];
+    int rc;
+
+    /* Registers and bits, one write each, one connection. */
+    struct plan_req reqs[] = { { 3, 0, 1 },     { 4, 100, 2 },  { 3, 1000, 125 },
+                               { 1, 0, 1 },     { 2, 5, 8 },    { 1, 7, 9 },
+                               { 2, 65535 - 1999, 2000 } };
+    for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
+        memset(out, 0xEE, sizeof(out));
+        rc = raw_read_req(&s, b, RAW_ONE_WRITE, 1, reqs[i], out);
+        CHECK_INT(rc, 0);
+        CHECK(rc == 0 && raw_regs_ok(out, &reqs[i]));
+    }
+    CHECK_INT(atomic_load(&s.accepts), 1);
+    CHECK(fcntl(find_client_fd(s.port), F_GETFD) & FD_CLOEXEC);
+
+    /* Byte by byte: many partial reads, one answer. */
+    struct plan_req r10 = { 3, 20, 10 }, bits = { 1, 3, 17 };
+    rc = raw_read_req(&s, b, RAW_BYTEWISE, 1, r10, out);
+    CHECK_INT(rc, 0);
+    CHECK(rc == 0 && raw_regs_ok(out, &r10));
+    rc = raw_read_req(&s, b, RAW_BYTEWISE, 1, bits, out);
+    CHECK_INT(rc, 0);
+    CHECK(rc == 0 && raw_regs_ok(out, &bits));
+
+    /* Signals while waiting (EINTR) do not end or restart the deadline. */
+    struct sigaction sa = { .sa_handler = on_sigusr1 }; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    struct kicker k = { .target = pthread_self() };
+    pthread_t kt;
+    CHECK_INT(pthread_create(&kt, NULL, kicker_main, &k), 0);
+    int64_t t0 = now_mono_ms();
+    rc = raw_read_req(&s, b, RAW_SPLIT_LATE, 1, r10, out);
+    int64_t dt = now_mono_ms() - t0;
+    pthread_join(kt, NULL);
+    CHECK_INT(rc, 0);
+    CHECK(rc == 0 && raw_regs_ok(out, &r10));
+    CHECK(dt >= 55 && dt < CLIENT_TIMEOUT_MS);
+    CHECK_INT(atomic_load(&k.kicks), 4);
+    CHECK_INT(atomic_load(&s.accepts), 1);
+
+    /* An exception is an answer: the connection stays. */
+    rc = raw_read_req(&s, b, RAW_EXCEPTION, 1, r10, out);
+    CHECK_INT(rc, -(BUS_EXC_BASE + 2));
+    CHECK(bus_is_connected(b));
+    CHECK_INT(raw_read_req(&s, b, RAW_ONE_WRITE, 1, r10, out), 0);
+    CHECK_INT(atomic_load(&s.accepts), 1);
+
+    /* A late reply to the previous request (its transaction id) is never
+     * this request's answer: malformed, and a new connection. */
+    CHECK_INT(raw_read_req(&s, b, RAW_WRONG_TID, 1, r10, out), -EBADMSG);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(raw_read_req(&s, b, RAW_ONE_WRITE, 1, r10, out), 0);
+    CHECK(raw_regs_ok(out, &r10));
+    CHECK_INT(atomic_load(&s.accepts), 2);
+
+    /* Another unit's reply, bytes after the reply: malformed, closed. */
+    CHECK_INT(raw_read_req(&s, b, RAW_WRONG_UNIT, 9, r10, out), -EBADMSG);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(raw_read_req(&s, b, RAW_TRAILING, 9, r10, out), -EBADMSG);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(atomic_load(&s.accepts), 3);
+
+    /* Unit ids 0 and 255 go out as such and take a reply from any unit. */
+    CHECK_INT(raw_read_req(&s, b, RAW_OTHER_UNIT, 0, r10, out), 0);
+    CHECK_INT(raw_read_req(&s, b, RAW_OTHER_UNIT, 255, r10, out), 0);
+    CHECK_INT(raw_read_req(&s, b, RAW_ONE_WRITE, 255, r10, out), 0);
+    CHECK(raw_regs_ok(out, &r10));
+    CHECK(bus_is_connected(b));
+
+    /* No reply: -ETIMEDOUT after the response timeout, connection closed;
+     * the next request reconnects. */
+    t0 = now_mono_ms();
+    CHECK_INT(raw_read_req(&s, b, RAW_SILENT, 1, r10, out), -ETIMEDOUT);
+    dt = now_mono_ms() - t0;
+    CHECK(dt >= CLIENT_TIMEOUT_MS - 5 && dt < CLIENT_TIMEOUT_MS + 100);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(raw_read_req(&s, b, RAW_ONE_WRITE, 1, r10, out), 0);
+
+    /* The timeout is one deadline for the whole reply: 125 registers at
+     * 2 ms a byte (over 500 ms) do not make it within 200 ms. */
+    struct plan_req big = { 4, 0, 125 };
+    t0 = now_mono_ms();
+    CHECK_INT(raw_read_req(&s, b, RAW_BYTEWISE, 1, big, out), -ETIMEDOUT);
+    dt = now_mono_ms() - t0;
+    CHECK(dt >= CLIENT_TIMEOUT_MS - 5 && dt < CLIENT_TIMEOUT_MS + 100);
+    CHECK(!bus_is_connected(b));
+
+    /* The server closes: -ECONNRESET, closed; then reconnect works. */
+    CHECK_INT(raw_read_req(&s, b, RAW_CLOSE, 1, r10, out), -ECONNRESET);
+    CHECK(!bus_is_connected(b));
+    CHECK_INT(raw_read_req(&s, b, RAW_ONE_WRITE, 1, r10, out), 0);
+    CHECK(raw_regs_ok(out, &r10));
+    CHECK(bus_is_connected(b));
+
+    /* Every request was the exact bytes expected, transaction ids one
+     * apart throughout. */
+    CHECK_INT(atomic_load(&s.bad_requests), 0);
+    CHECK_INT(atomic_load(&s.requests), 24);
+    bus_free(b);
+    raw_stop(&s);
+}
+
 /* The backoff doubles from 0.5 s and stops at 30 s: 0.5, 1, 2, 4, 8, 16, 30. */
 static void test_backoff_cap(void)
 {
@@ -352,33 +714,13 @@ static void put_crc(uint8_t *frame, size_t n)
     frame[n + 1] = (uint8_t)(crc >> 8);
 }
 
-/* Reads exactly n bytes unless told to stop. */
-static int meter_read(struct fake_meter *m, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        if (atomic_load(&m->stop))
-            return -1;
-        struct pollfd pfd = { .fd = m->master, .events = POLLIN };
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        ssize_t r = read(m->master, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* Holding/input register i holds 1000 + i, as on the TCP server. */
 static void *meter_main(void *arg)
 {
     struct fake_meter *m = arg;
     uint8_t req[8], rsp[5 + 2 * 125];
 
-    while (meter_read(m, req, sizeof(req)) == 0) {
+    while (read_exact(&m->stop, m->master, req, sizeof(req)) == 0) {
         uint16_t crc = crc16(req, 6);
         if (req[6] != (crc & 0xFF) || req[7] != (crc >> 8))
             continue;
@@ -597,6 +939,7 @@ int main(void)
     }
     server_stop(&srv);
 
+    test_tcp_exchange();
     test_refused();
     test_rtu_missing_device();
     test_rtu();
