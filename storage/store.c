@@ -11,6 +11,7 @@
 #include "storage/rollup.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -2020,13 +2021,25 @@ int store_maintain(struct store *s, int64_t now_ms)
         store_period(s, s->staged_max) > s->staged_min && now_ms >= s->move_due_ms) {
         /* The staged rows of closed chunk periods go to series (and the
          * rollups) in one bulk transaction. */
-        int64_t moved = 0;
+        int64_t moved = 0, t0 = now_mono_ms();
         r = store_move_txn(s, store_period(s, s->staged_max), &moved);
         if (r < 0) {
             s->move_due_ms = now_ms + STORE_MOVE_RETRY_MS;
             return r;
         }
         s->move_due_ms = 0;
+        if (moved > 0) {
+            /* The pollers' batches queued while the move held the write
+             * lock were freed by this thread into their threads' malloc
+             * arenas; hand the free pages back, or every move leaves the
+             * daemon a few MB bigger (measured: +2.5 MB per move at 1,000
+             * meters x 30 points). */
+            malloc_trim(0);
+            log_debug("storage: moved %lld staged samples into series in %lld ms "
+                      "(SQLite heap %lld bytes, peak %lld)",
+                      (long long)moved, (long long)(now_mono_ms() - t0),
+                      (long long)sqlite3_memory_used(), (long long)sqlite3_memory_highwater(0));
+        }
         return 0;
     }
     if (s->readonly || s->retention_days <= 0 || now_ms < s->retention_due_ms)
