@@ -246,6 +246,20 @@ static long sub_bulk(struct sub *s)
     return n;
 }
 
+/* Waits until the subscriber's bulk count has not moved for a second (what
+ * was published has arrived: Paho's queue is empty), at most timeout_ms. */
+static void sub_bulk_settle(struct sub *s, int timeout_ms)
+{
+    long last = -1;
+    int still = 0;
+    for (int waited = 0; waited < timeout_ms && still < 1000; waited += 50) {
+        long n = sub_bulk(s);
+        still = n == last ? still + 50 : 0;
+        last = n;
+        sleep_ms(50);
+    }
+}
+
 static int sub_count(struct sub *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -405,13 +419,15 @@ static void test_connect_restart_stop(void)
      * yet written (10000): 3 x 8000 = 24000 are all accepted because the
      * queue drains between bursts (a burst of 8000 alone fits). With the
      * bound at a few dozen, as a too small maxBufferedMessages would make
-     * it, most would be refused. */
+     * it, most would be refused. Between bursts: until the subscriber has
+     * stopped receiving (with TCP_NODELAY each message is its own segment,
+     * and under ASan a burst takes more than a second to drain). */
     int refused = 0;
     for (int burst = 0; burst < 3; burst++) {
         for (int i = 0; i < 8000; i++)
             if (mqtt_publish(m, BULK, "x", 1, burst == 1 ? 1 : 0, false) != 0)
                 refused++;
-        sleep_ms(300);
+        sub_bulk_settle(&s, 15000);
     }
     CHECK_INT(refused, 0);
     CHECK_INT(stats_of(m).published, 28001);
