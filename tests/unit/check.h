@@ -5,6 +5,7 @@
  */
 #pragma once
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,6 +69,16 @@ static int check_passed, check_failed;
                     __FILE__, __LINE__, #hay, n_, h_ ? h_ : "(null)");                     \
         }                                                                                  \
     } while (0)
+
+/* xorshift64*: a fixed-seed pseudo-random sequence, the same on every run,
+ * for tests that sweep many generated inputs. *state must not be 0. */
+static inline uint64_t check_rand64(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dULL;
+}
 
 static inline int check_done(void)
 {

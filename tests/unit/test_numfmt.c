@@ -21,11 +21,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 
 static uint64_t next_u64(void)
 {
-    /* xorshift64*: fixed seed, same numbers on every run. */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dULL;
+    return check_rand64(&rng);
 }
 
 static void check_fmt(double v, int digits, const char *want)

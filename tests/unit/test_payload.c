@@ -172,10 +172,7 @@ static uint64_t rng = 0x243f6a8885a308d3ULL;
 
 static uint64_t next_u64(void)
 {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dULL;
+    return check_rand64(&rng);
 }
 
 /* Names that need every kind of escape, valid UTF-8 throughout. */

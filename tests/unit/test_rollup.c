@@ -82,6 +82,23 @@ static int64_t sql_int(const char *path, const char *sql)
     return v;
 }
 
+/* Runs sql on path (it ATTACHes the other database and fills a temp table
+ * d(c) with counts of differing rows) and returns sum(c): 0 when the two
+ * agree, -1 when the SQL failed. */
+static int64_t db_diff(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t diff = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT sum(c) FROM d", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        diff = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return diff;
+}
+
 static int sql_exec(const char *path, const char *sql)
 {
     sqlite3 *db;
@@ -873,17 +890,8 @@ static void test_staging(void)
                         " UNION ALL SELECT count(*) FROM (SELECT * FROM i.rollup_15m EXCEPT SELECT * FROM rollup_15m)"
                         " UNION ALL SELECT count(*) FROM (SELECT * FROM i.rollup_1d EXCEPT SELECT * FROM rollup_1d);",
                         pi);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t diff = -1;
-    if (sqlite3_open(ps, &db) == SQLITE_OK && sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT sum(c) FROM d", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        diff = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    CHECK_INT(db_diff(ps, q), 0);
     free(q);
-    CHECK_INT(diff, 0);
     CHECK_INT(sql_int(ps, "SELECT coalesce(sum(n), 0) FROM staged"), 0);
     CHECK_INT(sql_int(ps, "SELECT sum(n) FROM series"), sql_int(pi, "SELECT sum(n) FROM series"));
     for (int i = 0; i < 2; i++)
@@ -1072,16 +1080,8 @@ static void test_migration_v4(void)
                         ref);
 #undef RDIFF
 #undef RCOLS
-    sqlite3_stmt *st = NULL;
-    int64_t diff = -1;
-    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT sum(c) FROM d", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        diff = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    CHECK_INT(db_diff(path, q), 0);
     free(q);
-    CHECK_INT(diff, 0);
 }
 
 /* ---- retention ---- */
