@@ -39,6 +39,9 @@ struct pmeter {
     struct sample *samples;
     char *live_topic;
     struct live_payload *live; /* the live payload's text, prepared once */
+    const char *live_text;   /* built, waiting in the poller's live batch */
+    size_t live_len;
+    int64_t poll_ms;         /* how long its last poll took */
     char *state_topic;
     int64_t next_due;        /* monotonic ms */
     int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
@@ -68,6 +71,10 @@ struct poller {
     struct alarms *alarms;   /* outage detection for this bus's meters (gateway/alarms.h) */
     char *events_topic;
     uint64_t mqtt_connects;  /* broker connects seen; a new one re-publishes every state */
+    /* Live messages of the polls in a burst, handed to MQTT together. */
+    struct pmeter **live_batch; /* [n_meters] */
+    size_t n_live;
+    int64_t live_since;      /* monotonic ms of the oldest waiting message */
 };
 
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
@@ -418,9 +425,12 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     if (n && p->env->writer)
         writer_submit(p->env->writer, pm->samples, n);
     if (p->env->mqtt && clock_ok) {
-        size_t len;
-        const char *payload = live_payload_build(pm->live, ts, pm->values, pm->valid, &len);
-        mqtt_publish(p->env->mqtt, pm->live_topic, payload, len, 0, true);
+        if (!pm->live_text) {
+            if (!p->n_live)
+                p->live_since = now_mono_ms();
+            p->live_batch[p->n_live++] = pm;
+        }
+        pm->live_text = live_payload_build(pm->live, ts, pm->values, pm->valid, &pm->live_len);
     }
 
     pthread_mutex_lock(&p->lock);
@@ -475,6 +485,34 @@ static void note_lateness(struct poller *p, struct pmeter *pm, int64_t now)
              pm->late_streak, pm->cfg->interval);
 }
 
+/* A poll's live message waits at most about this long for the polls after
+ * it, so that a burst of polls reaches the MQTT client's send thread as one
+ * batch and wakes it once (docs/MQTT.md). */
+#define LIVE_BATCH_MS 20
+
+/* Hands the waiting live messages to MQTT, oldest first. */
+static void flush_live(struct poller *p)
+{
+    for (size_t i = 0; i < p->n_live; i++) {
+        struct pmeter *pm = p->live_batch[i];
+        mqtt_publish(p->env->mqtt, pm->live_topic, pm->live_text, pm->live_len, 0, true);
+        pm->live_text = NULL;
+    }
+    p->n_live = 0;
+}
+
+/* Whether the waiting live messages should leave before pm is polled: when
+ * its poll is expected to take them past LIVE_BATCH_MS (it was slow last
+ * time, or failed and may take the whole timeout again). A meter that turns
+ * slow without warning holds one batch for one poll. */
+static bool live_flush_before(const struct poller *p, const struct pmeter *pm, int64_t now)
+{
+    if (!p->n_live)
+        return false;
+    int64_t expect = pm->st.consecutive_failures ? p->bus_cfg->timeout_ms : pm->poll_ms;
+    return now - p->live_since + expect > LIVE_BATCH_MS;
+}
+
 static void *poller_thread(void *arg)
 {
     struct poller *p = arg;
@@ -490,7 +528,13 @@ static void *poller_thread(void *arg)
         p->progress = now;
         if (p->stop) {
             pthread_mutex_unlock(&p->lock);
+            flush_live(p);
             break;
+        }
+        if (p->n_live && (!due || due->next_due > now)) {
+            pthread_mutex_unlock(&p->lock);
+            flush_live(p);
+            continue;
         }
         if (!due || due->next_due > now) {
             /* Wake at least once a second so the watchdog sees progress. */
@@ -511,7 +555,13 @@ static void *poller_thread(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         note_lateness(p, due, now);
+        if (live_flush_before(p, due, now))
+            flush_live(p);
         poll_meter(p, due);
+        int64_t after = now_mono_ms();
+        due->poll_ms = after - now;
+        if (p->n_live && after - p->live_since >= LIVE_BATCH_MS)
+            flush_live(p);
         if (p->stall_after > 0 && ++p->polls_done >= p->stall_after) {
             /* Test hook: hang without progress (a stuck bus) until stopped. */
             log_warn("test hook: bus %s stalls now", p->bus_cfg->name);
@@ -571,6 +621,7 @@ int poller_start(const struct poller_env *env, int bus_index, struct poller **re
             if (r < 0)
                 goto out_free;
         }
+    p->live_batch = xcalloc(p->n_meters ? p->n_meters : 1, sizeof(*p->live_batch));
     const struct cfg_meter **ms = xcalloc(p->n_meters ? p->n_meters : 1, sizeof(*ms));
     for (size_t i = 0; i < p->n_meters; i++)
         ms[i] = p->meters[i].cfg;
@@ -608,6 +659,7 @@ void poller_stop(struct poller *p)
     for (size_t i = 0; i < p->n_meters; i++)
         pmeter_free(&p->meters[i]);
     free(p->meters);
+    free(p->live_batch);
     alarms_free(p->alarms);
     free(p->events_topic);
     bus_free(p->bus);
