@@ -488,7 +488,7 @@ static void note_lateness(struct poller *p, struct pmeter *pm, int64_t now)
 /* A poll's live message waits at most about this long for the polls after
  * it, so that a burst of polls reaches the MQTT client's send thread as one
  * batch and wakes it once (docs/MQTT.md). */
-#define LIVE_BATCH_MS 20
+#define LIVE_BATCH_MS 10
 
 /* Hands the waiting live messages to MQTT, oldest first. */
 static void flush_live(struct poller *p)
