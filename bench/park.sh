@@ -11,7 +11,7 @@
 # poll-to-subscriber latency p50/p99 (the payload's poll timestamp vs the
 # subscriber's receive time, mosquitto_sub -F '%U %p').
 #   bench/park.sh [--scenarios "park s100 s1000 s5000"] [--warmup S] [--measure S]
-#                 [--no-collectd] [--out DIR] [--period-ms MS]
+#                 [--no-collectd] [--out DIR] [--period-ms MS] [--repeat N]
 # Scenarios: park = config/demo.cfg (29 enterprises, 99 meters, 633 points)
 # at 1 s; sN = 29 enterprises, N meters, 20 (s100) or 30 points.
 # --period-ms (default 60000) is the store's chunk period for the run
@@ -21,11 +21,16 @@
 # it (amortized over 1-minute chunks: pessimistic against the 15-minute
 # default, whose per-chunk and per-rollup-row costs spread over 15x more
 # samples).
+# --repeat N runs the whole set (scenarios, then collectd) N times in
+# rounds; the summary gives each figure's median over the rounds (a shared
+# 2-core VM varies by +-20 % from one minute to the next), the ratios to
+# collectd and the growth from the smallest to the largest sN scenario of
+# 30-point meters from those medians.
 # Binaries from $BUILD_DIR (default build, built RelWithDebInfo if missing).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 scenarios="park s100 s1000 s5000"
-warmup=10 measure=60 with_collectd=1 out= period_ms=60000
+warmup=10 measure=60 with_collectd=1 out= period_ms=60000 repeat=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenarios) scenarios=$2; shift ;;
@@ -34,7 +39,8 @@ while [ $# -gt 0 ]; do
     --no-collectd) with_collectd=0 ;;
     --out) out=$2; shift ;;
     --period-ms) period_ms=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --repeat) repeat=$2; shift ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "park.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -107,7 +113,7 @@ start_broker() { # dir port
 }
 
 results=$out/results.tsv
-printf 'scenario\tgateway\tmeters\tpoints_per_cycle\treq_per_cycle\tpoints_s\tcpu_pct\tus_per_point\tcpu_s_per_1000\tticks_s_per_1000\thwm_mb\tbytes_per_sample\tlat_p50_ms\tlat_p99_ms\tsim_cpu_pct\n' > "$results"
+printf 'scenario\tgateway\tmeters\tpoints_per_cycle\treq_per_cycle\tpoints_s\tcpu_pct\tus_per_point\tcpu_s_per_1000\tticks_s_per_1000\thwm_mb\tbytes_per_sample\tlat_p50_ms\tlat_p99_ms\tsim_cpu_pct\tround\n' > "$results"
 
 # run_one NAME GATEWAY(parkgw|collectd) SCENARIO-ARGS...
 run_one() {
@@ -184,9 +190,9 @@ run_one() {
   p50=$(pct "$dir/latency.txt" 2 50); p99=$(pct "$dir/latency.txt" 2 99)
   local hwm_mb
   hwm_mb=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$gw" "$meters" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$gw" "$meters" \
     "$points" "$req" "$pps" "$cpu_pct" "$us_pt" "$s1000" "$k1000" "$hwm_mb" "$bytes" "$p50" "$p99" \
-    "$simpct" >> "$results"
+    "$simpct" "$round" >> "$results"
   local warn
   warn=$(grep -ciE 'read failed|behind|lost' "$dir/$gw.log" || true)
   printf '%-6s %-8s %5s meters %6s pts/cycle %5s req/cycle: %7s points/s, CPU %5s%% (%s us/point, %s s/1000 pts; stat ticks %s), VmHWM %s MB, %s B/sample, latency p50 %s ms p99 %s ms; sim CPU %s%%; %s warnings in log\n' \
@@ -195,25 +201,56 @@ run_one() {
   cleanup
 }
 
-echo "park.sh: results in $out (warm-up $warmup s, window $measure s)"
-for s in $scenarios; do
-  case $s in
-    park) run_one park parkgw --park ;;
-    s100) run_one s100 parkgw --meters 100 --points 20 ;;
-    s*) run_one "$s" parkgw --meters "${s#s}" --points 30 ;;
-    *) echo "park.sh: unknown scenario $s" >&2; exit 2 ;;
-  esac
-done
-if [ $with_collectd = 1 ]; then
-  if command -v collectd >/dev/null; then
-    run_one s100 collectd --meters 100 --points 20 --collectd
-  else
-    echo "park.sh: collectd not installed (apt-get install collectd-core): peer run skipped"
+echo "park.sh: results in $out (warm-up $warmup s, window $measure s, $repeat round(s))"
+for round in $(seq "$repeat"); do
+  for s in $scenarios; do
+    case $s in
+      park) run_one park parkgw --park ;;
+      s100) run_one s100 parkgw --meters 100 --points 20 ;;
+      s*) run_one "$s" parkgw --meters "${s#s}" --points 30 ;;
+      *) echo "park.sh: unknown scenario $s" >&2; exit 2 ;;
+    esac
+  done
+  if [ $with_collectd = 1 ]; then
+    if command -v collectd >/dev/null; then
+      run_one s100 collectd --meters 100 --points 20 --collectd
+    else
+      echo "park.sh: collectd not installed (apt-get install collectd-core): peer run skipped"
+    fi
   fi
-fi
+done
+
+# Medians over the rounds, per scenario and gateway, in run order.
+medians=$out/medians.tsv
+awk -F'\t' -v OFS='\t' '
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    if (a[1] == "n/a") return "n/a"
+    return n % 2 ? a[(n + 1) / 2] : sprintf("%.2f", (a[n / 2] + a[n / 2 + 1]) / 2)
+  }
+  NR == 1 { $16 = "rounds"; print; next }
+  { k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++nk] = k; first[k] = $0 }
+    runs[k]++; for (c = 6; c <= 15; c++) v[k, c] = v[k, c] " " $c }
+  END { for (i = 1; i <= nk; i++) { k = order[i]; split(first[k], f, "\t")
+          line = f[1] OFS f[2] OFS f[3] OFS f[4] OFS f[5]
+          for (c = 6; c <= 15; c++) line = line OFS median(v[k, c])
+          print line, runs[k] } }' "$results" > "$medians"
 
 # Ratios parkgw / collectd on s100.
 awk -F'\t' '$1 == "s100" && $2 == "parkgw" { pu = $8; pr = $11 }
             $1 == "s100" && $2 == "collectd" { cu = $8; cr = $11 }
-            END { if (pu && cu) printf "s100 parkgw/collectd: CPU per point %.3f (collectd %.1fx more), peak RSS %.2f\n", pu / cu, cu / pu, pr / cr }' "$results"
-column -t -s$'\t' "$results"
+            END { if (pu && cu) printf "s100 parkgw/collectd: CPU per point %.3f (collectd %.1fx more), peak RSS %.2f\n", pu / cu, cu / pu, pr / cr }' "$medians"
+# Growth from the smallest to the largest sN scenario of 30-point meters.
+awk -F'\t' '$2 == "parkgw" && $1 ~ /^s[0-9]+$/ && $4 == $3 * 30 {
+              if (!nlo || $3 + 0 < lo[3] + 0) nlo = split($0, lo, "\t")
+              if (!nhi || $3 + 0 > hi[3] + 0) nhi = split($0, hi, "\t") }
+            END { if (lo[3] && hi[3] > lo[3])
+                    printf "growth %s -> %s (%sx the meters): CPU per point x%.2f, peak RSS x%.2f, bytes/sample x%.2f, requests per meter %s -> %s, latency p50 %s -> %s ms, p99 %s -> %s ms\n",
+                      lo[1], hi[1], hi[3] / lo[3], hi[8] / lo[8], hi[11] / lo[11], hi[12] / lo[12],
+                      lo[5] / lo[3], hi[5] / hi[3], lo[13], hi[13], lo[14], hi[14] }' "$medians"
+if [ "$repeat" -gt 1 ]; then
+  echo "every run:"; column -t -s$'\t' "$results"
+  echo "medians over $repeat rounds:"
+fi
+column -t -s$'\t' "$medians"
