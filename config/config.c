@@ -1782,6 +1782,17 @@ struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_sl
     return NULL;
 }
 
+double config_points_per_second(const struct config *cfg)
+{
+    double pps = 0;
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
+            const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
+            pps += (double)cfg->profiles[m->profile].n_points / (m->interval > 0 ? m->interval : 1);
+        }
+    return pps;
+}
+
 size_t config_count_meters(const struct config *cfg)
 {
     size_t n = 0;

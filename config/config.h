@@ -171,6 +171,9 @@ void config_free(struct config *cfg);
 /* Looks up "ENTERPRISE/METER"; NULL when not found. */
 struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_slash_meter);
 size_t config_count_meters(const struct config *cfg);
+/* Points read per second by all meters (each meter's profile points over
+ * its interval): the load the writer's queue has to absorb. */
+double config_points_per_second(const struct config *cfg);
 
 const char *utility_name(enum utility u);        /* "electricity", ... */
 const char *utility_unit(enum utility u);        /* "kWh", "m3", "Nm3", "m3" */

@@ -29,8 +29,18 @@
 #include "storage/writer.h"
 #include "version.h"
 
-/* Queued samples the writer may hold while SQLite is slow or the disk full. */
-#define WRITER_MAX_QUEUED 2000000
+/* Queued samples the writer may hold while SQLite is slow or the disk full:
+ * WRITER_QUEUE_SECONDS of the configured load, at least WRITER_MIN_QUEUED
+ * (about 25 bytes each). A move of a period's staged samples holds the
+ * writer for seconds at 150,000 points/s (docs/PERFORMANCE.md). */
+#define WRITER_MIN_QUEUED 2000000
+#define WRITER_QUEUE_SECONDS 30
+
+static size_t writer_bound(const struct config *cfg)
+{
+    double n = config_points_per_second(cfg) * WRITER_QUEUE_SECONDS;
+    return n > WRITER_MIN_QUEUED ? (size_t)n : WRITER_MIN_QUEUED;
+}
 /* Group samples for up to a second per transaction: each commit rewrites the
  * tail page of every point it touches, so committing every meter's poll on
  * its own multiplies the bytes written to flash (docs/PERFORMANCE.md). */
@@ -442,6 +452,7 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->point_ids = nids;
     d->n_meters = nn;
     d->gen = gen_new(d);
+    writer_set_max_queued(d->writer, writer_bound(ncfg));
     start_summaries(d);
     for (size_t b = 0; b < nb; b++) {
         if (np[b])
@@ -509,7 +520,7 @@ int cmd_run(int argc, char **argv, const char *cfg_path)
         log_err("storage: cannot register points in %s: %s", d.cfg->storage_path, strerror(-r));
         goto out_close_store;
     }
-    r = writer_start(d.store, WRITER_MAX_QUEUED, &d.writer);
+    r = writer_start(d.store, writer_bound(d.cfg), &d.writer);
     if (r < 0) {
         log_err("storage: cannot start the writer: %s", strerror(-r));
         goto out_close_store;

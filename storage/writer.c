@@ -271,9 +271,10 @@ static void writer_log_outbox_drops(struct writer *w, long outbox_max, int64_t d
 
 /* Logs the rate-limited queue-full warning if one is due. Called with mu
  * held; returns the count to log (0: nothing due) and resets it. */
-static uint64_t writer_drop_log_due(struct writer *w, int64_t now)
+static uint64_t writer_drop_log_due(struct writer *w, int64_t now, size_t *ret_bound)
 {
     uint64_t n = w->drops_unlogged;
+    *ret_bound = w->max_queued;
     if (n == 0 || (w->last_drop_log_ms != 0 && now - w->last_drop_log_ms < WRITER_DROP_LOG_MS))
         return 0;
     w->drops_unlogged = 0;
@@ -281,11 +282,11 @@ static uint64_t writer_drop_log_due(struct writer *w, int64_t now)
     return n;
 }
 
-static void writer_log_drops(const struct writer *w, uint64_t n)
+static void writer_log_drops(size_t bound, uint64_t n)
 {
     log_warn("storage: write queue full (bound %zu samples); dropped %" PRIu64
              " batch%s since the last warning",
-             w->max_queued, n, n == 1 ? "" : "es");
+             bound, n, n == 1 ? "" : "es");
 }
 
 static void writer_log_failure(const struct writer *w, int r, size_t n)
@@ -341,6 +342,7 @@ static void *writer_thread(void *arg)
     for (;;) {
         int64_t now = now_mono_ms();
         uint64_t drops;
+        size_t bound;
 
         if (w->sum_replace && !inflight) {
             struct summary *old = w->sum;
@@ -362,10 +364,10 @@ static void *writer_thread(void *arg)
         /* Progress marker for the watchdog: the thread is alive and not
          * stuck in SQLite, whether or not there was anything to commit. */
         w->stats.last_commit_mono_ms = now;
-        drops = writer_drop_log_due(w, now);
+        drops = writer_drop_log_due(w, now, &bound);
         if (drops) {
             pthread_mutex_unlock(&w->mu);
-            writer_log_drops(w, drops);
+            writer_log_drops(bound, drops);
             pthread_mutex_lock(&w->mu);
             continue;
         }
@@ -472,6 +474,13 @@ static void *writer_thread(void *arg)
     return NULL;
 }
 
+void writer_set_max_queued(struct writer *w, size_t max_queued)
+{
+    pthread_mutex_lock(&w->mu);
+    w->max_queued = max_queued;
+    pthread_mutex_unlock(&w->mu);
+}
+
 int writer_start(struct store *st, size_t max_queued, struct writer **ret)
 {
     struct writer *w;
@@ -515,6 +524,7 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
 {
     struct batch *b;
     uint64_t drops = 0;
+    size_t bound = 0;
     bool full;
 
     if (n == 0)
@@ -529,7 +539,7 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
     if (full) {
         w->stats.batches_dropped++;
         w->drops_unlogged++;
-        drops = writer_drop_log_due(w, now_mono_ms());
+        drops = writer_drop_log_due(w, now_mono_ms(), &bound);
     } else {
         bool was_empty = !w->head;
         if (w->tail)
@@ -551,7 +561,7 @@ int writer_submit(struct writer *w, const struct sample *samples, size_t n)
     if (full) {
         free(b);
         if (drops)
-            writer_log_drops(w, drops);
+            writer_log_drops(bound, drops);
         return -EAGAIN;
     }
     return 0;
@@ -622,6 +632,7 @@ void writer_set_outbox_notify(struct writer *w, void (*fn)(void *ctx), void *ctx
 void writer_stop(struct writer *w)
 {
     uint64_t drops;
+    size_t bound;
 
     if (!w)
         return;
@@ -642,9 +653,9 @@ void writer_stop(struct writer *w)
 
     /* Report drops that came after the last warning. */
     w->last_drop_log_ms = 0;
-    drops = writer_drop_log_due(w, now_mono_ms());
+    drops = writer_drop_log_due(w, now_mono_ms(), &bound);
     if (drops)
-        writer_log_drops(w, drops);
+        writer_log_drops(bound, drops);
 
     writer_log_outbox_drops(w, w->outbox_max, 0, true);
     writer_free_list(w->head);

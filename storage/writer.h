@@ -68,6 +68,10 @@ void writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
 
+/* Changes the bound on queued samples (a reload with more meters); samples
+ * already queued stay. */
+void writer_set_max_queued(struct writer *w, size_t max_queued);
+
 /* Commit window: at most one transaction per 'ms' (0, the default: commit
  * as soon as anything is queued), unless 10000 samples are waiting or the
  * writer is stopping. samples is clustered by point, so every transaction

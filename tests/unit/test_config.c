@@ -754,6 +754,39 @@ static void test_modbus_keys(void)
     CHECK_INT(h->frac_type, PT_UINT16);
     CHECK_NEAR(h->frac_scale, 0.01, 0);
     CHECK(!c->profiles[0].points[2].has_frac);
+    /* One meter of 3 points every 10 s. */
+    CHECK_NEAR(config_points_per_second(c), 0.3, 1e-12);
+    config_free(c);
+
+    /* The load the writer's queue is sized for: 3 points at 1 s + 3 at 4 s
+     * + 1 at 2 s = 3 + 0.75 + 0.5 points per second. */
+    snprintf(path, sizeof path, "%s/load.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT
+               "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; } );\n"
+               "profiles = (\n"
+               "  { name = \"p3\"; utility = \"water\"; points = (\n"
+               "    { name = \"a\"; fc = 3; address = 0; type = \"uint16\"; kind = \"counter\";"
+               " billing = true; },\n"
+               "    { name = \"b\"; fc = 3; address = 1; type = \"uint16\"; },\n"
+               "    { name = \"c\"; fc = 3; address = 2; type = \"uint16\"; } ); },\n"
+               "  { name = \"p1\"; utility = \"water\"; points = (\n"
+               "    { name = \"a\"; fc = 3; address = 0; type = \"uint16\"; kind = \"counter\";"
+               " billing = true; } ); }\n"
+               ");\n"
+               "enterprises = (\n"
+               "  { id = \"a\"; name = \"A\"; meters = (\n"
+               "    { id = \"m1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"p3\"; interval = 1; },\n"
+               "    { id = \"m2\"; utility = \"water\"; bus = \"b1\"; unit_id = 2; profile = \"p3\"; interval = 4; } ); },\n"
+               "  { id = \"b\"; name = \"B\"; meters = (\n"
+               "    { id = \"m3\"; utility = \"water\"; bus = \"b1\"; unit_id = 3; profile = \"p1\"; interval = 2; } ); }\n"
+               ");\n" TARIFFS);
+    r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "load: %s\n", err);
+        return;
+    }
+    CHECK_NEAR(config_points_per_second(c), 4.25, 1e-12);
     config_free(c);
 }
 

@@ -215,10 +215,20 @@ static void test_queue_bound(void)
     CHECK_INT(writer_submit(w, big, 101), -EAGAIN);
     free(big);
     CHECK_INT(writer_submit(w, b, 0), 0);
+    /* A reload with more meters raises the bound: 10 more fit, then not
+     * one; lowering it keeps what is queued and refuses more. */
+    writer_set_max_queued(w, 110);
+    for (int p = 0; p < 10; p++)
+        b[p].ts = 9;
+    CHECK_INT(writer_submit(w, b, 10), 0);
+    CHECK_INT(writer_submit(w, b, 1), -EAGAIN);
+    writer_set_max_queued(w, 50);
+    CHECK_INT(writer_submit(w, b, 1), -EAGAIN);
+    writer_set_max_queued(w, 110);
 
     writer_get_stats(w, &st);
-    CHECK_INT(st.batches_dropped, 3);
-    CHECK_INT(st.queue_len, 100);
+    CHECK_INT(st.batches_dropped, 5);
+    CHECK_INT(st.queue_len, 110);
     CHECK_INT(st.samples_committed, 0);
 
     /* The progress marker moves while paused (the thread ticks at <= 1 s). */
@@ -229,14 +239,14 @@ static void test_queue_bound(void)
     CHECK(now_mono_ms() - st.last_commit_mono_ms <= 1200);
 
     writer_pause_for_test(w, false);
-    st = wait_committed(w, 100, 10000);
-    CHECK_INT(st.samples_committed, 100);
+    st = wait_committed(w, 110, 10000);
+    CHECK_INT(st.samples_committed, 110);
     CHECK_INT(st.queue_len, 0);
     /* Room again after the commit. */
     b[0].ts = 8;
     CHECK_INT(writer_submit(w, b, 1), 0);
     writer_stop(w);
-    CHECK_INT(count_samples(s), 101);
+    CHECK_INT(count_samples(s), 111);
     store_close(s);
 }
 
