@@ -19,7 +19,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Bound on one transaction: keeps a commit (and the WAL growth between
  * checkpoints) short even after a long backlog. */
@@ -326,9 +329,18 @@ static void writer_after_commit(struct writer *w, size_t n_samples)
                  store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
 }
 
+/* The writer's work comes in bursts (a move of a period's staged samples
+ * takes seconds of CPU at 100,000 points/s); on a small box the pollers,
+ * whose timing is the meters' schedule, should win the CPU meanwhile. The
+ * queue absorbs the delay. Linux applies a nice value per thread. */
+#define WRITER_NICE 5
+
 static void *writer_thread(void *arg)
 {
     struct writer *w = arg;
+    errno = 0;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE) < 0)
+        log_debug("storage: cannot lower the writer thread's priority: %s", strerror(errno));
     struct batch *group = NULL;   /* in flight: taken from the queue, not yet committed */
     size_t group_n = 0;
     int64_t retry_at = 0, backoff = WRITER_BACKOFF_MIN_MS;

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -341,6 +342,51 @@ static void test_commit_window(void)
     store_close(s);
 }
 
+/* Nice value of each thread of this process (field 19 of
+ * /proc/self/task/TID/stat, after the parenthesised name); returns how
+ * many threads have 'nice'. */
+static int threads_with_nice(int nice)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/stat", (int)getpid());
+    FILE *f = popen(cmd, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        const char *p = strrchr(line, ')');
+        int field = 2, v = 0;
+        for (; p && *p && field < 19; p++)
+            if (*p == ' ')
+                field++;
+        if (p && sscanf(p, "%d", &v) == 1 && v == nice)
+            n++;
+    }
+    if (f)
+        pclose(f);
+    return n;
+}
+
+/* The writer thread runs at nice 5 so that pollers win the CPU during a
+ * long move; the process's other threads keep theirs. */
+static void test_writer_priority(void)
+{
+    struct store *s = open_fresh("nice.db");
+    struct writer *w = NULL;
+    if (!s)
+        return;
+    int before = threads_with_nice(5);
+    CHECK_INT(writer_start(s, 1000, &w), 0);
+    int n = 0;
+    for (int i = 0; i < 100 && n <= before; i++) {
+        sleep_ms(10);
+        n = threads_with_nice(5);
+    }
+    CHECK_INT(n, before + 1);
+    CHECK(threads_with_nice(0) >= 1);   /* this thread */
+    writer_stop(w);
+    store_close(s);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -352,5 +398,6 @@ int main(void)
     test_queue_bound();
     test_disk_full_recovery();
     test_commit_window();
+    test_writer_priority();
     return check_done();
 }
