@@ -524,17 +524,16 @@ static void *poller_thread(void *arg)
             if (!due || p->meters[i].next_due < due->next_due)
                 due = &p->meters[i];
 
+        /* Nothing more due on the bus: the burst's live messages leave. */
+        if (p->n_live && (!due || due->next_due > now))
+            flush_live(p);
+
         pthread_mutex_lock(&p->lock);
         p->progress = now;
         if (p->stop) {
             pthread_mutex_unlock(&p->lock);
             flush_live(p);
             break;
-        }
-        if (p->n_live && (!due || due->next_due > now)) {
-            pthread_mutex_unlock(&p->lock);
-            flush_live(p);
-            continue;
         }
         if (!due || due->next_due > now) {
             /* Wake at least once a second so the watchdog sees progress. */
@@ -557,9 +556,10 @@ static void *poller_thread(void *arg)
         note_lateness(p, due, now);
         if (live_flush_before(p, due, now))
             flush_live(p);
+        int64_t start = now_mono_ms();
         poll_meter(p, due);
         int64_t after = now_mono_ms();
-        due->poll_ms = after - now;
+        due->poll_ms = after - start;
         if (p->n_live && after - p->live_since >= LIVE_BATCH_MS)
             flush_live(p);
         if (p->stall_after > 0 && ++p->polls_done >= p->stall_after) {

@@ -338,7 +338,6 @@ static void writer_after_commit(struct writer *w, size_t n_samples)
 static void *writer_thread(void *arg)
 {
     struct writer *w = arg;
-    errno = 0;
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE) < 0)
         log_debug("storage: cannot lower the writer thread's priority: %s", strerror(errno));
     struct batch *group = NULL;   /* in flight: taken from the queue, not yet committed */
