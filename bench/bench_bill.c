@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/billing.h"
-#include "gateway/util.h"
+#include "engine/billing.h"
+#include "common/util.h"
 #include "storage/store.h"
 
 #define MIN_MS 60000LL

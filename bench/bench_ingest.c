@@ -19,9 +19,9 @@
  * a read-only connection scanning the last minute of every point while the
  * last chunk period is still staged (table staged, docs/STORAGE.md).
  */
-#include "storage/writer.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "daemon/writer.h"
+#include "common/log.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/plan.h"
 

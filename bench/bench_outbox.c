@@ -13,13 +13,13 @@
  * Needs mosquitto ($MOSQUITTO_BIN or /usr/sbin/mosquitto); runs it on a free
  * loopback port in a temporary directory under $TMPDIR (or /tmp).
  */
-#include "gateway/log.h"
-#include "gateway/publisher.h"
-#include "gateway/util.h"
+#include "common/log.h"
+#include "daemon/publisher.h"
+#include "common/util.h"
 #include "protocols/mqtt.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
-#include "storage/writer.h"
+#include "daemon/writer.h"
 
 #include <MQTTAsync.h>
 #include <arpa/inet.h>

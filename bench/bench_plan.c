@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/plan.h"
 
 /* 8E1: start + 8 data + parity + stop. */

@@ -2,7 +2,7 @@
  * config.c - loads the gateway's libconfig file into the plain structs of
  * config.h and validates every setting; the first problem is reported as
  * "FILE:LINE: message" naming the file (main or included) the setting is in.
- * gateway/main.c (check, run, reload) calls config_load; every other module
+ * cli/main.c (check, run, reload) calls config_load; every other module
  * reads the structs. The files in profiles/ are the register maps it includes.
  *
  * Profiles from several files: libconfig refuses a setting defined twice, and
@@ -38,7 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "version.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)

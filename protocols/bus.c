@@ -21,8 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/mbtcp.h"
 
 struct bus;

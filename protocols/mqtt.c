@@ -45,8 +45,8 @@
  *    ignored) and the publisher sends it again after the reconnect.
  */
 #include "protocols/mqtt.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/payload.h"
 
 #include <MQTTAsync.h>

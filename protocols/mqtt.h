@@ -3,7 +3,7 @@
  * the retained P/status online message (re-sent on every connect) and the
  * retained offline LWT, non-blocking publishes for the pollers, and
  * publishes with a delivery callback for the outbox publisher, which owns
- * the retries of durable messages (gateway/publisher.h).
+ * the retries of durable messages (daemon/publisher.h).
  */
 #pragma once
 #include <stdbool.h>

@@ -7,8 +7,8 @@
  * detection the state and event ones; mqtt.c only moves the bytes.
  */
 #include "protocols/payload.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/numfmt.h"
 
 #include <float.h>

@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 
 #define PLAN_MAX_REGS 125
 #define PLAN_MAX_BITS 2000

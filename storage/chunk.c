@@ -4,7 +4,7 @@
  * and outside tools can decode the blobs.
  */
 #include "storage/chunk.h"
-#include "gateway/util.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * through its own (WAL lets it read while the writer commits).
  */
 #include "storage/outbox.h"
-#include "gateway/util.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -7,7 +7,7 @@
  */
 #include "storage/rollup.h"
 #include "storage/store.h"
-#include "gateway/util.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -5,8 +5,8 @@
  * per handle. The writer thread (writer.c) drives inserts; CLI commands read.
  */
 #include "storage/store.h"
-#include "gateway/util.h"
-#include "gateway/log.h"
+#include "common/util.h"
+#include "common/log.h"
 #include "storage/chunk.h"
 #include "storage/rollup.h"
 
@@ -78,7 +78,7 @@ static const char *const store_migrations[] = {
     "  vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL,"
     "  anomalies INTEGER NOT NULL, max_rise REAL NOT NULL, max_gap INTEGER NOT NULL,"
     "  PRIMARY KEY(point, bucket)) STRICT, WITHOUT ROWID;",
-    /* 2 -> 3: alarm history (gateway/alarms.h, docs/ALARMS.md). Rows are
+    /* 2 -> 3: alarm history (engine/alarms.h, docs/ALARMS.md). Rows are
      * derived by triggers from the event messages the writer adds to the
      * outbox, so an alarm's row commits in the same transaction as its
      * event: alarm_raised/comm_lost/bus_down open a row (unless one is

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "gateway/billing.h"
+#include "engine/billing.h"
 #include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

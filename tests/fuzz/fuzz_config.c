@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "config/config.h"
-#include "gateway/log.h"
+#include "common/log.h"
 #include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

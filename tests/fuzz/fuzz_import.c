@@ -9,8 +9,8 @@
  */
 #include <stdlib.h>
 
-#include "gateway/cli.h"
-#include "gateway/log.h"
+#include "cli/cli.h"
+#include "common/log.h"
 #include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

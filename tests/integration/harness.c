@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 
 extern char **environ;
 

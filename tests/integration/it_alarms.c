@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "tests/integration/harness.h"
 
 #define SEED 7

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/billing.h"
-#include "gateway/util.h"
+#include "engine/billing.h"
+#include "common/util.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
 #include "tools/sim/sim_model.h"

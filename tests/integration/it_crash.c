@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
 

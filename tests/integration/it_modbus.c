@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/payload.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
@@ -408,7 +408,7 @@ int main(void)
     /* Phase 5: m3 on the TCP gateway answers every poll 180 ms late (inside
      * the timeout). The live messages of m1 and m2, polled just before it in
      * the same second, must not wait for its reply in the poller's live
-     * batch (gateway/poller.c, LIVE_BATCH_MS): after the first slow poll the
+     * batch (daemon/poller.c, LIVE_BATCH_MS): after the first slow poll the
      * poller knows m3 is slow and sends the batch before asking it. */
     CHECK(h_sim_command(&sim, "fault %s/m3 delay 180", TCP_ENT));
     int64_t t5 = now_real_ms();

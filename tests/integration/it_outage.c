@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "storage/outbox.h"
 #include "tests/integration/harness.h"
 #include "tools/sim/sim_model.h"

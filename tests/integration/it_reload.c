@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_alarms.c - the outage-detection engine (gateway/alarms.c) on
+ * test_alarms.c - the outage-detection engine (engine/alarms.c) on
  * hand-made poll sequences: delay, hysteresis, clear, comm_lost/restored,
  * supply_lost vs comm_lost, bus_down aggregation, phase_loss and seeding
  * after a restart. Every expected event is worked out in the comments.
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/alarms.h"
-#include "gateway/util.h"
+#include "engine/alarms.h"
+#include "common/util.h"
 #include "tests/unit/check.h"
 
 /* Profile "elec": energy(0) billing, voltage_a_v(1), voltage_b_v(2),

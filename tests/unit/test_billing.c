@@ -1,5 +1,5 @@
 /*
- * test_billing.c - the counter rules of gateway/billing.c on hand-made
+ * test_billing.c - the counter rules of engine/billing.c on hand-made
  * series: register wrap-around (with scale and PT x CT), meter resets, bad
  * reads, spikes, gaps and coverage, interpolation at the period's edges, and
  * the local-time parser/formatter; then `bill` and `query` end to end on a
@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/billing.h"
-#include "gateway/commands.h"
-#include "gateway/util.h"
+#include "engine/billing.h"
+#include "cli/commands.h"
+#include "common/util.h"
 #include "storage/store.h"
 #include "tests/unit/check.h"
 

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/mbtcp.h"
 #include "tests/unit/check.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/mbtcp.h"
 #include "tests/unit/check.h"

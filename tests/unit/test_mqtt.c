@@ -6,7 +6,7 @@
  * watches "park/gw1/#" is a second Paho async client owned by the test.
  */
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "tests/unit/check.h"

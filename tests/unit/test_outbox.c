@@ -9,8 +9,8 @@
  */
 #include "storage/outbox.h"
 #include "storage/store.h"
-#include "storage/writer.h"
-#include "gateway/util.h"
+#include "daemon/writer.h"
+#include "common/util.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/billing.h"
-#include "gateway/cli.h"
-#include "gateway/util.h"
+#include "engine/billing.h"
+#include "cli/cli.h"
+#include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
 #include "tests/unit/check.h"

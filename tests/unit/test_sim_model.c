@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/decode.h"
 #include "tests/unit/check.h"
 #include "tools/sim/sim_model.h"

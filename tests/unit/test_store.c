@@ -5,7 +5,7 @@
  * $PARKGW_TEST_TMP (set by CTest).
  */
 #include "storage/store.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "storage/chunk.h"
 #include "tests/unit/check.h"
 

@@ -7,8 +7,8 @@
  * down, late consumption counted in the oldest open interval, rollback of a
  * failed transaction, and resuming from the database after a restart.
  */
-#include "gateway/summary.h"
-#include "gateway/util.h"
+#include "engine/summary.h"
+#include "common/util.h"
 #include "storage/store.h"
 #include "tests/unit/check.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_tou.c - the time-of-use split of gateway/billing.c: bands crossing
+ * test_tou.c - the time-of-use split of engine/billing.c: bands crossing
  * midnight over a period crossing midnight and a month boundary
  * (Asia/Shanghai), pricing, hours no band covers, overlapping bands, and the
  * split across DST changes (Europe/Berlin), all computed by hand below.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "gateway/billing.h"
+#include "engine/billing.h"
 #include "tests/unit/check.h"
 
 #define H 3600000LL

@@ -5,8 +5,8 @@
  * samples in memory until the store accepts them again, the commit window
  * gathers batches, and samples are staged while it runs and moved at stop.
  */
-#include "storage/writer.h"
-#include "gateway/util.h"
+#include "daemon/writer.h"
+#include "common/util.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>

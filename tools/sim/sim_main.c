@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "tools/sim/sim_model.h"
 
 #define MAX_CLIENTS 256

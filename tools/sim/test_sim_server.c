@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/util.h"
+#include "common/util.h"
 #include "protocols/decode.h"
 #include "tests/unit/check.h"
 #include "tools/sim/sim_model.h"

@@ -6,10 +6,10 @@
  * commits and asks for the closed intervals inside the same transaction;
  * checkpoint/rollback keep it in step with a transaction that failed.
  */
-#include "gateway/summary.h"
-#include "gateway/billing.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "engine/summary.h"
+#include "engine/billing.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/payload.h"
 
 #include <errno.h>

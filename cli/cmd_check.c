@@ -9,8 +9,8 @@
 #include <stdlib.h>
 
 #include "config/config.h"
-#include "gateway/cli.h"
-#include "gateway/log.h"
+#include "cli/cli.h"
+#include "common/log.h"
 #include "protocols/plan.h"
 
 /* 1 start bit + data bits + parity bit (if any) + stop bits. */

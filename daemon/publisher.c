@@ -6,9 +6,9 @@
  * lock of this module is held across an MQTT call: Paho calls back into it
  * with its own mutex held.
  */
-#include "gateway/publisher.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "daemon/publisher.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/mqtt.h"
 #include "storage/outbox.h"
 

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "gateway/cli.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/decode.h"
 #include "protocols/plan.h"

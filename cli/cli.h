@@ -1,5 +1,5 @@
 /*
- * cli.h - the subcommands implemented in gateway/ besides bill and query
+ * cli.h - the subcommands implemented in cli/ besides bill and query
  * (commands.h). Each gets argv starting at the subcommand's name, with the
  * global options (-c, -v, -q) already removed by main.c, and returns the
  * process exit code: 0 ok, 1 user/config/input error, 2 runtime failure.

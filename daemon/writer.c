@@ -7,10 +7,10 @@
  * memory and is retried with backoff, so a full disk costs memory up to the
  * bound, never data already queued.
  */
-#include "storage/writer.h"
-#include "gateway/log.h"
-#include "gateway/summary.h"
-#include "gateway/util.h"
+#include "daemon/writer.h"
+#include "common/log.h"
+#include "engine/summary.h"
+#include "common/util.h"
 #include "storage/outbox.h"
 
 #include <errno.h>

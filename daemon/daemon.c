@@ -1,12 +1,11 @@
 /*
- * daemon.c - `parkgw run`: the daemon's lifecycle. Loads the config, opens
+ * daemon.c - the daemon's lifecycle (`parkgw run`, cli/cmd_run.c). Opens
  * the store and starts the writer, the MQTT client and one poller per bus;
  * then the main thread only watches signal flags (SIGTERM/SIGINT stop,
  * SIGHUP reloads) and feeds the systemd watchdog while every thread makes
  * progress. Stopping flushes the last batch and publishes the offline status.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,17 +15,17 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/cli.h"
-#include "gateway/log.h"
-#include "gateway/poller.h"
-#include "gateway/runstate.h"
-#include "gateway/util.h"
-#include "gateway/publisher.h"
-#include "gateway/summary.h"
+#include "daemon/daemon.h"
+#include "common/log.h"
+#include "daemon/poller.h"
+#include "daemon/runstate.h"
+#include "common/util.h"
+#include "daemon/publisher.h"
+#include "engine/summary.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "storage/store.h"
-#include "storage/writer.h"
+#include "daemon/writer.h"
 #include "version.h"
 
 /* Queued samples the writer may hold while SQLite is slow or the disk full:
@@ -110,22 +109,6 @@ static void start_summaries(struct daemon *d)
         log_err("summary: summary_interval %d is invalid; no summaries", d->cfg->summary_interval);
     free(base);
     writer_set_outbox_max(d->writer, d->cfg->outbox_max_messages);
-}
-
-struct config *cli_load_config(const char *cfg_path)
-{
-    char err[1024];
-    struct config *cfg;
-    int r = config_load(cfg_path, &cfg, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "%s\n", err);
-        return NULL;
-    }
-    if (cfg->timezone) {
-        setenv("TZ", cfg->timezone, 1);
-        tzset();
-    }
-    return cfg;
 }
 
 static void free_point_ids(uint32_t **ids, size_t n)
@@ -474,26 +457,14 @@ static void reload(struct daemon *d, const char *cfg_path)
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d->n_meters, nb);
 }
 
-int cmd_run(int argc, char **argv, const char *cfg_path)
+int daemon_run(struct config *cfg, const char *cfg_path)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
     struct daemon d = {0};
     char err[1024];
-    int c, r, rc = 2;
+    int r, rc = 2;
     uint64_t wd_usec = 0;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            printf("usage: parkgw run [-c FILE] [-v|-q]\n");
-            return 0;
-        }
-        return 1;
-    }
-
-    d.cfg = cli_load_config(cfg_path);
-    if (!d.cfg)
-        return 1;
+    d.cfg = cfg;
     d.level_from_cfg = log_get_level() == LOG_LVL_INFO;
     if (d.cfg->log_level) {
         enum log_level lvl;

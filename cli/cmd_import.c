@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "config/config.h"
-#include "gateway/cli.h"
-#include "gateway/util.h"
+#include "cli/cli.h"
+#include "common/util.h"
 #include "storage/store.h"
 
 /* Rows held in memory for one all-or-nothing import. */

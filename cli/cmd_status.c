@@ -4,7 +4,7 @@
  * and how old it is, plus the database's size and sample count. Reads the
  * database read-only, so it runs beside the daemon. The running daemon's
  * counters (polls and failures per meter, writer, broker) come from the
- * runstate file it rewrites every few seconds (gateway/runstate.h).
+ * runstate file it rewrites every few seconds (daemon/runstate.h).
  */
 #include <getopt.h>
 #include <sqlite3.h>
@@ -14,9 +14,9 @@
 #include <time.h>
 
 #include "config/config.h"
-#include "gateway/cli.h"
-#include "gateway/util.h"
-#include "gateway/runstate.h"
+#include "cli/cli.h"
+#include "common/util.h"
+#include "daemon/runstate.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
 

@@ -4,7 +4,7 @@
  * read), coverage, edge interpolation and the time-of-use split over local
  * wall-clock minutes. The rules are written out in billing.h.
  */
-#include "gateway/billing.h"
+#include "engine/billing.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 
 #define MIN_PER_DAY 1440
 #define MS_PER_MIN 60000LL

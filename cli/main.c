@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/cli.h"
-#include "gateway/commands.h"
-#include "gateway/log.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/log.h"
 #include "version.h"
 
 static const struct {

@@ -2,7 +2,7 @@
  * runstate.c - the daemon's counters as a JSON file for `parkgw status`
  * (see runstate.h).
  */
-#include "gateway/runstate.h"
+#include "daemon/runstate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "gateway/poller.h"
-#include "gateway/util.h"
+#include "daemon/poller.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/mqtt.h"
-#include "storage/writer.h"
+#include "daemon/writer.h"
 
 /* Meters per bus copied per snapshot; a bus has at most 247 unit ids. */
 #define RUNSTATE_MAX_METERS 256

@@ -2,7 +2,7 @@
  * writer.h - the writer thread: pollers hand it batches of samples and
  * durable messages through a bounded queue (never blocking), it commits one
  * SQLite transaction per drained group: the samples, the outbox rows of the
- * messages, and the summaries those samples close (gateway/summary.h). On a
+ * messages, and the summaries those samples close (engine/summary.h). On a
  * full disk or I/O error it logs, counts, keeps a bounded backlog in memory
  * and retries.
  */

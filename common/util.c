@@ -1,8 +1,8 @@
 /*
  * util.c - allocation policy, clocks and parsing helpers (see util.h).
  */
-#include "gateway/util.h"
-#include "gateway/log.h"
+#include "common/util.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

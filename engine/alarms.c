@@ -6,13 +6,13 @@
  * gives one bus_down instead of a comm_lost per meter. docs/ALARMS.md tells
  * the rules in prose.
  */
-#include "gateway/alarms.h"
+#include "engine/alarms.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/util.h"
+#include "common/util.h"
 
 /* Poll start times jitter (a bus busy with another meter's timeout, the
  * scheduler): `for` is met when the samples are this much short of it, a

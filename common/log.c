@@ -2,7 +2,7 @@
  * log.c - stderr logger with journald priority prefixes (see log.h).
  * One fprintf per line under a lock, so lines from bus threads never mix.
  */
-#include "gateway/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
  * stamped with CLOCK_REALTIME at the start of each poll. Decoded samples go
  * to the writer's queue and the live payload to MQTT, neither of which blocks.
  */
-#include "gateway/poller.h"
+#include "daemon/poller.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -14,16 +14,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/alarms.h"
-#include "gateway/log.h"
-#include "gateway/util.h"
+#include "engine/alarms.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/decode.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "protocols/plan.h"
 #include "storage/store.h"
-#include "storage/writer.h"
+#include "daemon/writer.h"
 
 struct pmeter {
     const struct cfg_meter *cfg;
@@ -68,7 +68,7 @@ struct poller {
     bool clock_bad;          /* last poll's time stamp was below the floor */
     uint64_t clock_held;     /* polls not stored because of the clock floor */
     int64_t behind_warned_ms; /* monotonic time of the last "falls behind" warning */
-    struct alarms *alarms;   /* outage detection for this bus's meters (gateway/alarms.h) */
+    struct alarms *alarms;   /* outage detection for this bus's meters (engine/alarms.h) */
     char *events_topic;
     uint64_t mqtt_connects;  /* broker connects seen; a new one re-publishes every state */
     /* Live messages of the polls in a burst, handed to MQTT together. */

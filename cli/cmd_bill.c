@@ -30,10 +30,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/billing.h"
-#include "gateway/cli.h"
-#include "gateway/commands.h"
-#include "gateway/util.h"
+#include "engine/billing.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
 
