@@ -174,6 +174,37 @@ static const char *const store_migrations[] = {
 #define STORE_VERSION_SERIES 5
 #define STORE_SCHEMA_VERSION ((int)ARRAY_SIZE(store_migrations))
 
+/* The statements every handle prepares once (store_stmt_sql) and finalizes
+ * in store_close, by index into struct store's st[]. */
+enum store_stmt {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_POINT_FIND,
+    STMT_POINT_ADD,
+    STMT_POINT_UPDATE,
+    STMT_MK,            /* a point's meter key */
+    STMT_WINDOW,        /* chunks of a point overlapping [?2, ?3) */
+    STMT_CHUNK_ADD,
+    STMT_CHUNK_SET,     /* rewrite by rowid */
+    STMT_CHUNK_DEL,     /* delete by rowid */
+    STMT_CHUNK_BEFORE,  /* a point's last chunk with t0 < ?2 */
+    STMT_CHUNK_AT,      /* a point's last chunk with t0 <= ?2 */
+    STMT_CHUNK_AFTER,   /* a point's first chunk with t0 > ?2 */
+    STMT_SCAN,          /* chunks overlapping [from, to) */
+    STMT_SCAN_STAGED,   /* one meter's staged rows in [from, to) */
+    STMT_SEEK,          /* chunks before ts, newest first */
+    STMT_SEEK_STAGED,   /* one meter's staged rows before ts, newest first */
+    STMT_STAGE,         /* insert a staged row (if new) */
+    STMT_STAGE_GET,
+    STMT_STAGE_SET,
+    STMT_MAIN_MAX,      /* a point's newest ts in series */
+    STMT_RECENT_ANY,    /* oldest staged ts */
+    STMT_DATA_VERSION,
+    STMT_RETAIN,        /* a point's whole chunks that ended before ?2 */
+    STMT__COUNT
+};
+
 /* One point's samples of the meter being moved (store_move_staged). */
 struct store_mpoint {
     uint32_t point;
@@ -194,31 +225,7 @@ struct store {
     sqlite3 *db;
     char *path;
     bool readonly;
-    sqlite3_stmt *st_begin;
-    sqlite3_stmt *st_commit;
-    sqlite3_stmt *st_rollback;
-    sqlite3_stmt *st_point_find;
-    sqlite3_stmt *st_point_add;
-    sqlite3_stmt *st_point_update;
-    sqlite3_stmt *st_mk;            /* a point's meter key */
-    sqlite3_stmt *st_window;        /* chunks of a point overlapping [?2, ?3) */
-    sqlite3_stmt *st_chunk_add;
-    sqlite3_stmt *st_chunk_set;     /* rewrite by rowid */
-    sqlite3_stmt *st_chunk_del;     /* delete by rowid */
-    sqlite3_stmt *st_chunk_before;  /* a point's last chunk with t0 < ?2 */
-    sqlite3_stmt *st_chunk_at;      /* a point's last chunk with t0 <= ?2 */
-    sqlite3_stmt *st_chunk_after;   /* a point's first chunk with t0 > ?2 */
-    sqlite3_stmt *st_scan;          /* chunks overlapping [from, to) */
-    sqlite3_stmt *st_scan_staged;   /* one meter's staged rows in [from, to) */
-    sqlite3_stmt *st_seek;          /* chunks before ts, newest first */
-    sqlite3_stmt *st_seek_staged;   /* one meter's staged rows before ts, newest first */
-    sqlite3_stmt *st_retain;
-    sqlite3_stmt *st_stage;         /* insert a staged row (if new) */
-    sqlite3_stmt *st_stage_get;
-    sqlite3_stmt *st_stage_set;
-    sqlite3_stmt *st_main_max;      /* a point's newest ts in series */
-    sqlite3_stmt *st_recent_any;    /* oldest staged ts */
-    sqlite3_stmt *st_data_version;
+    sqlite3_stmt *st[STMT__COUNT];   /* store_stmt_sql */
     struct rollup *rollup;       /* NULL on a read-only handle */
     bool rollups_off;            /* store_set_rollups_for_bench */
     int64_t period_ms;           /* chunk period (PARKGW_STORE_PERIOD_MS) */
@@ -406,73 +413,65 @@ out_err:
     return store_errno(rc);
 }
 
+/* The SQL of each enum store_stmt; store_prepare refuses a gap. */
+static const char *const store_stmt_sql[STMT__COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_POINT_FIND] =
+        "SELECT id, utility, kind FROM points WHERE enterprise = ?1 AND meter = ?2 AND point = ?3",
+    [STMT_POINT_ADD] =
+        "INSERT INTO points(enterprise, meter, point, utility, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_POINT_UPDATE] = "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1",
+    [STMT_MK] = "SELECT min(b.id) FROM points a JOIN points b"
+                " ON b.enterprise = a.enterprise AND b.meter = a.meter WHERE a.id = ?1",
+    /* Chunks never overlap: the first one reaching into [?2, ?3) is the last
+     * one starting at or before ?2 (if it ends before ?2 the caller skips
+     * it) or a later one. */
+    [STMT_WINDOW] = "SELECT rowid, t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
+                    "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
+                    "AND t0 < ?3 ORDER BY t0",
+    [STMT_CHUNK_ADD] = "INSERT INTO series(point, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_CHUNK_SET] = "UPDATE series SET t0 = ?2, t1 = ?3, n = ?4, data = ?5 WHERE rowid = ?1",
+    [STMT_CHUNK_DEL] = "DELETE FROM series WHERE rowid = ?1",
+    [STMT_CHUNK_BEFORE] =
+        "SELECT t0, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC LIMIT 1",
+    [STMT_CHUNK_AT] =
+        "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1",
+    [STMT_CHUNK_AFTER] =
+        "SELECT t0, data FROM series WHERE point = ?1 AND t0 > ?2 ORDER BY t0 LIMIT 1",
+    [STMT_SCAN] = "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
+                  "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
+                  "AND t0 < ?3 ORDER BY t0",
+    /* staged is keyed by time: a range of ts, filtered by the meter key;
+     * only the meter's rows are decoded. */
+    [STMT_SCAN_STAGED] =
+        "SELECT ts, data FROM staged WHERE ts >= ?2 AND ts < ?3 AND mk = ?1 ORDER BY ts",
+    [STMT_SEEK] = "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC",
+    [STMT_SEEK_STAGED] =
+        "SELECT ts, data FROM staged WHERE ts < ?2 AND ts >= ?3 AND mk = ?1 ORDER BY ts DESC",
+    [STMT_STAGE] =
+        "INSERT INTO staged(ts, mk, n, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    [STMT_STAGE_GET] = "SELECT data FROM staged WHERE ts = ?1 AND mk = ?2",
+    [STMT_STAGE_SET] = "UPDATE staged SET n = ?3, data = ?4 WHERE ts = ?1 AND mk = ?2",
+    [STMT_MAIN_MAX] = "SELECT t1 FROM series WHERE point = ?1 ORDER BY t0 DESC LIMIT 1",
+    [STMT_RECENT_ANY] = "SELECT ts FROM staged ORDER BY ts LIMIT 1",
+    [STMT_DATA_VERSION] = "PRAGMA data_version",
+    [STMT_RETAIN] = "SELECT rowid, n FROM series WHERE point = ?1 AND t1 < ?2 ORDER BY t0",
+};
+
 static int store_prepare(struct store *s, char *err, size_t errlen)
 {
-    static const struct {
-        size_t off;
-        const char *sql;
-    } stmts[] = {
-        {offsetof(struct store, st_begin), "BEGIN IMMEDIATE"},
-        {offsetof(struct store, st_commit), "COMMIT"},
-        {offsetof(struct store, st_rollback), "ROLLBACK"},
-        {offsetof(struct store, st_point_find),
-         "SELECT id, utility, kind FROM points WHERE enterprise = ?1 AND meter = ?2 AND point = ?3"},
-        {offsetof(struct store, st_point_add),
-         "INSERT INTO points(enterprise, meter, point, utility, kind) VALUES (?1, ?2, ?3, ?4, ?5)"},
-        {offsetof(struct store, st_point_update),
-         "UPDATE points SET utility = ?2, kind = ?3 WHERE id = ?1"},
-        {offsetof(struct store, st_mk),
-         "SELECT min(b.id) FROM points a JOIN points b"
-         " ON b.enterprise = a.enterprise AND b.meter = a.meter WHERE a.id = ?1"},
-        /* Chunks never overlap: the first one reaching into [?2, ?3) is the
-         * last one starting at or before ?2 (if it ends before ?2 the
-         * caller skips it) or a later one. */
-        {offsetof(struct store, st_window),
-         "SELECT rowid, t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
-         "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
-         "AND t0 < ?3 ORDER BY t0"},
-        {offsetof(struct store, st_chunk_add),
-         "INSERT INTO series(point, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)"},
-        {offsetof(struct store, st_chunk_set),
-         "UPDATE series SET t0 = ?2, t1 = ?3, n = ?4, data = ?5 WHERE rowid = ?1"},
-        {offsetof(struct store, st_chunk_del), "DELETE FROM series WHERE rowid = ?1"},
-        {offsetof(struct store, st_chunk_before),
-         "SELECT t0, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC LIMIT 1"},
-        {offsetof(struct store, st_chunk_at),
-         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1"},
-        {offsetof(struct store, st_chunk_after),
-         "SELECT t0, data FROM series WHERE point = ?1 AND t0 > ?2 ORDER BY t0 LIMIT 1"},
-        {offsetof(struct store, st_scan),
-         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 >= "
-         "coalesce((SELECT max(t0) FROM series WHERE point = ?1 AND t0 <= ?2), ?2) "
-         "AND t0 < ?3 ORDER BY t0"},
-        /* staged is keyed by time: a range of ts, filtered by the meter
-         * key; only the meter's rows are decoded. */
-        {offsetof(struct store, st_scan_staged),
-         "SELECT ts, data FROM staged WHERE ts >= ?2 AND ts < ?3 AND mk = ?1 ORDER BY ts"},
-        {offsetof(struct store, st_seek),
-         "SELECT t0, t1, data FROM series WHERE point = ?1 AND t0 < ?2 ORDER BY t0 DESC"},
-        {offsetof(struct store, st_seek_staged),
-         "SELECT ts, data FROM staged WHERE ts < ?2 AND ts >= ?3 AND mk = ?1 ORDER BY ts DESC"},
-        {offsetof(struct store, st_stage),
-         "INSERT INTO staged(ts, mk, n, data) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"},
-        {offsetof(struct store, st_stage_get), "SELECT data FROM staged WHERE ts = ?1 AND mk = ?2"},
-        {offsetof(struct store, st_stage_set),
-         "UPDATE staged SET n = ?3, data = ?4 WHERE ts = ?1 AND mk = ?2"},
-        {offsetof(struct store, st_main_max),
-         "SELECT t1 FROM series WHERE point = ?1 ORDER BY t0 DESC LIMIT 1"},
-        {offsetof(struct store, st_recent_any), "SELECT ts FROM staged ORDER BY ts LIMIT 1"},
-        {offsetof(struct store, st_data_version), "PRAGMA data_version"},
-        /* One point's whole chunks that ended before the cutoff. */
-        {offsetof(struct store, st_retain),
-         "SELECT rowid, n FROM series WHERE point = ?1 AND t1 < ?2 ORDER BY t0"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(stmts); i++) {
-        sqlite3_stmt **slot = (sqlite3_stmt **)(void *)((char *)s + stmts[i].off);
-        int rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+    for (size_t i = 0; i < STMT__COUNT; i++) {
+        if (!store_stmt_sql[i]) {
+            store_seterr(err, errlen, "%s: statement %zu has no SQL", s->path, i);
+            return -EINVAL;
+        }
+        int rc = sqlite3_prepare_v3(s->db, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &s->st[i], NULL);
         if (rc != SQLITE_OK) {
-            store_seterr(err, errlen, "%s: preparing \"%s\" failed: %s", s->path, stmts[i].sql,
-                         sqlite3_errmsg(s->db));
+            store_seterr(err, errlen, "%s: preparing \"%s\" failed: %s", s->path,
+                         store_stmt_sql[i], sqlite3_errmsg(s->db));
             return store_errno(rc);
         }
     }
@@ -620,11 +619,10 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
-    if (s->staging && s->st_recent_any)
+    if (s->staging && s->st[STMT_RECENT_ANY])
         store_flush_staged(s);   /* a clean stop leaves nothing staged */
-    sqlite3_stmt **first = &s->st_begin, **last = &s->st_data_version;
-    for (sqlite3_stmt **p = first; p <= last; p++)
-        sqlite3_finalize(*p);
+    for (size_t i = 0; i < STMT__COUNT; i++)
+        sqlite3_finalize(s->st[i]);
     rollup_free(s->rollup);
     free(s->main_max);
     free(s->mk);
@@ -673,40 +671,40 @@ int store_point_id(struct store *s, const char *enterprise, const char *meter, c
     uname = store_utility_names[utility];
     kname = store_kind_names[kind];
 
-    store_bind_names(s->st_point_find, enterprise, meter, point);
-    rc = sqlite3_step(s->st_point_find);
+    store_bind_names(s->st[STMT_POINT_FIND], enterprise, meter, point);
+    rc = sqlite3_step(s->st[STMT_POINT_FIND]);
     if (rc == SQLITE_ROW) {
-        bool same = strcmp(store_column_str(s->st_point_find, 1), uname) == 0 &&
-                    strcmp(store_column_str(s->st_point_find, 2), kname) == 0;
-        id = sqlite3_column_int64(s->st_point_find, 0);
-        sqlite3_reset(s->st_point_find);
+        bool same = strcmp(store_column_str(s->st[STMT_POINT_FIND], 1), uname) == 0 &&
+                    strcmp(store_column_str(s->st[STMT_POINT_FIND], 2), kname) == 0;
+        id = sqlite3_column_int64(s->st[STMT_POINT_FIND], 0);
+        sqlite3_reset(s->st[STMT_POINT_FIND]);
         /* The config is the truth for a point's utility and kind: a
          * corrected profile updates the registry, the id stays. */
         if (!same && !s->readonly) {
-            sqlite3_bind_int64(s->st_point_update, 1, id);
-            sqlite3_bind_text(s->st_point_update, 2, uname, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s->st_point_update, 3, kname, -1, SQLITE_STATIC);
-            rc = store_step_done(s->st_point_update);
+            sqlite3_bind_int64(s->st[STMT_POINT_UPDATE], 1, id);
+            sqlite3_bind_text(s->st[STMT_POINT_UPDATE], 2, uname, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s->st[STMT_POINT_UPDATE], 3, kname, -1, SQLITE_STATIC);
+            rc = store_step_done(s->st[STMT_POINT_UPDATE]);
             if (rc != SQLITE_OK)
                 return store_fail(s, rc);
         }
         goto out_found;
     }
     r = rc == SQLITE_DONE ? 0 : store_fail(s, rc);
-    sqlite3_reset(s->st_point_find);
+    sqlite3_reset(s->st[STMT_POINT_FIND]);
     if (r < 0)
         return r;
 
-    store_bind_names(s->st_point_add, enterprise, meter, point);
-    sqlite3_bind_text(s->st_point_add, 4, uname, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s->st_point_add, 5, kname, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s->st_point_add);
+    store_bind_names(s->st[STMT_POINT_ADD], enterprise, meter, point);
+    sqlite3_bind_text(s->st[STMT_POINT_ADD], 4, uname, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->st[STMT_POINT_ADD], 5, kname, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s->st[STMT_POINT_ADD]);
     if (rc != SQLITE_DONE) {
         r = store_fail(s, rc);
-        sqlite3_reset(s->st_point_add);
+        sqlite3_reset(s->st[STMT_POINT_ADD]);
         return r;
     }
-    sqlite3_reset(s->st_point_add);
+    sqlite3_reset(s->st[STMT_POINT_ADD]);
     id = sqlite3_last_insert_rowid(s->db);
 
 out_found:
@@ -722,18 +720,18 @@ int store_find_point(struct store *s, const char *enterprise, const char *meter,
     sqlite3_int64 id;
     int rc, r;
 
-    store_bind_names(s->st_point_find, enterprise, meter, point);
-    rc = sqlite3_step(s->st_point_find);
+    store_bind_names(s->st[STMT_POINT_FIND], enterprise, meter, point);
+    rc = sqlite3_step(s->st[STMT_POINT_FIND]);
     if (rc == SQLITE_ROW) {
-        id = sqlite3_column_int64(s->st_point_find, 0);
-        sqlite3_reset(s->st_point_find);
+        id = sqlite3_column_int64(s->st[STMT_POINT_FIND], 0);
+        sqlite3_reset(s->st[STMT_POINT_FIND]);
         if (id <= 0 || id > UINT32_MAX)
             return -EIO;
         *ret_id = (uint32_t)id;
         return 0;
     }
     r = rc == SQLITE_DONE ? -ENOENT : store_fail(s, rc);
-    sqlite3_reset(s->st_point_find);
+    sqlite3_reset(s->st[STMT_POINT_FIND]);
     return r;
 }
 
@@ -765,14 +763,14 @@ static int store_meter_key(struct store *s, uint32_t point, uint32_t *ret)
     }
     if (s->mk[point] == 0) {
         uint32_t mk = point;
-        sqlite3_bind_int64(s->st_mk, 1, point);
-        int rc = sqlite3_step(s->st_mk);
-        if (rc == SQLITE_ROW && sqlite3_column_type(s->st_mk, 0) != SQLITE_NULL) {
-            int64_t m = sqlite3_column_int64(s->st_mk, 0);
+        sqlite3_bind_int64(s->st[STMT_MK], 1, point);
+        int rc = sqlite3_step(s->st[STMT_MK]);
+        if (rc == SQLITE_ROW && sqlite3_column_type(s->st[STMT_MK], 0) != SQLITE_NULL) {
+            int64_t m = sqlite3_column_int64(s->st[STMT_MK], 0);
             if (m > 0 && m < point)
                 mk = (uint32_t)m;
         }
-        sqlite3_reset(s->st_mk);
+        sqlite3_reset(s->st[STMT_MK]);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return rc;
         s->mk[point] = mk;
@@ -793,16 +791,16 @@ static void store_main_max_forget(struct store *s)
  * uncached. SQLite result code. */
 static int store_series_newest(struct store *s, uint32_t point, int64_t *ret)
 {
-    sqlite3_bind_int64(s->st_main_max, 1, point);
-    int rc = sqlite3_step(s->st_main_max);
+    sqlite3_bind_int64(s->st[STMT_MAIN_MAX], 1, point);
+    int rc = sqlite3_step(s->st[STMT_MAIN_MAX]);
     if (rc == SQLITE_ROW) {
-        *ret = sqlite3_column_int64(s->st_main_max, 0);
+        *ret = sqlite3_column_int64(s->st[STMT_MAIN_MAX], 0);
         rc = SQLITE_OK;
     } else if (rc == SQLITE_DONE) {
         *ret = STORE_TS_NONE;
         rc = SQLITE_OK;
     }
-    sqlite3_reset(s->st_main_max);
+    sqlite3_reset(s->st[STMT_MAIN_MAX]);
     return rc;
 }
 
@@ -829,15 +827,15 @@ static int store_main_max(struct store *s, uint32_t point, int64_t *ret)
 /* The oldest staged ts, or INT64_MAX when staged is empty. */
 static int store_staged_oldest(struct store *s, int64_t *ret)
 {
-    int rc = sqlite3_step(s->st_recent_any);
+    int rc = sqlite3_step(s->st[STMT_RECENT_ANY]);
     int r = 0;
     if (rc == SQLITE_ROW)
-        *ret = sqlite3_column_int64(s->st_recent_any, 0);
+        *ret = sqlite3_column_int64(s->st[STMT_RECENT_ANY], 0);
     else if (rc == SQLITE_DONE)
         *ret = INT64_MAX;
     else
         r = store_fail(s, rc);
-    sqlite3_reset(s->st_recent_any);
+    sqlite3_reset(s->st[STMT_RECENT_ANY]);
     return r;
 }
 
@@ -874,7 +872,7 @@ static size_t store_pend_find(const struct store *s, int64_t ts)
 static int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *ret_found,
                             int64_t *ret_ts, double *ret_v)
 {
-    sqlite3_stmt *st = s->st_chunk_before;
+    sqlite3_stmt *st = s->st[STMT_CHUNK_BEFORE];
     struct chunk_iter it;
     int64_t ts;
     double v;
@@ -904,7 +902,7 @@ static int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *re
 static int store_chunk_next(struct store *s, uint32_t point, int64_t x, bool *ret_found,
                             int64_t *ret_ts, double *ret_v)
 {
-    sqlite3_stmt *st = s->st_chunk_at;
+    sqlite3_stmt *st = s->st[STMT_CHUNK_AT];
     struct chunk_iter it;
     int64_t ts;
     double v;
@@ -931,7 +929,7 @@ static int store_chunk_next(struct store *s, uint32_t point, int64_t x, bool *re
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return rc;
-    st = s->st_chunk_after;
+    st = s->st[STMT_CHUNK_AFTER];
     sqlite3_bind_int64(st, 1, point);
     sqlite3_bind_int64(st, 2, x);
     rc = sqlite3_step(st);
@@ -1048,7 +1046,7 @@ static int store_put_group(struct store *s, uint32_t point, const int64_t *ts, c
                            size_t n, int64_t *ret_added)
 {
     struct rollup *ru = s->rollups_off ? NULL : s->rollup;
-    sqlite3_stmt *st = s->st_window;
+    sqlite3_stmt *st = s->st[STMT_WINDOW];
     int64_t p0 = store_period(s, ts[0]), p1 = p0 + s->period_ms;
     int64_t lo = p0, hi = p1, added = 0;
     struct chunk_iter it;
@@ -1112,12 +1110,12 @@ static int store_put_group(struct store *s, uint32_t point, const int64_t *ts, c
 
     store_encode_pending(s);
     for (size_t i = 1; i < s->prow_n; i++) {
-        sqlite3_bind_int64(s->st_chunk_del, 1, s->prow[i]);
-        rc = store_step_done(s->st_chunk_del);
+        sqlite3_bind_int64(s->st[STMT_CHUNK_DEL], 1, s->prow[i]);
+        rc = store_step_done(s->st[STMT_CHUNK_DEL]);
         if (rc != SQLITE_OK)
             return rc;
     }
-    st = s->prow_n > 0 ? s->st_chunk_set : s->st_chunk_add;
+    st = s->prow_n > 0 ? s->st[STMT_CHUNK_SET] : s->st[STMT_CHUNK_ADD];
     sqlite3_bind_int64(st, 1, s->prow_n > 0 ? s->prow[0] : (int64_t)point);
     sqlite3_bind_int64(st, 2, s->pts[0]);
     sqlite3_bind_int64(st, 3, s->pts[s->pn - 1]);
@@ -1195,11 +1193,11 @@ static int store_stage_row(struct store *s, size_t a, size_t b)
     s->enc.len = 0;
     for (size_t i = a; i < b; i++)
         chunk_put(&s->enc, &prev, s->tmp[i].point, s->tmp[i].v);
-    sqlite3_bind_int64(s->st_stage, 1, ts);
-    sqlite3_bind_int64(s->st_stage, 2, mk);
-    sqlite3_bind_int64(s->st_stage, 3, (int64_t)(b - a));
-    sqlite3_bind_blob(s->st_stage, 4, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
-    rc = store_step_done(s->st_stage);
+    sqlite3_bind_int64(s->st[STMT_STAGE], 1, ts);
+    sqlite3_bind_int64(s->st[STMT_STAGE], 2, mk);
+    sqlite3_bind_int64(s->st[STMT_STAGE], 3, (int64_t)(b - a));
+    sqlite3_bind_blob(s->st[STMT_STAGE], 4, s->enc.p, (int)s->enc.len, SQLITE_STATIC);
+    rc = store_step_done(s->st[STMT_STAGE]);
     if (rc != SQLITE_OK || sqlite3_changes(s->db) > 0)
         return rc;
 
@@ -1211,15 +1209,15 @@ static int store_stage_row(struct store *s, size_t a, size_t b)
     int k;
     size_t i = a, cnt = 0;
     struct chunk_buf out = {0};
-    sqlite3_bind_int64(s->st_stage_get, 1, ts);
-    sqlite3_bind_int64(s->st_stage_get, 2, mk);
-    rc = sqlite3_step(s->st_stage_get);
+    sqlite3_bind_int64(s->st[STMT_STAGE_GET], 1, ts);
+    sqlite3_bind_int64(s->st[STMT_STAGE_GET], 2, mk);
+    rc = sqlite3_step(s->st[STMT_STAGE_GET]);
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(s->st_stage_get);
+        sqlite3_reset(s->st[STMT_STAGE_GET]);
         return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
     }
-    chunk_iter_init(&it, sqlite3_column_blob(s->st_stage_get, 0),
-                    (size_t)sqlite3_column_bytes(s->st_stage_get, 0), mk);
+    chunk_iter_init(&it, sqlite3_column_blob(s->st[STMT_STAGE_GET], 0),
+                    (size_t)sqlite3_column_bytes(s->st[STMT_STAGE_GET], 0), mk);
     while ((k = chunk_next(&it, &p, &v)) > 0) {
         for (; i < b && s->tmp[i].point < p; i++, cnt++)
             chunk_put(&out, &mprev, s->tmp[i].point, s->tmp[i].v);
@@ -1228,19 +1226,19 @@ static int store_stage_row(struct store *s, size_t a, size_t b)
         chunk_put(&out, &mprev, p, v);
         cnt++;
     }
-    sqlite3_reset(s->st_stage_get);
+    sqlite3_reset(s->st[STMT_STAGE_GET]);
     if (k < 0) {
         chunk_buf_free(&out);
         return SQLITE_CORRUPT;
     }
     for (; i < b; i++, cnt++)
         chunk_put(&out, &mprev, s->tmp[i].point, s->tmp[i].v);
-    sqlite3_bind_int64(s->st_stage_set, 1, ts);
-    sqlite3_bind_int64(s->st_stage_set, 2, mk);
-    sqlite3_bind_int64(s->st_stage_set, 3, (int64_t)cnt);
-    sqlite3_bind_blob(s->st_stage_set, 4, out.p, (int)out.len, SQLITE_STATIC);
-    rc = store_step_done(s->st_stage_set);
-    sqlite3_clear_bindings(s->st_stage_set);
+    sqlite3_bind_int64(s->st[STMT_STAGE_SET], 1, ts);
+    sqlite3_bind_int64(s->st[STMT_STAGE_SET], 2, mk);
+    sqlite3_bind_int64(s->st[STMT_STAGE_SET], 3, (int64_t)cnt);
+    sqlite3_bind_blob(s->st[STMT_STAGE_SET], 4, out.p, (int)out.len, SQLITE_STATIC);
+    rc = store_step_done(s->st[STMT_STAGE_SET]);
+    sqlite3_clear_bindings(s->st[STMT_STAGE_SET]);
     chunk_buf_free(&out);
     return rc;
 }
@@ -1521,16 +1519,16 @@ int store_begin(struct store *s)
 {
     /* IMMEDIATE takes the write lock now, so a busy database fails here
      * (after busy_timeout) instead of halfway through the batch. */
-    int rc = store_step_done(s->st_begin);
+    int rc = store_step_done(s->st[STMT_BEGIN]);
     if (rc != SQLITE_OK)
         return store_fail(s, rc);
     if (s->staging) {
         /* Under the write lock: has another connection committed (an
          * import moves the staged rows and adds its own) since we last
          * looked? Then the cached maxima are stale. */
-        rc = sqlite3_step(s->st_data_version);
-        int64_t dv = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_data_version, 0) : -2;
-        sqlite3_reset(s->st_data_version);
+        rc = sqlite3_step(s->st[STMT_DATA_VERSION]);
+        int64_t dv = rc == SQLITE_ROW ? sqlite3_column_int64(s->st[STMT_DATA_VERSION], 0) : -2;
+        sqlite3_reset(s->st[STMT_DATA_VERSION]);
         if (dv != s->data_version) {
             store_main_max_forget(s);
             s->staged_min = INT64_MIN;
@@ -1609,7 +1607,7 @@ out_fail_r:
 
 int store_commit(struct store *s)
 {
-    int rc = store_step_done(s->st_commit);
+    int rc = store_step_done(s->st[STMT_COMMIT]);
     if (rc == SQLITE_OK)
         return 0;
     int r = store_fail(s, rc);
@@ -1625,7 +1623,7 @@ void store_rollback(struct store *s)
     /* SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR do
      * for some statements); ROLLBACK would then fail harmlessly. */
     if (!sqlite3_get_autocommit(s->db))
-        store_step_done(s->st_rollback);
+        store_step_done(s->st[STMT_ROLLBACK]);
 }
 
 sqlite3 *store_db(struct store *s)
@@ -1705,7 +1703,7 @@ static int store_row_find(const void *data, size_t len, uint32_t mk, uint32_t po
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
                int (*cb)(void *ud, int64_t ts, double value), void *ud)
 {
-    sqlite3_stmt *st = s->st_scan;
+    sqlite3_stmt *st = s->st[STMT_SCAN];
     struct chunk_iter it;
     bool own, stop = false;
     uint32_t mk;
@@ -1747,7 +1745,7 @@ int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
     if (rc != SQLITE_DONE || stop)
         goto out;
     /* The point's staged samples, all newer than its series. */
-    st = s->st_scan_staged;
+    st = s->st[STMT_SCAN_STAGED];
     rc = store_stmt(s, &st, &own);
     if (rc != SQLITE_OK)
         goto out;
@@ -1776,7 +1774,7 @@ out:;
 int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
                     int64_t *ret_ts)
 {
-    sqlite3_stmt *st = s->st_seek_staged;
+    sqlite3_stmt *st = s->st[STMT_SEEK_STAGED];
     struct chunk_iter it;
     bool own;
     uint32_t mk;
@@ -1812,7 +1810,7 @@ int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_t
         rc = SQLITE_CORRUPT;
     if (r == 0 || (rc != SQLITE_DONE && rc != SQLITE_ROW))
         goto out;
-    st = s->st_seek;
+    st = s->st[STMT_SEEK];
     rc = store_stmt(s, &st, &own);
     if (rc != SQLITE_OK)
         goto out;
@@ -1981,20 +1979,20 @@ static int store_retain_batch(struct store *s, int64_t cutoff, int64_t limit,
         int64_t want = 0;
         size_t nr = 0;
         int rc = SQLITE_DONE;
-        sqlite3_bind_int64(s->st_retain, 1, id);
-        sqlite3_bind_int64(s->st_retain, 2, cutoff);
-        while (deleted + want < limit && (rc = sqlite3_step(s->st_retain)) == SQLITE_ROW) {
+        sqlite3_bind_int64(s->st[STMT_RETAIN], 1, id);
+        sqlite3_bind_int64(s->st[STMT_RETAIN], 2, cutoff);
+        while (deleted + want < limit && (rc = sqlite3_step(s->st[STMT_RETAIN])) == SQLITE_ROW) {
             s->prow = xgrow(s->prow, &s->prow_cap, nr + 1, sizeof(*s->prow));
-            s->prow[nr++] = sqlite3_column_int64(s->st_retain, 0);
-            want += sqlite3_column_int64(s->st_retain, 1);
+            s->prow[nr++] = sqlite3_column_int64(s->st[STMT_RETAIN], 0);
+            want += sqlite3_column_int64(s->st[STMT_RETAIN], 1);
         }
-        bool more = deleted + want >= limit && sqlite3_step(s->st_retain) == SQLITE_ROW;
-        sqlite3_reset(s->st_retain);
+        bool more = deleted + want >= limit && sqlite3_step(s->st[STMT_RETAIN]) == SQLITE_ROW;
+        sqlite3_reset(s->st[STMT_RETAIN]);
         if (deleted + want < limit && rc != SQLITE_DONE)
             return store_fail(s, rc);
         for (size_t i = 0; i < nr; i++) {
-            sqlite3_bind_int64(s->st_chunk_del, 1, s->prow[i]);
-            rc = store_step_done(s->st_chunk_del);
+            sqlite3_bind_int64(s->st[STMT_CHUNK_DEL], 1, s->prow[i]);
+            rc = store_step_done(s->st[STMT_CHUNK_DEL]);
             if (rc != SQLITE_OK)
                 return store_fail(s, rc);
         }
