@@ -144,7 +144,7 @@ static int feed_level(struct feeder *f, int level, int64_t t0, int64_t t1)
     if (t0 >= t1)
         return 0;
     f->level = (enum rollup_level)level;
-    int r = rollup_scan(f->st, f->point, f->level, t0, t1, feed_bucket, f);
+    int r = store_rollup_scan(f->st, f->point, f->level, t0, t1, feed_bucket, f);
     return r < 0 ? r : f->err;
 }
 

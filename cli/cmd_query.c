@@ -255,7 +255,7 @@ static int query_rollups(struct qctx *q, struct store *st, uint32_t id, int leve
         fa = fb = q->to;
     r = store_scan(st, id, q->from, fa, step_sample, &f);
     if (r == 0)
-        r = rollup_scan(st, id, (enum rollup_level)level, fa, fb, rollup_stats, q);
+        r = store_rollup_scan(st, id, (enum rollup_level)level, fa, fb, rollup_stats, q);
     if (r == 0 && fb < q->to)
         r = store_scan(st, id, fb, q->to, step_sample, &f);
     if (r == 0 && bp) {

@@ -2,11 +2,12 @@
  * rollup.c - the 15m/1h/1d rollup tables behind rollup.h: local-time bucket
  * arithmetic, incremental maintenance (per-point runs aggregated in memory,
  * one upsert per bucket and level, pair flags for the billing shortcut),
- * the rebuild used by the schema migration, and the reader for bill/query.
- * store.c calls the maintenance side inside its write transactions.
+ * the rebuild used by the schema migration, the reader of the stored rows and
+ * the synthesis of rows from raw samples. It sits below the store: the store
+ * calls it inside its write transactions and for store_rollup_scan, and gives
+ * it raw samples through struct rollup_io; it never calls the store.
  */
 #include "storage/rollup.h"
-#include "storage/store.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -434,30 +435,21 @@ int rollup_rebuild(struct rollup *r)
     return rc;
 }
 
-/* Buckets past the rollup horizon, computed from the raw samples as
- * rollup_add would have stored them (every pair in ts order). */
-struct synth {
-    enum rollup_level l;
-    int64_t start, to;         /* buckets with start <= bucket < to */
-    bool has_prev, cur_used, done;
-    int64_t prev_ts;
-    double prev_v;
-    int64_t cur_end;           /* end of cur's bucket */
-    struct rollup_row cur;
-    struct rollup_row *rows;
-    size_t n, cap;
-};
+void rollup_synth_init(struct rollup_synth *y, enum rollup_level l, int64_t start, int64_t to)
+{
+    *y = (struct rollup_synth){.l = l, .start = start, .to = to};
+}
 
-static void synth_emit(struct synth *y)
+static void synth_emit(struct rollup_synth *y)
 {
     y->rows = xgrow(y->rows, &y->cap, y->n + 1, sizeof(*y->rows));
     y->rows[y->n++] = y->cur;
     y->cur_used = false;
 }
 
-static int synth_sample(void *ud, int64_t ts, double v)
+int rollup_synth_sample(void *ud, int64_t ts, double v)
 {
-    struct synth *y = ud;
+    struct rollup_synth *y = ud;
     if (ts < y->start) {
         /* the reading before the first bucket: only its pair entering */
         y->has_prev = true;
@@ -472,10 +464,8 @@ static int synth_sample(void *ud, int64_t ts, double v)
     }
     if (!y->cur_used) {
         int64_t b = rollup_floor(ts, y->l);
-        if (b >= y->to) {
-            y->done = true;
+        if (b >= y->to)
             return 1;
-        }
         row_init(&y->cur, b, ts, v);
         y->cur_end = rollup_next(b, y->l);
         y->cur_used = true;
@@ -489,58 +479,41 @@ static int synth_sample(void *ud, int64_t ts, double v)
     return 0;
 }
 
-/* Rows of [start, to) from the raw samples (both tables), then cb on each. */
-static int synth_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t start,
-                      int64_t to, int (*cb)(void *ud, const struct rollup_row *row), void *ud)
+void rollup_synth_finish(struct rollup_synth *y, int (*cb)(void *ud, const struct rollup_row *row),
+                         void *ud)
 {
-    struct synth y = {.l = l, .start = start, .to = to};
-    int64_t lo = start;
-    int r = store_seek_back(st, point, start, INT64_MIN, 1, &lo);
-    if (r < 0 && r != -ENOENT)
-        return r;
-    r = store_scan(st, point, lo, INT64_MAX, synth_sample, &y);
-    if (r == 0 && y.cur_used)
-        synth_emit(&y);
-    for (size_t i = 0; r == 0 && i < y.n; i++)
-        if (cb(ud, &y.rows[i]) != 0)
+    if (y->cur_used)
+        synth_emit(y);
+    for (size_t i = 0; i < y->n; i++)
+        if (cb(ud, &y->rows[i]) != 0)
             break;
-    free(y.rows);
-    return r;
+    rollup_synth_free(y);
 }
 
-int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t from, int64_t to,
-                int (*cb)(void *ud, const struct rollup_row *row), void *ud)
+void rollup_synth_free(struct rollup_synth *y)
+{
+    free(y->rows);
+    y->rows = NULL;
+    y->n = y->cap = 0;
+}
+
+int rollup_read(sqlite3 *db, uint32_t point, enum rollup_level l, int64_t from, int64_t to,
+                int (*cb)(void *ud, const struct rollup_row *row), void *ud, bool *ret_stopped)
 {
     sqlite3_stmt *q;
-    int64_t horizon, synth_from = INT64_MAX;
-    bool stopped = false;
     int rc;
 
+    *ret_stopped = false;
     if ((unsigned)l >= ROLLUP__COUNT)
-        return -EINVAL;
-    /* Past the horizon the stored rows lack the staged samples (not yet
-     * moved into the series): those buckets come from the raw samples. */
-    int64_t to_all = to;
-    int r0 = store_rollup_horizon(st, point, &horizon);
-    if (r0 < 0)
-        return r0;
-    if (horizon != INT64_MAX) {
-        synth_from = horizon == INT64_MIN ? INT64_MIN : rollup_floor(horizon, l);
-        if (synth_from < from)
-            synth_from = rollup_ceil(from, l);
-        if (synth_from < to)
-            to = synth_from;
-        else
-            synth_from = INT64_MAX;
-    }
+        return SQLITE_MISUSE;
     char *sql = xasprintf("SELECT bucket, n, first_ts, first_v, last_ts, last_v, vmin, vmax, vsum, "
                           "anomalies, max_rise, max_gap FROM %s "
                           "WHERE point = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
                           rollup_tables[l]);
-    rc = sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL);
+    rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
     free(sql);
     if (rc != SQLITE_OK)
-        return store_sqlite_error(st, rc);
+        return rc;
     sqlite3_bind_int64(q, 1, point);
     sqlite3_bind_int64(q, 2, from);
     sqlite3_bind_int64(q, 3, to);
@@ -561,13 +534,10 @@ int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t f
         };
         if (cb(ud, &w) != 0) {
             rc = SQLITE_DONE;
-            stopped = true;
+            *ret_stopped = true;
             break;
         }
     }
-    int r = rc == SQLITE_DONE ? 0 : store_sqlite_error(st, rc);
     sqlite3_finalize(q);
-    if (r == 0 && !stopped && synth_from != INT64_MAX)
-        r = synth_scan(st, point, l, synth_from, to_all, cb, ud);
-    return r;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

@@ -1,16 +1,19 @@
 /*
  * rollup.h - 15-minute, hourly and daily summaries of every point's raw
- * samples, kept by store.c in the same transaction as the samples (schema
- * version 2). Buckets are aligned to the process's local time (TZ, set from
- * cfg->timezone before the store is opened); a bucket is keyed by the UTC ms
- * of its local start. Readers (bill, query) scan rows through rollup_scan.
+ * samples (tables rollup_15m, rollup_1h, rollup_1d), kept by the store in
+ * the transaction that writes the samples into their chunks (for staged
+ * samples: the move, storage/store.h). Buckets are
+ * aligned to the process's local time (TZ, set from cfg->timezone before the
+ * store is opened); a bucket is keyed by the UTC ms of its local start.
+ * This module sits below the store and never calls it: readers (bill,
+ * query) scan rows through store_rollup_scan (storage/store.h), which adds
+ * the buckets of samples still staged from the raw samples.
  */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
 typedef struct sqlite3 sqlite3;
 
 enum rollup_level { ROLLUP_15M, ROLLUP_1H, ROLLUP_1D, ROLLUP__COUNT };
@@ -52,20 +55,48 @@ int rollup_level_of_step(int step_s);
 /* "15m", "1h", "1d". */
 const char *rollup_level_name(enum rollup_level l);
 
-/*
- * Calls cb for each bucket row of 'point' at level l with from <= bucket <
- * to, in bucket order; cb returning non-zero stops the scan. cb may call
- * store_scan (nested reads are fine). 0 or -EIO (store_errmsg has the text).
- */
-int rollup_scan(struct store *st, uint32_t point, enum rollup_level l, int64_t from, int64_t to,
-                int (*cb)(void *ud, const struct rollup_row *row), void *ud);
+/* ---- reading, for store_rollup_scan ---- */
 
-/* ---- maintenance, used by store.c only ---- */
+/*
+ * Calls cb for each stored row of 'point' at level l with from <= bucket <
+ * to, in bucket order, on db; cb returning non-zero stops the scan
+ * (*ret_stopped). An SQLite result code.
+ */
+int rollup_read(sqlite3 *db, uint32_t point, enum rollup_level l, int64_t from, int64_t to,
+                int (*cb)(void *ud, const struct rollup_row *row), void *ud, bool *ret_stopped);
+
+/*
+ * Rows computed from raw samples, as rollup_add would have stored them
+ * (every pair in ts order), for the buckets past the stored rows: init with
+ * the buckets start <= bucket < to, feed the samples from the last one
+ * before start on in ts order through rollup_synth_sample (the shape of a
+ * store_scan callback; it returns 1 once past 'to'), then
+ * rollup_synth_finish calls cb on each row and frees them
+ * (rollup_synth_free frees without calling). Fields are private.
+ */
+struct rollup_synth {
+    enum rollup_level l;
+    int64_t start, to;
+    bool has_prev, cur_used;
+    int64_t prev_ts;
+    double prev_v;
+    int64_t cur_end;
+    struct rollup_row cur;
+    struct rollup_row *rows;
+    size_t n, cap;
+};
+void rollup_synth_init(struct rollup_synth *y, enum rollup_level l, int64_t start, int64_t to);
+int rollup_synth_sample(void *ud, int64_t ts, double v);
+void rollup_synth_finish(struct rollup_synth *y, int (*cb)(void *ud, const struct rollup_row *row),
+                         void *ud);
+void rollup_synth_free(struct rollup_synth *y);
+
+/* ---- maintenance, used by the store only ---- */
 
 struct rollup;
 
 /*
- * Raw sample access the maintenance needs, provided by store.c (the raw
+ * Raw sample access the maintenance needs, provided by the store (the raw
  * samples are compressed chunks, storage/chunk.h): prev/next give the
  * latest sample of 'point' before ts / the earliest after ts as the open
  * transaction sees them (found false if none); scan_all calls add for every

@@ -598,7 +598,7 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
         /* Samples a previous run staged (it was killed, or stopped with a
          * full disk) join samples and the rollups now, so every table is
          * complete for plain SQL readers. Failing (disk full) is not fatal:
-         * store_scan and rollup_scan read the staging table too. */
+         * store_scan and store_rollup_scan read the staging table too. */
         int mr = store_flush_staged(s);
         if (mr < 0)
             log_warn("storage: %s: cannot move the staged samples yet: %s", path,
@@ -1498,22 +1498,6 @@ void store_set_staging(struct store *s, bool on)
     s->staged_max = INT64_MIN;
 }
 
-int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret)
-{
-    int64_t oldest, newest;
-    int r = store_staged_oldest(s, &oldest);
-    if (r < 0)
-        return r;
-    if (oldest == INT64_MAX) {
-        *ret = INT64_MAX;
-        return 0;
-    }
-    int rc = store_series_newest(s, point, &newest);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
-    *ret = newest == STORE_TS_NONE ? INT64_MIN : newest;
-    return 0;
-}
 
 int store_begin(struct store *s)
 {
@@ -1850,6 +1834,72 @@ out:
     return r;
 }
 
+/* The rollup rows of 'point' are complete for the buckets that end at or
+ * before *ret (INT64_MAX: all of them; INT64_MIN: none, the point has only
+ * staged samples). Later buckets must be computed from the raw samples.
+ * 0 or -EIO. */
+static int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret)
+{
+    int64_t oldest, newest;
+    int r = store_staged_oldest(s, &oldest);
+    if (r < 0)
+        return r;
+    if (oldest == INT64_MAX) {
+        *ret = INT64_MAX;
+        return 0;
+    }
+    int rc = store_series_newest(s, point, &newest);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    *ret = newest == STORE_TS_NONE ? INT64_MIN : newest;
+    return 0;
+}
+
+int store_rollup_scan(struct store *s, uint32_t point, enum rollup_level l, int64_t from,
+                      int64_t to, int (*cb)(void *ud, const struct rollup_row *row), void *ud)
+{
+    int64_t horizon, synth_from = INT64_MAX, to_all = to;
+    bool stopped;
+
+    if ((unsigned)l >= ROLLUP__COUNT)
+        return -EINVAL;
+    /* Past the horizon the stored rows lack the staged samples (not yet
+     * moved into the series): those buckets come from the raw samples. */
+    int r = store_rollup_horizon(s, point, &horizon);
+    if (r < 0)
+        return r;
+    if (horizon != INT64_MAX) {
+        synth_from = horizon == INT64_MIN ? INT64_MIN : rollup_floor(horizon, l);
+        if (synth_from < from)
+            synth_from = rollup_ceil(from, l);
+        if (synth_from < to)
+            to = synth_from;
+        else
+            synth_from = INT64_MAX;
+    }
+    int rc = rollup_read(s->db, point, l, from, to, cb, ud, &stopped);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    if (stopped || synth_from == INT64_MAX)
+        return 0;
+    /* the raw samples from the last one before synth_from on */
+    struct rollup_synth y;
+    int64_t lo = synth_from;
+    rollup_synth_init(&y, l, synth_from, to_all);
+    r = store_seek_back(s, point, synth_from, INT64_MIN, 1, &lo);
+    if (r < 0 && r != -ENOENT) {
+        rollup_synth_free(&y);
+        return r;
+    }
+    r = store_scan(s, point, lo, INT64_MAX, rollup_synth_sample, &y);
+    if (r < 0) {
+        rollup_synth_free(&y);
+        return r;
+    }
+    rollup_synth_finish(&y, cb, ud);
+    return 0;
+}
+
 int store_latest_db(sqlite3 *db, uint32_t point, int64_t *ret_ts, double *ret_v)
 {
     sqlite3_stmt *st;
@@ -2088,11 +2138,6 @@ int store_rebuild_rollups(struct store *s)
 void store_set_rollups_for_bench(struct store *s, bool on)
 {
     s->rollups_off = !on;
-}
-
-int store_sqlite_error(struct store *s, int rc)
-{
-    return store_fail(s, rc);
 }
 
 const char *store_path(const struct store *s)

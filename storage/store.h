@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config/config.h"
+#include "storage/rollup.h"
 
 struct store;
 
@@ -62,7 +63,7 @@ sqlite3 *store_db(struct store *s);
  * at the b-tree's right edge), and leaves their rollups for later;
  * store_maintain moves the staged rows of closed chunk periods into series,
  * with their rollups, in one bulk transaction. Every reader (store_scan,
- * store_seek_back, rollup_scan, store_stats) sees both tables. Off (the
+ * store_seek_back, store_rollup_scan, store_stats) sees both tables. Off (the
  * default): samples and rollups are written at once, and staged rows left
  * by a writer are moved first. store_open (read-write) and store_close (of
  * a staging handle) move what is staged. */
@@ -72,16 +73,20 @@ void store_set_staging(struct store *s, bool on);
  * transactions. 0, -EROFS, -ENOSPC, -EBUSY, -EIO. */
 int store_flush_staged(struct store *s);
 
-/* For rollup_scan: the rollup rows of 'point' are complete for the buckets
- * that end at or before *ret (INT64_MAX: all of them; INT64_MIN: none, the
- * point has only staged samples). Later buckets must be computed from the
- * raw samples. 0 or -EIO. */
-int store_rollup_horizon(struct store *s, uint32_t point, int64_t *ret);
-
 /* Calls cb for each raw sample of 'point' with from <= ts < to, in ts order.
  * cb returning non-zero stops the scan. 0 or -EIO. */
 int store_scan(struct store *s, uint32_t point, int64_t from, int64_t to,
                int (*cb)(void *ud, int64_t ts, double value), void *ud);
+
+/*
+ * Calls cb for each rollup row (storage/rollup.h) of 'point' at level l with
+ * from <= bucket < to, in bucket order; cb returning non-zero stops the
+ * scan. Buckets holding staged samples (not yet in the rollup tables) are
+ * computed from the raw samples. cb may call store_scan (nested reads are
+ * fine). 0, -EINVAL (no such level) or -EIO (store_errmsg has the text).
+ */
+int store_rollup_scan(struct store *s, uint32_t point, enum rollup_level l, int64_t from,
+                      int64_t to, int (*cb)(void *ud, const struct rollup_row *row), void *ud);
 
 /* The timestamp of the k-th (1 = latest) sample of 'point' before ts and not
  * before floor_ts: where a reader must start to have k readings of context.
@@ -140,10 +145,6 @@ int store_rebuild_rollups(struct store *s);
  * measure what it costs. Samples added meanwhile are missing from the
  * rollups: never use it on a database that is billed. */
 void store_set_rollups_for_bench(struct store *s, bool on);
-
-/* For storage modules sharing the connection (rollup.c): records SQLite's
- * message for rc (store_errmsg) and returns rc as -ENOSPC/-EBUSY/-EIO. */
-int store_sqlite_error(struct store *s, int rc);
 
 /* Test hook: caps the database at 'pages' pages (PRAGMA max_page_count, this
  * connection only; SQLite never sets it below the current size) so a test can

@@ -127,7 +127,7 @@ static struct rows get_rows(struct store *s, uint32_t p, enum rollup_level l, in
                             int64_t to)
 {
     struct rows c = {0};
-    CHECK_INT(rollup_scan(s, p, l, from, to, collect_row, &c), 0);
+    CHECK_INT(store_rollup_scan(s, p, l, from, to, collect_row, &c), 0);
     return c;
 }
 
@@ -684,8 +684,8 @@ static int compare_rows(struct store *x, struct store *y, uint32_t p, int64_t fr
             if (l == ROLLUP_1D)
                 t1 = to;
             a->n = b->n = 0;
-            CHECK_INT(rollup_scan(x, p, (enum rollup_level)l, t, t1, collect_row, a), 0);
-            CHECK_INT(rollup_scan(y, p, (enum rollup_level)l, t, t1, collect_row, b), 0);
+            CHECK_INT(store_rollup_scan(x, p, (enum rollup_level)l, t, t1, collect_row, a), 0);
+            CHECK_INT(store_rollup_scan(y, p, (enum rollup_level)l, t, t1, collect_row, b), 0);
             if (a->n != b->n) {
                 fprintf(stderr, "level %d [%lld, %lld): %zu rows vs %zu\n", l, (long long)t,
                         (long long)t1, a->n, b->n);
