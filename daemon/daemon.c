@@ -544,7 +544,9 @@ int daemon_run(struct config *cfg, const char *cfg_path)
         /* Counters for `parkgw status`, written by this thread only. */
         if (now_mono_ms() - last_state >= RUNSTATE_INTERVAL_MS) {
             last_state = now_mono_ms();
-            int sr = runstate_write(state_path, started, d.pollers, d.n_pollers, d.writer, d.mqtt);
+            json_t *snap = runstate_build(started, d.pollers, d.n_pollers, d.writer, d.mqtt);
+            int sr = runstate_write(state_path, snap);
+            json_decref(snap);
             if (sr < 0 && !state_warned)
                 log_warn("status: cannot write %s: %s", state_path, strerror(-sr));
             state_warned = sr < 0;

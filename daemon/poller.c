@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,9 @@ struct pmeter {
     const char **names;
     double *values;
     bool *valid;
+    double *shown;           /* values/valid of the last good poll, under the lock */
+    bool *shown_valid;
+    int64_t shown_ts;
     struct sample *samples;
     char *live_topic;
     struct live_payload *live; /* the live payload's text, prepared once */
@@ -146,6 +150,8 @@ static void pmeter_free(struct pmeter *pm)
     free(pm->names);
     free(pm->values);
     free(pm->valid);
+    free(pm->shown);
+    free(pm->shown_valid);
     free(pm->samples);
     free(pm->live_topic);
     live_payload_free(pm->live);
@@ -175,6 +181,8 @@ static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_met
         pm->names[i] = prof->points[i].name;
     pm->values = xcalloc(prof->n_points, sizeof(double));
     pm->valid = xcalloc(prof->n_points, sizeof(bool));
+    pm->shown = xcalloc(prof->n_points + 1, sizeof(double));
+    pm->shown_valid = xcalloc(prof->n_points + 1, sizeof(bool));
     pm->samples = xcalloc(prof->n_points, sizeof(struct sample));
     pm->point_ids = p->env->point_ids ? p->env->point_ids[poller_meter_index(cfg, m)] : NULL;
     pm->live_topic = topic_meter(p->env->topic_base, m->enterprise->id, utility_name(m->utility),
@@ -240,6 +248,29 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
     }
 }
 
+/* Copies the alarm engine's view of a meter into its stats, for the
+ * daemon's status and HTTP views (other threads read it under the lock). */
+static void note_view(struct poller *p, struct pmeter *pm, const struct alarms_view *v)
+{
+    char names[POLLER_ALARMS_LEN];
+    size_t used = 0;
+    names[0] = '\0';
+    for (size_t k = 0; k < v->n_alarms; k++) {
+        int w = snprintf(names + used, sizeof(names) - used, "%s%s", used ? "," : "",
+                         v->alarms[k]);
+        if (w < 0 || (size_t)w >= sizeof(names) - used) {
+            names[used] = '\0';
+            break;
+        }
+        used += (size_t)w;
+    }
+    pthread_mutex_lock(&p->lock);
+    pm->st.state = v->state;
+    pm->st.state_since = v->since;
+    memcpy(pm->st.alarms, names, sizeof(names));
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Publishes the retained state topic of every meter whose view changed
  * (all of them when 'all': after a broker reconnect). A publish that fails
  * while the broker is away is repeated by the reconnect. */
@@ -249,9 +280,13 @@ static void publish_states(struct poller *p, bool all)
         return;   /* the common case after a poll: nothing to walk */
     for (size_t i = 0; i < p->n_meters; i++) {
         bool changed = alarms_take_changed(p->alarms, i);
+        struct alarms_view v;
+        if (changed) {
+            alarms_get_view(p->alarms, i, &v);
+            note_view(p, &p->meters[i], &v);
+        }
         if (!p->env->mqtt || !(changed || all))
             continue;
-        struct alarms_view v;
         alarms_get_view(p->alarms, i, &v);
         char *payload = payload_state(now_real_ms(), meter_state_name(v.state), v.since,
                                       (const char *const *)v.alarms, v.n_alarms);
@@ -440,6 +475,11 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     pm->st.polls_ok++;
     pm->st.bad_values += bad;
     pm->st.last_ok_ts = ts;
+    if (clock_ok) {
+        memcpy(pm->shown, pm->values, pm->prof->n_points * sizeof(double));
+        memcpy(pm->shown_valid, pm->valid, pm->prof->n_points * sizeof(bool));
+        pm->shown_ts = ts;
+    }
     pm->st.consecutive_failures = 0;
     pm->st.comm_lost = false;
     pthread_mutex_unlock(&p->lock);
@@ -666,6 +706,27 @@ void poller_stop(struct poller *p)
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+size_t poller_get_values(struct poller *p, size_t i, double *values, bool *valid, size_t max,
+                         int64_t *ret_ts, const char *const **ret_names)
+{
+    size_t n = 0;
+    *ret_ts = 0;
+    *ret_names = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (i < p->n_meters) {
+        const struct pmeter *pm = &p->meters[i];
+        n = pm->shown_ts ? pm->prof->n_points : 0;
+        if (n > max)
+            n = max;
+        memcpy(values, pm->shown, n * sizeof(double));
+        memcpy(valid, pm->shown_valid, n * sizeof(bool));
+        *ret_ts = pm->shown_ts;
+        *ret_names = pm->names;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 int64_t poller_last_progress(struct poller *p)

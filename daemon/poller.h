@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "config/config.h"
+#include "engine/alarms.h"
 
 struct writer;
 struct mqtt;
@@ -21,6 +22,9 @@ struct poller;
 #define POLL_BACKOFF_MIN_MS 1000
 #define POLL_BACKOFF_MAX_MS 60000
 
+/* Room for a meter's active alarm names in its stats (truncated beyond). */
+#define POLLER_ALARMS_LEN 128
+
 struct poller_meter_stats {
     const struct cfg_meter *meter;
     bool comm_lost;
@@ -29,6 +33,11 @@ struct poller_meter_stats {
     int64_t last_ok_ts;            /* Unix ms of the last good poll, 0 = never */
     int consecutive_failures;
     int last_error;                /* bus_read error of the last failure */
+    /* The alarm engine's view (what the state topic shows), as of the last
+     * change; state_since 0 until the first poll decided it. */
+    enum meter_state state;
+    int64_t state_since;
+    char alarms[POLLER_ALARMS_LEN]; /* active alarm names, comma-separated */
 };
 
 /* What the pollers need from the rest of the daemon. */
@@ -54,6 +63,14 @@ int64_t poller_last_progress(struct poller *p);
 
 /* Copies meter stats; returns how many were written (<= max). */
 size_t poller_get_stats(struct poller *p, struct poller_meter_stats *out, size_t max);
+
+/* The decoded values of the last good poll of the poller's meter i (the
+ * order of poller_get_stats; points in profile order): copies up to max of
+ * them into values/valid and returns how many, with the poll's Unix ms in
+ * *ret_ts (0 and no values before the first good poll) and the point names
+ * in *ret_names (owned by the poller, valid until poller_stop). */
+size_t poller_get_values(struct poller *p, size_t i, double *values, bool *valid, size_t max,
+                         int64_t *ret_ts, const char *const **ret_names);
 
 /* Global index of a meter in config order (enterprise by enterprise). */
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +21,44 @@
 
 /* Meters per bus copied per snapshot; a bus has at most 247 unit ids. */
 #define RUNSTATE_MAX_METERS 256
+/* Points of a meter's values copied per snapshot (profiles have a few dozen). */
+#define RUNSTATE_MAX_POINTS 512
 
 char *runstate_path(const char *storage_path)
 {
     return xasprintf("%s.state.json", storage_path);
 }
 
+/* The meter's last good values as {"point": value}; points that did not
+ * decode (or to NaN/Inf) are left out. */
+static json_t *values_json(struct poller *p, size_t i, size_t n_points, double *v, bool *ok,
+                           int64_t *ret_ts)
+{
+    const char *const *names;
+    size_t n = poller_get_values(p, i, v, ok, n_points, ret_ts, &names);
+    if (!*ret_ts)
+        return NULL;
+    json_t *o = json_object();
+    for (size_t k = 0; k < n; k++)
+        if (ok[k] && isfinite(v[k]))
+            json_object_set_new(o, names[k], json_real(v[k]));
+    return o;
+}
+
 static json_t *meter_json(const struct poller_meter_stats *st)
 {
     json_t *o = json_object();
+    if (st->state_since) {
+        json_t *names = json_array();
+        char buf[POLLER_ALARMS_LEN], *save = NULL;
+        memcpy(buf, st->alarms, sizeof(buf));
+        buf[sizeof(buf) - 1] = '\0';
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(names, json_string(t));
+        json_object_set_new(o, "state", json_string(meter_state_name(st->state)));
+        json_object_set_new(o, "since", json_integer(st->state_since));
+        json_object_set_new(o, "alarms", names);
+    }
     json_object_set_new(o, "comm_lost", json_boolean(st->comm_lost));
     json_object_set_new(o, "polls", json_integer((json_int_t)st->polls));
     json_object_set_new(o, "polls_ok", json_integer((json_int_t)st->polls_ok));
@@ -44,23 +74,33 @@ static json_t *meter_json(const struct poller_meter_stats *st)
     return o;
 }
 
-int runstate_write(const char *path, int64_t started_ms, struct poller *const *pollers,
-                   size_t n_pollers, struct writer *w, struct mqtt *m)
+json_t *runstate_build(int64_t started_ms, struct poller *const *pollers, size_t n_pollers,
+                       struct writer *w, struct mqtt *m)
 {
     json_t *root = json_object(), *meters = json_object();
     struct poller_meter_stats *st = xcalloc(RUNSTATE_MAX_METERS, sizeof(*st));
-    int r = 0;
+    double *v = xcalloc(RUNSTATE_MAX_POINTS, sizeof(*v));
+    bool *ok = xcalloc(RUNSTATE_MAX_POINTS, sizeof(*ok));
 
     json_object_set_new(root, "pid", json_integer(getpid()));
     json_object_set_new(root, "started", json_integer(started_ms));
     json_object_set_new(root, "updated", json_integer(now_real_ms()));
     for (size_t b = 0; b < n_pollers; b++) {
+        if (!pollers[b])
+            continue;
         size_t n = poller_get_stats(pollers[b], st, RUNSTATE_MAX_METERS);
         for (size_t i = 0; i < n; i++) {
             const struct cfg_meter *cm = st[i].meter;
             char key[160];
             snprintf(key, sizeof(key), "%s/%s", cm->enterprise->id, cm->id);
-            json_object_set_new(meters, key, meter_json(&st[i]));
+            json_t *mj = meter_json(&st[i]);
+            int64_t vts;
+            json_t *vals = values_json(pollers[b], i, RUNSTATE_MAX_POINTS, v, ok, &vts);
+            if (vals) {
+                json_object_set_new(mj, "values_ts", json_integer(vts));
+                json_object_set_new(mj, "values", vals);
+            }
+            json_object_set_new(meters, key, mj);
         }
     }
     json_object_set_new(root, "meters", meters);
@@ -84,7 +124,15 @@ int runstate_write(const char *path, int64_t started_ms, struct poller *const *p
                                       (json_int_t)ms.dropped, "connects", (json_int_t)ms.connects,
                                       "connection_lost", (json_int_t)ms.connection_lost));
     }
+    free(st);
+    free(v);
+    free(ok);
+    return root;
+}
 
+int runstate_write(const char *path, json_t *root)
+{
+    int r = 0;
     char *tmp = xasprintf("%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
@@ -102,8 +150,6 @@ int runstate_write(const char *path, int64_t started_ms, struct poller *const *p
         unlink(tmp);
 out:
     free(tmp);
-    free(st);
-    json_decref(root);
     return r;
 }
 

@@ -182,6 +182,57 @@ static bool status_shows(const char *parkgw, const char *cfg, const char *needle
     return false;
 }
 
+/* `parkgw status --format json`, parsed; NULL when it failed. */
+static json_t *status_json(const char *parkgw, const char *cfg)
+{
+    char *argv[] = {(char *)parkgw, "status", "-c", (char *)cfg, "--format", "json", NULL};
+    char *out = NULL, *err = NULL;
+    int st = h_run(argv, &out, &err, 10000);
+    json_error_t je;
+    json_t *doc = st == 0 && out ? json_loads(out, 0, &je) : NULL;
+    if (!doc)
+        fprintf(stderr, "status --format json: exit %d, %s\n%s%s\n", st,
+                out ? je.text : "no output", out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    return doc;
+}
+
+/* The meter object ENT/ID of a status document (borrowed), or NULL. */
+static json_t *status_meter(json_t *doc, const char *ent, const char *id)
+{
+    size_t e, i;
+    json_t *eo, *m;
+    json_array_foreach(json_object_get(doc, "enterprises"), e, eo) {
+        const char *eid = json_string_value(json_object_get(eo, "id"));
+        if (!eid || strcmp(eid, ent) != 0)
+            continue;
+        json_array_foreach(json_object_get(eo, "meters"), i, m)
+            if (json_is_string(json_object_get(m, "id")) &&
+                strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
+                return m;
+    }
+    return NULL;
+}
+
+/* Waits until ENT/ID's state in `status --format json` is 'state'; returns
+ * the document (caller json_decref) or NULL. */
+static json_t *status_json_wait(const char *parkgw, const char *cfg, const char *ent,
+                                const char *id, const char *state)
+{
+    int64_t end = now_mono_ms() + 10000;
+    while (now_mono_ms() < end) {
+        json_t *doc = status_json(parkgw, cfg);
+        json_t *m = status_meter(doc, ent, id);
+        const char *s = json_string_value(json_object_get(m, "state"));
+        if (s && strcmp(s, state) == 0)
+            return doc;
+        json_decref(doc);
+        sleep_ms(250);
+    }
+    return NULL;
+}
+
 int main(void)
 {
     char *dir = h_park_dir("it_alarms");
@@ -214,6 +265,57 @@ int main(void)
         }
     if (check_failed)
         goto out;
+
+    /* The JSON status: every meter of the config, ok, with a recent last
+     * reading; the daemon's counters (their file is rewritten every 5 s)
+     * with the last values; database and outbox parts. */
+    json_t *doc = NULL;
+    for (int64_t end = now_mono_ms() + 10000; now_mono_ms() < end; sleep_ms(250)) {
+        json_decref(doc);
+        doc = status_json(parkgw, gw_cfg);
+        json_t *m = status_meter(doc, "beta", "e1");
+        if (json_is_object(json_object_get(m, "values")))
+            break;
+    }
+    CHECK(doc != NULL);
+    {
+        static const char *const meters[][3] = {{"alpha", "e1", "electricity"},
+                                                {"alpha", "w1", "water"},
+                                                {"alpha", "g1", "gas"},
+                                                {"beta", "e1", "electricity"}};
+        size_t total = 0, e;
+        json_t *eo;
+        json_array_foreach(json_object_get(doc, "enterprises"), e, eo)
+            total += json_array_size(json_object_get(eo, "meters"));
+        CHECK_INT(total, 4);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "meters"), "total")), 4);
+        CHECK_STR(json_string_value(json_object_get(doc, "gateway")), "algw");
+        for (size_t k = 0; k < ARRAY_SIZE(meters); k++) {
+            json_t *m = status_meter(doc, meters[k][0], meters[k][1]);
+            CHECK(m != NULL);
+            if (!m)
+                continue;
+            CHECK_STR(json_string_value(json_object_get(m, "state")), "ok");
+            CHECK_STR(json_string_value(json_object_get(m, "utility")), meters[k][2]);
+            CHECK_INT(json_array_size(json_object_get(m, "alarms")), 0);
+            int64_t age = json_integer_value(json_object_get(m, "age_s"));
+            CHECK(json_is_integer(json_object_get(m, "age_s")) && age >= 0 && age <= 10);
+            json_t *b = json_object_get(m, "billing");
+            CHECK(json_is_number(json_object_get(b, "value")));
+            CHECK(json_integer_value(json_object_get(json_object_get(m, "polls"), "polls_ok")) > 0);
+        }
+        json_t *v = json_object_get(json_object_get(status_meter(doc, "beta", "e1"), "values"),
+                                    "points");
+        CHECK(json_is_number(json_object_get(v, "voltage_a_v")));
+        CHECK(json_is_number(json_object_get(v, "energy_import_kwh")));
+        CHECK(json_integer_value(json_object_get(json_object_get(doc, "database"), "bytes")) > 0);
+        CHECK(json_is_integer(json_object_get(json_object_get(doc, "database"), "samples")));
+        CHECK(json_is_integer(json_object_get(json_object_get(doc, "outbox"), "messages")));
+        json_t *d = json_object_get(doc, "daemon");
+        CHECK(json_is_object(d));
+        CHECK(json_is_true(json_object_get(json_object_get(d, "mqtt"), "connected")));
+    }
+    json_decref(doc);
 
     /* 1. Supply off: supply_lost within for + one interval (+ 1.5 s for
      * the poll itself and delivery); the meter keeps answering. */
@@ -249,6 +351,21 @@ int main(void)
         }
     }
     free(out);
+    /* ... and its JSON form, with the alarm's start. */
+    doc = status_json_wait(parkgw, gw_cfg, "alpha", "e1", "supply_lost");
+    CHECK(doc != NULL);
+    if (doc) {
+        json_t *m = status_meter(doc, "alpha", "e1");
+        json_t *a = json_array_get(json_object_get(m, "alarms"), 0);
+        CHECK_STR(json_string_value(json_object_get(a, "alarm")), "supply_lost");
+        int64_t since = json_integer_value(json_object_get(a, "since"));
+        CHECK(since >= t0 - 1000 && since <= now_real_ms());
+        CHECK(json_integer_value(json_object_get(m, "since")) >= t0 - 1000);
+        CHECK_STR(json_string_value(json_object_get(status_meter(doc, "beta", "e1"), "state")),
+                  "ok");
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "meters"), "down")), 1);
+    }
+    json_decref(doc);
     size_t now_n = h_sub_count(sub);
     /* Live values kept coming during the outage: 1 s polls for > 5 s. */
     size_t lives = count_topic(sub, mark, now_n, BASE "/alpha/electricity/e1/live", NULL);
