@@ -33,6 +33,7 @@
 #include "engine/billing.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/csv.h"
 #include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -285,21 +286,6 @@ static void add_total(struct total *t, const struct row *row)
 }
 
 /* ---- CSV ---- */
-
-static void csv_field(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
 
 static void write_csv(FILE *out, const struct row *rows, size_t n, const char *from_s,
                       const char *to_s)

@@ -124,10 +124,9 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
             for (int k = 0; k < point_type_regs(pt->frac_type); k++)
                 off += snprintf(hex + off, sizeof(hex) - (size_t)off, " %04X", fr[k]);
         }
-        static const char *orders[] = {"ABCD", "CDAB", "BADC", "DCBA"};
         double v;
         printf("%-24s %-3d %-6d %-8s %-5s %-20s ", pt->name, pt->fc, pt->address,
-               point_type_name(pt->type), nregs > 1 ? orders[pt->order] : "", hex);
+               point_type_name(pt->type), nregs > 1 ? word_order_name(pt->order) : "", hex);
         /* Counters get their full resolution (a fraction part would vanish in 6 digits). */
         if (decode_point(pt, pt_ct, regs, &v) == 0)
             printf(pt->kind == KIND_COUNTER ? "%.12g %s%s\n" : "%.6g %s%s\n", v,

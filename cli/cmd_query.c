@@ -35,6 +35,8 @@
 #include "engine/billing.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/csv.h"
+#include "common/timeutil.h"
 #include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -62,14 +64,6 @@ struct qctx {
     struct bucket *b;
     size_t n_buckets;
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
 
 /* The start of the local-time bucket of step_s seconds containing t. */
 static int64_t bucket_floor(int64_t t, int step_s)
@@ -116,21 +110,6 @@ static void json_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void csv_str(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void json_begin_row(struct qctx *q)
 {
     fputs(q->first_row ? "\n  {" : ",\n  {", q->out);
@@ -155,11 +134,11 @@ static int raw_row(void *ud, int64_t ts, double value)
         json_begin_row(q);
         fprintf(q->out, ",\"ts\":%lld,\"time\":\"%s\",\"value\":%s}", (long long)ts, tbuf, nbuf);
     } else {
-        csv_str(q->out, q->ent);
+        csv_field(q->out, q->ent);
         fputc(',', q->out);
-        csv_str(q->out, q->meter);
+        csv_field(q->out, q->meter);
         fputc(',', q->out);
-        csv_str(q->out, q->point);
+        csv_field(q->out, q->point);
         fprintf(q->out, ",%s,%s\n", tbuf, nbuf);
     }
     return 0;
@@ -292,11 +271,11 @@ static void write_buckets(struct qctx *q)
                     last ? last : "null");
         } else {
             fprintf(q->out, "%s,", tbuf);
-            csv_str(q->out, q->ent);
+            csv_field(q->out, q->ent);
             fputc(',', q->out);
-            csv_str(q->out, q->meter);
+            csv_field(q->out, q->meter);
             fputc(',', q->out);
-            csv_str(q->out, q->point);
+            csv_field(q->out, q->point);
             fprintf(q->out, ",%lld,%s,%s,%s,%s,%s\n", (long long)b->count, mn ? mn : "",
                     mx ? mx : "", avg ? avg : "", cons ? cons : "", last ? last : "");
         }

@@ -422,53 +422,8 @@ out_free:
 /* ------------------------------------------------------------------ */
 /* names of enums                                                      */
 
-static const char *const utility_names[UTIL__COUNT] = {"electricity", "water", "gas",
-                                                       "wastewater"};
-static const char *const utility_units[UTIL__COUNT] = {"kWh", "m3", "Nm3", "m3"};
-static const char *const type_names[] = {"int16",  "uint16",  "int32",   "uint32", "int64",
-                                         "uint64", "float32", "float64", "bool"};
-static const char *const order_names[] = {"ABCD", "CDAB", "BADC", "DCBA"};
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const band_names[] = {"peak", "flat", "valley", NULL};
-
-const char *utility_name(enum utility u)
-{
-    return (unsigned)u < UTIL__COUNT ? utility_names[u] : "?";
-}
-
-const char *utility_unit(enum utility u)
-{
-    return (unsigned)u < UTIL__COUNT ? utility_units[u] : "?";
-}
-
-int utility_parse(const char *s, enum utility *ret)
-{
-    for (int i = 0; i < UTIL__COUNT; i++) {
-        if (strcmp(s, utility_names[i]) == 0) {
-            *ret = (enum utility)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-const char *point_type_name(enum point_type t)
-{
-    return (unsigned)t < ARRAY_SIZE(type_names) ? type_names[t] : "?";
-}
-
-int point_type_regs(enum point_type t)
-{
-    switch (t) {
-    case PT_INT32:
-    case PT_UINT32:
-    case PT_FLOAT32: return 2;
-    case PT_INT64:
-    case PT_UINT64:
-    case PT_FLOAT64: return 4;
-    default: return 1;
-    }
-}
 
 int profile_billing_point(const struct cfg_profile *p)
 {
@@ -970,15 +925,12 @@ static int parse_frac(struct ld *ld, const config_setting_t *g, struct cfg_point
     if (r == 0) {
         if (!pt->has_frac)
             return fail(ld, s, "point '%s': frac_type needs frac_address", pt->name);
-        size_t t;
-        for (t = 0; t < ARRAY_SIZE(type_names); t++)
-            if (strcmp(v, type_names[t]) == 0)
-                break;
-        if (t == ARRAY_SIZE(type_names) || t == PT_BOOL)
+        enum point_type t = PT_FLOAT32;
+        if (point_type_parse(v, &t) < 0 || t == PT_BOOL)
             return fail(ld, s, "point '%s': frac_type '%s' must be a register type (int16, "
                                "uint16, int32, uint32, int64, uint64, float32 or float64)",
                         pt->name, v);
-        pt->frac_type = (enum point_type)t;
+        pt->frac_type = t;
     }
     if (!pt->has_frac)
         return 0;
@@ -1026,15 +978,10 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
     if ((r = get_int(ld, g, "fc", true, 1, 4, &pt->fc, NULL)) ||
         (r = get_str(ld, g, "type", true, &v, &s_type)))
         return r;
-    size_t t;
-    for (t = 0; t < ARRAY_SIZE(type_names); t++)
-        if (strcmp(v, type_names[t]) == 0)
-            break;
-    if (t == ARRAY_SIZE(type_names))
+    if (point_type_parse(v, &pt->type) < 0)
         return fail(ld, s_type, "point '%s': unknown type '%s' (expected int16, uint16, int32, "
                                 "uint32, int64, uint64, float32, float64 or bool)",
                     pt->name, v);
-    pt->type = (enum point_type)t;
     bool bitfc = pt->fc == 1 || pt->fc == 2;
     if (pt->type == PT_BOOL && !bitfc)
         return fail(ld, s_type, "point '%s': type bool needs fc 1 (coils) or 2 (discrete inputs)",
@@ -1059,18 +1006,15 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
     if ((r = get_str(ld, g, "order", false, &v, &s)) < 0)
         return r;
     if (r == 0) {
-        size_t o;
-        for (o = 0; o < ARRAY_SIZE(order_names); o++)
-            if (strcmp(v, order_names[o]) == 0)
-                break;
-        if (o == ARRAY_SIZE(order_names))
+        enum word_order o = WO_ABCD;
+        if (word_order_parse(v, &o) < 0)
             return fail(ld, s, "point '%s': unknown order '%s' (expected ABCD, CDAB, BADC or "
                                "DCBA)",
                         pt->name, v);
         if (regs == 1)
             return fail(ld, s, "point '%s': order applies only to 32- and 64-bit types",
                         pt->name);
-        pt->order = (enum word_order)o;
+        pt->order = o;
     }
 
     pt->scale = 1.0;

@@ -8,10 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum utility { UTIL_ELECTRICITY, UTIL_WATER, UTIL_GAS, UTIL_WASTEWATER, UTIL__COUNT };
-enum point_type { PT_INT16, PT_UINT16, PT_INT32, PT_UINT32, PT_INT64, PT_UINT64, PT_FLOAT32,
-                  PT_FLOAT64, PT_BOOL };
-enum word_order { WO_ABCD, WO_CDAB, WO_BADC, WO_DCBA };
+/* enum utility and its names; enum point_type, enum word_order and their
+ * names and widths: shared tables in common/, part of this API. */
+#include "common/regtype.h"
+#include "common/utility.h"
+
 enum point_kind { KIND_GAUGE, KIND_COUNTER };
 enum bus_type { BUS_TCP, BUS_RTU };
 
@@ -175,11 +176,5 @@ size_t config_count_meters(const struct config *cfg);
  * its interval): the load the writer's queue has to absorb. */
 double config_points_per_second(const struct config *cfg);
 
-const char *utility_name(enum utility u);        /* "electricity", ... */
-const char *utility_unit(enum utility u);        /* "kWh", "m3", "Nm3", "m3" */
-int utility_parse(const char *s, enum utility *ret);
-const char *point_type_name(enum point_type t);
-/* Registers a point of this type occupies (bool: 1 bit/register). */
-int point_type_regs(enum point_type t);
 /* The billing counter of a profile, or -1. */
 int profile_billing_point(const struct cfg_profile *p);

@@ -17,6 +17,7 @@
 
 #include "engine/alarms.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/util.h"
 #include "protocols/bus.h"
 #include "protocols/decode.h"
@@ -91,11 +92,6 @@ size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m)
         idx += ent->n_meters;
     }
     return idx;
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
 /* Schedules the meter's next poll at the wall-clock slot after the one just

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/timeutil.h"
 #include "common/util.h"
 
 #define MIN_PER_DAY 1440
@@ -48,14 +49,6 @@ struct bill_acc {
     int64_t covered_ms;
     struct bill_result r;
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
 
 static long gmtoff_at(time_t s)
 {

@@ -486,15 +486,14 @@ static char *build_payload(struct summary *s, struct pend *p, size_t ent)
     }
     static const struct {
         enum utility u;
-        const char *name, *key;
-    } others[] = {{UTIL_WATER, "water", "m3"}, {UTIL_GAS, "gas", "nm3"},
-                  {UTIL_WASTEWATER, "wastewater", "m3"}};
+        const char *key;
+    } others[] = {{UTIL_WATER, "m3"}, {UTIL_GAS, "nm3"}, {UTIL_WASTEWATER, "m3"}};
     for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
         if (!present[others[i].u])
             continue;
         json_t *u = json_object();
         json_object_set_new(u, others[i].key, json_real(cons[others[i].u]));
-        json_object_set_new(o, others[i].name, u);
+        json_object_set_new(o, utility_name(others[i].u), u);
     }
     if (ent == SIZE_MAX) {
         json_object_set_new(o, "enterprises", json_integer((json_int_t)s->n_ents));

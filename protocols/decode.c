@@ -11,25 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-/* Registers per type; kept local so the decoder does not depend on config.c. */
-static int type_regs(enum point_type t)
-{
-    switch (t) {
-    case PT_INT32:
-    case PT_UINT32:
-    case PT_FLOAT32:
-        return 2;
-    case PT_INT64:
-    case PT_UINT64:
-    case PT_FLOAT64:
-        return 4;
-    case PT_INT16:
-    case PT_UINT16:
-    case PT_BOOL:
-    default:
-        return 1;
-    }
-}
+#include "common/regtype.h"
 
 static bool order_swaps_words(enum word_order o)
 {
@@ -79,7 +61,7 @@ static void scatter(enum word_order o, int n, uint64_t bits, uint16_t *regs)
 
 double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs)
 {
-    int n = type_regs(t);
+    int n = point_type_regs(t);
     /* A single register has no word order; byte swapping it would turn a
      * BADC meter's uint16 into nonsense, and DESIGN.md says 16-bit ignores it. */
     uint64_t bits = n == 1 ? regs[0] : gather(o, n, regs);
@@ -196,7 +178,7 @@ void encode_raw(enum point_type t, enum word_order o, double raw, uint16_t *regs
         break;
     }
 
-    int n = type_regs(t);
+    int n = point_type_regs(t);
     if (n == 1)
         regs[0] = (uint16_t)bits;
     else

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/regtype.h"
 #include "common/util.h"
 
 #define PLAN_MAX_REGS 125
@@ -24,22 +25,6 @@
  */
 #define PLAN_RTU_TURNAROUND_S 0.010
 
-static int type_width(enum point_type t)
-{
-    switch (t) {
-    case PT_INT32:
-    case PT_UINT32:
-    case PT_FLOAT32:
-        return 2;
-    case PT_INT64:
-    case PT_UINT64:
-    case PT_FLOAT64:
-        return 4;
-    default:
-        return 1;
-    }
-}
-
 /* First register (fc 3/4) or bit (fc 1/2) a point reads and how many: a
  * point read with fc 1/2 is one bit whatever its declared type; an integer +
  * fraction totaliser spans both parts, so they come from one request and
@@ -52,9 +37,9 @@ static void point_span(const struct cfg_point *pt, int *ret_first, int *ret_widt
         *ret_width = 1;
         return;
     }
-    int first = pt->address, end = pt->address + type_width(pt->type);
+    int first = pt->address, end = pt->address + point_type_regs(pt->type);
     if (pt->has_frac) {
-        int fe = pt->frac_address + type_width(pt->frac_type);
+        int fe = pt->frac_address + point_type_regs(pt->frac_type);
         if (pt->frac_address < first)
             first = pt->frac_address;
         if (fe > end)

@@ -8,6 +8,7 @@
  * it raw samples through struct rollup_io; it never calls the store.
  */
 #include "storage/rollup.h"
+#include "common/timeutil.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -47,14 +48,6 @@ struct rollup {
     int64_t day0, day1, day_off_ms;
     bool day_fixed;
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
 
 static int64_t offset_ms_at(int64_t ms)
 {

@@ -5,6 +5,7 @@
  * per handle. The writer thread (writer.c) drives inserts; CLI commands read.
  */
 #include "storage/store.h"
+#include "common/timeutil.h"
 #include "common/util.h"
 #include "common/log.h"
 #include "storage/chunk.h"
@@ -280,7 +281,6 @@ struct store {
 #define STORE_PERIOD_MIN_MS 1000
 #define STORE_PERIOD_MAX_MS 86400000
 
-static const char *const store_utility_names[] = {"electricity", "water", "gas", "wastewater"};
 static const char *const store_kind_names[] = {"gauge", "counter"};
 
 /* SQLite result code (extended or primary) to the module's -errno. */
@@ -665,10 +665,10 @@ int store_point_id(struct store *s, const char *enterprise, const char *meter, c
     sqlite3_int64 id;
     int rc, r;
 
-    if ((unsigned)utility >= ARRAY_SIZE(store_utility_names) ||
+    if ((unsigned)utility >= UTIL__COUNT ||
         (unsigned)kind >= ARRAY_SIZE(store_kind_names))
         return -EINVAL;
-    uname = store_utility_names[utility];
+    uname = utility_name(utility);
     kname = store_kind_names[kind];
 
     store_bind_names(s->st[STMT_POINT_FIND], enterprise, meter, point);
@@ -738,18 +738,10 @@ int store_find_point(struct store *s, const char *enterprise, const char *meter,
 
 /* ---- chunk periods, meter keys, the series' newest ts ---- */
 
-static int64_t store_floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if (a % b != 0 && (a < 0) != (b < 0))
-        q--;
-    return q;
-}
-
 /* The start of the chunk period containing ts. */
 static int64_t store_period(const struct store *s, int64_t ts)
 {
-    return store_floor_div(ts, s->period_ms) * s->period_ms;
+    return floor_div(ts, s->period_ms) * s->period_ms;
 }
 
 /* A point's meter key: the smallest point id of its (enterprise, meter), or

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/timeutil.h"
 #include "protocols/decode.h"
 
 #define HOUR 3600
@@ -122,17 +123,6 @@ static double urange(uint64_t h, double lo, double hi)
 static double noise(uint64_t key, int64_t t)
 {
     return 2.0 * u01(mix64(key ^ mix64((uint64_t)t * UINT64_C(0x2545f4914f6cdd1d)))) - 1.0;
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static int64_t floor_mod(int64_t a, int64_t b)
-{
-    return a - floor_div(a, b) * b;
 }
 
 /* Hour of the local day as a real number, 0 <= h < 24. */
