@@ -4,6 +4,7 @@
 #include "tests/integration/harness.h"
 
 #include <MQTTAsync.h>
+#include <sqlite3.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -300,6 +301,7 @@ struct h_sub {
     size_t n, cap;
     char *filter;
     volatile int subscribed;
+    volatile int disconnected;
 };
 
 static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
@@ -382,14 +384,34 @@ struct h_sub *h_sub_new_persistent(int port, const char *client_id, const char *
     return h_sub_create(port, client_id, filter, false);
 }
 
+static void on_disconnected(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    ((struct h_sub *)ctx)->disconnected = 1;
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    ((struct h_sub *)ctx)->disconnected = 1;
+}
+
 void h_sub_free(struct h_sub *s)
 {
     if (!s)
         return;
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 1000;
-    MQTTAsync_disconnect(s->client, &d);
-    sleep_ms(50);
+    d.onSuccess = on_disconnected;
+    d.onFailure = on_disconnect_failed;
+    d.context = s;
+    /* Destroying the client while the DISCONNECT is in flight races Paho's
+     * threads: wait for its answer (bounded). */
+    if (MQTTAsync_disconnect(s->client, &d) == MQTTASYNC_SUCCESS) {
+        int64_t end = now_mono_ms() + 2000;
+        while (!s->disconnected && now_mono_ms() < end)
+            sleep_ms(5);
+    }
     MQTTAsync_destroy(&s->client);
     for (size_t i = 0; i < s->n; i++) {
         free(s->msgs[i].topic);
@@ -743,4 +765,170 @@ struct h_sub *h_sub_new_auth(int port, const char *client_id, const char *filter
     }
     free(uri);
     return s;
+}
+
+/* ---- waiting on conditions with a deadline ---- */
+
+bool h_wait_until(bool (*cond)(void *ud), void *ud, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    while (now_mono_ms() < end) {
+        if (cond(ud))
+            return true;
+        sleep_ms(20);
+    }
+    return cond(ud);
+}
+
+int h_left_ms(int64_t end_ms)
+{
+    int64_t left = end_ms - now_mono_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+int64_t h_db_int(const char *db_path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out_close;
+    /* The daemon writes meanwhile: wait for its lock rather than fail. */
+    sqlite3_busy_timeout(db, 2000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+out_close:
+    sqlite3_close(db);
+    return v;
+}
+
+bool h_wait_rows(const char *db_path, const char *sql, int64_t n, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    for (;;) {
+        if (h_db_int(db_path, sql) >= n)
+            return true;
+        if (now_mono_ms() >= end)
+            return false;
+        sleep_ms(50);
+    }
+}
+
+size_t h_sub_count_topic(struct h_sub *s, size_t from, const char *topic, const char *needle)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = from; i < s->n; i++)
+        n += strcmp(s->msgs[i].topic, topic) == 0 && (!needle || strstr(s->msgs[i].payload, needle));
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+bool h_sub_wait_count(struct h_sub *s, size_t from, const char *topic, const char *needle,
+                      size_t n, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    size_t seen = 0;
+    for (size_t i = from; seen < n; i++) {
+        long k = h_sub_wait(s, i, topic, needle, h_left_ms(end));
+        if (k < 0)
+            return false;
+        i = (size_t)k;
+        seen++;
+    }
+    return true;
+}
+
+/* Lines of the log that are exactly "ok" (the sim's answer to a command). */
+static size_t ok_lines(const struct proc *p)
+{
+    char *text = h_read_file(p->log_path);
+    size_t n = 0;
+    for (const char *s = text; s && *s;) {
+        const char *eol = strchr(s, '\n');
+        if (!eol)
+            break;
+        n += eol - s == 2 && s[0] == 'o' && s[1] == 'k';
+        s = eol + 1;
+    }
+    free(text);
+    return n;
+}
+
+bool h_sim_do(struct proc *sim, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return false;
+    size_t before = ok_lines(sim);
+    if (!h_sim_command(sim, "%s", line))
+        return false;
+    int64_t end = now_mono_ms() + 5000;
+    while (ok_lines(sim) <= before) {
+        if (now_mono_ms() >= end) {
+            fprintf(stderr, "harness: the sim did not answer \"%s\"\n", line);
+            return false;
+        }
+        sleep_ms(5);
+    }
+    return true;
+}
+
+/* ---- a park under test ---- */
+
+void h_park_start(struct h_park *pk, const char *name, h_config_fn make_config, uint64_t seed)
+{
+    *pk = (struct h_park){.mosq.stdin_fd = -1, .sim.stdin_fd = -1, .gw.stdin_fd = -1};
+    pk->dir = h_park_dir(name);
+    pk->parkgw = h_env("PARKGW_BIN", "parkgw");
+    pk->mport = h_start_mosquitto(&pk->mosq, pk->dir);
+    pk->sim_cfg = xasprintf("%s/sim.cfg", pk->dir);
+    pk->gw_cfg = xasprintf("%s/gw.cfg", pk->dir);
+    pk->gw_log = xasprintf("%s/parkgw.log", pk->dir);
+    /* The sim serves every TCP bus on one port of its choosing: the config
+     * it reads names 502 (any port), the gateway's the sim's real one. */
+    char *text = make_config(pk->dir, pk->mport, 502);
+    h_write_file(pk->sim_cfg, text);
+    free(text);
+    pk->sport = h_start_sim(&pk->sim, pk->dir, pk->sim_cfg, seed);
+    text = make_config(pk->dir, pk->mport, pk->sport);
+    h_write_file(pk->gw_cfg, text);
+    free(text);
+}
+
+void h_park_run(struct h_park *pk, bool verbose)
+{
+    char *argv[] = {(char *)pk->parkgw, "run", "-c", pk->gw_cfg, verbose ? "-v" : NULL, NULL};
+    h_spawn(&pk->gw, argv, pk->gw_log, false);
+}
+
+bool h_park_stop_gw(struct h_park *pk)
+{
+    int status = h_stop(&pk->gw, SIGTERM, 15000);
+    return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void h_park_free(struct h_park *pk, bool failed)
+{
+    if (failed) {
+        h_dump_log(&pk->gw, "parkgw");
+        h_dump_log(&pk->sim, "parkgw-sim");
+    }
+    if (pk->gw.pid > 0)
+        h_stop(&pk->gw, SIGTERM, 10000);
+    h_stop(&pk->sim, SIGTERM, 5000);
+    h_stop(&pk->mosq, SIGTERM, 5000);
+    h_proc_release(&pk->gw);
+    h_proc_release(&pk->sim);
+    h_proc_release(&pk->mosq);
+    free(pk->sim_cfg);
+    free(pk->gw_cfg);
+    free(pk->gw_log);
+    free(pk->dir);
 }

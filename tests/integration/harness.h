@@ -1,8 +1,10 @@
 /*
  * harness.h - process harness for integration tests: temp dirs, free
  * loopback ports, spawning and stopping real processes (mosquitto,
- * parkgw-sim, parkgw) with readiness by connecting, and an MQTT subscriber
- * that records every message. No fixed ports, no sleep-based readiness.
+ * parkgw-sim, parkgw) with readiness by connecting, an MQTT subscriber that
+ * records every message, and waits on conditions with a deadline (a log
+ * line, a message count, a row count in SQLite, a file). No fixed ports, no
+ * fixed sleeps.
  */
 #pragma once
 #include <stdbool.h>
@@ -98,6 +100,55 @@ int h_run(char *const argv[], char **ret_out, char **ret_err, int timeout_ms);
 size_t h_log_count(const struct proc *p, const char *needle);
 /* Waits until the log holds at least 'n' occurrences of needle. */
 bool h_wait_log(const struct proc *p, const char *needle, size_t n, int timeout_ms);
+
+/* ---- waiting on conditions with a deadline ---- */
+
+/* Calls cond(ud) every 20 ms until it returns true or timeout_ms passed;
+ * returns its last answer (it is asked once more at the deadline). */
+bool h_wait_until(bool (*cond)(void *ud), void *ud, int timeout_ms);
+/* Milliseconds left until the monotonic deadline end_ms (0 when past). */
+int h_left_ms(int64_t end_ms);
+/* The first column of the first row of sql on the SQLite database at
+ * db_path (opened read-only, so beside a running parkgw), or -1 when the
+ * database or the query fails or gives no row. */
+int64_t h_db_int(const char *db_path, const char *sql);
+/* Waits until h_db_int(db_path, sql) >= n. */
+bool h_wait_rows(const char *db_path, const char *sql, int64_t n, int timeout_ms);
+/* Messages at index >= from on topic (payload containing needle if
+ * non-NULL). */
+size_t h_sub_count_topic(struct h_sub *s, size_t from, const char *topic, const char *needle);
+/* Waits until h_sub_count_topic(s, from, topic, needle) >= n. */
+bool h_sub_wait_count(struct h_sub *s, size_t from, const char *topic, const char *needle,
+                      size_t n, int timeout_ms);
+/* Sends a control command to a sim (as h_sim_command) and waits until the
+ * sim answered it (one more "ok" line in its log): the fault, supply or
+ * offset is in force when this returns true. */
+bool h_sim_do(struct proc *sim, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- a park under test: mosquitto + parkgw-sim + parkgw in one temp dir ---- */
+
+/* Config text for the gateway (sim_port > 0) or for the sim (sim_port is
+ * 502, the sim picks its own port). */
+typedef char *(*h_config_fn)(const char *dir, int mqtt_port, int sim_port);
+struct h_park {
+    char *dir;          /* h_park_dir(name) */
+    struct proc mosq, sim, gw;
+    int mport, sport;   /* broker and simulator ports */
+    char *sim_cfg, *gw_cfg, *gw_log;
+    const char *parkgw; /* $PARKGW_BIN */
+};
+/* Makes the park dir, starts mosquitto and parkgw-sim (seed) with the config
+ * make_config gives, and writes the gateway's config to pk->gw_cfg. Exits
+ * on failure. parkgw itself is started by h_park_run. */
+void h_park_start(struct h_park *pk, const char *name, h_config_fn make_config, uint64_t seed);
+/* Starts `parkgw run -c gw_cfg` (with -v when verbose), output appended
+ * to pk->gw_log. */
+void h_park_run(struct h_park *pk, bool verbose);
+/* SIGTERMs parkgw; true when it exited 0 within 15 s. */
+bool h_park_stop_gw(struct h_park *pk);
+/* Stops whatever still runs (dumping the logs of parkgw and the sim first
+ * when failed) and frees the park. */
+void h_park_free(struct h_park *pk, bool failed);
 
 /* A fake systemd notification socket (AF_UNIX datagram bound at path) for
  * NOTIFY_SOCKET. Returns the fd; exits on failure. */

@@ -6,6 +6,8 @@
  * for the whole ingest window must give the model's consumption: the
  * counter values at the first and last sample, the wrap added back, the
  * replacement as a new segment (nothing negative, nothing across the swap).
+ * Every step waits on what it needs (a commit, the wrap seen live, the
+ * reset event, later live values) with a deadline.
  */
 #include <jansson.h>
 #include <math.h>
@@ -26,6 +28,10 @@
 
 #define SEED 4242
 #define MAXS 256
+#define BASE "park/itbill"
+#define W1_LIVE BASE "/xiangjiang-pharma/water/w1/live"
+#define E1_LIVE BASE "/xiangjiang-pharma/electricity/e1/live"
+#define EVENTS BASE "/events"
 
 static char *make_config(const char *dir, int mqtt_port, int sim_port)
 {
@@ -99,70 +105,104 @@ static int csv_fields(char *line, char **f, int max)
     return n;
 }
 
-int main(void)
+/* What the scenarios share: the park, its config, the meters' billing
+ * points, the offsets the sim applied, and what was stored. */
+static struct h_park pk;
+static struct config *cfg;
+static const struct cfg_meter *e1, *w1;
+static size_t epi, wpi;
+static const struct cfg_point *wpt;
+static double wmod, w_off, e_off;
+static struct h_sub *sub;
+static struct series es, ws;
+static size_t edrop, wdrop;
+static double wfirst, wlast, efirst, ebefore, eafter, elast;
+static char from_s[64], to_s[64];
+static int64_t from_ms, to_ms;
+
+/* The billing point's value in a live payload, or NAN. */
+static double live_value(const char *payload, const char *point)
 {
-    char *dir = h_park_dir("it_billing");
-    setenv("TZ", "Asia/Shanghai", 1);
-    tzset();
+    json_t *root = json_loads(payload, 0, NULL);
+    json_t *v = json_object_get(json_object_get(root, "values"), point);
+    double d = json_is_number(v) ? json_number_value(v) : NAN;
+    json_decref(root);
+    return d;
+}
 
-    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
-    int mport = h_start_mosquitto(&mosq, dir);
-    char *sim_cfg = xasprintf("%s/sim.cfg", dir), *gw_cfg = xasprintf("%s/gw.cfg", dir);
-    char *text = make_config(dir, mport, 502);
-    h_write_file(sim_cfg, text);
-    free(text);
-    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-    text = make_config(dir, mport, sport);
-    h_write_file(gw_cfg, text);
-    free(text);
-
-    struct config *cfg;
-    char err[512];
-    if (config_load(gw_cfg, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "config: %s\n", err);
-        return 2;
+/* Waits until a live message on topic carries a value of point below the
+ * one before it (the counter wrapped or restarted); its index or -1. */
+static long wait_live_drop(const char *topic, const char *point, int timeout_ms)
+{
+    int64_t end = now_mono_ms() + timeout_ms;
+    double prev = NAN;
+    for (size_t from = 0;;) {
+        long i = h_sub_wait(sub, from, topic, NULL, h_left_ms(end));
+        if (i < 0)
+            return -1;
+        struct h_msg m;
+        h_sub_get(sub, (size_t)i, &m);
+        double v = live_value(m.payload, point);
+        h_msg_free(&m);
+        if (v < prev)
+            return i;
+        prev = v;
+        from = (size_t)i + 1;
     }
-    const struct cfg_meter *e1 = config_find_meter(cfg, "xiangjiang-pharma/e1");
-    const struct cfg_meter *w1 = config_find_meter(cfg, "xiangjiang-pharma/w1");
-    size_t epi = (size_t)profile_billing_point(&cfg->profiles[e1->profile]);
-    size_t wpi = (size_t)profile_billing_point(&cfg->profiles[w1->profile]);
-    const struct cfg_point *wpt = &cfg->profiles[w1->profile].points[wpi];
-    double wmod = bill_wrap_modulus(wpt, w1);
-    /* uint32 x 0.001 m3: the register wraps at 2^32 x 0.001 = 4294967.296 m3 */
-    CHECK_NEAR(wmod, 4294967.296, 1e-6);
+}
 
-    /* Forced wrap: before the gateway starts, put the water counter about
-     * 12 s of flow below 2^32 x 0.001 m3, so it wraps while we watch (the
-     * offset holds for every sample: no jump). */
+/* The sim and mosquitto run, the config is loaded; the water register's
+ * wrap modulus is 2^32 x 0.001 m3 (uint32 x 0.001). */
+static void setup(void)
+{
+    h_park_start(&pk, "it_billing", make_config, SEED);
+    char err[512];
+    if (config_load(pk.gw_cfg, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: %s\n", err);
+        exit(2);
+    }
+    e1 = config_find_meter(cfg, "xiangjiang-pharma/e1");
+    w1 = config_find_meter(cfg, "xiangjiang-pharma/w1");
+    epi = (size_t)profile_billing_point(&cfg->profiles[e1->profile]);
+    wpi = (size_t)profile_billing_point(&cfg->profiles[w1->profile]);
+    wpt = &cfg->profiles[w1->profile].points[wpi];
+    wmod = bill_wrap_modulus(wpt, w1);
+    CHECK_NEAR(wmod, 4294967.296, 1e-6);
+    sub = h_sub_new(pk.mport, "it-billing-sub", BASE "/#");
+}
+
+/* Ingest through a wrap: before the gateway starts, the water counter is
+ * put about 5 s of flow below 2^32 x 0.001 m3 (the offset holds for every
+ * sample: no jump), so it wraps while the gateway polls; the test waits
+ * until a live value shows the wrap. */
+static void scenario_ingest_through_wrap(void)
+{
     int64_t now_s = now_real_ms() / 1000;
     double wv = sim_value(SEED, cfg, w1, wpi, now_s, NULL);
     double wrate = sim_main_rate(SEED, cfg, w1, now_s) / 3600.0; /* m3/s */
     /* sent with 3 decimals: the model must use the value the sim parses */
-    double w_off = round((wmod - wv - 12.0 * wrate) * 1000.0) / 1000.0;
-    CHECK(h_sim_command(&sim, "offset xiangjiang-pharma/w1 %.3f", w_off));
-
-    struct h_sub *sub = h_sub_new(mport, "it-billing-events", "park/itbill/events");
-    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
-    char *gw_log = xasprintf("%s/parkgw.log", dir);
-    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
-    h_spawn(&gw, run_argv, gw_log, false);
-    if (!h_wait_log(&gw, "storage: committed", 3, 15000)) {
+    w_off = round((wmod - wv - 5.0 * wrate) * 1000.0) / 1000.0;
+    CHECK(h_sim_do(&pk.sim, "offset xiangjiang-pharma/w1 %.3f", w_off));
+    h_park_run(&pk, true);
+    if (!h_wait_log(&pk.gw, "storage: committed", 1, 15000)) {
         CHECK(!"parkgw commits samples");
-        h_dump_log(&gw, "parkgw");
-        return 1;
+        return;
     }
+    long wi = wait_live_drop(W1_LIVE, wpt->name, 20000);
+    CHECK(wi >= 0);
+}
 
-    sleep_ms(14000);
-
-    /* Meter replacement: the electricity counter restarts near 50 kWh. */
-    now_s = now_real_ms() / 1000;
+/* Meter replacement: the electricity counter restarts near 50 kWh; the
+ * replacement is announced once on P/events (durable, so it arrives once
+ * the writer committed it), the water wrap is not a reset. Two more live
+ * values of e1 after the event, so the new segment has samples. */
+static void scenario_meter_replacement(void)
+{
+    int64_t now_s = now_real_ms() / 1000;
     double ev = sim_value(SEED, cfg, e1, epi, now_s, NULL);
-    double e_off = round((50.0 - ev) * 1000.0) / 1000.0;
-    CHECK(h_sim_command(&sim, "offset xiangjiang-pharma/e1 %.3f", e_off));
-    sleep_ms(10000);
-    /* The replacement is announced on P/events (durable, so it arrives
-     * once the writer committed it); the wrap is not a reset. */
-    long ri = h_sub_wait(sub, 0, "park/itbill/events", "\"counter_reset\"", 10000);
+    e_off = round((50.0 - ev) * 1000.0) / 1000.0;
+    CHECK(h_sim_do(&pk.sim, "offset xiangjiang-pharma/e1 %.3f", e_off));
+    long ri = h_sub_wait(sub, 0, EVENTS, "\"counter_reset\"", 15000);
     CHECK(ri >= 0);
     if (ri >= 0) {
         struct h_msg m;
@@ -171,41 +211,54 @@ int main(void)
         CHECK_CONTAINS(m.payload, "\"point\":\"energy_import_kwh\"");
         CHECK_CONTAINS(m.payload, "\"seq\":");
         h_msg_free(&m);
+        CHECK(h_sub_wait_count(sub, (size_t)ri + 1, E1_LIVE, NULL, 2, 5000));
     }
-    CHECK(h_sub_wait(sub, 0, "park/itbill/events", "\"meter\":\"w1\"", 1) < 0);
+    CHECK_INT(h_sub_count_topic(sub, 0, EVENTS, "\"counter_reset\""), 1);
+    CHECK_INT(h_sub_count_topic(sub, 0, EVENTS, "\"meter\":\"w1\""), 0);
     h_sub_free(sub);
-    int status = h_stop(&gw, SIGTERM, 15000);
-    CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sub = NULL;
+    CHECK(h_park_stop_gw(&pk));
+}
 
-    /* What was stored, checked against the model. */
+/* What was stored, checked against the model: water has exactly one drop
+ * (the wrap), electricity one (the swap), each with samples on both sides;
+ * the values at the edges are the sim's (offset w_off on every water
+ * sample, e_off on electricity after the swap). Sets the bill window: from
+ * the first sample's second to the second after the last sample. */
+static bool scenario_stored_series(void)
+{
     struct store *st = NULL;
-    struct series es = {0}, ws = {0};
     uint32_t eid = 0, wid = 0;
+    char err[512];
     CHECK_INT(store_open(cfg->storage_path, true, &st, err, sizeof(err)), 0);
     if (!st)
-        return 1;
+        return false;
     CHECK_INT(store_find_point(st, "xiangjiang-pharma", "e1", "energy_import_kwh", &eid), 0);
     CHECK_INT(store_find_point(st, "xiangjiang-pharma", "w1", wpt->name, &wid), 0);
     store_scan(st, eid, 0, INT64_MAX, collect, &es);
     store_scan(st, wid, 0, INT64_MAX, collect, &ws);
     store_close(st);
-    CHECK(es.n >= 20 && ws.n >= 20);
-    if (es.n < 20 || ws.n < 20)
-        return check_done();
 
-    /* Water: exactly one drop (the wrap); electricity one (the swap). The
-     * stored values are the model's (offset w_off on every water sample). */
-    size_t wdrops = 0, edrop = 0, edrops = 0;
+    size_t wdrops = 0, edrops = 0;
     for (size_t i = 1; i < ws.n; i++)
-        wdrops += ws.v[i] < ws.v[i - 1];
+        if (ws.v[i] < ws.v[i - 1]) {
+            wdrops++;
+            wdrop = i;
+        }
     for (size_t i = 1; i < es.n; i++)
         if (es.v[i] < es.v[i - 1]) {
             edrops++;
             edrop = i;
         }
+    printf("stored: water %zu samples (wrap at %zu), electricity %zu (swap at %zu)\n", ws.n,
+           wdrop, es.n, edrop);
     CHECK_INT(wdrops, 1);
     CHECK_INT(edrops, 1);
-    double wfirst, wlast, efirst, ebefore, eafter, elast;
+    if (wdrops != 1 || edrops != 1)
+        return false;
+    /* Samples on both sides of each drop. */
+    CHECK(wdrop >= 2 && ws.n - wdrop >= 3);
+    CHECK(edrop >= 3 && es.n - edrop >= 2);
     CHECK(model_value(cfg, w1, wpi, ws.ts[0], w_off, ws.v[0], &wfirst));
     CHECK(model_value(cfg, w1, wpi, ws.ts[ws.n - 1], w_off, ws.v[ws.n - 1], &wlast));
     CHECK(model_value(cfg, e1, epi, es.ts[0], 0, es.v[0], &efirst));
@@ -213,34 +266,38 @@ int main(void)
     CHECK(model_value(cfg, e1, epi, es.ts[edrop], e_off, es.v[edrop], &eafter));
     CHECK(model_value(cfg, e1, epi, es.ts[es.n - 1], e_off, es.v[es.n - 1], &elast));
 
-    /* Bill the whole ingest window: from the first sample's second to the
-     * second after the last sample. Nothing lies outside, so:
-     *   water = last - first + 4294967.296 (the wrap added back);
-     *   electricity = (before the swap - first) + (last - first after it);
-     * coverage: water every 1 s interval is covered, (last - first) / (to -
-     * from); electricity loses the swap interval. */
     int64_t t_first = es.ts[0] < ws.ts[0] ? es.ts[0] : ws.ts[0];
     int64_t t_last = es.ts[es.n - 1] > ws.ts[ws.n - 1] ? es.ts[es.n - 1] : ws.ts[ws.n - 1];
-    int64_t from = t_first / 1000 * 1000, to = t_last / 1000 * 1000 + 1000;
-    char from_s[64], to_s[64];
-    time_t fs = (time_t)(from / 1000), ts_ = (time_t)(to / 1000);
+    from_ms = t_first / 1000 * 1000;
+    to_ms = t_last / 1000 * 1000 + 1000;
+    time_t fs = (time_t)(from_ms / 1000), ts_ = (time_t)(to_ms / 1000);
     struct tm tm;
     localtime_r(&fs, &tm);
     strftime(from_s, sizeof(from_s), "%Y-%m-%dT%H:%M:%S", &tm);
     localtime_r(&ts_, &tm);
     strftime(to_s, sizeof(to_s), "%Y-%m-%dT%H:%M:%S", &tm);
+    return true;
+}
 
+/* `parkgw bill --format csv` over the whole ingest window. Nothing lies
+ * outside, so water = last - first + 4294967.296 (the wrap added back);
+ * electricity = (before the swap - first) + (last - first after it);
+ * coverage: every 1 s water interval is covered, (last - first) / (to -
+ * from); electricity loses the swap interval. Nothing negative; the water
+ * price is flat, the electricity bands split the whole consumption. */
+static void scenario_bill_csv(void)
+{
     double want_w = wlast - wfirst + wmod;
     double want_e = (ebefore - efirst) + (elast - eafter);
-    double want_wcov = (double)(ws.ts[ws.n - 1] - ws.ts[0]) * 100.0 / (double)(to - from);
+    double want_wcov = (double)(ws.ts[ws.n - 1] - ws.ts[0]) * 100.0 / (double)(to_ms - from_ms);
     double want_ecov = (double)(es.ts[es.n - 1] - es.ts[0] - (es.ts[edrop] - es.ts[edrop - 1])) *
-                       100.0 / (double)(to - from);
+                       100.0 / (double)(to_ms - from_ms);
     printf("window %s .. %s: water %.3f m3 (wrap), electricity %.3f kWh (swap at %lld)\n", from_s,
            to_s, want_w, want_e, (long long)es.ts[edrop]);
 
     char *out = NULL, *eout = NULL;
-    char *bill_argv[] = {(char *)parkgw, "bill", "-c", gw_cfg, "--from", from_s, "--to", to_s,
-                         "--format", "csv", NULL};
+    char *bill_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--from", from_s, "--to",
+                         to_s, "--format", "csv", NULL};
     CHECK_INT(h_run(bill_argv, &out, &eout, 20000), 0);
     printf("%s", out ? out : "");
     int rows = 0;
@@ -258,14 +315,13 @@ int main(void)
             CHECK_NEAR(strtod(f[6], NULL), wfirst, 0.0015);
             CHECK_NEAR(strtod(f[7], NULL), wlast, 0.0015);
             CHECK_NEAR(cov, want_wcov, 0.06);
-            CHECK(cov > 90.0);
+            CHECK(cov > 80.0);
             /* flat price: 3.90 CNY per m3, rounded to cents */
             CHECK_NEAR(strtod(f[13], NULL), round(want_w * 3.90 * 100) / 100, 0.0101);
         } else if (!strcmp(f[1], "e1")) {
             CHECK_NEAR(cons, want_e, 0.0015);
             CHECK_NEAR(strtod(f[7], NULL), elast, 0.0015);
             CHECK_NEAR(cov, want_ecov, 0.06);
-            /* the bands split the whole consumption */
             CHECK_NEAR(strtod(f[9], NULL) + strtod(f[10], NULL) + strtod(f[11], NULL), cons,
                        0.003);
         }
@@ -273,45 +329,57 @@ int main(void)
     CHECK_INT(rows, 2);
     free(out);
     free(eout);
+}
 
-    /* JSON: the swap is one reset (a new segment), the wrap one wrap. */
-    char *json_argv[] = {(char *)parkgw, "bill", "-c", gw_cfg, "--from", from_s, "--to", to_s,
-                         "--format", "json", NULL};
+/* `parkgw bill --format json`: the swap is one reset (a new segment at the
+ * swap's sample, starting at the new counter), the wrap one wrap and no
+ * reset. */
+static void scenario_bill_json(void)
+{
+    char *out = NULL, *eout = NULL;
+    char *json_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--from", from_s, "--to",
+                         to_s, "--format", "json", NULL};
     CHECK_INT(h_run(json_argv, &out, &eout, 20000), 0);
     json_error_t jerr;
     json_t *root = out ? json_loads(out, 0, &jerr) : NULL;
     CHECK(root != NULL);
     json_t *jrows = json_object_get(root, "rows");
+    size_t seen = 0;
     for (size_t i = 0; i < json_array_size(jrows); i++) {
         json_t *r = json_array_get(jrows, i);
         const char *meter = json_string_value(json_object_get(r, "meter"));
         if (meter && !strcmp(meter, "e1")) {
+            seen++;
             CHECK_INT(json_integer_value(json_object_get(r, "reset_count")), 1);
             json_t *rs = json_array_get(json_object_get(r, "resets"), 0);
             CHECK_INT(json_integer_value(json_object_get(rs, "ts")), es.ts[edrop]);
             CHECK_NEAR(json_number_value(json_object_get(rs, "after")), eafter, 0.0015);
         } else if (meter && !strcmp(meter, "w1")) {
+            seen++;
             CHECK_INT(json_integer_value(json_object_get(r, "wraps")), 1);
             CHECK_INT(json_integer_value(json_object_get(r, "reset_count")), 0);
         }
     }
+    CHECK_INT(seen, 2);
     json_decref(root);
     free(out);
     free(eout);
+}
 
-    if (check_failed) {
-        h_dump_log(&gw, "parkgw");
-        h_dump_log(&sim, "parkgw-sim");
+int main(void)
+{
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+    setup();
+    scenario_ingest_through_wrap();
+    if (!check_failed)
+        scenario_meter_replacement();
+    if (!check_failed && scenario_stored_series()) {
+        scenario_bill_csv();
+        scenario_bill_json();
     }
-    h_stop(&sim, SIGTERM, 5000);
-    h_stop(&mosq, SIGTERM, 5000);
-    h_proc_release(&gw);
-    h_proc_release(&sim);
-    h_proc_release(&mosq);
+    h_sub_free(sub);
+    h_park_free(&pk, check_failed);
     config_free(cfg);
-    free(gw_log);
-    free(gw_cfg);
-    free(sim_cfg);
-    free(dir);
     return check_done();
 }
