@@ -4,6 +4,7 @@
  * structured values from the fuzzer's input (zeros once it runs out).
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,4 +56,13 @@ static inline uint32_t fz_u32(struct fz_in *in)
 {
     uint32_t hi = fz_u16(in);
     return hi << 16 | fz_u16(in);
+}
+
+/* True when every byte of p[0..n) is v (an output buffer left untouched). */
+static inline bool fz_all(const uint8_t *p, size_t n, uint8_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return false;
+    return true;
 }
