@@ -1,0 +1,116 @@
+/*
+ * config_private.h - what the files of config/ share and nothing else
+ * includes: the loader state, the "FILE:LINE: message" error reporting and
+ * the typed getters over libconfig settings (getters.c), file reading and
+ * @include resolution (include.c), and each section's parser (profiles.c,
+ * park.c), which config.c's config_load calls in order.
+ */
+#pragma once
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+#define MAX_ID_LEN 64
+
+/* Loader state: where errors go and what is being parsed (message prefix). */
+struct ld {
+    const char *path;
+    char *err;
+    size_t errlen;
+    char ctx[192];
+};
+
+/* ---- getters.c: errors ---- */
+
+/* Writes "FILE:LINE: [ctx: ]message" into ld->err; returns -EINVAL. */
+int cfg_fail_at(struct ld *ld, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reports a problem at setting s's file and line; returns -EINVAL. */
+int cfg_fail(struct ld *ld, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets the context named in the messages that follow ("bus 'b1'"). */
+void cfg_set_ctx(struct ld *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The file s comes from (main or included; the main path when unknown). */
+const char *cfg_setting_file(const struct ld *ld, const config_setting_t *s);
+/* The line of s, at least 1. */
+int cfg_setting_line(const config_setting_t *s);
+
+/* ---- getters.c: checks ---- */
+
+/* Non-empty, at most MAX_ID_LEN, only [a-z0-9] and the characters in 'extra'. */
+bool cfg_id_ok(const char *s, const char *extra);
+/* s is one of 'list' (NULL-terminated). */
+bool cfg_in_list(const char *s, const char *const *list);
+/* The entry of 'list' (NULL-terminated) within two edits of name, the
+ * closest and first of equals; NULL when none is that close. */
+const char *cfg_closest(const char *name, const char *const *list);
+/* Every member of group g must be one of 'allowed' (NULL-terminated);
+ * else -EINVAL naming the unknown setting and the closest allowed one. */
+int cfg_check_keys(struct ld *ld, const config_setting_t *g, const char *const *allowed);
+/* s is a list of groups ( { ... }, ... ) or an empty array []; else -EINVAL. */
+int cfg_check_group_list(struct ld *ld, const config_setting_t *s, const char *key);
+
+/*
+ * ---- getters.c: typed getters ----
+ * Each returns 0 when 'key' is found in group g (value in *ret, the setting
+ * in *ret_s when ret_s is not NULL), 1 when absent and optional (*ret
+ * untouched, so callers preset defaults), -EINVAL with the message written
+ * when absent and required or of the wrong type or range.
+ */
+int cfg_lookup(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+               config_setting_t **ret);
+/* *ret points into libconfig's tree (valid until config_destroy). */
+int cfg_get_str(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                const char **ret, config_setting_t **ret_s);
+/* Like cfg_get_str but *ret gets a copy (the previous value is freed). */
+int cfg_dup_str(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                char **ret, config_setting_t **ret_s);
+int cfg_get_integer(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                    long long min, long long max, long long *ret, config_setting_t **ret_s);
+int cfg_get_int(struct ld *ld, const config_setting_t *g, const char *key, bool required, int min,
+                int max, int *ret, config_setting_t **ret_s);
+/* An integer or a number with a fraction. */
+int cfg_get_double(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                   double *ret, config_setting_t **ret_s);
+/* Always optional. */
+int cfg_get_bool(struct ld *ld, const config_setting_t *g, const char *key, bool *ret,
+                 config_setting_t **ret_s);
+int cfg_get_group(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                  config_setting_t **ret);
+/* A list of groups, as cfg_check_group_list. */
+int cfg_get_list(struct ld *ld, const config_setting_t *g, const char *key, bool required,
+                 config_setting_t **ret);
+/* The required setting `utility`, one of the utility names. */
+int cfg_get_utility(struct ld *ld, const config_setting_t *g, enum utility *ret);
+
+/* ---- include.c ---- */
+
+/* p is a regular file this process can read. */
+bool cfg_regular_readable(const char *p);
+/* Reads a whole file of at most 'max' bytes, NUL-terminated, into *ret
+ * (caller frees), its length into *ret_len when not NULL. 0 or -errno
+ * (-EFBIG when larger). */
+int cfg_slurp(const char *path, size_t max, char **ret, size_t *ret_len);
+/* Reads the main file ld->path and rewrites its @include lines to the
+ * paths they resolve to; *ret is the text for libconfig (caller frees).
+ * 0, or -EINVAL/-errno with the message written. */
+int cfg_preprocess(struct ld *ld, char **ret);
+
+/* ---- profiles.c ---- */
+
+/* Index of the profile named 'name' in cfg->profiles, or -1. */
+int cfg_find_profile(const struct config *cfg, const char *name);
+/* The top-level lists `profiles` and `profiles_*`, merged into cfg->profiles. */
+int cfg_parse_profiles(struct ld *ld, const config_setting_t *root, struct config *cfg);
+
+/* ---- park.c: the sections, each 0 or -EINVAL/-errno with the message written ---- */
+
+int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config *cfg);
+int cfg_parse_storage(struct ld *ld, const config_setting_t *root, struct config *cfg);
+int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *cfg);
+int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *cfg);
+/* Needs the buses and profiles parsed (meters refer to them by name). */
+int cfg_parse_enterprises(struct ld *ld, const config_setting_t *root, struct config *cfg);
+int cfg_parse_tariffs(struct ld *ld, const config_setting_t *root, struct config *cfg);

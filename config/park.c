@@ -1,0 +1,638 @@
+/*
+ * park.c - the sections that describe the park and the gateway in it:
+ * gateway (id, time zone, log level), storage, mqtt (with tls and the
+ * password file), buses (Modbus TCP and RTU), enterprises and their meters
+ * (each on a bus, with a profile from profiles.c), and tariffs with their
+ * time-of-use bands. config.c calls each parser in the file's order.
+ */
+#include "config/config_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+#define MAX_PASSWORD_BYTES 65535
+#define ZONEINFO_DIR "/usr/share/zoneinfo"
+
+static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+
+static const char *const band_names[] = {"peak", "flat", "valley", NULL};
+
+static bool timezone_ok(const char *tz)
+{
+    if (strcmp(tz, "UTC") == 0)
+        return true;
+    if (!tz[0] || tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 200)
+        return false;
+    char *p = xasprintf("%s/%s", ZONEINFO_DIR, tz);
+    bool ok = cfg_regular_readable(p);
+    free(p);
+    return ok;
+}
+
+int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = {"id", "timezone", "log_level", NULL};
+    config_setting_t *g, *s;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_group(ld, root, "gateway", true, &g)))
+        return r;
+    cfg_set_ctx(ld, "gateway");
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    if ((r = cfg_dup_str(ld, g, "id", true, &cfg->gateway_id, &s)))
+        return r;
+    if (!cfg_id_ok(cfg->gateway_id, "-"))
+        return cfg_fail(ld, s, "id '%s' must match [a-z0-9-]+ (at most %d characters)",
+                        cfg->gateway_id, MAX_ID_LEN);
+    cfg->timezone = xstrdup("UTC");
+    if ((r = cfg_dup_str(ld, g, "timezone", false, &cfg->timezone, &s)) < 0)
+        return r;
+    if (r == 0 && !timezone_ok(cfg->timezone))
+        return cfg_fail(ld, s, "unknown time zone '%s' (not in %s)", cfg->timezone, ZONEINFO_DIR);
+    if ((r = cfg_dup_str(ld, g, "log_level", false, &cfg->log_level, &s)) < 0)
+        return r;
+    if (r == 0 && !cfg_in_list(cfg->log_level, log_levels))
+        return cfg_fail(ld, s, "log_level '%s' must be one of err, warning, notice, info, debug",
+                        cfg->log_level);
+    return 0;
+}
+
+int cfg_parse_storage(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = {"path", "raw_retention_days", NULL};
+    config_setting_t *g, *s;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_group(ld, root, "storage", true, &g)))
+        return r;
+    cfg_set_ctx(ld, "storage");
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    if ((r = cfg_dup_str(ld, g, "path", true, &cfg->storage_path, &s)))
+        return r;
+    if (!cfg->storage_path[0])
+        return cfg_fail(ld, s, "path must not be empty");
+    cfg->raw_retention_days = 400;
+    if ((r = cfg_get_int(ld, g, "raw_retention_days", false, 0, 100000, &cfg->raw_retention_days,
+                         NULL)) < 0)
+        return r;
+    return 0;
+}
+
+static int parse_tls(struct ld *ld, const config_setting_t *m, struct config *cfg)
+{
+    static const char *const keys[] = {"ca_file", "cert_file", "key_file", NULL};
+    static const char *const names[] = {"ca_file", "cert_file", "key_file"};
+    char **fields[] = {&cfg->tls.ca_file, &cfg->tls.cert_file, &cfg->tls.key_file};
+    config_setting_t *g, *s;
+    int r;
+
+    if ((r = cfg_get_group(ld, m, "tls", false, &g)))
+        return r < 0 ? r : 0;
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    cfg->tls_set = true;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if ((r = cfg_dup_str(ld, g, names[i], false, fields[i], &s)) < 0)
+            return r;
+        if (r == 0 && !cfg_regular_readable(*fields[i]))
+            return cfg_fail(ld, s, "cannot read %s '%s'", names[i], *fields[i]);
+    }
+    if (!cfg->tls.cert_file != !cfg->tls.key_file)
+        return cfg_fail(ld, g, "cert_file and key_file must be given together");
+    if (strncmp(cfg->mqtt_uri, "ssl://", 6) && strncmp(cfg->mqtt_uri, "mqtts://", 8) &&
+        strncmp(cfg->mqtt_uri, "wss://", 6))
+        return cfg_fail(ld, g, "tls is set but uri '%s' is not ssl://, mqtts:// or wss://",
+                        cfg->mqtt_uri);
+    return 0;
+}
+
+static int read_password(struct ld *ld, const config_setting_t *s, struct config *cfg)
+{
+    char *pw;
+    size_t len;
+    int r = cfg_slurp(cfg->mqtt_password_file, MAX_PASSWORD_BYTES, &pw, &len);
+    if (r < 0) {
+        cfg_fail(ld, s, "cannot read password_file '%s': %s", cfg->mqtt_password_file,
+                 strerror(-r));
+        return r;
+    }
+    while (len > 0 && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))
+        pw[--len] = '\0';
+    cfg->mqtt_password = pw;
+    return 0;
+}
+
+int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = {"uri",          "client_id",        "username",
+                                       "password_file", "topic_prefix",     "summary_interval",
+                                       "outbox_max_messages", "tls",        NULL};
+    static const char *const schemes[] = {"tcp://", "ssl://", "mqtt://", "mqtts://",
+                                          "ws://",  "wss://"};
+    config_setting_t *g, *s;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_group(ld, root, "mqtt", true, &g)))
+        return r;
+    cfg_set_ctx(ld, "mqtt");
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    if ((r = cfg_dup_str(ld, g, "uri", true, &cfg->mqtt_uri, &s)))
+        return r;
+    bool scheme_ok = false;
+    for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncmp(cfg->mqtt_uri, schemes[i], n) == 0 && cfg->mqtt_uri[n])
+            scheme_ok = true;
+    }
+    if (!scheme_ok)
+        return cfg_fail(ld, s,
+                        "uri '%s' must look like tcp://HOST:PORT (or ssl://, mqtt://, "
+                        "mqtts://, ws://, wss://)",
+                        cfg->mqtt_uri);
+
+    cfg->mqtt_client_id = xasprintf("parkgw-%s", cfg->gateway_id);
+    if ((r = cfg_dup_str(ld, g, "client_id", false, &cfg->mqtt_client_id, &s)) < 0)
+        return r;
+    if (r == 0 && !cfg->mqtt_client_id[0])
+        return cfg_fail(ld, s, "client_id must not be empty");
+
+    if ((r = cfg_dup_str(ld, g, "username", false, &cfg->mqtt_username, NULL)) < 0)
+        return r;
+    if ((r = cfg_dup_str(ld, g, "password_file", false, &cfg->mqtt_password_file, &s)) < 0)
+        return r;
+    if (r == 0) {
+        if (!cfg->mqtt_username)
+            return cfg_fail(ld, s, "password_file needs a username");
+        if ((r = read_password(ld, s, cfg)) < 0)
+            return r;
+    }
+
+    cfg->topic_prefix = xstrdup("park");
+    if ((r = cfg_dup_str(ld, g, "topic_prefix", false, &cfg->topic_prefix, &s)) < 0)
+        return r;
+    const char *tp = cfg->topic_prefix;
+    if (r == 0 && (!tp[0] || strpbrk(tp, "+#") || tp[0] == '/' || tp[strlen(tp) - 1] == '/'))
+        return cfg_fail(ld, s,
+                        "topic_prefix '%s' must be non-empty, without + or # and without a "
+                        "leading or trailing /",
+                        tp);
+
+    cfg->summary_interval = 60;
+    if ((r = cfg_get_int(ld, g, "summary_interval", false, 1, 86400, &cfg->summary_interval,
+                         NULL)) < 0)
+        return r;
+    long long obm = 1000000;
+    if ((r = cfg_get_integer(ld, g, "outbox_max_messages", false, 1, 1000000000LL, &obm, NULL)) < 0)
+        return r;
+    cfg->outbox_max_messages = (long)obm;
+    return parse_tls(ld, g, cfg);
+}
+
+static int find_bus(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_buses; i++)
+        if (cfg->buses[i].name && strcmp(cfg->buses[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cfg, size_t idx)
+{
+    static const char *const keys[] = {"name",      "type",      "host",       "port",
+                                       "device",    "baud",      "parity",     "data_bits",
+                                       "stop_bits", "timeout_ms", "byte_timeout_ms",
+                                       "rs485",     "frame_delay_ms", "description", NULL};
+    static const char *const tcp_only[] = {"host", "port", NULL};
+    static const char *const rtu_only[] = {"device",    "baud",  "parity",         "data_bits",
+                                           "stop_bits", "rs485", "frame_delay_ms", NULL};
+    struct cfg_bus *b = &cfg->buses[idx];
+    config_setting_t *s = NULL;
+    const char *v;
+    int r;
+
+    cfg_set_ctx(ld, "buses[%zu]", idx);
+    b->line = cfg_setting_line(g);
+    if ((r = cfg_check_keys(ld, g, keys)) || (r = cfg_dup_str(ld, g, "name", true, &b->name, &s)))
+        return r;
+    if (!cfg_id_ok(b->name, "-_"))
+        return cfg_fail(ld, s, "name '%s' must match [a-z0-9_-]+", b->name);
+    cfg_set_ctx(ld, "bus '%s'", b->name);
+    int prev = find_bus(cfg, b->name);
+    if (prev >= 0 && (size_t)prev < idx)
+        return cfg_fail(ld, s, "duplicate bus name (first defined at line %d)",
+                        cfg->buses[prev].line);
+    if ((r = cfg_get_str(ld, g, "description", false, &v, NULL)) < 0)
+        return r;
+    if ((r = cfg_get_str(ld, g, "type", true, &v, &s)))
+        return r;
+    if (strcmp(v, "tcp") == 0)
+        b->type = BUS_TCP;
+    else if (strcmp(v, "rtu") == 0)
+        b->type = BUS_RTU;
+    else
+        return cfg_fail(ld, s, "type '%s' must be \"tcp\" or \"rtu\"", v);
+
+    const char *const *foreign = b->type == BUS_TCP ? rtu_only : tcp_only;
+    for (const char *const *k = foreign; *k; k++) {
+        config_setting_t *f = config_setting_get_member(g, *k);
+        if (f)
+            return cfg_fail(ld, f, "'%s' is not valid for a %s bus", *k,
+                            b->type == BUS_TCP ? "tcp" : "rtu");
+    }
+
+    b->port = 502;
+    b->baud = 9600;
+    b->parity = 'E';
+    b->data_bits = 8;
+    b->stop_bits = 1;
+    b->timeout_ms = 500;
+    b->byte_timeout_ms = 0;
+    if (b->type == BUS_TCP) {
+        if ((r = cfg_dup_str(ld, g, "host", true, &b->host, &s)))
+            return r;
+        if (!b->host[0])
+            return cfg_fail(ld, s, "host must not be empty");
+        if ((r = cfg_get_int(ld, g, "port", false, 1, 65535, &b->port, NULL)) < 0)
+            return r;
+    } else {
+        if ((r = cfg_dup_str(ld, g, "device", true, &b->device, &s)))
+            return r;
+        if (!b->device[0])
+            return cfg_fail(ld, s, "device must not be empty");
+        if ((r = cfg_get_int(ld, g, "baud", false, 1, 10000000, &b->baud, NULL)) < 0)
+            return r;
+        if ((r = cfg_get_str(ld, g, "parity", false, &v, &s)) < 0)
+            return r;
+        if (r == 0) {
+            if (strcmp(v, "N") && strcmp(v, "E") && strcmp(v, "O"))
+                return cfg_fail(ld, s, "parity '%s' must be \"N\", \"E\" or \"O\"", v);
+            b->parity = v[0];
+        }
+        if ((r = cfg_get_int(ld, g, "data_bits", false, 5, 8, &b->data_bits, NULL)) < 0 ||
+            (r = cfg_get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0 ||
+            (r = cfg_get_bool(ld, g, "rs485", &b->rs485, NULL)) < 0 ||
+            (r = cfg_get_int(ld, g, "frame_delay_ms", false, 0, 10000, &b->frame_delay_ms, NULL)) <
+                0)
+            return r;
+    }
+    if ((r = cfg_get_int(ld, g, "timeout_ms", false, 1, 600000, &b->timeout_ms, NULL)) < 0 ||
+        (r = cfg_get_int(ld, g, "byte_timeout_ms", false, 0, 600000, &b->byte_timeout_ms, NULL)) <
+            0)
+        return r;
+    return 0;
+}
+
+int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    config_setting_t *l;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_list(ld, root, "buses", false, &l)))
+        return r < 0 ? r : 0;
+    cfg->n_buses = (size_t)config_setting_length(l);
+    cfg->buses = xcalloc(cfg->n_buses ? cfg->n_buses : 1, sizeof *cfg->buses);
+    for (size_t i = 0; i < cfg->n_buses; i++)
+        if ((r = parse_bus(ld, config_setting_get_elem(l, (unsigned)i), cfg, i)))
+            return r;
+    return 0;
+}
+
+/* A (bus, unit_id) already taken by another meter, or NULL. */
+static const struct cfg_meter *unit_taken(const struct config *cfg, const struct cfg_meter *m)
+{
+    for (size_t e = 0; e < cfg->n_enterprises; e++) {
+        const struct cfg_enterprise *ent = &cfg->enterprises[e];
+        for (size_t i = 0; i < ent->n_meters; i++) {
+            const struct cfg_meter *o = &ent->meters[i];
+            if (o == m)
+                return NULL;
+            if (o->id && o->bus == m->bus && o->unit_id == m->unit_id)
+                return o;
+        }
+    }
+    return NULL;
+}
+
+static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *cfg,
+                       struct cfg_enterprise *ent, size_t idx)
+{
+    static const char *const keys[] = {"id",       "utility",  "bus",
+                                       "unit_id",  "profile",  "interval",
+                                       "pt_ratio", "ct_ratio", "max_registers_per_read",
+                                       "no_gap_fill", "one_request_per_point", "description",
+                                       NULL};
+    struct cfg_meter *m = &ent->meters[idx];
+    config_setting_t *s = NULL;
+    const char *v;
+    int r;
+
+    m->enterprise = ent;
+    m->line = cfg_setting_line(g);
+    m->bus = -1;
+    m->profile = -1;
+    cfg_set_ctx(ld, "enterprise '%s' meters[%zu]", ent->id, idx);
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    char *id = NULL;
+    if ((r = cfg_dup_str(ld, g, "id", true, &id, &s)))
+        return r;
+    if (!cfg_id_ok(id, "-")) {
+        r = cfg_fail(ld, s, "meter id '%s' must match [a-z0-9-]+", id);
+        free(id);
+        return r;
+    }
+    for (size_t i = 0; i < idx; i++) {
+        if (strcmp(ent->meters[i].id, id) == 0) {
+            r = cfg_fail(ld, s, "duplicate meter id '%s' (first defined at line %d)", id,
+                         ent->meters[i].line);
+            free(id);
+            return r;
+        }
+    }
+    /* Only a validated id is stored: unit_taken() skips meters without one. */
+    m->id = id;
+    cfg_set_ctx(ld, "meter '%s/%s'", ent->id, m->id);
+    if ((r = cfg_get_str(ld, g, "description", false, &v, NULL)) < 0)
+        return r;
+
+    config_setting_t *s_util;
+    if ((r = cfg_get_utility(ld, g, &m->utility)))
+        return r;
+    s_util = config_setting_get_member(g, "utility");
+    if ((r = cfg_get_str(ld, g, "profile", true, &v, &s)))
+        return r;
+    m->profile = cfg_find_profile(cfg, v);
+    if (m->profile < 0)
+        return cfg_fail(ld, s, "unknown profile '%s'", v);
+    const struct cfg_profile *p = &cfg->profiles[m->profile];
+    if (p->utility != m->utility)
+        return cfg_fail(ld, s_util, "utility '%s' does not match profile '%s' (%s)",
+                        utility_name(m->utility), p->name, utility_name(p->utility));
+
+    if ((r = cfg_get_str(ld, g, "bus", true, &v, &s)))
+        return r;
+    m->bus = find_bus(cfg, v);
+    if (m->bus < 0)
+        return cfg_fail(ld, s, "unknown bus '%s'", v);
+    const struct cfg_bus *b = &cfg->buses[m->bus];
+    /* Modbus TCP gateways pass any unit id byte; RTU slaves are 1..247 (0 is broadcast). */
+    int umin = b->type == BUS_TCP ? 0 : 1, umax = b->type == BUS_TCP ? 255 : 247;
+    if ((r = cfg_get_int(ld, g, "unit_id", true, umin, umax, &m->unit_id, &s)))
+        return r;
+    const struct cfg_meter *o = unit_taken(cfg, m);
+    if (o)
+        return cfg_fail(ld, s, "unit_id %d on bus '%s' is already used by meter '%s/%s' (line %d)",
+                        m->unit_id, b->name, o->enterprise->id, o->id, o->line);
+
+    if ((r = cfg_get_int(ld, g, "interval", true, 1, 86400, &m->interval, NULL)))
+        return r;
+    m->pt_ratio = 1.0;
+    m->ct_ratio = 1.0;
+    if ((r = cfg_get_double(ld, g, "pt_ratio", false, &m->pt_ratio, &s)) < 0)
+        return r;
+    if (!(m->pt_ratio > 0))
+        return cfg_fail(ld, s, "pt_ratio must be > 0");
+    if ((r = cfg_get_double(ld, g, "ct_ratio", false, &m->ct_ratio, &s)) < 0)
+        return r;
+    if (!(m->ct_ratio > 0))
+        return cfg_fail(ld, s, "ct_ratio must be > 0");
+    m->max_registers_per_read = 125;
+    if ((r = cfg_get_int(ld, g, "max_registers_per_read", false, 1, 125, &m->max_registers_per_read,
+                         NULL)) < 0 ||
+        (r = cfg_get_bool(ld, g, "no_gap_fill", &m->no_gap_fill, NULL)) < 0 ||
+        (r = cfg_get_bool(ld, g, "one_request_per_point", &m->one_request_per_point, NULL)) < 0)
+        return r;
+    return 0;
+}
+
+static const char *const reserved_ids[] = {"status", "summary", "events", NULL};
+
+static int parse_enterprise(struct ld *ld, const config_setting_t *g, struct config *cfg,
+                            size_t idx)
+{
+    static const char *const keys[] = {"id", "name", "meters", "description", NULL};
+    struct cfg_enterprise *ent = &cfg->enterprises[idx];
+    config_setting_t *s, *ms;
+    const char *v;
+    int r;
+
+    ent->line = cfg_setting_line(g);
+    cfg_set_ctx(ld, "enterprises[%zu]", idx);
+    if ((r = cfg_check_keys(ld, g, keys)))
+        return r;
+    char *id = NULL;
+    if ((r = cfg_dup_str(ld, g, "id", true, &id, &s)))
+        return r;
+    ent->id = id;
+    if (!cfg_id_ok(id, "-"))
+        return cfg_fail(ld, s, "enterprise id '%s' must match [a-z0-9-]+", id);
+    if (cfg_in_list(id, reserved_ids))
+        return cfg_fail(ld, s, "enterprise id '%s' is reserved (it is an MQTT topic level)", id);
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(cfg->enterprises[i].id, id) == 0)
+            return cfg_fail(ld, s, "duplicate enterprise id '%s' (first defined at line %d)", id,
+                            cfg->enterprises[i].line);
+    cfg_set_ctx(ld, "enterprise '%s'", id);
+    ent->name = xstrdup(id);
+    if ((r = cfg_dup_str(ld, g, "name", false, &ent->name, &s)) < 0)
+        return r;
+    if (r == 0 && !ent->name[0])
+        return cfg_fail(ld, s, "name must not be empty");
+    if ((r = cfg_get_str(ld, g, "description", false, &v, NULL)) < 0)
+        return r;
+    if ((r = cfg_get_list(ld, g, "meters", false, &ms)) < 0)
+        return r;
+    if (r == 0) {
+        ent->n_meters = (size_t)config_setting_length(ms);
+        ent->meters = xcalloc(ent->n_meters ? ent->n_meters : 1, sizeof *ent->meters);
+        for (size_t i = 0; i < ent->n_meters; i++)
+            if ((r = parse_meter(ld, config_setting_get_elem(ms, (unsigned)i), cfg, ent, i)))
+                return r;
+    }
+    return 0;
+}
+
+int cfg_parse_enterprises(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    config_setting_t *l;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_list(ld, root, "enterprises", true, &l)))
+        return r;
+    if (config_setting_length(l) == 0)
+        return cfg_fail(ld, l, "no enterprises configured");
+    cfg->n_enterprises = (size_t)config_setting_length(l);
+    cfg->enterprises = xcalloc(cfg->n_enterprises, sizeof *cfg->enterprises);
+    for (size_t i = 0; i < cfg->n_enterprises; i++)
+        if ((r = parse_enterprise(ld, config_setting_get_elem(l, (unsigned)i), cfg, i)))
+            return r;
+    return 0;
+}
+
+static int two_digits(const char *s)
+{
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+        return -1;
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* "HH:MM-HH:MM" into minutes of the day; the end may be 24:00. */
+static bool parse_hours(const char *s, int *ret_from, int *ret_to)
+{
+    if (strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':')
+        return false;
+    int h1 = two_digits(s), m1 = two_digits(s + 3), h2 = two_digits(s + 6),
+        m2 = two_digits(s + 9);
+    if (h1 < 0 || m1 < 0 || h2 < 0 || m2 < 0 || h1 > 23 || m1 > 59 || m2 > 59 || h2 > 24 ||
+        (h2 == 24 && m2 != 0))
+        return false;
+    *ret_from = h1 * 60 + m1;
+    *ret_to = h2 * 60 + m2;
+    return true;
+}
+
+static int parse_band(struct ld *ld, const config_setting_t *g, struct cfg_tariff *t, size_t idx,
+                      int owner[1440])
+{
+    static const char *const keys[] = {"name", "price", "hours", NULL};
+    struct cfg_band *b = &t->bands[idx];
+    config_setting_t *s = NULL, *hs = NULL;
+    int r;
+
+    if ((r = cfg_check_keys(ld, g, keys)) || (r = cfg_dup_str(ld, g, "name", true, &b->name, &s)))
+        return r;
+    if (!cfg_in_list(b->name, band_names))
+        return cfg_fail(ld, s,
+                        "band name '%s' must be \"peak\", \"flat\" or \"valley\" (the "
+                        "statement's columns)",
+                        b->name);
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(t->bands[i].name, b->name) == 0)
+            return cfg_fail(ld, s, "duplicate band '%s'", b->name);
+    if ((r = cfg_get_double(ld, g, "price", true, &b->price, &s)))
+        return r;
+    if (!(b->price >= 0))
+        return cfg_fail(ld, s, "band '%s': price must be >= 0", b->name);
+    if ((r = cfg_lookup(ld, g, "hours", true, &hs)))
+        return r;
+    int ht = config_setting_type(hs);
+    if ((ht != CONFIG_TYPE_ARRAY && ht != CONFIG_TYPE_LIST) || config_setting_length(hs) == 0)
+        return cfg_fail(
+            ld, hs, "band '%s': hours must be a non-empty array [ \"HH:MM-HH:MM\", ... ]", b->name);
+    b->n_hours = (size_t)config_setting_length(hs);
+    b->hours = xcalloc(b->n_hours, sizeof *b->hours);
+    for (size_t i = 0; i < b->n_hours; i++) {
+        config_setting_t *e = config_setting_get_elem(hs, (unsigned)i);
+        const char *v = config_setting_type(e) == CONFIG_TYPE_STRING
+                            ? config_setting_get_string(e)
+                            : NULL;
+        int from, to;
+        if (!v || !parse_hours(v, &from, &to) || from == to)
+            return cfg_fail(ld, e,
+                            "band '%s': hours entry %zu must be \"HH:MM-HH:MM\" (end after "
+                            "start, or before it to cross midnight; 24:00 allowed as end)",
+                            b->name, i + 1);
+        b->hours[i].from_min = from;
+        b->hours[i].to_min = to;
+        int end = to > from ? to : to + 1440;
+        for (int m = from; m < end; m++) {
+            int *o = &owner[m % 1440];
+            if (*o >= 0)
+                return cfg_fail(ld, e, "band '%s': %s overlaps band '%s' at %02d:%02d", b->name, v,
+                                t->bands[*o].name, (m % 1440) / 60, m % 60);
+            *o = (int)idx;
+        }
+    }
+    return 0;
+}
+
+static int parse_tariff(struct ld *ld, const config_setting_t *g, struct config *cfg, size_t idx)
+{
+    static const char *const keys[] = {"utility", "currency", "price", "bands", NULL};
+    struct cfg_tariff *t = &cfg->tariffs[idx];
+    config_setting_t *s, *bs, *ps = NULL;
+    int r;
+
+    t->line = cfg_setting_line(g);
+    cfg_set_ctx(ld, "tariffs[%zu]", idx);
+    if ((r = cfg_check_keys(ld, g, keys)) || (r = cfg_get_utility(ld, g, &t->utility)))
+        return r;
+    cfg_set_ctx(ld, "tariff '%s'", utility_name(t->utility));
+    for (size_t i = 0; i < idx; i++)
+        if (cfg->tariffs[i].utility == t->utility)
+            return cfg_fail(ld, config_setting_get_member(g, "utility"),
+                            "a tariff for %s is already defined at line %d",
+                            utility_name(t->utility), cfg->tariffs[i].line);
+    if ((r = cfg_dup_str(ld, g, "currency", true, &t->currency, &s)))
+        return r;
+    if (!t->currency[0])
+        return cfg_fail(ld, s, "currency must not be empty");
+
+    if ((r = cfg_get_double(ld, g, "price", false, &t->price, &ps)) < 0)
+        return r;
+    bool has_price = r == 0;
+    if ((r = cfg_lookup(ld, g, "bands", false, &bs)) < 0)
+        return r;
+    bool has_bands = r == 0;
+    if (has_price && has_bands)
+        return cfg_fail(ld, ps, "give either price or bands, not both");
+    if (!has_price && !has_bands)
+        return cfg_fail(ld, g, "needs a price or bands");
+    if (has_price) {
+        if (!(t->price >= 0))
+            return cfg_fail(ld, ps, "price must be >= 0");
+        return 0;
+    }
+    if ((r = cfg_check_group_list(ld, bs, "bands")))
+        return r;
+    t->n_bands = (size_t)config_setting_length(bs);
+    if (t->n_bands == 0)
+        return cfg_fail(ld, bs, "bands must not be empty");
+    t->bands = xcalloc(t->n_bands, sizeof *t->bands);
+    int owner[1440];
+    for (int m = 0; m < 1440; m++)
+        owner[m] = -1;
+    for (size_t i = 0; i < t->n_bands; i++)
+        if ((r = parse_band(ld, config_setting_get_elem(bs, (unsigned)i), t, i, owner)))
+            return r;
+    for (int m = 0; m < 1440; m++) {
+        if (owner[m] < 0) {
+            int end = m;
+            while (end < 1440 && owner[end] < 0)
+                end++;
+            return cfg_fail(ld, g,
+                            "bands leave %02d:%02d-%02d:%02d uncovered; every minute of the "
+                            "day needs exactly one band",
+                            m / 60, m % 60, end / 60, end % 60);
+        }
+    }
+    return 0;
+}
+
+int cfg_parse_tariffs(struct ld *ld, const config_setting_t *root, struct config *cfg)
+{
+    config_setting_t *l;
+    int r;
+
+    cfg_set_ctx(ld, "%s", "");
+    if ((r = cfg_get_list(ld, root, "tariffs", false, &l)))
+        return r < 0 ? r : 0;
+    cfg->n_tariffs = (size_t)config_setting_length(l);
+    cfg->tariffs = xcalloc(cfg->n_tariffs ? cfg->n_tariffs : 1, sizeof *cfg->tariffs);
+    for (size_t i = 0; i < cfg->n_tariffs; i++)
+        if ((r = parse_tariff(ld, config_setting_get_elem(l, (unsigned)i), cfg, i)))
+            return r;
+    return 0;
+}
