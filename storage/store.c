@@ -387,3 +387,8 @@ int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pa
     *ret_pages = now;
     return 0;
 }
+
+void store_fail_move_for_test(struct store *s, int meters)
+{
+    s->move_fail_after = meters > 0 ? meters : 0;
+}

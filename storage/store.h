@@ -152,3 +152,8 @@ void store_set_rollups_for_bench(struct store *s, bool on);
  * in force), or -EIO. Safe to call while the writer thread uses s: the
  * connection is opened in SQLite's serialized mode. */
 int store_set_max_pages_for_test(struct store *s, int64_t pages, int64_t *ret_pages);
+
+/* Test hook: the next move fails as on a full disk (-ENOSPC) inside its
+ * transaction, after it has written the samples of 'meters' meters (>= 1)
+ * into series, so a test can check that a half-done move rolls back. */
+void store_fail_move_for_test(struct store *s, int meters);

@@ -68,6 +68,7 @@ struct store {
     sqlite3_stmt *st[STMT__COUNT];   /* store_stmt_sql */
     struct rollup *rollup;       /* NULL on a read-only handle */
     bool rollups_off;            /* store_set_rollups_for_bench */
+    int move_fail_after;         /* store_fail_move_for_test: meters left (0: off) */
     int64_t period_ms;           /* chunk period (PARKGW_STORE_PERIOD_MS) */
     int retention_days;          /* 0: keep raw samples forever */
     int64_t retention_due_ms;    /* next store_maintain run */

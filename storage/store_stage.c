@@ -185,6 +185,8 @@ static int store_move_meter(struct store *s)
         m->n = 0;
     }
     s->mp_n = 0;
+    if (rc == SQLITE_OK && s->move_fail_after > 0 && --s->move_fail_after == 0)
+        rc = SQLITE_FULL;   /* store_fail_move_for_test */
     return rc;
 }
 

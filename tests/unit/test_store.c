@@ -1,8 +1,9 @@
 /*
  * test_store.c - the SQLite store: schema creation and versioning, point
  * registry, exact round trips, duplicate handling, read-only opens and their
- * errors, stats, and close-on-exec descriptors. Databases live in
- * $PARKGW_TEST_TMP (set by CTest).
+ * errors, stats, close-on-exec descriptors, and the chunked series against a
+ * model, including a move that fails on a full disk and rolls back.
+ * Databases live in $PARKGW_TEST_TMP (set by CTest).
  */
 #include "storage/store.h"
 #include "common/util.h"
@@ -582,23 +583,73 @@ static void test_series_model(void)
     CHECK_INT(st.oldest_ts, oldest);
     CHECK_INT(bad, 0);
 
-    /* Disk full during a move: it rolls back as a whole, nothing is lost;
-     * with room again it completes. */
-    int64_t cap = 0, pages = 0;
-    CHECK_INT(store_set_max_pages_for_test(s, 1, &cap), 0);
-    for (int i = 0; i < 200; i++) {
-        /* fill the current period's staged rows up to the cap */
-        struct sample x = {ids[i % MODEL_POINTS], now + 1000 + i, (double)i + 0.1};
-        if (store_insert(s, &x, 1) == 0)
-            model_add(&m, i % MODEL_POINTS, x.ts, x.value);
+    /* Disk full during a move: the move fails and its rollback leaves the
+     * series, the rollups and the staged rows as they were (every sample
+     * readable exactly once); with room again the next move completes and
+     * nothing is lost. */
+    CHECK_INT(store_flush_staged(s), 0);
+    /* With room: six hours of polls every 10 s, staged. Moving them writes
+     * hundreds of one-minute chunks and the quarter-hour rollup rows before
+     * the staged rows are deleted, far more than the free pages. */
+    for (int i = 0; i < 2160; i += 60) {
+        CHECK_INT(store_begin(s), 0);
+        for (int j = i; j < i + 60; j++) {
+            struct sample x[MODEL_POINTS];
+            now += 10000;
+            for (int k = 0; k < MODEL_POINTS; k++) {
+                x[k] = (struct sample){ids[k], now, (double)j + 0.125 * k};
+                model_add(&m, k, now, x[k].value);
+            }
+            CHECK_INT(store_add_samples(s, x, MODEL_POINTS), 0);
+        }
+        CHECK_INT(store_commit(s), 0);
     }
-    now += 200000;
-    int r = store_flush_staged(s);
-    CHECK(r == -ENOSPC || r == 0);
-    CHECK_INT(model_check(s, &m, ids, t0, now), 0);
+    static const char *const sums[] = {
+        "SELECT count(*) FROM staged",
+        "SELECT count(*) FROM series",
+        "SELECT coalesce(sum(n), 0) FROM series",
+        "SELECT coalesce(sum(length(data)), 0) FROM series",
+        "SELECT coalesce(sum(n), 0) FROM rollup_15m",
+        "SELECT count(*) FROM rollup_1h",
+    };
+    int before[ARRAY_SIZE(sums)];
+    for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
+        before[i] = sql_int(path, sums[i]);
+    CHECK_INT(before[0], 2 * 2160);   /* one row per meter poll */
+    CHECK(sql_int(path, "PRAGMA freelist_count") < 16);
+    int64_t cap = 0, pages = 0;
+    CHECK_INT(store_set_max_pages_for_test(s, 1, &cap), 0);   /* the current size */
+    CHECK_INT(store_flush_staged(s), -ENOSPC);
+    for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
+        CHECK_INT(sql_int(path, sums[i]), before[i]);
+    CHECK_INT(model_check(s, &m, ids, t0, now + 1000), 0);
+    /* the daemon's path fails the same way and keeps the rows for later */
+    CHECK_INT(store_maintain(s, now), -ENOSPC);
+    for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
+        CHECK_INT(sql_int(path, sums[i]), before[i]);
+    CHECK_INT(model_check(s, &m, ids, t0, now + 1000), 0);
     CHECK_INT(store_set_max_pages_for_test(s, 1000000, &pages), 0);
+    CHECK(pages > cap);
+    /* SQLite rolled the transaction back itself on SQLITE_FULL; a failure
+     * after one meter's chunks are written leaves it to the store: the
+     * same state again */
+    store_fail_move_for_test(s, 1);
+    CHECK_INT(store_flush_staged(s), -ENOSPC);
+    for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
+        CHECK_INT(sql_int(path, sums[i]), before[i]);
+    CHECK_INT(model_check(s, &m, ids, t0, now + 1000), 0);
+    /* room again: the move completes, nothing lost, every sample counted
+     * once in the rollups */
     CHECK_INT(store_flush_staged(s), 0);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM staged"), 0);
+    CHECK_INT(store_stats(s, &st), 0);
+    total = 0;
+    for (int k = 0; k < MODEL_POINTS; k++)
+        total += m.n[k];
+    CHECK_INT(st.samples, total);
+    CHECK_INT(sql_int(path, "SELECT sum(n) FROM rollup_15m"), total);
+    CHECK_INT(sql_int(path, "SELECT sum(n) FROM rollup_1d"), total);
+    now += 1000;
     bad += model_check(s, &m, ids, t0, now);
     if (ro)
         bad += model_check(ro, &m, ids, t0, now);
