@@ -24,6 +24,7 @@
 #include "engine/summary.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
+#include "storage/dblock.h"
 #include "storage/store.h"
 #include "daemon/writer.h"
 #include "version.h"
@@ -82,6 +83,7 @@ struct cfg_gen {
 
 struct daemon {
     struct config *cfg;
+    struct dblock *lock;         /* one daemon per database, held until the store is closed */
     struct store *store;
     struct writer *writer;
     struct mqtt *mqtt;
@@ -480,10 +482,33 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before the store is opened (it migrates and moves staged rows): two
+     * daemons on one database would poll twice and drain one outbox twice. */
+    pid_t holder = 0;
+    r = dblock_acquire(d.cfg->storage_path, &d.lock, &holder);
+    if (r == -EBUSY) {
+        char *lp = dblock_path(d.cfg->storage_path);
+        if (holder > 0)
+            log_err("storage: %s is in use by another parkgw daemon (pid %ld, lock %s); "
+                    "one daemon per database: stop it first",
+                    d.cfg->storage_path, (long)holder, lp);
+        else
+            log_err("storage: %s is in use by another parkgw daemon (its pid is not in %s yet); "
+                    "one daemon per database: stop it first",
+                    d.cfg->storage_path, lp);
+        free(lp);
+        goto out_free_cfg;
+    }
+    if (r < 0) {
+        char *lp = dblock_path(d.cfg->storage_path);
+        log_err("storage: cannot create or lock %s: %s", lp, strerror(-r));
+        free(lp);
+        goto out_free_cfg;
+    }
     r = store_open(d.cfg->storage_path, false, &d.store, err, sizeof(err));
     if (r < 0) {
         log_err("storage: %s", err);
-        goto out_free_cfg;
+        goto out_release_lock;
     }
     store_set_retention(d.store, d.cfg->raw_retention_days);
     r = register_points(&d);
@@ -539,8 +564,15 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     char *state_path = runstate_path(d.cfg->storage_path);
     int64_t started = now_real_ms(), last_state = 0;
     bool state_warned = false;
+    bool failed = false;
     while (!got_stop) {
         sleep_ms(200);
+        if (writer_file_lost(d.writer)) {
+            /* The writer logged why; a failure exit lets systemd start us
+             * again onto a fresh file (Restart=on-failure). */
+            failed = true;
+            break;
+        }
         /* Counters for `parkgw status`, written by this thread only. */
         if (now_mono_ms() - last_state >= RUNSTATE_INTERVAL_MS) {
             last_state = now_mono_ms();
@@ -567,9 +599,12 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     /* `parkgw status` must not show a stopped daemon's last counters as live. */
     unlink(state_path);
     free(state_path);
-    log_info("stopping: flushing samples and publishing offline status");
+    if (failed)
+        log_err("stopping with a failure: the database file is gone");
+    else
+        log_info("stopping: flushing samples and publishing offline status");
     sd_notify(0, "STOPPING=1");
-    rc = 0;
+    rc = failed ? 2 : 0;
 
 out_stop_pollers:
     stop_pollers(&d);
@@ -586,6 +621,8 @@ out_stop_writer:
         writer_stop(d.writer);
 out_close_store:
     store_close(d.store);
+out_release_lock:
+    dblock_release(d.lock);
     free(d.gen); /* stop_pollers released every retired generation */
     for (size_t i = 0; d.point_ids && i < d.n_meters; i++)
         free(d.point_ids[i]);

@@ -73,6 +73,7 @@ struct writer {
     long outbox_max;
     void (*notify)(void *ctx);
     void *notify_ctx;
+    int file_lost;              /* store_check_file's error once the file went: writing stopped */
 
     /* Thread only: */
     struct sample *buf;
@@ -329,6 +330,22 @@ static void writer_after_commit(struct writer *w, size_t n_samples)
                  store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
 }
 
+/* True (logged once) when the database file was unlinked or replaced under
+ * the store: its data would vanish with the last descriptor, so nothing
+ * more may be committed into it. *ret_err: store_check_file's error. */
+static bool writer_file_gone(struct writer *w, int *ret_err)
+{
+    int r = store_check_file(w->st);
+    if (r != -ENOENT && r != -ESTALE)
+        return false;
+    log_err("storage: the database file %s was %s while the daemon was running; stopping "
+            "without writing into it (a restart opens a fresh database at that path)",
+            store_path(w->st),
+            r == -ENOENT ? "deleted (or renamed away)" : "replaced by another file");
+    *ret_err = r;
+    return true;
+}
+
 /* The writer's work comes in bursts (a move of a period's staged samples
  * takes seconds of CPU at 100,000 points/s); on a small box the pollers,
  * whose timing is the meters' schedule, should win the CPU meanwhile. The
@@ -348,6 +365,8 @@ static void *writer_thread(void *arg)
     int64_t last_take = 0;        /* when the last group was taken */
     bool inflight = false;        /* a group (or a summary-only commit) awaits success */
     int64_t sum_load_at = 0;      /* next attempt to load the summary state */
+    int64_t file_check_at = 0;    /* next idle check that the database file is still there */
+    int gone = 0;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -372,6 +391,15 @@ static void *writer_thread(void *arg)
             pthread_mutex_lock(&w->mu);
         }
 
+        if (now >= file_check_at) {
+            /* Also while idle, so a deleted file is noticed without a commit. */
+            file_check_at = now + WRITER_TICK_MS;
+            pthread_mutex_unlock(&w->mu);
+            bool lost = writer_file_gone(w, &gone);
+            pthread_mutex_lock(&w->mu);
+            if (lost)
+                break;
+        }
         /* Progress marker for the watchdog: the thread is alive and not
          * stuck in SQLite, whether or not there was anything to commit. */
         w->stats.last_commit_mono_ms = now;
@@ -417,6 +445,11 @@ static void *writer_thread(void *arg)
         void *notify_ctx = w->notify_ctx;
         pthread_mutex_unlock(&w->mu);
 
+        /* Checked before every commit too (a stat per commit). */
+        if (writer_file_gone(w, &gone)) {
+            pthread_mutex_lock(&w->mu);
+            break;
+        }
         size_t n_samples = writer_flatten(w, group, group_n);
         struct commit_out co;
         int r = writer_commit(w, group, n_samples, outbox_max, &co);
@@ -480,6 +513,17 @@ static void *writer_thread(void *arg)
             pthread_mutex_lock(&w->mu);
             break;
         }
+    }
+    if (gone) {
+        /* What is queued (and the group in flight) cannot be written. */
+        w->file_lost = gone;
+        size_t lost = w->queued;
+        writer_free_list(group);
+        writer_free_list(w->head);
+        w->head = w->tail = NULL;
+        w->queued = 0;
+        if (lost)
+            log_err("storage: %zu queued samples and messages not written", lost);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -655,8 +699,9 @@ void writer_stop(struct writer *w)
     pthread_join(w->thread, NULL);
 
     /* The store goes back to its caller complete: what is staged moves
-     * into samples and the rollups (at most ~15 minutes of readings). */
-    int fr = store_flush_staged(w->st);
+     * into samples and the rollups (at most ~15 minutes of readings),
+     * unless its file is gone. */
+    int fr = w->file_lost ? 0 : store_flush_staged(w->st);
     if (fr < 0)
         log_warn("storage: cannot move the staged samples of %s at stop (%s); the next start "
                  "moves them", store_path(w->st), fr == -ENOSPC ? "disk full" : store_errmsg(w->st));
@@ -677,6 +722,14 @@ void writer_stop(struct writer *w)
     pthread_mutex_destroy(&w->mu);
     free(w->buf);
     free(w);
+}
+
+int writer_file_lost(struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int r = w->file_lost;
+    pthread_mutex_unlock(&w->mu);
+    return r;
 }
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret)

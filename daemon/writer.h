@@ -68,6 +68,13 @@ void writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
 
+/* 0 while the database file is in place; -ENOENT (unlinked or renamed
+ * away) or -ESTALE (replaced) once the writer noticed it was not (before
+ * each commit and every second, store_check_file): the thread has then
+ * stopped without writing into it, and the daemon must stop with a
+ * failure. Thread-safe. */
+int writer_file_lost(struct writer *w);
+
 /* Changes the bound on queued samples (a reload with more meters); samples
  * already queued stay. */
 void writer_set_max_queued(struct writer *w, size_t max_queued);

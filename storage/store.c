@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* How long a statement waits for another connection's write lock (a CLI
  * import, a reader's checkpoint) before giving up with SQLITE_BUSY. */
@@ -178,6 +179,15 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    /* sqlite3_open_v2 has opened the file: remember which one, so that a
+     * file unlinked or renamed over under us is noticed (store_check_file). */
+    if (stat(path, &stbuf) < 0) {
+        r = -errno;
+        store_seterr(err, errlen, "%s: cannot access database: %s", path, strerror(-r));
+        goto out_close;
+    }
+    s->file_dev = stbuf.st_dev;
+    s->file_ino = stbuf.st_ino;
 
     /*
      * Durability: WAL with synchronous=NORMAL fsyncs the WAL only at
@@ -246,6 +256,42 @@ out_close:
     return r;
 }
 
+/* Records which file "<path><suffix>" is while the database is in place. */
+static void store_note_side(const struct store *s, const char *suffix, dev_t *dev, ino_t *ino)
+{
+    struct stat sb;
+    char *p = xasprintf("%s%s", s->path, suffix);
+    if (stat(p, &sb) == 0) {
+        *dev = sb.st_dev;
+        *ino = sb.st_ino;
+    }
+    free(p);
+}
+
+int store_check_file(struct store *s)
+{
+    struct stat sb;
+    if (stat(s->path, &sb) < 0)
+        return -errno;
+    if (sb.st_dev != s->file_dev || sb.st_ino != s->file_ino)
+        return -ESTALE;
+    if (!s->wal_ino)
+        store_note_side(s, "-wal", &s->wal_dev, &s->wal_ino);
+    if (!s->shm_ino)
+        store_note_side(s, "-shm", &s->shm_dev, &s->shm_ino);
+    return 0;
+}
+
+/* Unlinks "<path><suffix>" if it is still the file recorded as ours. */
+static void store_unlink_side(const struct store *s, const char *suffix, dev_t dev, ino_t ino)
+{
+    struct stat sb;
+    char *p = xasprintf("%s%s", s->path, suffix);
+    if (ino && stat(p, &sb) == 0 && sb.st_dev == dev && sb.st_ino == ino && unlink(p) == 0)
+        log_notice("storage: removed %s, which belonged to the database file that is gone", p);
+    free(p);
+}
+
 void store_close(struct store *s)
 {
     if (!s)
@@ -269,8 +315,17 @@ void store_close(struct store *s)
         free(s->mp[i].v);
     }
     free(s->mp);
-    /* Closing the last connection checkpoints the WAL and removes it. */
+    /* Closing the last connection checkpoints the WAL and removes it,
+     * unless the database file was unlinked or replaced: SQLite then leaves
+     * both side files, and a stale WAL beside a new file of that name would
+     * be replayed into it. Ours are removed here (by inode, never another's). */
+    int fc = s->file_ino ? store_check_file(s) : 0;
+    bool gone = fc == -ENOENT || fc == -ESTALE;
     sqlite3_close_v2(s->db);
+    if (gone && !s->readonly) {
+        store_unlink_side(s, "-wal", s->wal_dev, s->wal_ino);
+        store_unlink_side(s, "-shm", s->shm_dev, s->shm_ino);
+    }
     free(s->path);
     free(s);
 }

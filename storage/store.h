@@ -111,6 +111,17 @@ struct store_stats {
 };
 int store_stats(struct store *s, struct store_stats *ret);
 
+/*
+ * Whether s's path still names the database file s has open (compared by
+ * device and inode). 0 yes; -ENOENT the path is gone (unlinked, or renamed
+ * away); -ESTALE it names another file (one was renamed over it); another
+ * -errno when stat(2) fails. A file overwritten in place keeps its inode and
+ * is not noticed. Cheap (a stat or three): the writer calls it before each
+ * commit. store_close of a handle whose file is gone removes the -wal and
+ * -shm files it left at the path (when they are still the ones it saw).
+ */
+int store_check_file(struct store *s);
+
 /* The path s was opened with (owned by s), for log lines. */
 const char *store_path(const struct store *s);
 

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The statements every handle prepares once (store_stmt_sql) and finalizes
  * in store_close, by index into struct store's st[]. */
@@ -65,6 +66,10 @@ struct store {
     sqlite3 *db;
     char *path;
     bool readonly;
+    dev_t file_dev;              /* the database file SQLite opened (store_check_file) */
+    ino_t file_ino;
+    dev_t wal_dev, shm_dev;      /* its -wal and -shm files, once seen (0: not yet) */
+    ino_t wal_ino, shm_ino;
     sqlite3_stmt *st[STMT__COUNT];   /* store_stmt_sql */
     struct rollup *rollup;       /* NULL on a read-only handle */
     bool rollups_off;            /* store_set_rollups_for_bench */
