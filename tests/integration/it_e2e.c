@@ -4,7 +4,8 @@
  * Checks: status online; every meter's first live message within two
  * intervals; live values equal what the simulator served (its model is
  * linked here); the same values in SQLite; SIGTERM publishes offline and
- * exits 0; SIGKILL makes the broker publish the offline LWT.
+ * exits 0; SIGKILL makes the broker publish the offline LWT. Every wait is
+ * on a message, a status line or a process, with a deadline.
  */
 #include <jansson.h>
 #include <math.h>
@@ -140,66 +141,48 @@ static int find_value(void *ud, int64_t ts, double value)
     return 1;
 }
 
-int main(void)
+static struct h_park pk;
+static struct config *cfg;
+static struct h_sub *sub;
+static struct h_msg online;
+static struct seen seen[64];
+static size_t n_seen;
+
+/* The live topic of meter m (malloc'd). */
+static char *live_topic(const struct cfg_meter *m)
 {
-    char *dir = h_park_dir("it_e2e");
+    return xasprintf("park/itgw/%s/%s/%s/live", m->enterprise->id, utility_name(m->utility),
+                     m->id);
+}
 
-    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
-    int mport = h_start_mosquitto(&mosq, dir);
-
-    char *sim_cfg = xasprintf("%s/sim.cfg", dir);
-    char *text = make_config(dir, mport, 502);
-    h_write_file(sim_cfg, text);
-    free(text);
-    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-
-    char *gw_cfg = xasprintf("%s/gw.cfg", dir);
-    text = make_config(dir, mport, sport);
-    h_write_file(gw_cfg, text);
-    free(text);
-
-    struct config *cfg;
-    char err[512];
-    if (config_load(gw_cfg, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "config: %s\n", err);
-        return 2;
-    }
-    setenv("TZ", "Asia/Shanghai", 1);
-
-    /* parkgw check accepts it and counts what it polls. */
-    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
+/* `parkgw check` accepts the config and counts what it polls. */
+static void scenario_check_counts(void)
+{
     char *out = NULL, *errout = NULL;
-    char *check_argv[] = {(char *)parkgw, "check", "-c", gw_cfg, NULL};
+    char *check_argv[] = {(char *)pk.parkgw, "check", "-c", pk.gw_cfg, NULL};
     CHECK_INT(h_run(check_argv, &out, &errout, 10000), 0);
     CHECK_CONTAINS(out, "3 enterprises, 9 meters");
     free(out);
     free(errout);
+}
 
-    struct h_sub *sub = h_sub_new(mport, "it-e2e-sub", "park/itgw/#");
-    char *gw_log = xasprintf("%s/parkgw.log", dir);
-    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
-    h_spawn(&gw, run_argv, gw_log, false);
-
+/* `parkgw run`: status online (with the meter count and version), then
+ * every meter's first live message within two intervals of going online. */
+static bool scenario_online_and_first_lives(void)
+{
+    sub = h_sub_new(pk.mport, "it-e2e-sub", "park/itgw/#");
+    h_park_run(&pk, true);
     long idx = h_sub_wait(sub, 0, "park/itgw/status", "\"online\"", 10000);
     CHECK(idx >= 0);
-    if (idx < 0) {
-        h_dump_log(&gw, "parkgw");
-        return 1;
-    }
-    struct h_msg online;
+    if (idx < 0)
+        return false;
     h_sub_get(sub, (size_t)idx, &online);
     CHECK_CONTAINS(online.payload, "\"meters\":9");
     CHECK_CONTAINS(online.payload, "\"version\"");
-
-    /* Every meter's first live message within two intervals of going online. */
-    struct seen seen[64];
-    size_t n_seen = 0;
-    int mismatches = 0;
     for (size_t e = 0; e < cfg->n_enterprises; e++)
         for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
             const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
-            char *topic = xasprintf("park/itgw/%s/%s/%s/live", m->enterprise->id,
-                                    utility_name(m->utility), m->id);
+            char *topic = live_topic(m);
             long li = h_sub_wait(sub, 0, topic, NULL, m->interval * 2000 + 1000);
             if (li < 0) {
                 fprintf(stderr, "no live message on %s within two intervals\n", topic);
@@ -213,11 +196,23 @@ int main(void)
             free(topic);
             h_msg_free(&msg);
         }
+    return !check_failed;
+}
 
-    /* Let a few polls happen, then compare every live message with the model. */
-    sleep_ms(4500);
+/* Once every meter published twice, every live message so far equals
+ * what the simulator served (its model is linked here). */
+static void scenario_lives_match_model(void)
+{
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
+            const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
+            char *topic = live_topic(m);
+            CHECK(h_sub_wait_count(sub, 0, topic, NULL, 2, m->interval * 2000 + 2000));
+            free(topic);
+        }
     size_t total = h_sub_count(sub);
     size_t lives = 0;
+    int mismatches = 0;
     for (size_t k = 0; k < total; k++) {
         struct h_msg msg;
         h_sub_get(sub, k, &msg);
@@ -246,40 +241,53 @@ int main(void)
     CHECK(lives >= 9 * 2);
     CHECK_INT(mismatches, 0);
     printf("compared %zu live messages with the simulator's model\n", lives);
+}
 
-    /* parkgw status beside the running daemon: its counters (rewritten every
-     * 5 s), the outbox backlog and every meter. */
-    char *status_argv[] = {(char *)parkgw, "status", "-c", gw_cfg, NULL};
-    bool counted = false;
-    for (int tries = 0; tries < 40 && !counted; tries++) {
-        char *sout = NULL;
-        CHECK_INT(h_run(status_argv, &sout, NULL, 10000), 0);
-        const char *line = sout ? strstr(sout, "\nchengtong-plastics/e1 ") : NULL;
-        long long ok = 0, fail = -1;
-        /* "... <counter> kWh  OK/FAIL ..." : find the polls column by its slash. */
-        if (line) {
-            const char *kwh = strstr(line, " kWh ");
-            if (kwh)
-                sscanf(kwh + 5, " %lld/%lld", &ok, &fail);
-        }
-        counted = ok >= 1 && fail == 0 && strstr(sout, "outbox: ") && strstr(sout, "daemon: pid") &&
-                  strstr(sout, "broker: connected");
-        if (counted || tries == 39)
-            printf("parkgw status:\n%s", sout ? sout : "");
-        free(sout);
-        if (!counted)
-            sleep_ms(250);
+/* `parkgw status` beside the running daemon shows its counters (rewritten
+ * every 5 s: chengtong-plastics/e1 with polls ok and none failed), the
+ * outbox backlog, the daemon and the broker connection. */
+static bool status_counted(void *ud)
+{
+    char **ret_out = ud;
+    char *status_argv[] = {(char *)pk.parkgw, "status", "-c", pk.gw_cfg, NULL};
+    char *sout = NULL;
+    CHECK_INT(h_run(status_argv, &sout, NULL, 10000), 0);
+    const char *line = sout ? strstr(sout, "\nchengtong-plastics/e1 ") : NULL;
+    long long ok = 0, fail = -1;
+    /* "... <counter> kWh  OK/FAIL ..." : find the polls column by its slash. */
+    if (line) {
+        const char *kwh = strstr(line, " kWh ");
+        if (kwh)
+            sscanf(kwh + 5, " %lld/%lld", &ok, &fail);
     }
-    CHECK(counted);
+    bool counted = ok >= 1 && fail == 0 && strstr(sout, "outbox: ") &&
+                   strstr(sout, "daemon: pid") && strstr(sout, "broker: connected");
+    free(*ret_out);
+    *ret_out = sout;
+    return counted;
+}
 
-    /* SIGTERM: clean stop, offline status published, exit 0. */
+static void scenario_status_beside_daemon(void)
+{
+    char *sout = NULL;
+    CHECK(h_wait_until(status_counted, &sout, 12000));
+    printf("parkgw status:\n%s", sout ? sout : "");
+    free(sout);
+}
+
+/* SIGTERM: clean stop, offline status published, exit 0. */
+static void scenario_sigterm_offline(void)
+{
     size_t before_stop = h_sub_count(sub);
-    int status = h_stop(&gw, SIGTERM, 15000);
-    CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(h_park_stop_gw(&pk));
     CHECK(h_sub_wait(sub, before_stop, "park/itgw/status", "\"offline\"", 5000) >= 0);
+}
 
-    /* The values published live are the values stored. */
+/* The values published live are the values stored. */
+static void scenario_stored_equals_live(void)
+{
     struct store *st;
+    char err[512];
     CHECK_INT(store_open(cfg->storage_path ? cfg->storage_path : "", true, &st, err, sizeof(err)),
               0);
     size_t stored_ok = 0;
@@ -310,33 +318,42 @@ int main(void)
     CHECK_INT(stored_ok, expected_points);
     printf("found %zu of %zu live values in SQLite\n", stored_ok, expected_points);
     store_close(st);
+}
 
-    /* SIGKILL: the broker publishes the retained offline LWT. */
-    h_spawn(&gw, run_argv, gw_log, false);
+/* SIGKILL: the broker publishes the retained offline LWT. */
+static void scenario_sigkill_lwt(void)
+{
+    h_park_run(&pk, true);
     size_t mark = h_sub_count(sub);
     CHECK(h_sub_wait(sub, mark, "park/itgw/status", "\"online\"", 10000) >= 0);
     mark = h_sub_count(sub);
-    h_stop(&gw, SIGKILL, 5000);
+    h_stop(&pk.gw, SIGKILL, 5000);
     CHECK(h_sub_wait(sub, mark, "park/itgw/status", "\"offline\"", 5000) >= 0);
+}
 
-    if (check_failed) {
-        h_dump_log(&gw, "parkgw");
-        h_dump_log(&sim, "parkgw-sim");
+int main(void)
+{
+    h_park_start(&pk, "it_e2e", make_config, SEED);
+    char err[512];
+    if (config_load(pk.gw_cfg, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: %s\n", err);
+        return 2;
+    }
+    setenv("TZ", "Asia/Shanghai", 1);
+    scenario_check_counts();
+    if (scenario_online_and_first_lives()) {
+        scenario_lives_match_model();
+        scenario_status_beside_daemon();
+        scenario_sigterm_offline();
+        scenario_stored_equals_live();
+        scenario_sigkill_lwt();
     }
     for (size_t k = 0; k < n_seen; k++)
         json_decref(seen[k].values);
     h_sub_free(sub);
-    h_stop(&sim, SIGTERM, 5000);
-    h_stop(&mosq, SIGTERM, 5000);
+    h_park_free(&pk, check_failed);
     config_free(cfg);
     free(online.topic);
     free(online.payload);
-    h_proc_release(&gw);
-    h_proc_release(&sim);
-    h_proc_release(&mosq);
-    free(gw_log);
-    free(gw_cfg);
-    free(sim_cfg);
-    free(dir);
     return check_done();
 }
