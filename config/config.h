@@ -169,6 +169,8 @@ struct config {
 int config_load(const char *path, struct config **ret, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/* Index of the profile named 'name' in cfg->profiles, or -1. */
+int config_find_profile(const struct config *cfg, const char *name);
 /* Looks up "ENTERPRISE/METER"; NULL when not found. */
 struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_slash_meter);
 size_t config_count_meters(const struct config *cfg);
@@ -178,3 +180,5 @@ double config_points_per_second(const struct config *cfg);
 
 /* The billing counter of a profile, or -1. */
 int profile_billing_point(const struct cfg_profile *p);
+/* Index of the point named 'name' in p->points, or -1. */
+int profile_find_point(const struct cfg_profile *p, const char *name);

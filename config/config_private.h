@@ -100,8 +100,6 @@ int cfg_preprocess(struct ld *ld, char **ret);
 
 /* ---- profiles.c ---- */
 
-/* Index of the profile named 'name' in cfg->profiles, or -1. */
-int cfg_find_profile(const struct config *cfg, const char *name);
 /* The top-level lists `profiles` and `profiles_*`, merged into cfg->profiles. */
 int cfg_parse_profiles(struct ld *ld, const config_setting_t *root, struct config *cfg);
 

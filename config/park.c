@@ -372,7 +372,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
     s_util = config_setting_get_member(g, "utility");
     if ((r = cfg_get_str(ld, g, "profile", true, &v, &s)))
         return r;
-    m->profile = cfg_find_profile(cfg, v);
+    m->profile = config_find_profile(cfg, v);
     if (m->profile < 0)
         return cfg_fail(ld, s, "unknown profile '%s'", v);
     const struct cfg_profile *p = &cfg->profiles[m->profile];

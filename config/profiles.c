@@ -28,7 +28,15 @@ int profile_billing_point(const struct cfg_profile *p)
     return -1;
 }
 
-int cfg_find_profile(const struct config *cfg, const char *name)
+int profile_find_point(const struct cfg_profile *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_points; i++)
+        if (strcmp(p->points[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int config_find_profile(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_profiles; i++)
         if (cfg->profiles[i].name && strcmp(cfg->profiles[i].name, name) == 0)
@@ -234,10 +242,7 @@ static int parse_alarm(struct ld *ld, const config_setting_t *g, struct cfg_prof
                             p->alarms[i].line);
     if ((r = cfg_get_str(ld, g, "point", true, &v, &s)))
         return r;
-    a->point = -1;
-    for (size_t i = 0; i < p->n_points; i++)
-        if (strcmp(p->points[i].name, v) == 0)
-            a->point = (int)i;
+    a->point = profile_find_point(p, v);
     if (a->point < 0)
         return cfg_fail(ld, s, "alarm '%s': unknown point '%s'", a->name, v);
     if ((r = cfg_get_double(ld, g, "below", false, &a->below, NULL)) < 0)
@@ -312,7 +317,7 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
     if (!cfg_id_ok(p->name, "-_."))
         return cfg_fail(ld, s, "profile name '%s' must match [a-z0-9_.-]+", p->name);
     cfg_set_ctx(ld, "profile '%s'", p->name);
-    int prev = cfg_find_profile(cfg, p->name);
+    int prev = config_find_profile(cfg, p->name);
     if (prev >= 0 && (size_t)prev < idx)
         return cfg_fail(ld, s, "duplicate profile name (first defined at %s:%d)",
                         cfg->profiles[prev].file, cfg->profiles[prev].line);

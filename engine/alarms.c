@@ -96,14 +96,6 @@ const char *alarm_event_name(enum alarm_event_type t)
     return (size_t)t < ARRAY_SIZE(names) ? names[t] : "unknown";
 }
 
-static int find_point(const struct cfg_profile *prof, const char *name)
-{
-    for (size_t i = 0; i < prof->n_points; i++)
-        if (strcmp(prof->points[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
 /* The three phase voltages of an electricity profile, or false. */
 static bool find_phases(const struct cfg_profile *prof, int ret[3])
 {
@@ -111,7 +103,7 @@ static bool find_phases(const struct cfg_profile *prof, int ret[3])
     if (prof->utility != UTIL_ELECTRICITY)
         return false;
     for (int k = 0; k < 3; k++)
-        if ((ret[k] = find_point(prof, names[k])) < 0)
+        if ((ret[k] = profile_find_point(prof, names[k])) < 0)
             return false;
     return true;
 }

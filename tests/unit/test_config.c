@@ -33,18 +33,8 @@ static void write_file(const char *path, const char *text)
 
 static const struct cfg_profile *profile_named(const struct config *c, const char *name)
 {
-    for (size_t i = 0; i < c->n_profiles; i++)
-        if (strcmp(c->profiles[i].name, name) == 0)
-            return &c->profiles[i];
-    return NULL;
-}
-
-static int point_index(const struct cfg_profile *p, const char *name)
-{
-    for (size_t i = 0; i < p->n_points; i++)
-        if (strcmp(p->points[i].name, name) == 0)
-            return (int)i;
-    return -1;
+    int i = config_find_profile(c, name);
+    return i < 0 ? NULL : &c->profiles[i];
 }
 
 /* Minutes of the day a band covers (to < from crosses midnight). */
@@ -134,9 +124,15 @@ static void test_demo(void)
 
     const struct cfg_profile *pe = profile_named(c, "generic-electricity");
     CHECK(pe != NULL);
+    CHECK_INT(config_find_profile(c, "generic-electricty"), -1);
+    CHECK_INT(config_find_profile(c, ""), -1);
     if (pe) {
         CHECK_INT(pe->utility, UTIL_ELECTRICITY);
-        CHECK_INT(profile_billing_point(pe), point_index(pe, "energy_import_kwh"));
+        CHECK_INT(profile_find_point(pe, "energy_import"), -1);
+        CHECK_INT(profile_find_point(pe, "ENERGY_IMPORT_KWH"), -1);
+        CHECK_INT(profile_find_point(pe, pe->points[pe->n_points - 1].name),
+                  (long long)pe->n_points - 1);
+        CHECK_INT(profile_billing_point(pe), profile_find_point(pe, "energy_import_kwh"));
         const struct cfg_point *p = &pe->points[profile_billing_point(pe)];
         CHECK_INT(p->type, PT_FLOAT32);
         CHECK_INT(p->order, WO_ABCD);
@@ -146,17 +142,17 @@ static void test_demo(void)
         CHECK_INT(pe->n_alarms, 1);
         if (pe->n_alarms == 1) {
             CHECK_STR(pe->alarms[0].name, "supply_lost");
-            CHECK_INT(pe->alarms[0].point, point_index(pe, "voltage_a_v"));
+            CHECK_INT(pe->alarms[0].point, profile_find_point(pe, "voltage_a_v"));
             CHECK(pe->alarms[0].has_below && !pe->alarms[0].has_above);
             CHECK_NEAR(pe->alarms[0].for_s, 5.0, 0);
         }
-        int v = point_index(pe, "voltage_a_v");
+        int v = profile_find_point(pe, "voltage_a_v");
         CHECK(v >= 0 && !pe->points[v].ct_pt && pe->points[v].kind == KIND_GAUGE);
     }
     const struct cfg_profile *pg = profile_named(c, "generic-gas");
     CHECK(pg != NULL);
     if (pg) {
-        int i = point_index(pg, "volume_nm3");
+        int i = profile_find_point(pg, "volume_nm3");
         CHECK(i >= 0);
         if (i >= 0) {
             CHECK_INT(pg->points[i].type, PT_UINT32);
@@ -167,9 +163,9 @@ static void test_demo(void)
             CHECK(pg->points[i].billing);
             CHECK_NEAR(pg->points[i].max_rate, 2000.0, 0);
         }
-        i = point_index(pg, "valve_closed");
+        i = profile_find_point(pg, "valve_closed");
         CHECK(i >= 0 && pg->points[i].fc == 2 && pg->points[i].type == PT_BOOL);
-        i = point_index(pg, "temperature_c");
+        i = profile_find_point(pg, "temperature_c");
         CHECK(i >= 0 && pg->points[i].type == PT_INT16 && pg->points[i].order == WO_ABCD);
     }
     const struct cfg_profile *pw = profile_named(c, "generic-wastewater");

@@ -123,18 +123,8 @@ static int write_file(const char *path, const char *text)
 
 static const struct cfg_profile *profile_named(const struct config *c, const char *name)
 {
-    for (size_t i = 0; i < c->n_profiles; i++)
-        if (strcmp(c->profiles[i].name, name) == 0)
-            return &c->profiles[i];
-    return NULL;
-}
-
-static int point_index(const struct cfg_profile *p, const char *name)
-{
-    for (size_t i = 0; i < p->n_points; i++)
-        if (strcmp(p->points[i].name, name) == 0)
-            return (int)i;
-    return -1;
+    int i = config_find_profile(c, name);
+    return i < 0 ? NULL : &c->profiles[i];
 }
 
 /* The common head of every generated config: one TCP bus. */
@@ -234,7 +224,7 @@ static void test_one(const struct expect *ex)
         if (p->n_alarms == 1) {
             const struct cfg_alarm *a = &p->alarms[0];
             CHECK_STR(a->name, "supply_lost");
-            CHECK_INT(a->point, point_index(p, "voltage_a_v"));
+            CHECK_INT(a->point, profile_find_point(p, "voltage_a_v"));
             CHECK(a->has_below && !a->has_above);
             CHECK_NEAR(a->below, ex->supply_lost_below, 1e-9);
             CHECK_NEAR(a->for_s, 5.0, 1e-9);
