@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "engine/billing.h"
+#include "common/timeparse.h"
 #include "common/util.h"
 #include "storage/store.h"
 
@@ -336,8 +337,8 @@ int main(int argc, char **argv)
     char from_s[16], to_s[16];
     snprintf(from_s, sizeof(from_s), "2025-%02d-01", month);
     snprintf(to_s, sizeof(to_s), "2025-%02d-01", month + 1);
-    bill_parse_time(from_s, false, &req.from);
-    bill_parse_time(to_s, false, &req.to);
+    timeparse(from_s, &req.from);
+    timeparse(to_s, &req.to);
     char *t_roll = NULL, *t_raw = NULL;
     double d_roll = time_bill(cfg, st, &req, repeat, &t_roll);
     req.raw_only = true;

@@ -1,7 +1,7 @@
 /*
  * cli.c - small pieces every subcommand shares: loading the config (and the
- * gateway's time zone), the exit code of DESIGN.md from a module's result,
- * with the message printed once.
+ * gateway's time zone), timestamp arguments, the exit code of DESIGN.md
+ * from a module's result, with the message printed once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/timeparse.h"
 #include "config/config.h"
 
 int cli_exit_code(const char *cmd, int r, const char *err)
@@ -41,3 +42,16 @@ struct config *cli_load_config(const char *cfg_path)
     return cfg;
 }
 
+
+int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct config *cfg,
+                   int64_t *ret_ms)
+{
+    int r = timeparse(s, ret_ms);
+    if (r < 0) {
+        fprintf(stderr, "parkgw %s: bad %s '%s': %s\n  use %s (time zone %s)\n", cmd, opt, s,
+                timeparse_why(r), TIMEPARSE_FORMS,
+                cfg && cfg->timezone ? cfg->timezone : "UTC");
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -5,6 +5,7 @@
  * process exit code: 0 ok, 1 user/config/input error, 2 runtime failure.
  */
 #pragma once
+#include <stdint.h>
 
 #define PARKGW_DEFAULT_CONFIG "/etc/parkgw/parkgw.cfg"
 
@@ -18,6 +19,12 @@ int cmd_import(int argc, char **argv, const char *cfg_path);
  * Returns NULL on failure. Also sets TZ to the gateway's time zone. */
 struct config;
 struct config *cli_load_config(const char *cfg_path);
+
+/* Parses the timestamp argument s of option opt (common/timeparse.h; local
+ * forms in the gateway's zone, so after cli_load_config). 0 and *ret_ms, or
+ * -EINVAL after printing "parkgw CMD: bad OPT 'S': why" and the forms. */
+int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct config *cfg,
+                   int64_t *ret_ms);
 
 /* The exit code for a report written to stdout by a module that returned r
  * (0, -EINVAL for bad input, other -errno) with its reason in err: 0, 1 or

@@ -34,6 +34,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/csv.h"
+#include "common/timeparse.h"
 #include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -322,9 +323,11 @@ static void write_csv(FILE *out, const struct row *rows, size_t n, const char *f
 
 /* ---- JSON ---- */
 
+/* v rounded to unit; null for inf and NaN, which JSON cannot carry. */
 static json_t *num(double v, double unit)
 {
-    return json_real(round_to(v, unit));
+    double x = round_to(v, unit);
+    return isfinite(x) ? json_real(x) : json_null();
 }
 
 static json_t *totals_json(const struct total *t, enum utility u)
@@ -388,7 +391,7 @@ static json_t *row_json(const struct row *w, const char *from_s, const char *to_
         json_t *e = json_object();
         json_object_set_new(e, "ts", json_integer(w->r.resets[k].ts));
         json_object_set_new(e, "time",
-                            json_string(bill_format_time(w->r.resets[k].ts, false, buf,
+                            json_string(timeparse_format(w->r.resets[k].ts, false, buf,
                                                          sizeof(buf))));
         json_object_set_new(e, "before", num(w->r.resets[k].before, 0.001));
         json_object_set_new(e, "after", num(w->r.resets[k].after, 0.001));
@@ -576,7 +579,7 @@ static void write_table(FILE *out, const struct config *cfg, const struct row *r
         for (size_t z = 0; z < w->r.n_resets && z < BILL_MAX_RESETS; z++)
             fprintf(out, "note: %s/%s meter reset or replaced at %s (%.3f -> %.3f)\n",
                     w->ent->id, w->m->id,
-                    bill_format_time(w->r.resets[z].ts, false, buf, sizeof(buf)),
+                    timeparse_format(w->r.resets[z].ts, false, buf, sizeof(buf)),
                     w->r.resets[z].before, w->r.resets[z].after);
         if (w->r.n_resets > BILL_MAX_RESETS)
             fprintf(out, "note: %s/%s %zu resets in all\n", w->ent->id, w->m->id,
@@ -641,8 +644,8 @@ int bill_write(FILE *out, const struct config *cfg, struct store *st,
     }
 
     char from_s[64], to_s[64];
-    bill_format_time(req->from, false, from_s, sizeof(from_s));
-    bill_format_time(req->to, false, to_s, sizeof(to_s));
+    timeparse_format(req->from, false, from_s, sizeof(from_s));
+    timeparse_format(req->to, false, to_s, sizeof(to_s));
     switch (req->format) {
     case BILL_FMT_CSV:
         write_csv(out, rows, n, from_s, to_s);
@@ -669,7 +672,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: parkgw bill [-c FILE] --from DATE --to DATE [--enterprise ID]\n"
                "                   [--utility electricity|water|gas|wastewater]\n"
                "                   [--format table|csv|json]\n"
-               "DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM in the gateway's time zone;\n"
+               "DATE is " TIMEPARSE_FORMS ";\n"
                "--from is inclusive, --to exclusive.\n");
 }
 
@@ -751,15 +754,9 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
     cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
     if (!cfg)
         return 1;
-    const char *bad = bill_parse_time(from_arg, false, &req.from) < 0 ? from_arg
-                      : bill_parse_time(to_arg, false, &req.to) < 0    ? to_arg
-                                                                        : NULL;
-    if (bad) {
-        fprintf(stderr,
-                "parkgw bill: bad date '%s' (YYYY-MM-DD or YYYY-MM-DDTHH:MM, local time in %s)\n",
-                bad, cfg->timezone ? cfg->timezone : "UTC");
+    if (cli_parse_time("bill", "--from", from_arg, cfg, &req.from) < 0 ||
+        cli_parse_time("bill", "--to", to_arg, cfg, &req.to) < 0)
         goto out_free_cfg;
-    }
     if (req.from >= req.to) {
         fprintf(stderr, "parkgw bill: --from %s is not before --to %s\n", from_arg, to_arg);
         goto out_free_cfg;

@@ -3,8 +3,9 @@
  * meter's stored load profile. Every row (enterprise,meter,point,ts,value) is
  * validated against the config first; the samples then go in one transaction,
  * so the import is all or nothing, rollups included (store_insert keeps them
- * in the same transaction). ts is ISO 8601 with an offset (or Z), or Unix
- * milliseconds.
+ * in the same transaction). ts takes every form of common/timeparse.h; a
+ * value is a plain decimal number within +-IMPORT_MAX_ABS. Rows the store
+ * already holds (same point and time) are reported apart from the new ones.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,61 +18,85 @@
 
 #include "config/config.h"
 #include "cli/cli.h"
+#include "common/timeparse.h"
 #include "common/util.h"
 #include "storage/store.h"
 
 /* Rows held in memory for one all-or-nothing import. */
 #define IMPORT_MAX_ROWS 20000000
 
-/* "YYYY-MM-DDTHH:MM[:SS[.fff]](Z|+HH:MM|-HH:MM)" or Unix ms. 0 or -EINVAL. */
-static int parse_ts(const char *s, int64_t *ret)
+/* Largest magnitude accepted for a reading: doubles hold 15 significant
+ * digits exactly, no meter register shows more, and sums and prices of such
+ * values stay finite (a 1.7e308 reading would print inf in a statement). */
+#define IMPORT_MAX_ABS 1e15
+
+/* A plain decimal number: [+-]digits[.digits][e[+-]digits], at least one
+ * digit before the exponent; no hex, inf, nan or blanks (strtod takes all). */
+static bool is_decimal(const char *s)
 {
-    int64_t ms;
-    if (parse_int64(s, &ms) == 0) {
-        *ret = ms;
-        return 0;
+    bool mant = false;
+    if (*s == '+' || *s == '-')
+        s++;
+    for (; isdigit((unsigned char)*s); s++)
+        mant = true;
+    if (*s == '.')
+        for (s++; isdigit((unsigned char)*s); s++)
+            mant = true;
+    if (!mant)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!isdigit((unsigned char)*s))
+            return false;
+        while (isdigit((unsigned char)*s))
+            s++;
     }
-    int Y, M, D, h, m, n = 0;
-    double sec = 0;
-    if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d%n", &Y, &M, &D, &h, &m, &n) != 5 || n == 0)
-        return -EINVAL;
-    const char *p = s + n;
-    if (*p == ':') {
-        char *end;
-        sec = strtod(p + 1, &end);
-        if (end == p + 1 || sec < 0 || sec >= 61)
-            return -EINVAL;
-        p = end;
-    }
-    int off_min;
-    if (*p == 'Z' && p[1] == 0) {
-        off_min = 0;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && isdigit((unsigned char)p[1]) &&
-               isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
-               isdigit((unsigned char)p[5])) {
-        off_min = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0');
-        if (*p == '-')
-            off_min = -off_min;
-    } else {
-        return -EINVAL; /* an offset is required: local time would be ambiguous */
-    }
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59)
-        return -EINVAL;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m};
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != D)
-        return -EINVAL; /* 2026-02-30 */
-    *ret = ((int64_t)t - (int64_t)off_min * 60) * 1000 + (int64_t)llround(sec * 1000.0);
-    return 0;
+    return *s == '\0';
 }
 
+/* A row being imported: the sample, and its row's place in the file so that
+ * of two rows for the same point and time the first one wins. */
+struct irow {
+    uint32_t point;
+    uint32_t seq;
+    int64_t ts;
+    double value;
+};
+
 /* (point, ts) order: each point's readings reach the rollups as one run. */
-static int cmp_sample(const void *x, const void *y)
+static int cmp_irow(const void *x, const void *y)
 {
-    const struct sample *a = x, *b = y;
+    const struct irow *a = x, *b = y;
     if (a->point != b->point)
         return a->point < b->point ? -1 : 1;
-    return (a->ts > b->ts) - (a->ts < b->ts);
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Marks the rows of one point (sorted by ts, no two alike) that the store
+ * already holds, merging them with a scan of their time span. */
+struct present {
+    struct irow *r;
+    size_t n, i, found;
+};
+
+static int mark_present(void *ud, int64_t ts, double value)
+{
+    struct present *p = ud;
+    UNUSED(value);
+    while (p->i < p->n && p->r[p->i].ts < ts)
+        p->i++;
+    if (p->i == p->n)
+        return 1;
+    if (p->r[p->i].ts == ts) {
+        p->r[p->i].seq = UINT32_MAX;
+        p->found++;
+        p->i++;
+    }
+    return 0;
 }
 
 /* Splits a CSV line of plain fields (no quotes needed for ids and numbers). */
@@ -92,6 +117,13 @@ static int split(char *line, char **f, int max)
     return n;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: parkgw import [-c FILE] --csv FILE\n"
+               "rows: enterprise,meter,point,ts,value; a header row is allowed\n"
+               "ts is " TIMEPARSE_FORMS "\n");
+}
+
 int cmd_import(int argc, char **argv, const char *cfg_path)
 {
     static const struct option opts[] = {
@@ -100,18 +132,17 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
     int c, rc = 1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'f')
+        if (c == 'f') {
             csv = optarg;
-        else if (c == 'h') {
-            printf("usage: parkgw import [-c FILE] --csv FILE\n"
-                   "rows: enterprise,meter,point,ts,value (ts ISO 8601 with offset, or Unix ms);\n"
-                   "a header row is allowed\n");
+        } else if (c == 'h') {
+            usage(stdout);
             return 0;
-        } else
+        } else {
             return 1;
+        }
     }
     if (!csv || optind != argc) {
-        fprintf(stderr, "usage: parkgw import [-c FILE] --csv FILE\n");
+        usage(stderr);
         return 1;
     }
     struct config *cfg = cli_load_config(cfg_path);
@@ -119,11 +150,13 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         return 1;
     FILE *in = strcmp(csv, "-") == 0 ? stdin : fopen(csv, "re");
     struct store *st = NULL;
-    struct sample *rows = NULL;
+    struct irow *rows = NULL;
+    struct sample *fresh = NULL;
     char **keys = NULL;
     size_t n = 0, cap = 0, kcap = 0;
     char *line = NULL;
     size_t lcap = 0;
+    ssize_t len;
     long lineno = 0;
     char err[512];
 
@@ -132,13 +165,23 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         goto out;
     }
     /* Pass 1: validate every row; nothing is written unless all are good. */
-    while (getline(&line, &lcap, in) > 0) {
+    while ((len = getline(&line, &lcap, in)) > 0) {
         lineno++;
-        line[strcspn(line, "\r\n")] = 0;
-        if (!*line || *line == '#')
+        char *text = line;
+        /* A spreadsheet's UTF-8 byte-order mark before the first row. */
+        if (lineno == 1 && len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+            text += 3;
+            len -= 3;
+        }
+        if (memchr(text, '\0', (size_t)len)) {
+            fprintf(stderr, "%s:%ld: a NUL byte in the row\n", csv, lineno);
+            goto out;
+        }
+        text[strcspn(text, "\r\n")] = 0;
+        if (!*text || *text == '#')
             continue;
         char *f[6];
-        int nf = split(line, f, 6);
+        int nf = split(text, f, 6);
         if (lineno == 1 && nf == 5 && strcmp(f[0], "enterprise") == 0)
             continue;
         if (nf != 5) {
@@ -163,14 +206,18 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
             goto out;
         }
         int64_t ts;
-        if (parse_ts(f[3], &ts) < 0) {
-            fprintf(stderr, "%s:%ld: bad timestamp '%s' (ISO 8601 with offset, or Unix ms)\n",
-                    csv, lineno, f[3]);
+        int r = timeparse(f[3], &ts);
+        if (r < 0) {
+            fprintf(stderr, "%s:%ld: bad timestamp '%s': %s\n  use %s (time zone %s)\n", csv,
+                    lineno, f[3], timeparse_why(r), TIMEPARSE_FORMS,
+                    cfg->timezone ? cfg->timezone : "UTC");
             goto out;
         }
         double v;
-        if (parse_double(f[4], &v) < 0 || !isfinite(v)) {
-            fprintf(stderr, "%s:%ld: bad value '%s'\n", csv, lineno, f[4]);
+        if (!is_decimal(f[4]) || parse_double(f[4], &v) < 0 || !isfinite(v) ||
+            fabs(v) > IMPORT_MAX_ABS) {
+            fprintf(stderr, "%s:%ld: bad value '%s' (a decimal number within +-%g)\n", csv,
+                    lineno, f[4], IMPORT_MAX_ABS);
             goto out;
         }
         if (n >= IMPORT_MAX_ROWS) {
@@ -183,6 +230,7 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         keys[n] = xasprintf("%s\t%s\t%s", f[0], f[1], f[2]);
         rows[n].ts = ts;
         rows[n].value = v;
+        rows[n].seq = (uint32_t)n;
         rows[n].point = 0; /* assigned in pass 2 */
         n++;
     }
@@ -218,20 +266,54 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
             goto out;
         }
     }
-    qsort(rows, n, sizeof(*rows), cmp_sample);
-    int r = store_insert(st, rows, n);
+
+    /* (point, ts) order: each point's readings reach the rollups as one run.
+     * A row repeating an earlier row's point and time, or a reading the store
+     * already holds, is already present: it is counted, not written (the
+     * store would ignore it; a concurrent daemon writing the same instant
+     * between this count and the insert is counted as imported). */
+    qsort(rows, n, sizeof(*rows), cmp_irow);
+    size_t uniq = 0, present = 0;
+    for (size_t i = 0; i < n; i++)
+        if (uniq == 0 || rows[i].point != rows[uniq - 1].point ||
+            rows[i].ts != rows[uniq - 1].ts)
+            rows[uniq++] = rows[i];
+    present = n - uniq;
+    for (size_t i = 0; i < uniq;) {
+        size_t j = i;
+        while (j < uniq && rows[j].point == rows[i].point)
+            j++;
+        struct present p = {.r = rows + i, .n = j - i};
+        if (store_scan(st, rows[i].point, rows[i].ts, rows[j - 1].ts + 1, mark_present, &p) <
+            0) {
+            fprintf(stderr, "parkgw import: nothing imported: reading the store: %s\n",
+                    store_errmsg(st));
+            goto out;
+        }
+        present += p.found;
+        i = j;
+    }
+    fresh = xcalloc(uniq + 1, sizeof(*fresh));
+    size_t nf = 0;
+    for (size_t i = 0; i < uniq; i++)
+        if (rows[i].seq != UINT32_MAX)
+            fresh[nf++] = (struct sample){
+                .point = rows[i].point, .ts = rows[i].ts, .value = rows[i].value};
+    int r = nf ? store_insert(st, fresh, nf) : 0;
     if (r < 0) {
         fprintf(stderr, "parkgw import: nothing imported: %s\n",
                 r == -ENOSPC ? "disk full" : "database error");
         goto out;
     }
-    printf("imported %zu readings from %s into %s\n", n, csv, cfg->storage_path);
+    printf("imported %zu readings from %s into %s, %zu already present\n", nf, csv,
+           cfg->storage_path, present);
     rc = 0;
 out:
     for (size_t i = 0; i < n; i++)
         free(keys[i]);
     free(keys);
     free(rows);
+    free(fresh);
     free(line);
     if (in && in != stdin)
         fclose(in);

@@ -36,6 +36,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/csv.h"
+#include "common/timeparse.h"
 #include "common/timeutil.h"
 #include "common/util.h"
 #include "storage/rollup.h"
@@ -69,7 +70,7 @@ struct qctx {
 static int64_t bucket_floor(int64_t t, int step_s)
 {
     if (step_s == 86400)
-        return bill_local_midnight(t);
+        return timeparse_midnight(t);
     time_t s = (time_t)floor_div(t, 1000);
     struct tm tm;
     localtime_r(&s, &tm);
@@ -81,14 +82,17 @@ static int64_t bucket_floor(int64_t t, int step_s)
 static int64_t bucket_next(int64_t b, int step_s)
 {
     if (step_s == 86400)
-        return bill_next_local_midnight(b);
+        return timeparse_next_midnight(b);
     int64_t n = bucket_floor(b + (int64_t)step_s * 1000, step_s);
     return n > b ? n : b + (int64_t)step_s * 1000;
 }
 
-/* Shortest text that reads back as the same double. */
+/* Shortest text that reads back as the same double; NULL for inf and NaN
+ * (printed as null or an empty field: JSON has no such numbers). */
 static const char *fmt_num(double v, char *buf, size_t len)
 {
+    if (!isfinite(v))
+        return NULL;
     snprintf(buf, len, "%.15g", v);
     if (strtod(buf, NULL) != v)
         snprintf(buf, len, "%.17g", v);
@@ -128,7 +132,7 @@ static int raw_row(void *ud, int64_t ts, double value)
     char tbuf[64], nbuf[40];
     if (!isfinite(value))
         return 0;
-    bill_format_time(ts, true, tbuf, sizeof(tbuf));
+    timeparse_format(ts, true, tbuf, sizeof(tbuf));
     fmt_num(value, nbuf, sizeof(nbuf));
     if (q->json) {
         json_begin_row(q);
@@ -255,7 +259,7 @@ static void write_buckets(struct qctx *q)
     for (size_t k = 0; k < q->n_buckets; k++) {
         const struct bucket *b = &q->b[k];
         bool has = b->count > 0;
-        bill_format_time(q->edge[k], false, tbuf, sizeof(tbuf));
+        timeparse_format(q->edge[k], false, tbuf, sizeof(tbuf));
         const char *mn = has ? fmt_num(b->min, n1, sizeof(n1)) : NULL;
         const char *mx = has ? fmt_num(b->max, n2, sizeof(n2)) : NULL;
         const char *avg = has ? fmt_num(b->sum / (double)b->count, n3, sizeof(n3)) : NULL;
@@ -460,8 +464,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: parkgw query [-c FILE] ENTERPRISE/METER[/POINT] --from T --to T\n"
             "                    [--step raw|1m|15m|1h|1d] [--format csv|json]\n"
-            "T is YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (the gateway's time zone), ISO 8601\n"
-            "with an offset (2026-11-01T00:00:00+08:00) or Unix milliseconds.\n");
+            "T is " TIMEPARSE_FORMS ".\n");
 }
 
 static int parse_step(const char *s, int *ret)
@@ -545,16 +548,9 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
     cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
     if (!cfg)
         return 1;
-    const char *bad = bill_parse_time(from_arg, true, &from) < 0 ? from_arg
-                      : bill_parse_time(to_arg, true, &to) < 0    ? to_arg
-                                                                  : NULL;
-    if (bad) {
-        fprintf(stderr,
-                "parkgw query: bad time '%s' (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] local time in "
-                "%s, ISO 8601 with offset, or Unix ms)\n",
-                bad, cfg->timezone ? cfg->timezone : "UTC");
+    if (cli_parse_time("query", "--from", from_arg, cfg, &from) < 0 ||
+        cli_parse_time("query", "--to", to_arg, cfg, &to) < 0)
         goto out_free_cfg;
-    }
     if (from >= to) {
         fprintf(stderr, "parkgw query: --from %s is not before --to %s\n", from_arg, to_arg);
         goto out_free_cfg;

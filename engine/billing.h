@@ -127,23 +127,6 @@ int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_
 double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m);
 
 /*
- * Local time helpers shared by bill and query (process TZ).
- * bill_parse_time accepts "YYYY-MM-DD" (local midnight), "YYYY-MM-DDTHH:MM"
- * and "...:SS" (local), the same with a UTC offset ("Z", "+08:00", "+0800",
- * optional ".mmm"), or Unix ms (digits only). allow_offset = false accepts
- * only the local forms. 0 and *ret_ms, or -EINVAL (also for a local time
- * that does not exist in the zone).
- */
-int bill_parse_time(const char *s, bool allow_offset, int64_t *ret_ms);
-/* Formats ms as ISO 8601 local time with offset, "2026-11-01T00:00:00+08:00",
- * with ".mmm" before the offset when with_ms. Returns buf. */
-char *bill_format_time(int64_t ms, bool with_ms, char *buf, size_t len);
-/* The next local midnight strictly after ms (local day boundaries, DST-aware). */
-int64_t bill_next_local_midnight(int64_t ms);
-/* The local midnight at or before ms. */
-int64_t bill_local_midnight(int64_t ms);
-
-/*
  * Statement writer (implemented in cmd_bill.c, separate from the command's
  * option parsing so tests can capture it). Reads every billing counter of
  * the selected meters from st and writes the statement to out.

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 all=(fuzz_config fuzz_plan_decode fuzz_modbus_reply fuzz_import fuzz_billing fuzz_numfmt
-     fuzz_mbtcp fuzz_dlt645 fuzz_cjt188)
+     fuzz_mbtcp fuzz_dlt645 fuzz_cjt188 fuzz_timeparse)
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 
 if ! command -v clang >/dev/null; then

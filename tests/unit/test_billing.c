@@ -1,10 +1,9 @@
 /*
  * test_billing.c - the counter rules of engine/billing.c on hand-made
  * series: register wrap-around (with scale and PT x CT), meter resets, bad
- * reads, spikes, gaps and coverage, interpolation at the period's edges, and
- * the local-time parser/formatter; then `bill` and `query` end to end on a
- * generated config and a temporary store, checking their output text
- * exactly. TZ=Asia/Shanghai (UTC+8, no DST).
+ * reads, spikes, gaps and coverage, interpolation at the period's edges;
+ * then `bill` and `query` end to end on a generated config and a temporary
+ * store, checking their output text exactly. TZ=Asia/Shanghai (UTC+8, no DST).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/billing.h"
+#include "common/timeparse.h"
 #include "cli/commands.h"
 #include "common/util.h"
 #include "storage/store.h"
@@ -25,7 +25,7 @@
 static int64_t lt(const char *s)
 {
     int64_t ms = 0;
-    if (bill_parse_time(s, true, &ms) < 0) {
+    if (timeparse(s, &ms) < 0) {
         fprintf(stderr, "bad test time %s\n", s);
         abort();
     }
@@ -323,40 +323,6 @@ static void test_on_delta(void)
     /* 10 x 30/60 + 50 (21:30 -> 23:30, all inside) = 55 */
     CHECK_NEAR(r.consumption, 55, 1e-9);
 }
-
-/* Local time parsing and formatting in Asia/Shanghai (UTC+8). */
-static void test_time(void)
-{
-    char buf[64];
-    int64_t ms;
-    /* 2026-11-01T00:00+08:00 = 2026-10-31T16:00Z = 1793462400 s (days since
-     * epoch to 2026-10-31: 20757 -> 20757 x 86400 + 16 x 3600 = 1793462400) */
-    CHECK_INT(bill_parse_time("2026-11-01", false, &ms), 0);
-    CHECK_INT(ms, 1793462400000LL);
-    CHECK_STR(bill_format_time(ms, false, buf, sizeof(buf)), "2026-11-01T00:00:00+08:00");
-    CHECK_INT(bill_parse_time("2026-11-01T08:30", false, &ms), 0);
-    CHECK_INT(ms, 1793462400000LL + 8 * H + 30 * 60 * S);
-    CHECK_INT(bill_parse_time("2026-11-01T00:00:00Z", true, &ms), 0);
-    CHECK_INT(ms, 1793462400000LL + 8 * H);
-    CHECK_INT(bill_parse_time("2026-11-01T01:00:00.250+09:00", true, &ms), 0);
-    CHECK_INT(ms, 1793462400000LL + 250);
-    CHECK_STR(bill_format_time(ms, true, buf, sizeof(buf)), "2026-11-01T00:00:00.250+08:00");
-    CHECK_INT(bill_parse_time("1793462400000", true, &ms), 0);
-    CHECK_INT(ms, 1793462400000LL);
-    CHECK_INT(bill_parse_time("2026-11-01T00:00Z", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("1793462400000", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("2026-02-30", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("2026-11-01T24:00", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("2026-11-1", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("2026-11-01x", false, &ms), -EINVAL);
-    CHECK_INT(bill_parse_time("", true, &ms), -EINVAL);
-
-    int64_t noon = lt("2026-11-01T12:00");
-    CHECK_INT(bill_local_midnight(noon), lt("2026-11-01"));
-    CHECK_INT(bill_next_local_midnight(noon), lt("2026-11-02"));
-    CHECK_INT(bill_next_local_midnight(lt("2026-11-30")), lt("2026-12-01"));
-}
-
 
 /* ---- end to end: config + store -> statement / export ---- */
 
@@ -686,7 +652,6 @@ int main(void)
     test_gaps();
     test_edges_add_up();
     test_on_delta();
-    test_time();
     test_end_to_end();
     return check_done();
 }

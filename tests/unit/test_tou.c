@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "engine/billing.h"
+#include "common/timeparse.h"
 #include "tests/unit/check.h"
 
 #define H 3600000LL
@@ -16,7 +17,7 @@
 static int64_t lt(const char *s)
 {
     int64_t ms = 0;
-    if (bill_parse_time(s, false, &ms) < 0) {
+    if (timeparse(s, &ms) < 0) {
         fprintf(stderr, "bad test time %s\n", s);
         abort();
     }
@@ -209,15 +210,6 @@ static void test_dst(void)
     CHECK_NEAR(r.band[0], 80, 1e-9);
     CHECK_NEAR(r.band[1], 10, 1e-9);
 
-    /* A local time skipped by the spring change does not exist. */
-    int64_t ms;
-    CHECK_INT(bill_parse_time("2026-03-29T02:30", false, &ms), -EINVAL);
-    /* Local days are 23 and 25 hours long on those dates. */
-    CHECK_INT(bill_next_local_midnight(lt("2026-03-29T12:00")) - lt("2026-03-29"), 23 * H);
-    CHECK_INT(bill_next_local_midnight(lt("2026-10-25T12:00")) - lt("2026-10-25"), 25 * H);
-    char buf[64];
-    CHECK_STR(bill_format_time(lt("2026-07-01"), false, buf, sizeof(buf)),
-              "2026-07-01T00:00:00+02:00");
     free_bands(b, 2);
     setenv("TZ", "Asia/Shanghai", 1);
     tzset();
