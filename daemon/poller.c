@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "protocols/plan.h"
+#include "storage/alarmlog.h"
 #include "storage/store.h"
 #include "daemon/writer.h"
 
@@ -313,7 +313,8 @@ static char *event_json(const struct alarm_event *ev, const struct payload_field
 }
 
 /* The engine's sink: one event on P/events through the durable outbox (its
- * row in the alarms table follows from it, storage/store.c). */
+ * row in the alarm history follows from it by the keys of
+ * storage/alarmlog.h). */
 static void on_alarm_event(void *ud, const struct alarm_event *ev)
 {
     struct poller *p = ud;
@@ -321,19 +322,21 @@ static void on_alarm_event(void *ud, const struct alarm_event *ev)
     struct payload_field f[12];
     size_t n = 0;
     if (pm) {
-        f[n++] = (struct payload_field){.key = "enterprise", .type = PF_STR,
+        f[n++] = (struct payload_field){.key = ALARMLOG_KEY_ENTERPRISE, .type = PF_STR,
                                         .s = pm->cfg->enterprise->id};
-        f[n++] = (struct payload_field){.key = "meter", .type = PF_STR, .s = pm->cfg->id};
+        f[n++] = (struct payload_field){.key = ALARMLOG_KEY_METER, .type = PF_STR,
+                                        .s = pm->cfg->id};
         f[n++] = (struct payload_field){.key = "utility", .type = PF_STR,
                                         .s = utility_name(pm->cfg->utility)};
     }
-    f[n++] = (struct payload_field){.key = "bus", .type = PF_STR, .s = p->bus_cfg->name};
+    f[n++] = (struct payload_field){.key = ALARMLOG_KEY_BUS, .type = PF_STR, .s = p->bus_cfg->name};
     if (ev->type == AEV_ALARM_RAISED || ev->type == AEV_ALARM_CLEARED) {
-        f[n++] = (struct payload_field){.key = "alarm", .type = PF_STR, .s = ev->alarm};
-        f[n++] = (struct payload_field){.key = "value", .type = PF_REAL, .d = ev->value};
-        f[n++] = (struct payload_field){.key = "threshold", .type = PF_REAL, .d = ev->threshold};
+        f[n++] = (struct payload_field){.key = ALARMLOG_KEY_ALARM, .type = PF_STR, .s = ev->alarm};
+        f[n++] = (struct payload_field){.key = ALARMLOG_KEY_VALUE, .type = PF_REAL, .d = ev->value};
+        f[n++] = (struct payload_field){.key = ALARMLOG_KEY_THRESHOLD, .type = PF_REAL,
+                                        .d = ev->threshold};
     }
-    f[n++] = (struct payload_field){.key = "since", .type = PF_INT, .i = ev->since};
+    f[n++] = (struct payload_field){.key = ALARMLOG_KEY_SINCE, .type = PF_INT, .i = ev->since};
     if (ev->type == AEV_COMM_LOST && pm) {
         f[n++] = (struct payload_field){.key = "failures", .type = PF_INT, .i = ev->failures};
         f[n++] = (struct payload_field){.key = "error", .type = PF_STR,
@@ -357,57 +360,58 @@ static void on_alarm_event(void *ud, const struct alarm_event *ev)
     free(payload);
 }
 
-/* Puts back what the alarms table still has open for this bus's meters, so
+/* seed_alarms: one open alarm from the history. */
+struct seed {
+    struct poller *p;
+    bool bus_down;
+    int64_t bus_since;
+};
+
+static int seed_one(void *ud, const struct alarmlog_open *o)
+{
+    struct seed *sd = ud;
+    struct poller *p = sd->p;
+    if (strcmp(o->alarm, ALARMLOG_EV_BUS_DOWN) == 0) {
+        if (strcmp(o->bus, p->bus_cfg->name) == 0) {
+            sd->bus_down = true;
+            sd->bus_since = o->since;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < p->n_meters; i++) {
+        const struct cfg_meter *m = p->meters[i].cfg;
+        if (strcmp(m->enterprise->id, o->enterprise) != 0 || strcmp(m->id, o->meter) != 0)
+            continue;
+        if (strcmp(o->alarm, ALARMLOG_EV_COMM_LOST) == 0)
+            alarms_seed_comm_lost(p->alarms, i, o->since);
+        else
+            alarms_seed_alarm(p->alarms, i, o->alarm, o->since);
+    }
+    return 0;
+}
+
+/* Puts back what the alarm history still has open for this bus's meters, so
  * a restart or reload neither raises an alarm twice nor misses its clear.
  * One short read on a connection of its own, before the thread starts. */
 static void seed_alarms(struct poller *p)
 {
     struct store *st;
-    sqlite3_stmt *q;
+    struct alarmlog *al = NULL;
+    struct seed sd = {.p = p};
     char err[256];
-    bool bus_down = false;
-    int64_t bus_since = 0;
+    int r;
 
     if (!p->env->writer || store_open(p->env->cfg->storage_path, true, &st, err, sizeof(err)) < 0)
         return;
-    if (sqlite3_prepare_v2(store_db(st),
-                           "SELECT enterprise, meter, bus, alarm, coalesce(since, raised_ts)"
-                           " FROM alarms WHERE cleared_ts IS NULL ORDER BY id",
-                           -1, &q, NULL) != SQLITE_OK) {
-        log_warn("bus %s: cannot read open alarms: %s", p->bus_cfg->name,
-                 sqlite3_errmsg(store_db(st)));
-        store_close(st);
-        return;
-    }
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *ent = (const char *)sqlite3_column_text(q, 0);
-        const char *met = (const char *)sqlite3_column_text(q, 1);
-        const char *bus = (const char *)sqlite3_column_text(q, 2);
-        const char *alarm = (const char *)sqlite3_column_text(q, 3);
-        int64_t since = sqlite3_column_int64(q, 4);
-        if (!ent || !met || !bus || !alarm)
-            continue;
-        if (strcmp(alarm, "bus_down") == 0) {
-            if (strcmp(bus, p->bus_cfg->name) == 0) {
-                bus_down = true;
-                bus_since = since;
-            }
-            continue;
-        }
-        for (size_t i = 0; i < p->n_meters; i++) {
-            const struct cfg_meter *m = p->meters[i].cfg;
-            if (strcmp(m->enterprise->id, ent) != 0 || strcmp(m->id, met) != 0)
-                continue;
-            if (strcmp(alarm, "comm_lost") == 0)
-                alarms_seed_comm_lost(p->alarms, i, since);
-            else
-                alarms_seed_alarm(p->alarms, i, alarm, since);
-        }
-    }
-    sqlite3_finalize(q);
+    r = alarmlog_attach(store_db(st), &al);
+    if (r == 0)
+        r = alarmlog_each_open(al, seed_one, &sd);
+    if (r < 0)
+        log_warn("bus %s: cannot read open alarms: %s", p->bus_cfg->name, strerror(-r));
+    alarmlog_free(al);
     store_close(st);
-    if (bus_down)
-        alarms_seed_bus_down(p->alarms, bus_since);
+    if (sd.bus_down)
+        alarms_seed_bus_down(p->alarms, sd.bus_since);
 }
 
 static void poll_meter(struct poller *p, struct pmeter *pm)

@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "config/config.h"
+#include "storage/alarmlog.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
 #include "version.h"
@@ -23,23 +24,22 @@ const char *status_age_state(int64_t age_s, int interval)
     return age_s <= 3LL * interval + 5 ? "ok" : "stale";
 }
 
-/* Open alarm rows of meter m (its own and its bus's bus_down) from the
- * alarms table, as [{"alarm","since"}]; q NULL (no table) gives []. */
-static json_t *table_alarms(sqlite3_stmt *q, const struct config *cfg, const struct cfg_meter *m)
+static int table_alarm(void *ud, const struct alarmlog_open *o)
+{
+    json_array_append_new(ud, json_pack("{s:s,s:I}", "alarm", o->alarm, "since",
+                                        (json_int_t)o->since));
+    return 0;
+}
+
+/* Open alarms of meter m (its own and its bus's bus_down) from the alarm
+ * history, as [{"alarm","since"}]; al NULL (no history) gives []. */
+static json_t *table_alarms(struct alarmlog *al, const struct config *cfg,
+                            const struct cfg_meter *m)
 {
     json_t *a = json_array();
-    if (!q)
-        return a;
-    sqlite3_reset(q);
-    sqlite3_bind_text(q, 1, m->enterprise->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, m->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, cfg->buses[m->bus].name, -1, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(q, 0);
-        if (name)
-            json_array_append_new(a, json_pack("{s:s,s:I}", "alarm", name, "since",
-                                               (json_int_t)sqlite3_column_int64(q, 1)));
-    }
+    if (al)
+        alarmlog_each_open_of_meter(al, m->enterprise->id, m->id, cfg->buses[m->bus].name,
+                                    table_alarm, a);
     return a;
 }
 
@@ -97,7 +97,7 @@ static json_t *engine_alarms(json_t *rsm, json_t *table)
 }
 
 static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
-                            struct store *st, sqlite3_stmt *aq, json_t *rs_meters, int64_t now)
+                            struct store *st, struct alarmlog *al, json_t *rs_meters, int64_t now)
 {
     const struct cfg_profile *prof = &cfg->profiles[m->profile];
     int bp = profile_billing_point(prof);
@@ -134,7 +134,7 @@ static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
     if (last && age < 0)
         age = 0;
 
-    json_t *table = table_alarms(aq, cfg, m);
+    json_t *table = table_alarms(al, cfg, m);
     json_t *alarms;
     if (json_is_string(json_object_get(rsm, "state"))) {
         alarms = engine_alarms(rsm, table);
@@ -255,13 +255,9 @@ json_t *status_build(const struct config *cfg, struct store *st, json_t *rs, int
     json_t *root = json_pack("{s:s,s:s,s:s,s:I}", "gateway", cfg->gateway_id, "version",
                              PARKGW_VERSION, "timezone", cfg->timezone ? cfg->timezone : "UTC",
                              "ts", (json_int_t)now);
-    sqlite3_stmt *aq = NULL;
-    if (st && sqlite3_prepare_v2(store_db(st),
-                                 "SELECT alarm, coalesce(since, raised_ts) FROM alarms"
-                                 " WHERE cleared_ts IS NULL AND ((enterprise = ?1 AND meter = ?2)"
-                                 " OR (alarm = 'bus_down' AND bus = ?3)) ORDER BY id",
-                                 -1, &aq, NULL) != SQLITE_OK)
-        aq = NULL;
+    struct alarmlog *al = NULL;
+    if (st && alarmlog_attach(store_db(st), &al) < 0)
+        al = NULL;
     json_t *rs_meters = json_object_get(rs, "meters");
     json_t *ents = json_array();
     size_t n = 0, n_ok = 0, n_down = 0;
@@ -269,7 +265,7 @@ json_t *status_build(const struct config *cfg, struct store *st, json_t *rs, int
         const struct cfg_enterprise *ent = &cfg->enterprises[e];
         json_t *meters = json_array();
         for (size_t i = 0; i < ent->n_meters; i++) {
-            json_t *ms = meter_status(cfg, &ent->meters[i], st, aq, rs_meters, now);
+            json_t *ms = meter_status(cfg, &ent->meters[i], st, al, rs_meters, now);
             const char *s = json_string_value(json_object_get(ms, "state"));
             n++;
             if (strcmp(s, "ok") == 0)
@@ -281,7 +277,7 @@ json_t *status_build(const struct config *cfg, struct store *st, json_t *rs, int
         json_array_append_new(ents, json_pack("{s:s,s:s,s:o}", "id", ent->id, "name",
                                               ent->name ? ent->name : ent->id, "meters", meters));
     }
-    sqlite3_finalize(aq);
+    alarmlog_free(al);
     json_object_set_new(root, "meters", json_pack("{s:I,s:I,s:I}", "total", (json_int_t)n, "ok",
                                                   (json_int_t)n_ok, "down", (json_int_t)n_down));
     json_object_set_new(root, "enterprises", ents);

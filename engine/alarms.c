@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "storage/alarmlog.h"
 
 /* Poll start times jitter (a bus busy with another meter's timeout, the
  * scheduler): `for` is met when the samples are this much short of it, a
@@ -91,8 +92,10 @@ const char *meter_state_name(enum meter_state s)
 
 const char *alarm_event_name(enum alarm_event_type t)
 {
-    static const char *const names[] = {"alarm_raised", "alarm_cleared", "comm_lost",
-                                        "comm_restored", "bus_down", "bus_restored"};
+    /* the alarm history's triggers act on these names (storage/alarmlog.h) */
+    static const char *const names[] = {ALARMLOG_EV_ALARM_RAISED, ALARMLOG_EV_ALARM_CLEARED,
+                                        ALARMLOG_EV_COMM_LOST,    ALARMLOG_EV_COMM_RESTORED,
+                                        ALARMLOG_EV_BUS_DOWN,     ALARMLOG_EV_BUS_RESTORED};
     return (size_t)t < ARRAY_SIZE(names) ? names[t] : "unknown";
 }
 

@@ -6,6 +6,7 @@
  */
 #include "storage/store_private.h"
 #include "common/util.h"
+#include "storage/alarmlog.h"
 #include "storage/chunk.h"
 
 #include <errno.h>
@@ -67,60 +68,11 @@ static const char *const store_migrations[] = {
     "  vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL,"
     "  anomalies INTEGER NOT NULL, max_rise REAL NOT NULL, max_gap INTEGER NOT NULL,"
     "  PRIMARY KEY(point, bucket)) STRICT, WITHOUT ROWID;",
-    /* 2 -> 3: alarm history (engine/alarms.h, docs/ALARMS.md). Rows are
-     * derived by triggers from the event messages the writer adds to the
-     * outbox, so an alarm's row commits in the same transaction as its
-     * event: alarm_raised/comm_lost/bus_down open a row (unless one is
-     * open already), alarm_cleared/comm_restored/bus_restored close it.
-     * bus is set on bus rows only (enterprise and meter are then ''). */
-    "CREATE TABLE alarms("
-    "  id INTEGER PRIMARY KEY,"
-    "  enterprise TEXT NOT NULL,"
-    "  meter TEXT NOT NULL,"
-    "  bus TEXT NOT NULL,"
-    "  alarm TEXT NOT NULL,"
-    "  since INTEGER,"
-    "  raised_ts INTEGER NOT NULL,"
-    "  cleared_ts INTEGER,"
-    "  value REAL,"
-    "  threshold REAL) STRICT;"
-    "CREATE INDEX alarms_open ON alarms(enterprise, meter, alarm) WHERE cleared_ts IS NULL;"
-    "CREATE TRIGGER outbox_alarm_open AFTER INSERT ON outbox"
-    " WHEN NEW.topic GLOB '*/events' AND (CASE WHEN json_valid(NEW.payload)"
-    "  THEN json_extract(NEW.payload, '$.type') END) IN ('alarm_raised', 'comm_lost', 'bus_down')"
-    " BEGIN"
-    "  INSERT INTO alarms(enterprise, meter, bus, alarm, since, raised_ts, value, threshold)"
-    "  SELECT e, m, b, a, s, t, v, th FROM (SELECT"
-    "   coalesce(CAST(json_extract(NEW.payload, '$.enterprise') AS TEXT), '') AS e,"
-    "   coalesce(CAST(json_extract(NEW.payload, '$.meter') AS TEXT), '') AS m,"
-    "   CASE json_extract(NEW.payload, '$.type') WHEN 'bus_down'"
-    "    THEN coalesce(CAST(json_extract(NEW.payload, '$.bus') AS TEXT), '') ELSE '' END AS b,"
-    "   CAST(CASE json_extract(NEW.payload, '$.type') WHEN 'alarm_raised'"
-    "    THEN json_extract(NEW.payload, '$.alarm') ELSE json_extract(NEW.payload, '$.type') END"
-    "    AS TEXT) AS a,"
-    "   CAST(json_extract(NEW.payload, '$.since') AS INTEGER) AS s,"
-    "   coalesce(CAST(json_extract(NEW.payload, '$.ts') AS INTEGER), NEW.created) AS t,"
-    "   CAST(json_extract(NEW.payload, '$.value') AS REAL) AS v,"
-    "   CAST(json_extract(NEW.payload, '$.threshold') AS REAL) AS th) AS x"
-    "  WHERE x.a IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alarms WHERE cleared_ts IS NULL"
-    "   AND enterprise = x.e AND meter = x.m AND bus = x.b AND alarm = x.a);"
-    " END;"
-    "CREATE TRIGGER outbox_alarm_close AFTER INSERT ON outbox"
-    " WHEN NEW.topic GLOB '*/events' AND (CASE WHEN json_valid(NEW.payload)"
-    "  THEN json_extract(NEW.payload, '$.type') END)"
-    "  IN ('alarm_cleared', 'comm_restored', 'bus_restored')"
-    " BEGIN"
-    "  UPDATE alarms SET cleared_ts ="
-    "   coalesce(CAST(json_extract(NEW.payload, '$.ts') AS INTEGER), NEW.created)"
-    "  WHERE cleared_ts IS NULL"
-    "   AND enterprise = coalesce(CAST(json_extract(NEW.payload, '$.enterprise') AS TEXT), '')"
-    "   AND meter = coalesce(CAST(json_extract(NEW.payload, '$.meter') AS TEXT), '')"
-    "   AND bus = CASE json_extract(NEW.payload, '$.type') WHEN 'bus_restored'"
-    "    THEN coalesce(CAST(json_extract(NEW.payload, '$.bus') AS TEXT), '') ELSE '' END"
-    "   AND alarm = CASE json_extract(NEW.payload, '$.type')"
-    "    WHEN 'alarm_cleared' THEN CAST(json_extract(NEW.payload, '$.alarm') AS TEXT)"
-    "    WHEN 'comm_restored' THEN 'comm_lost' ELSE 'bus_down' END;"
-    " END;",
+    /* 2 -> 3: alarm history (storage/alarmlog.h, docs/ALARMS.md): the
+     * alarms table, filled by triggers on the outbox from the event
+     * messages, so an alarm's row commits in the same transaction as its
+     * event. */
+    alarmlog_schema_v3,
     /* 3 -> 4: the staging table of the writer's recent samples (docs/STORAGE.md,
      * "Write path"). Keyed (ts, point), so each commit appends at the
      * b-tree's right edge instead of rewriting the tail page of every
