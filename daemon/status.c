@@ -7,7 +7,6 @@
  */
 #include "daemon/status.h"
 
-#include <sqlite3.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -123,7 +122,7 @@ static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
     double dv;
     if (!have && st && bname &&
         store_find_point(st, m->enterprise->id, m->id, bname, &id) == 0 &&
-        store_latest_db(store_db(st), id, &dts, &dv) == SQLITE_ROW) {
+        store_latest(st, id, &dts, &dv) == 0) {
         ts = dts;
         value = dv;
         have = true;
@@ -189,18 +188,6 @@ static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
     return o;
 }
 
-static int64_t db_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q;
-    int64_t v = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        return 0;
-    if (sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
-
 static json_t *database_status(const struct config *cfg, struct store *st, unsigned flags)
 {
     json_t *o = json_pack("{s:s}", "path", cfg->storage_path);
@@ -213,9 +200,9 @@ static json_t *database_status(const struct config *cfg, struct store *st, unsig
                                                              : json_null());
         }
     } else {
-        sqlite3 *db = store_db(st);
-        json_object_set_new(o, "bytes", json_integer(db_int(db, "PRAGMA page_count") *
-                                                     db_int(db, "PRAGMA page_size")));
+        int64_t bytes = 0;
+        store_size(st, &bytes);
+        json_object_set_new(o, "bytes", json_integer(bytes));
     }
     return o;
 }

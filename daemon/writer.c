@@ -209,7 +209,7 @@ static int writer_commit(struct writer *w, const struct batch *group, size_t n_s
             out->msgs++;
         }
         if (n_sm) {
-            r = summary_save_state(w->sum, db);
+            r = summary_save_state(w->sum, w->st);
             if (r < 0)
                 goto out_rollback;
         }
@@ -247,7 +247,7 @@ static void writer_load_summary(struct writer *w)
                 "state: %s", store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
         return;
     }
-    r = summary_load(w->sum, store_db(w->st), now_real_ms());
+    r = summary_load(w->sum, w->st, now_real_ms());
     if (r < 0) {
         /* Retried at the next tick; samples committed meanwhile still reach
          * it through the last stored readings. */

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -547,44 +546,17 @@ void summary_msgs_free(struct summary_msg *msgs, size_t n)
     free(msgs);
 }
 
-static int sql_errno(int rc)
+int summary_save_state(struct summary *s, struct store *st)
 {
-    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC
-           : (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? -EBUSY
-                                                                         : -EIO;
+    return store_summary_set_next_from(st, s->st.open_from);
 }
 
-int summary_save_state(struct summary *s, sqlite3 *db)
+int summary_load(struct summary *s, struct store *st, int64_t now)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO meta(key, value) VALUES ('summary_next_from', ?1)"
-                                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_errno(rc);
-    sqlite3_bind_int64(st, 1, s->st.open_from);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_errno(rc);
-}
-
-int summary_load(struct summary *s, sqlite3 *db, int64_t now)
-{
-    sqlite3_stmt *st = NULL;
     int64_t next = 0;
-    int rc;
-
-    rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'summary_next_from'", -1, &st,
-                            NULL);
-    if (rc != SQLITE_OK)
-        return sql_errno(rc);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        next = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_errno(rc);
+    int r = store_summary_next_from(st, &next);
+    if (r < 0)
+        return r;
 
     int64_t fresh = (now + s->iv_ms - 1) / s->iv_ms * s->iv_ms;
     bool resume = next > 0 && next % s->iv_ms == 0 &&
@@ -604,8 +576,8 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now)
         double v;
         if (!s->m[j].has_billing)
             continue;
-        rc = store_latest_db(db, s->m[j].billing_id, &ts, &v);
-        if (rc == SQLITE_ROW) {
+        r = store_latest(st, s->m[j].billing_id, &ts, &v);
+        if (r == 0) {
             /* A reading from before a long stop would spread days of
              * consumption over the first intervals: only a resumed run, or
              * a recent reading, continues the counter. */
@@ -616,8 +588,8 @@ int summary_load(struct summary *s, sqlite3 *db, int64_t now)
                 ms->prev_v = v;
                 ms->last_ts = ts;
             }
-        } else if (rc != SQLITE_DONE) {
-            return sql_errno(rc);
+        } else if (r != -ENOENT) {
+            return r;
         }
     }
     return 0;

@@ -2,9 +2,10 @@
  * summary.h - per-enterprise and park summaries (P/ENT/summary, P/summary)
  * every summary_interval, computed in the writer thread from the samples it
  * commits, so the summary rows go into the outbox in the same transaction as
- * the data they summarise. Pure computation plus two small SQLite reads at
- * start (the last billing reading of every meter, the next interval to
- * publish) and one meta row written with each batch of summaries.
+ * the data they summarise. Pure computation: the store (storage/store.h)
+ * gives the state at start (store_latest: the last billing reading of every
+ * meter; store_summary_next_from: the next interval to publish) and keeps
+ * the next interval with each batch of summaries.
  *
  * The rules (docs/MQTT.md repeats them for operators):
  *  - Intervals [from, to) are aligned to multiples of summary_interval since
@@ -69,12 +70,12 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
 void summary_free(struct summary *s);
 
 /*
- * Picks up where the last run stopped: reads meta.summary_next_from and the
- * last stored billing reading of each meter (db is the store's connection,
- * used by the calling thread only). now: Unix ms. Without state (or too far
- * behind) the first interval is the next whole one. 0 or -EIO.
+ * Picks up where the last run stopped: reads the next interval to publish
+ * and the last stored billing reading of each meter from st (used by the
+ * calling thread only). now: Unix ms. Without state (or too far behind) the
+ * first interval is the next whole one. 0 or -EIO.
  */
-int summary_load(struct summary *s, sqlite3 *db, int64_t now);
+int summary_load(struct summary *s, struct store *st, int64_t now);
 
 /* Feeds committed samples (any order within a batch; points that are not a
  * billing counter or a power gauge are ignored). */
@@ -96,8 +97,9 @@ bool summary_due(const struct summary *s, int64_t now);
 size_t summary_flush(struct summary *s, int64_t now, struct summary_msg **ret);
 void summary_msgs_free(struct summary_msg *msgs, size_t n);
 
-/* Writes meta.summary_next_from inside the caller's transaction. 0 or -errno. */
-int summary_save_state(struct summary *s, sqlite3 *db);
+/* Stores the next interval to publish inside the caller's write
+ * transaction on st. 0 or -errno. */
+int summary_save_state(struct summary *s, struct store *st);
 
 /* The start of the oldest interval not yet published (Unix ms). */
 int64_t summary_next_from(const struct summary *s);

@@ -94,10 +94,16 @@ int store_rollup_scan(struct store *s, uint32_t point, enum rollup_level l, int6
 int store_seek_back(struct store *s, uint32_t point, int64_t ts, int64_t floor_ts, int k,
                     int64_t *ret_ts);
 
-/* The latest sample of 'point' on a connection to a store database (staged
- * rows, then series; for summary_load, which holds only the connection):
- * SQLITE_ROW and *ret_ts, *ret_v; SQLITE_DONE (none), or an SQLite error. */
-int store_latest_db(sqlite3 *db, uint32_t point, int64_t *ret_ts, double *ret_v);
+/* The latest sample of 'point' (staged or in series), however old.
+ * 0 and *ret_ts, *ret_v; -ENOENT (none) or -EIO. */
+int store_latest(struct store *s, uint32_t point, int64_t *ret_ts, double *ret_v);
+
+/* The summary engine's state (engine/summary.h), in table meta: the start
+ * of the oldest interval not yet published. store_summary_next_from: 0 and
+ * *ret (0 when never saved) or -EIO. store_summary_set_next_from: inside
+ * the caller's write transaction; 0, -ENOSPC, -EBUSY or -EIO. */
+int store_summary_next_from(struct store *s, int64_t *ret);
+int store_summary_set_next_from(struct store *s, int64_t from);
 
 /* Looks up a point id without creating it: 0, -ENOENT, -EIO. */
 int store_find_point(struct store *s, const char *enterprise, const char *meter, const char *point,
@@ -110,6 +116,9 @@ struct store_stats {
     int64_t oldest_ts;     /* 0 when empty */
 };
 int store_stats(struct store *s, struct store_stats *ret);
+/* The database's size (page_count * page_size) without counting samples:
+ * 0 and *ret_bytes, or -EIO. */
+int store_size(struct store *s, int64_t *ret_bytes);
 
 /*
  * Whether s's path still names the database file s has open (compared by

@@ -176,6 +176,10 @@ void store_main_max_forget(struct store *s);
  * -errno. */
 int store_series_newest(struct store *s, uint32_t point, int64_t *ret);
 int store_main_max(struct store *s, uint32_t point, int64_t *ret);
+/* The latest sample of 'point' in series before x (*ret_found false: none).
+ * SQLite result code. */
+int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *ret_found, int64_t *ret_ts,
+                     double *ret_v);
 /* The pending samples (s->pts/pv, ts order): insert one at pos; encode
  * them all into s->enc. */
 void store_pend_push(struct store *s, size_t pos, int64_t ts, double v);

@@ -279,76 +279,74 @@ int store_rollup_scan(struct store *s, uint32_t point, enum rollup_level l, int6
     return 0;
 }
 
-int store_latest_db(sqlite3 *db, uint32_t point, int64_t *ret_ts, double *ret_v)
+int store_latest(struct store *s, uint32_t point, int64_t *ret_ts, double *ret_v)
 {
-    sqlite3_stmt *st;
-    struct chunk_iter it;
-    int64_t mk = point, t;
-    double v;
+    sqlite3_stmt *st = s->st[STMT_SEEK_STAGED];
+    bool own, found = false;
+    uint32_t mk;
+    int64_t ts = 0;
+    double v = 0;
     int rc, k = 0;
-    bool found = false;
 
-    /* the point's staged rows, newest first; then its last chunk */
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT ts, data, (SELECT coalesce(min(b.id), ?1) FROM points a"
-                            " JOIN points b ON b.enterprise = a.enterprise AND b.meter = a.meter"
-                            " WHERE a.id = ?1) AS k FROM staged WHERE mk = k ORDER BY ts DESC",
-                            -1, &st, NULL);
+    rc = store_meter_key(s, point, &mk);
     if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, point);
+        return store_fail(s, rc);
+    bool began = store_read_begin(s);
+    /* the meter's staged rows, newest first, then the point's last chunk */
+    rc = store_stmt(s, &st, &own);
+    if (rc != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, mk);
+    sqlite3_bind_int64(st, 2, INT64_MAX);
+    sqlite3_bind_int64(st, 3, INT64_MIN);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        mk = sqlite3_column_int64(st, 2);
-        k = store_row_find(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                           (uint32_t)mk, point, &v);
+        k = store_row_find(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), mk,
+                           point, &v);
         if (k != 0) {
-            if (k > 0) {
-                *ret_ts = sqlite3_column_int64(st, 0);
-                *ret_v = v;
-            }
+            ts = sqlite3_column_int64(st, 0);
             break;
         }
     }
-    sqlite3_finalize(st);
-    if (k < 0)
-        return SQLITE_CORRUPT;
-    if (k > 0)
-        return SQLITE_ROW;
-    if (rc != SQLITE_DONE)
-        return rc;
-    rc = sqlite3_prepare_v2(db, "SELECT t0, data FROM series WHERE point = ?1 ORDER BY t0 DESC LIMIT 1",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, point);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        chunk_iter_init(&it, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                        sqlite3_column_int64(st, 0));
-        while ((k = chunk_next(&it, &t, &v)) > 0) {
-            found = true;
-            *ret_ts = t;
-            *ret_v = v;
-        }
-        rc = k < 0 ? SQLITE_CORRUPT : found ? SQLITE_ROW : SQLITE_DONE;
+    store_stmt_done(st, own);
+    if (k < 0) {
+        rc = SQLITE_CORRUPT;
+    } else if (k > 0) {
+        found = true;
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = store_chunk_prev(s, point, INT64_MAX, &found, &ts, &v);
     }
-    sqlite3_finalize(st);
-    return rc;
+out:;
+    int r = rc != SQLITE_OK && rc != SQLITE_DONE ? store_fail(s, rc) : found ? 0 : -ENOENT;
+    store_read_end(s, began);
+    if (r == 0) {
+        *ret_ts = ts;
+        *ret_v = v;
+    }
+    return r;
+}
+
+int store_size(struct store *s, int64_t *ret_bytes)
+{
+    int64_t pages = 0, page_size = 0;
+    int r = store_query_int(s, "PRAGMA page_count", &pages);
+    if (r == 0)
+        r = store_query_int(s, "PRAGMA page_size", &page_size);
+    if (r == 0)
+        *ret_bytes = pages * page_size;
+    return r;
 }
 
 int store_stats(struct store *s, struct store_stats *ret)
 {
-    int64_t samples = 0, pages = 0, page_size = 0, oldest = 0;
+    int64_t samples = 0, bytes = 0, oldest = 0;
     int r;
 
     r = store_query_int(s, "SELECT (SELECT coalesce(sum(n), 0) FROM series) + "
                            "(SELECT coalesce(sum(n), 0) FROM staged)", &samples);
     if (r < 0)
         return r;
-    r = store_query_int(s, "PRAGMA page_count", &pages);
-    if (r < 0)
-        return r;
-    r = store_query_int(s, "PRAGMA page_size", &page_size);
+    r = store_size(s, &bytes);
     if (r < 0)
         return r;
     /* min(t0) over the whole table would be a full scan (t0 is the second
@@ -363,7 +361,7 @@ int store_stats(struct store *s, struct store_stats *ret)
     if (r < 0)
         return r;
     ret->samples = samples;
-    ret->db_bytes = pages * page_size;
+    ret->db_bytes = bytes;
     ret->oldest_ts = oldest;
     return 0;
 }

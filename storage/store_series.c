@@ -94,8 +94,8 @@ static size_t store_pend_find(const struct store *s, int64_t ts)
 }
 
 /* The latest sample of 'point' in series before x. SQLite result code. */
-static int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *ret_found,
-                            int64_t *ret_ts, double *ret_v)
+int store_chunk_prev(struct store *s, uint32_t point, int64_t x, bool *ret_found, int64_t *ret_ts,
+                     double *ret_v)
 {
     sqlite3_stmt *st = s->st[STMT_CHUNK_BEFORE];
     struct chunk_iter it;

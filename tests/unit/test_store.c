@@ -498,6 +498,23 @@ static size_t model_check(struct store *s, const struct model *m, const uint32_t
     return bad;
 }
 
+/* store_latest against the model: each point's newest sample. Returns
+ * the number of mismatches. */
+static size_t latest_check(struct store *s, const struct model *m, const uint32_t *ids)
+{
+    size_t bad = 0;
+    for (int k = 0; k < MODEL_POINTS; k++) {
+        int64_t ts = -1;
+        double v = 0;
+        int r = store_latest(s, ids[k], &ts, &v);
+        if (m->n[k] == 0 ? r != -ENOENT
+                         : r != 0 || ts != m->v[k][m->n[k] - 1].ts ||
+                               memcmp(&v, &m->v[k][m->n[k] - 1].value, 8) != 0)
+            bad++;
+    }
+    return bad;
+}
+
 static void test_series_model(void)
 {
     char path[PATH_MAX], err[512] = "";
@@ -517,6 +534,12 @@ static void test_series_model(void)
     for (int k = 0; k < MODEL_POINTS; k++)
         CHECK_INT(store_point_id(s, "e", k < 3 ? "m1" : "m2", pn[k % 3], UTIL_WATER, KIND_COUNTER,
                                  &ids[k]), 0);
+    uint32_t empty;
+    int64_t lts = 7;
+    double lv = 7;
+    CHECK_INT(store_point_id(s, "e", "m3", "a", UTIL_WATER, KIND_COUNTER, &empty), 0);
+    CHECK_INT(store_latest(s, empty, &lts, &lv), -ENOENT);
+    CHECK_INT(lts, 7);   /* untouched */
     store_set_staging(s, true);
     int64_t now = t0;
     size_t bad = 0;
@@ -623,6 +646,7 @@ static void test_series_model(void)
     for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
         CHECK_INT(sql_int(path, sums[i]), before[i]);
     CHECK_INT(model_check(s, &m, ids, t0, now + 1000), 0);
+    CHECK_INT(latest_check(s, &m, ids), 0);   /* from the staged rows */
     /* the daemon's path fails the same way and keeps the rows for later */
     CHECK_INT(store_maintain(s, now), -ENOSPC);
     for (size_t i = 0; i < ARRAY_SIZE(sums); i++)
@@ -649,6 +673,7 @@ static void test_series_model(void)
     CHECK_INT(st.samples, total);
     CHECK_INT(sql_int(path, "SELECT sum(n) FROM rollup_15m"), total);
     CHECK_INT(sql_int(path, "SELECT sum(n) FROM rollup_1d"), total);
+    CHECK_INT(latest_check(s, &m, ids), 0);   /* from the chunks */
     now += 1000;
     bad += model_check(s, &m, ids, t0, now);
     if (ro)

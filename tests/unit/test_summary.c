@@ -132,7 +132,7 @@ int main(void)
     struct summary *s = NULL;
     CHECK_INT(summary_new(cfg, ids, "park/gw", &s), 0);
     /* Fresh database, started 5 s before T: the first interval is [T, T+60). */
-    CHECK_INT(summary_load(s, store_db(st), S(-5)), 0);
+    CHECK_INT(summary_load(s, st, S(-5)), 0);
     CHECK_INT(summary_next_from(s), T);
     CHECK(!summary_due(s, S(70)));
 
@@ -322,13 +322,13 @@ int main(void)
 
     /* Restart: the state and meter 0's last reading are in the database. */
     CHECK_INT(store_begin(st), 0);
-    CHECK_INT(summary_save_state(s, store_db(st)), 0);
+    CHECK_INT(summary_save_state(s, st), 0);
     struct sample last = {.point = ids[0][E_KWH], .ts = S(420), .value = 116};
     CHECK_INT(store_add_samples(st, &last, 1), 0);
     CHECK_INT(store_commit(st), 0);
     summary_free(s);
     CHECK_INT(summary_new(cfg, ids, "park/gw", &s), 0);
-    CHECK_INT(summary_load(s, store_db(st), S(425)), 0);
+    CHECK_INT(summary_load(s, st, S(425)), 0);
     CHECK_INT(summary_next_from(s), S(420));
     /* 116 -> 122 over [T+420, T+480): 6 kWh in interval 7; meters 1 and 2
      * have no stored reading, their first new one only sets the base. The
@@ -347,12 +347,12 @@ int main(void)
 
     /* A state more than SUMMARY_MAX_CATCHUP intervals old starts fresh. */
     CHECK_INT(store_begin(st), 0);
-    CHECK_INT(summary_save_state(s, store_db(st)), 0);
+    CHECK_INT(summary_save_state(s, st), 0);
     CHECK_INT(store_commit(st), 0);
     summary_free(s);
     CHECK_INT(summary_new(cfg, ids, "park/gw", &s), 0);
     int64_t later = S(480) + (int64_t)(SUMMARY_MAX_CATCHUP + 10) * 60000 + 1000;
-    CHECK_INT(summary_load(s, store_db(st), later), 0);
+    CHECK_INT(summary_load(s, st, later), 0);
     CHECK_INT(summary_next_from(s), (later / 60000 + 1) * 60000);
 
     summary_free(s);

@@ -1,0 +1,32 @@
+/*
+ * store_meta.c - table meta: small key/value state other modules keep in
+ * the database so it survives a restart and commits with the data it
+ * describes (the summary engine's next interval).
+ */
+#include "storage/store_private.h"
+
+#include <sqlite3.h>
+
+#define STORE_META_SUMMARY_NEXT_FROM "summary_next_from"
+
+int store_summary_next_from(struct store *s, int64_t *ret)
+{
+    return store_query_int(
+        s, "SELECT value FROM meta WHERE key = '" STORE_META_SUMMARY_NEXT_FROM "'", ret);
+}
+
+int store_summary_set_next_from(struct store *s, int64_t from)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO meta(key, value) VALUES ('" STORE_META_SUMMARY_NEXT_FROM
+                                "', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    sqlite3_bind_int64(st, 1, from);
+    rc = store_step_done(st);
+    int r = rc == SQLITE_OK ? 0 : store_fail(s, rc);
+    sqlite3_finalize(st);
+    return r;
+}
