@@ -7,7 +7,8 @@
  *    2020-01-01, the first polls are held back (not stored), logged once,
  *    and polls stamped after the floor are stored;
  * 3. a dead meter logs its failure and its comm loss once each, not every
- *    poll.
+ *    poll (five failed polls are waited for).
+ * Runs wait on log lines, notifications and live messages with deadlines.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -62,8 +63,10 @@ struct notif {
     char text[256];
 };
 
-/* Part 1: pings tied to progress. */
-static void test_watchdog(const char *dir, const char *cfg_path)
+/* Watchdog pings are tied to progress: READY=1, then WATCHDOG=1 pings
+ * while every bus thread moves; none later than the stall of bus line-a
+ * (test hook) + WATCHDOG_USEC; a clean stop (STOPPING=1) still works. */
+static void scenario_watchdog(const char *dir, const char *cfg_path)
 {
     char *sock_path = xasprintf("%s/notify.sock", dir);
     int fd = h_notify_socket(sock_path);
@@ -155,45 +158,59 @@ static int collect(void *ud, int64_t ts, double value)
     return 0;
 }
 
-/* Parts 2 and 3 in one run: shifted clock, and a dead meter. */
-static void test_clock_floor_and_dead_meter(const char *dir, const char *cfg_path,
-                                            const char *db)
+/* The clock-floor run (parts 2 and 3 share it): its log and database. */
+static struct proc clock_gw = {.stdin_fd = -1};
+static char *clock_log;
+
+/* Runs parkgw -v with its time stamps shifted to 2.5 s before the floor
+ * and a dead meter (e9) on rmu-1, until the clock is plausible again on
+ * both buses and w1 published four live values after that, and e9 failed
+ * five polls; then stops it (exit 0). */
+static void run_clock_park(const char *dir, const char *cfg_path, int mport)
 {
     const char *parkgw = h_env("PARKGW_BIN", "parkgw");
-    char *log = xasprintf("%s/clock.log", dir);
-    char *argv[] = {(char *)parkgw, "run", "-c", (char *)cfg_path, NULL};
+    clock_log = xasprintf("%s/clock.log", dir);
+    char *argv[] = {(char *)parkgw, "run", "-c", (char *)cfg_path, "-v", NULL};
     /* Stamps = wall clock + offset: the first poll is stamped 2.5 s before
      * the floor, so with 1 s slots the polls stamped -2.5, -1.x, -0.x s are
      * held back and the following ones (+0.x s, ...) stored. */
     int64_t offset = FLOOR_MS - 2500 - now_real_ms();
     char off[32];
     snprintf(off, sizeof(off), "%lld", (long long)offset);
+    struct h_sub *sub = h_sub_new(mport, "it-ops-sub", "park/itops/#");
     setenv("PARKGW_TEST_CLOCK_OFFSET_MS", off, 1);
-    struct proc gw = {.stdin_fd = -1};
-    h_spawn(&gw, argv, log, false);
+    h_spawn(&clock_gw, argv, clock_log, false);
     unsetenv("PARKGW_TEST_CLOCK_OFFSET_MS");
 
-    CHECK(h_wait_log(&gw, "wall clock plausible again", 2, 15000));
-    sleep_ms(4000);
-    int status = h_stop(&gw, SIGTERM, 10000);
+    CHECK(h_wait_log(&clock_gw, "wall clock plausible again", 2, 15000));
+    size_t mark = h_sub_count(sub);
+    CHECK(h_sub_wait_count(sub, mark, "park/itops/chengtong-plastics/water/w1/live", NULL, 4,
+                           8000));
+    CHECK(h_wait_log(&clock_gw, "meter chengtong-plastics/e9: read failed again (5)", 1, 20000));
+    int status = h_stop(&clock_gw, SIGTERM, 10000);
     CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    h_sub_free(sub);
+}
 
-    /* Logged once per bus per state change, not per poll. */
-    CHECK_INT(h_log_count(&gw, "before the floor 2020-01-01: readings are held back"), 2);
-    CHECK_INT(h_log_count(&gw, "wall clock plausible again"), 2);
+/* Clock floor: held-back polls are logged once per bus per state change,
+ * not per poll, with their count (3 or 4); only stamps at or after the
+ * floor are stored, the first within a second of it. */
+static void scenario_clock_floor(const char *db)
+{
+    CHECK_INT(h_log_count(&clock_gw, "before the floor 2020-01-01: readings are held back"), 2);
+    CHECK_INT(h_log_count(&clock_gw, "wall clock plausible again"), 2);
     /* How many polls of w1 were held: the first one at once (stamped
      * -2.5 s + start-up), then the 1 s slots j = 1, 2, ... stamped
      * j*1000 - f - 2500 ms from the floor, f = the start's millisecond
      * phase: below the floor for j <= 2 (f < 500) or j <= 3 (f >= 500).
      * So 3 or 4, counted in the recovery line. */
-    char *text = h_read_file(log);
+    char *text = h_read_file(clock_log);
     const char *line = text ? strstr(text, "bus line-a: wall clock plausible again; ") : NULL;
     unsigned held = 0;
     CHECK(line && sscanf(line, "bus line-a: wall clock plausible again; %u", &held) == 1);
     CHECK(held >= 3 && held <= 4);
     free(text);
 
-    /* Stored: only stamps at or after the floor; the held-back ones not. */
     struct store *st;
     char err[512];
     CHECK_INT(store_open(db, true, &st, err, sizeof(err)), 0);
@@ -212,16 +229,16 @@ static void test_clock_floor_and_dead_meter(const char *dir, const char *cfg_pat
                l.n ? (long long)(l.ts[0] - FLOOR_MS) : -1LL);
         store_close(st);
     }
+}
 
-    /* The dead meter (unit 99): one warning for the first failure, one for
-     * the comm loss, in ~10 s of polling with backoff (>= 5 failed polls). */
-    CHECK_INT(h_log_count(&gw, "meter chengtong-plastics/e9 (bus rmu-1, unit 99): read failed"),
+/* The dead meter (unit 99): one warning for the first failure, one for the
+ * comm loss, in five failed polls with backoff. */
+static void scenario_dead_meter_logged_once(void)
+{
+    CHECK_INT(h_log_count(&clock_gw,
+                          "meter chengtong-plastics/e9 (bus rmu-1, unit 99): read failed"),
               1);
-    CHECK_INT(h_log_count(&gw, "meter chengtong-plastics/e9: communication lost"), 1);
-    if (check_failed)
-        h_dump_log(&gw, "parkgw (clock)");
-    h_proc_release(&gw);
-    free(log);
+    CHECK_INT(h_log_count(&clock_gw, "meter chengtong-plastics/e9: communication lost"), 1);
 }
 
 int main(void)
@@ -243,14 +260,20 @@ int main(void)
     text = make_config(dir, "watchdog.db", mport, sport, false);
     h_write_file(cfg1, text);
     free(text);
-    test_watchdog(dir, cfg1);
+    scenario_watchdog(dir, cfg1);
 
     char *cfg2 = xasprintf("%s/clock.cfg", dir);
     char *db2 = xasprintf("%s/clock.db", dir);
     text = make_config(dir, "clock.db", mport, sport, true);
     h_write_file(cfg2, text);
     free(text);
-    test_clock_floor_and_dead_meter(dir, cfg2, db2);
+    run_clock_park(dir, cfg2, mport);
+    scenario_clock_floor(db2);
+    scenario_dead_meter_logged_once();
+    if (check_failed)
+        h_dump_log(&clock_gw, "parkgw (clock)");
+    h_proc_release(&clock_gw);
+    free(clock_log);
 
     if (check_failed)
         h_dump_log(&sim, "parkgw-sim");
