@@ -5,6 +5,8 @@
  * must open, pass PRAGMA integrity_check, hold every batch whose commit
  * returned (the writer's debug line "storage: committed N samples up to ts
  * T"), and its rollups must count exactly the raw samples (same transaction).
+ * The kill moments are random on purpose (they are the test's input, not a
+ * wait for something); the seed is printed.
  */
 #include <signal.h>
 #include <sqlite3.h>
@@ -58,85 +60,66 @@ static int count_cb(void *ud, int64_t ts, double value)
     return 0;
 }
 
-static int64_t db_int(sqlite3 *db, const char *sql)
+
+static struct h_park pk;
+static char *db_path;
+
+/* 20 kills, each 0.2-2.7 s after the start: some during startup (store
+ * open, WAL recovery), most during ingest (at least half of the runs
+ * committed something before their kill); about 30 s in all. */
+static void run_kill_cycles(void)
 {
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return v;
-}
-
-int main(void)
-{
-    char *dir = h_park_dir("it_crash");
-
-    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
-    int mport = h_start_mosquitto(&mosq, dir);
-    char *sim_cfg = xasprintf("%s/sim.cfg", dir), *gw_cfg = xasprintf("%s/gw.cfg", dir);
-    char *text = make_config(dir, mport, 502);
-    h_write_file(sim_cfg, text);
-    free(text);
-    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-    text = make_config(dir, mport, sport);
-    h_write_file(gw_cfg, text);
-    free(text);
-
-    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
-    char *gw_log = xasprintf("%s/parkgw.log", dir);
-    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
     unsigned seed = (unsigned)getpid();
     printf("kill delays from seed %u\n", seed);
     srand(seed);
-
-    /* 20 kills, each 0.2-2.7 s after the start: some during startup (store
-     * open, WAL recovery), most during ingest; about 30 s in all. */
     int64_t t0 = now_mono_ms();
     size_t cycles_with_commit = 0;
     for (int k = 0; k < KILLS; k++) {
-        size_t before = k ? h_log_count(&gw, "storage: committed") : 0;
-        h_spawn(&gw, run_argv, gw_log, false);
-        sleep_ms(200 + rand() % 2500);
-        CHECK(h_alive(&gw));
-        h_stop(&gw, SIGKILL, 5000);
-        cycles_with_commit += h_log_count(&gw, "storage: committed") > before;
+        size_t before = k ? h_log_count(&pk.gw, "storage: committed") : 0;
+        h_park_run(&pk, true);
+        sleep_ms(200 + rand() % 2500); /* the random kill moment */
+        CHECK(h_alive(&pk.gw));
+        h_stop(&pk.gw, SIGKILL, 5000);
+        cycles_with_commit += h_log_count(&pk.gw, "storage: committed") > before;
     }
     printf("%d kills in %.1f s, %zu of them after at least one commit\n", KILLS,
            (double)(now_mono_ms() - t0) / 1000.0, cycles_with_commit);
     CHECK(cycles_with_commit >= KILLS / 2);
+}
 
-    /* The database opens (recovering the WAL) and is intact. */
-    char *db_path = xasprintf("%s/parkgw.db", dir);
+/* The database opens read-write (recovering the WAL) and passes PRAGMA
+ * integrity_check. */
+static void scenario_database_intact(void)
+{
     struct store *st = NULL;
     char err[512];
     CHECK_INT(store_open(db_path, false, &st, err, sizeof(err)), 0);
     store_close(st);
-    st = NULL;
-    /* Samples are compressed chunks (docs/STORAGE.md): read them through a
-     * read-only store handle. */
-    CHECK_INT(store_open(db_path, true, &st, err, sizeof(err)), 0);
     sqlite3 *db = NULL;
     CHECK_INT(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *q;
-    const char *ic = "?";
-    char ic_buf[256] = "";
+    char ic[256] = "?";
     if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            snprintf(ic_buf, sizeof(ic_buf), "%s", (const char *)sqlite3_column_text(q, 0));
-            ic = ic_buf;
-        }
+        if (sqlite3_step(q) == SQLITE_ROW)
+            snprintf(ic, sizeof(ic), "%s", (const char *)sqlite3_column_text(q, 0));
         sqlite3_finalize(q);
     }
+    sqlite3_close(db);
     CHECK_STR(ic, "ok");
+}
 
-    /* Every commit that returned is there: a sample at its latest ts, and
-     * all of them together are at most what the table holds. */
-    char *log = h_read_file(gw_log);
+/* Every commit that returned (its debug line is whole in the log) is
+ * there: a sample at its latest ts; all of them together are at most what
+ * the store holds. Samples are compressed chunks (docs/STORAGE.md): read
+ * through a read-only store handle. Returns the samples stored. */
+static int64_t scenario_commits_durable(void)
+{
+    struct store *st = NULL;
+    char err[512];
+    CHECK_INT(store_open(db_path, true, &st, err, sizeof(err)), 0);
+    char *log = h_read_file(pk.gw_log);
     int64_t logged = 0, commits = 0, missing = 0;
-    int64_t max_point = db_int(db, "SELECT coalesce(max(id), 0) FROM points");
+    int64_t max_point = h_db_int(db_path, "SELECT coalesce(max(id), 0) FROM points");
     for (char *p = log; p && (p = strstr(p, "storage: committed ")) != NULL; p++) {
         long long n, ts;
         if (sscanf(p, "storage: committed %lld samples up to ts %lld", &n, &ts) != 2)
@@ -156,6 +139,7 @@ int main(void)
             missing++;
         }
     }
+    free(log);
     struct store_stats stats = {0};
     CHECK_INT(st ? store_stats(st, &stats) : -1, 0);
     store_close(st);
@@ -165,28 +149,29 @@ int main(void)
     CHECK(commits >= KILLS);
     CHECK_INT(missing, 0);
     CHECK(stored >= logged);
+    return stored;
+}
 
-    /* Rollups and samples commit together: each level counts every sample. */
-    CHECK_INT(db_int(db, "SELECT sum(n) FROM rollup_15m"), stored);
-    CHECK_INT(db_int(db, "SELECT sum(n) FROM rollup_1d"), stored);
-    CHECK_INT(db_int(db, "SELECT count(*) FROM (SELECT point, sum(n) AS c FROM series "
-                         "GROUP BY point) s JOIN (SELECT point, sum(n) AS c FROM rollup_1h "
-                         "GROUP BY point) r USING (point) WHERE s.c != r.c"),
+/* Rollups and samples commit together: each level counts every sample. */
+static void scenario_rollups_count_samples(int64_t stored)
+{
+    CHECK_INT(h_db_int(db_path, "SELECT sum(n) FROM rollup_15m"), stored);
+    CHECK_INT(h_db_int(db_path, "SELECT sum(n) FROM rollup_1d"), stored);
+    CHECK_INT(h_db_int(db_path, "SELECT count(*) FROM (SELECT point, sum(n) AS c FROM series "
+                                "GROUP BY point) s JOIN (SELECT point, sum(n) AS c FROM rollup_1h "
+                                "GROUP BY point) r USING (point) WHERE s.c != r.c"),
               0);
-    sqlite3_close(db);
+}
 
-    if (check_failed)
-        h_dump_log(&gw, "parkgw");
-    h_stop(&sim, SIGTERM, 5000);
-    h_stop(&mosq, SIGTERM, 5000);
-    h_proc_release(&gw);
-    h_proc_release(&sim);
-    h_proc_release(&mosq);
-    free(log);
+int main(void)
+{
+    h_park_start(&pk, "it_crash", make_config, SEED);
+    db_path = xasprintf("%s/parkgw.db", pk.dir);
+    run_kill_cycles();
+    scenario_database_intact();
+    int64_t stored = scenario_commits_durable();
+    scenario_rollups_count_samples(stored);
+    h_park_free(&pk, check_failed);
     free(db_path);
-    free(gw_log);
-    free(gw_cfg);
-    free(sim_cfg);
-    free(dir);
     return check_done();
 }
