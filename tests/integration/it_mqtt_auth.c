@@ -104,68 +104,80 @@ static void check_no_secret(const struct proc *p, const char *what)
         }
 }
 
-int main(void)
+/* What the scenarios share: the test dir, the two brokers, the sim, the
+ * two gateway configs and the authenticated TLS subscriber. */
+static char *dir, *ca, *gw_pass, *cfg_good, *cfg_bad;
+static struct proc good = {.stdin_fd = -1}, bad = {.stdin_fd = -1}, sim = {.stdin_fd = -1},
+                   gw = {.stdin_fd = -1};
+static int port_good;
+static struct h_sub *watch;
+
+static void write_gw_pass(const char *password)
 {
-    const char *mosq_bin = h_env("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
-    if (!h_have_program("openssl") || !h_have_program("mosquitto_passwd") ||
-        access(mosq_bin, X_OK) != 0) {
-        printf("SKIP it_mqtt_auth: needs openssl, mosquitto_passwd and %s "
-               "(scripts/deps.sh --test installs them)\n", mosq_bin);
-        return 0;
-    }
-    char *dir = h_tmpdir("it_mqtt_auth");
+    char *text = xasprintf("%s\n", password);
+    h_write_file(gw_pass, text);
+    free(text);
+}
+
+/* A throwaway PKI and password file; two TLS brokers, both refusing
+ * anonymous clients: one whose certificate names 127.0.0.1, one whose
+ * certificate (same CA) names only other.example; the sim; and the
+ * operator's view: an authenticated TLS subscriber on the good broker.
+ * False (after a message) when the tools failed. */
+static bool setup(void)
+{
+    dir = h_tmpdir("it_mqtt_auth");
     chmod(dir, 0755);
     if (!h_make_test_certs(dir)) {
         fprintf(stderr, "openssl could not make the test certificates\n");
-        return 1;
+        return false;
     }
-    char *ca = xasprintf("%s/ca.crt", dir);
+    ca = xasprintf("%s/ca.crt", dir);
     char *passwd = xasprintf("%s/broker.passwd", dir);
     if (!h_mosquitto_passwd(passwd, true, "parkgw", good_pass) ||
         !h_mosquitto_passwd(passwd, false, "watcher", watch_pass)) {
         fprintf(stderr, "mosquitto_passwd failed\n");
-        return 1;
+        free(passwd);
+        return false;
     }
-    /* Two TLS brokers, both refusing anonymous clients: one whose
-     * certificate names 127.0.0.1, one whose certificate (same CA) names
-     * only other.example. */
     char *good_conf = xasprintf("cafile %s\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n"
                                 "allow_anonymous false\npassword_file %s\n",
                                 ca, dir, dir, passwd);
     char *bad_conf = xasprintf("cafile %s\ncertfile %s/wrongname.crt\nkeyfile %s/wrongname.key\n"
                                "allow_anonymous false\npassword_file %s\n",
                                ca, dir, dir, passwd);
-    struct proc good = {.stdin_fd = -1}, bad = {.stdin_fd = -1}, sim = {.stdin_fd = -1},
-                gw = {.stdin_fd = -1};
-    int port_good = h_start_mosquitto_conf(&good, dir, good_conf);
+    port_good = h_start_mosquitto_conf(&good, dir, good_conf);
     int port_bad = h_start_mosquitto_conf(&bad, dir, bad_conf);
+    free(good_conf);
+    free(bad_conf);
+    free(passwd);
 
-    char *gw_pass = xasprintf("%s/gw.pass", dir);
-    char *text = xasprintf("%s\n", good_pass);
-    h_write_file(gw_pass, text);
-    free(text);
+    gw_pass = xasprintf("%s/gw.pass", dir);
+    write_gw_pass(good_pass);
     char *sim_cfg = xasprintf("%s/sim.cfg", dir);
-    text = make_config(dir, port_good, 502);
+    char *text = make_config(dir, port_good, 502);
     h_write_file(sim_cfg, text);
     free(text);
     int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-    char *cfg_bad = xasprintf("%s/gw-wrongname.cfg", dir);
+    free(sim_cfg);
+    cfg_bad = xasprintf("%s/gw-wrongname.cfg", dir);
     text = make_config(dir, port_bad, sport);
     h_write_file(cfg_bad, text);
     free(text);
-    char *cfg_good = xasprintf("%s/gw.cfg", dir);
+    cfg_good = xasprintf("%s/gw.cfg", dir);
     text = make_config(dir, port_good, sport);
     h_write_file(cfg_good, text);
     free(text);
+    watch = h_sub_new_auth(port_good, "it-auth-watch", "park/itau/#", ca, "watcher", watch_pass);
+    return true;
+}
 
-    /* The operator's view: an authenticated TLS subscriber on the good broker. */
-    struct h_sub *watch =
-        h_sub_new_auth(port_good, "it-auth-watch", "park/itau/#", ca, "watcher", watch_pass);
-
-    /* (b) The server certificate is for other.example, the URI says
-     * 127.0.0.1: the handshake is refused, parkgw says why in words, keeps
-     * retrying, and never completes an MQTT connect (no plaintext
-     * fallback: the broker never sees a CONNECT from it). */
+/* (b) The server certificate is for other.example, the URI says
+ * 127.0.0.1: the handshake is refused, parkgw says why in words, keeps
+ * retrying, and never completes an MQTT connect (no plaintext fallback:
+ * the broker never sees a CONNECT from it). */
+static void scenario_wrong_server_name_refused(void)
+{
     start_gw(&gw, cfg_bad, dir, "parkgw-wrongname.log");
     bool refused = h_wait_log(&gw, "server certificate was refused", 1, 10000);
     CHECK(refused);
@@ -178,14 +190,17 @@ int main(void)
     CHECK(stop_gw(&gw));
     if (!refused)
         h_dump_log(&gw, "parkgw (wrong host name)");
+}
 
-    /* (c) Wrong password on the good broker: mosquitto answers CONNACK 5. */
-    text = xasprintf("%s\n", bad_pass);
-    h_write_file(gw_pass, text);
-    free(text);
+/* (c) Wrong password on the good broker: mosquitto answers CONNACK 5;
+ * parkgw logs the refusal in words (one warning for the outage, then a
+ * debug line per further attempt), retries with growing backoff, never
+ * logs the password, never publishes. */
+static void scenario_wrong_password_backoff(void)
+{
+    write_gw_pass(bad_pass);
     start_gw(&gw, cfg_good, dir, "parkgw-badpass.log");
-    /* One warning for the outage, then a debug line per further attempt.
-     * Hand computation of the spacing: retry_main() waits 1 s, 2 s, 4 s
+    /* Hand computation of the spacing: retry_main() waits 1 s, 2 s, 4 s
      * (each +-20% jitter) between a failure and the next attempt, and the
      * attempt itself takes 0-~1.2 s (TLS handshake, Paho's 1 s socket poll).
      * Gaps between failure lines: g1 in [0.8, ~2.4] s, g2 in [1.6, ~3.6] s,
@@ -219,16 +234,17 @@ int main(void)
     check_no_secret(&gw, "parkgw");
     if (!four)
         h_dump_log(&gw, "parkgw (bad password)");
-
-    /* The password file is fixed. A SIGHUP reload does not rebuild the
-     * broker connection (docs/MQTT.md, Security), so parkgw is restarted. */
+    /* A SIGHUP reload does not rebuild the broker connection (docs/MQTT.md,
+     * Security), so the next scenario restarts parkgw. */
     CHECK(stop_gw(&gw));
-    text = xasprintf("%s\n", good_pass);
-    h_write_file(gw_pass, text);
-    free(text);
+}
 
-    /* (a) Right CA and password: online (retained) and live values arrive
-     * at the authenticated subscriber. */
+/* (a) Right CA and password: online (retained) and live values arrive at
+ * the authenticated subscriber; a later subscriber gets the retained
+ * status; a clean stop publishes offline; no password in any log. */
+static void scenario_right_password_publishes(void)
+{
+    write_gw_pass(good_pass);
     start_gw(&gw, cfg_good, dir, "parkgw.log");
     long on = h_sub_wait(watch, 0, STATUS_TOPIC, "\"online\"", 15000);
     CHECK(on >= 0);
@@ -240,8 +256,6 @@ int main(void)
     CHECK_INT(h_log_count(&gw, "mqtt: cannot connect"), 0);
     CHECK(h_sub_wait(watch, 0, LIVE_TOPIC, NULL, 5000) >= 0);
     CHECK_INT(h_log_count(&good, "as parkgw-itau (p2, c1, k30, u'parkgw')"), 1);
-    /* A subscriber arriving later gets the status from the broker's
-     * retained store. */
     struct h_sub *late =
         h_sub_new_auth(port_good, "it-auth-late", STATUS_TOPIC, ca, "watcher", watch_pass);
     long r = h_sub_wait(late, 0, STATUS_TOPIC, "\"online\"", 5000);
@@ -259,6 +273,22 @@ int main(void)
     check_no_secret(&gw, "parkgw");
     check_no_secret(&good, "mosquitto");
     check_no_secret(&bad, "mosquitto");
+}
+
+int main(void)
+{
+    const char *mosq_bin = h_env("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
+    if (!h_have_program("openssl") || !h_have_program("mosquitto_passwd") ||
+        access(mosq_bin, X_OK) != 0) {
+        printf("SKIP it_mqtt_auth: needs openssl, mosquitto_passwd and %s "
+               "(scripts/deps.sh --test installs them)\n", mosq_bin);
+        return 0;
+    }
+    if (!setup())
+        return 1;
+    scenario_wrong_server_name_refused();
+    scenario_wrong_password_backoff();
+    scenario_right_password_publishes();
 
     h_sub_free(watch);
     h_stop(&sim, SIGTERM, 5000);
@@ -270,11 +300,7 @@ int main(void)
     h_proc_release(&bad);
     free(cfg_good);
     free(cfg_bad);
-    free(sim_cfg);
     free(gw_pass);
-    free(good_conf);
-    free(bad_conf);
-    free(passwd);
     free(ca);
     free(dir);
     return check_done();
