@@ -772,10 +772,13 @@ struct h_sub *h_sub_new_auth(int port, const char *client_id, const char *filter
 bool h_wait_until(bool (*cond)(void *ud), void *ud, int timeout_ms)
 {
     int64_t end = now_mono_ms() + timeout_ms;
-    while (now_mono_ms() < end) {
+    /* Conditions may run a command each time: poll often at first, then
+     * every 250 ms, so a long wait does not keep a core busy. */
+    for (int step = 10; now_mono_ms() < end; step = step < 125 ? step * 2 : 250) {
         if (cond(ud))
             return true;
-        sleep_ms(20);
+        int left = h_left_ms(end);
+        sleep_ms(step < left ? step : left);
     }
     return cond(ud);
 }

@@ -103,8 +103,9 @@ bool h_wait_log(const struct proc *p, const char *needle, size_t n, int timeout_
 
 /* ---- waiting on conditions with a deadline ---- */
 
-/* Calls cond(ud) every 20 ms until it returns true or timeout_ms passed;
- * returns its last answer (it is asked once more at the deadline). */
+/* Calls cond(ud) until it returns true or timeout_ms passed (every 10 ms
+ * at first, backing off to every 250 ms); returns its last answer (it is
+ * asked once more at the deadline). */
 bool h_wait_until(bool (*cond)(void *ud), void *ud, int timeout_ms);
 /* Milliseconds left until the monotonic deadline end_ms (0 when past). */
 int h_left_ms(int64_t end_ms);
