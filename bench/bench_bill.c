@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "engine/billing.h"
+#include "cli/statement_out.h"
 #include "common/timeparse.h"
 #include "common/util.h"
 #include "storage/store.h"
@@ -216,7 +216,7 @@ static void ingest_case(const char *path, const struct config *cfg, bool rollups
     unlink_db(path);
 }
 
-static double time_bill(const struct config *cfg, struct store *st, struct bill_request *req,
+static double time_bill(const struct config *cfg, struct store *st, struct statement_request *req,
                         int repeat, char **ret_text)
 {
     double best = INFINITY;
@@ -225,7 +225,7 @@ static double time_bill(const struct config *cfg, struct store *st, struct bill_
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
         double t0 = mono_s();
-        int r = bill_write(f, cfg, st, req, err, sizeof(err));
+        int r = statement_out_print(f, cfg, st, req, STATEMENT_CSV, err, sizeof(err));
         double dt = mono_s() - t0;
         fclose(f);
         if (r < 0) {
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    struct bill_request req = {.format = BILL_FMT_CSV};
+    struct statement_request req = {0};
     int month = days >= 200 ? 6 : 1;
     char from_s[16], to_s[16];
     snprintf(from_s, sizeof(from_s), "2025-%02d-01", month);

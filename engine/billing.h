@@ -2,15 +2,14 @@
  * billing.h - turns a billing counter's raw samples into a period's
  * consumption: wrap-around, meter resets, spikes, coverage, edge
  * interpolation and the time-of-use split by the tariff's bands. Pure
- * computation on samples fed in time order; cmd_bill.c and cmd_query.c
- * read the store and feed it. Local time is the process's TZ (the callers
- * setenv("TZ", cfg->timezone) + tzset first).
+ * computation on samples fed in time order, no storage and no output
+ * (engine/billfeed.c reads the store and feeds it). Local time is the
+ * process's TZ (the callers setenv("TZ", cfg->timezone) + tzset first).
  */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "config/config.h"
 
@@ -125,59 +124,3 @@ int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_
  * 2^bits x |scale| (x pt_ratio x ct_ratio when ct_pt); 0 for float and bool
  * types, which do not wrap. */
 double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m);
-
-/*
- * Statement writer (implemented in cmd_bill.c, separate from the command's
- * option parsing so tests can capture it). Reads every billing counter of
- * the selected meters from st and writes the statement to out.
- * 0 (all written), -EINVAL (unknown enterprise/utility, message in err;
- * nothing written), -EIO (store read failed, message in err; nothing written).
- */
-struct store;
-enum bill_format { BILL_FMT_TABLE, BILL_FMT_CSV, BILL_FMT_JSON };
-struct bill_request {
-    int64_t from, to;       /* Unix ms */
-    const char *enterprise; /* NULL = all */
-    bool has_utility;
-    enum utility utility;
-    enum bill_format format;
-    bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
-};
-int bill_write(FILE *out, const struct config *cfg, struct store *st,
-               const struct bill_request *req, char *err, size_t errlen);
-
-/*
- * Feeds the readings of one billing counter (store point id) for p->from..
- * p->to into acc, which was created with the same p (implemented in
- * cmd_bill.c). raw_only: every raw sample from 7 days before to 7 days
- * after the period, the reference. Otherwise raw samples only around the
- * period's edges (16 readings before 'from', up to the first 15-minute
- * boundary; from the last boundary to 16 readings after 'to') and inside
- * rollup buckets whose pair flags say something happened; every other
- * bucket contributes its first and last readings, at the coarsest level
- * (1d, 1h, 15m, up to max_level) whose buckets never straddle a band
- * boundary of p->tariff. The series fed is then a subset of the raw one
- * on which the accumulator takes the same decisions (storage/rollup.h), so
- * the result equals the raw one up to floating-point summation order.
- * 0 or -EIO (store_errmsg tells).
- */
-int bill_feed(struct store *st, uint32_t point, const struct bill_params *p, bool raw_only,
-              int max_level, struct bill_acc *acc);
-/* The coarsest rollup level (storage/rollup.h) whose buckets lie within one
- * band of t: 1d without bands, 1h when every band boundary is a whole hour,
- * 15m on quarter hours, else -1 (raw only). */
-int bill_rollup_level(const struct cfg_tariff *t);
-
-/*
- * Time-series export writer (implemented in cmd_query.c). target is
- * "ENTERPRISE/METER" or "ENTERPRISE/METER/POINT"; step_s 0 = raw, else 60,
- * 900, 3600 or 86400 (local-time buckets). json selects JSON over CSV.
- * 0, -EINVAL (message in err, nothing written), -EIO (message in err; output
- * may be partial, the caller exits 2).
- */
-int query_write(FILE *out, const struct config *cfg, struct store *st, const char *target,
-                int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen);
-/* The same computed from raw samples only (the reference the rollup path
- * must match; tests). */
-int query_write_raw(FILE *out, const struct config *cfg, struct store *st, const char *target,
-                    int64_t from, int64_t to, int step_s, bool json, char *err, size_t errlen);

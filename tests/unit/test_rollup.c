@@ -20,6 +20,8 @@
 
 #include "engine/billing.h"
 #include "cli/cli.h"
+#include "cli/query.h"
+#include "engine/billfeed.h"
 #include "common/util.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -432,8 +434,8 @@ static int compare_bill(struct store *s, uint32_t point, const struct bill_param
     struct bill_result rr, ru;
     if (bill_acc_new(p, &ar) < 0 || bill_acc_new(p, &au) < 0)
         abort();
-    CHECK_INT(bill_feed(s, point, p, true, ROLLUP_1D, ar), 0);
-    CHECK_INT(bill_feed(s, point, p, false, ROLLUP_1D, au), 0);
+    CHECK_INT(billfeed_counter(s, point, p, true, ROLLUP_1D, ar), 0);
+    CHECK_INT(billfeed_counter(s, point, p, false, ROLLUP_1D, au), 0);
     bill_acc_finish(ar, &rr);
     bill_acc_finish(au, &ru);
     bill_acc_free(ar);
@@ -550,10 +552,10 @@ static void test_equality(void)
     add_hours(&qb[1], 23 * 60 + 30, 7 * 60 + 30);
     struct cfg_tariff quarter = {.currency = "CNY", .bands = qb, .n_bands = 2};
     struct cfg_tariff flat = {.currency = "CNY", .price = 0.9};
-    CHECK_INT(bill_rollup_level(&tou), ROLLUP_1H);
-    CHECK_INT(bill_rollup_level(&quarter), ROLLUP_15M);
-    CHECK_INT(bill_rollup_level(&flat), ROLLUP_1D);
-    CHECK_INT(bill_rollup_level(NULL), ROLLUP_1D);
+    CHECK_INT(billfeed_level(&tou), ROLLUP_1H);
+    CHECK_INT(billfeed_level(&quarter), ROLLUP_15M);
+    CHECK_INT(billfeed_level(&flat), ROLLUP_1D);
+    CHECK_INT(billfeed_level(NULL), ROLLUP_1D);
 
     const struct cfg_tariff *tariffs[] = {&tou, &quarter, &flat};
     /* Periods: odd edges across most anomalies; the calendar month; one
@@ -650,11 +652,11 @@ static void test_equality(void)
         struct bill_acc *acc;
         struct bill_result r1, r2;
         bill_acc_new(&p, &acc);
-        CHECK_INT(bill_feed(s, pa, &p, false, ROLLUP_1D, acc), 0);
+        CHECK_INT(billfeed_counter(s, pa, &p, false, ROLLUP_1D, acc), 0);
         bill_acc_finish(acc, &r1);
         bill_acc_free(acc);
         bill_acc_new(&p, &acc);
-        CHECK_INT(bill_feed(s, pa, &p, true, ROLLUP_1D, acc), 0);
+        CHECK_INT(billfeed_counter(s, pa, &p, true, ROLLUP_1D, acc), 0);
         bill_acc_finish(acc, &r2);
         bill_acc_free(acc);
         CHECK(r2.coverage_pct < r1.coverage_pct - 0.2);
@@ -1150,7 +1152,7 @@ static void test_retention(void)
     struct bill_acc *acc;
     struct bill_result r;
     bill_acc_new(&bp, &acc);
-    CHECK_INT(bill_feed(s, p[0], &bp, false, ROLLUP_1D, acc), 0);
+    CHECK_INT(billfeed_counter(s, p[0], &bp, false, ROLLUP_1D, acc), 0);
     bill_acc_finish(acc, &r);
     bill_acc_free(acc);
     CHECK_NEAR(r.consumption, 4320.0, 1e-9);

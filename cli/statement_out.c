@@ -1,0 +1,372 @@
+/*
+ * statement_out.c - prints a billing statement (engine/statement.h) as a
+ * table for people, CSV (the contract's header, one row per enterprise x
+ * meter x utility) or JSON (the same fields plus bands, resets, counts and
+ * the totals). Times in the gateway's zone (TZ), numbers rounded as the
+ * statement rounds; JSON never carries inf or nan (null instead).
+ */
+#include "cli/statement_out.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/timeparse.h"
+#include "common/utility.h"
+#include "common/util.h"
+
+/* ---- CSV ---- */
+
+static void write_csv(FILE *out, const struct statement *s, const char *from_s, const char *to_s)
+{
+    const struct statement_row *rows = s->rows;
+    size_t n = s->n_rows;
+    fputs("enterprise,meter,utility,unit,from,to,start_reading,end_reading,consumption,"
+          "peak,flat,valley,coverage_pct,amount,currency\n",
+          out);
+    for (size_t i = 0; i < n; i++) {
+        const struct statement_row *w = &rows[i];
+        csv_field(out, w->ent->id);
+        fputc(',', out);
+        csv_field(out, w->m->id);
+        fprintf(out, ",%s,%s,%s,%s,", utility_name(w->m->utility), utility_unit(w->m->utility),
+                from_s, to_s);
+        if (w->r.has_readings)
+            fprintf(out, "%.3f,%.3f", w->r.start_reading, w->r.end_reading);
+        else
+            fputc(',', out);
+        fprintf(out, ",%.3f,", w->r.consumption);
+        if (w->r.n_bands > 0)
+            fprintf(out, "%.3f,%.3f,%.3f", statement_row_band(w, 0), statement_row_band(w, 1),
+                    statement_row_band(w, 2));
+        else
+            fputs(",,", out);
+        fprintf(out, ",%.1f,", w->r.coverage_pct);
+        if (w->tariff) {
+            fprintf(out, "%.2f,", statement_row_amount(w));
+            csv_field(out, w->tariff->currency);
+        } else {
+            fputc(',', out);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* ---- JSON ---- */
+
+/* v rounded to unit; null for inf and NaN, which JSON cannot carry. */
+static json_t *num(double v, double unit)
+{
+    double x = statement_round(v, unit);
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+static json_t *totals_json(const struct statement_total *t, enum utility u)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "utility", json_string(utility_name(u)));
+    json_object_set_new(o, "unit", json_string(utility_unit(u)));
+    json_object_set_new(o, "consumption", num(t->consumption, 0.001));
+    for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++)
+        json_object_set_new(o, statement_column_band[i],
+                            t->banded ? num(t->band[i], 0.001) : json_null());
+    json_object_set_new(o, "amount", t->currency ? num(t->amount, 0.01) : json_null());
+    json_object_set_new(o, "currency", t->currency ? json_string(t->currency) : json_null());
+    return o;
+}
+
+/* Sums amounts per currency over a row of per-utility totals. */
+static json_t *amounts_json(const struct statement_total *t)
+{
+    json_t *o = json_object();
+    for (int u = 0; u < UTIL__COUNT; u++) {
+        if (!t[u].used || !t[u].currency)
+            continue;
+        json_t *cur = json_object_get(o, t[u].currency);
+        double sum = (cur ? json_real_value(cur) : 0) + t[u].amount;
+        json_object_set_new(o, t[u].currency, num(sum, 0.01));
+    }
+    return o;
+}
+
+static json_t *row_json(const struct statement_row *w, const char *from_s, const char *to_s)
+{
+    char buf[64];
+    json_t *o = json_object();
+    json_object_set_new(o, "enterprise", json_string(w->ent->id));
+    json_object_set_new(o, "meter", json_string(w->m->id));
+    json_object_set_new(o, "utility", json_string(utility_name(w->m->utility)));
+    json_object_set_new(o, "unit", json_string(utility_unit(w->m->utility)));
+    json_object_set_new(o, "from", json_string(from_s));
+    json_object_set_new(o, "to", json_string(to_s));
+    json_object_set_new(o, "start_reading",
+                        w->r.has_readings ? num(w->r.start_reading, 0.001) : json_null());
+    json_object_set_new(o, "end_reading",
+                        w->r.has_readings ? num(w->r.end_reading, 0.001) : json_null());
+    json_object_set_new(o, "consumption", num(w->r.consumption, 0.001));
+    for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++)
+        json_object_set_new(o, statement_column_band[i],
+                            w->r.n_bands > 0 ? num(statement_row_band(w, i), 0.001) : json_null());
+    json_object_set_new(o, "coverage_pct", num(w->r.coverage_pct, 0.1));
+    json_object_set_new(o, "amount", w->tariff ? num(statement_row_amount(w), 0.01) : json_null());
+    json_object_set_new(o, "currency", w->tariff ? json_string(w->tariff->currency) : json_null());
+    if (w->r.n_bands > 0) {
+        json_t *bands = json_object();
+        for (size_t b = 0; b < w->r.n_bands; b++)
+            json_object_set_new(bands, w->tariff->bands[b].name, num(w->r.band[b], 0.001));
+        if (w->r.unbanded != 0)
+            json_object_set_new(bands, "unbanded", num(w->r.unbanded, 0.001));
+        json_object_set_new(o, "bands", bands);
+    }
+    json_t *resets = json_array();
+    for (size_t k = 0; k < w->r.n_resets && k < BILL_MAX_RESETS; k++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "ts", json_integer(w->r.resets[k].ts));
+        json_object_set_new(e, "time",
+                            json_string(timeparse_format(w->r.resets[k].ts, false, buf,
+                                                         sizeof(buf))));
+        json_object_set_new(e, "before", num(w->r.resets[k].before, 0.001));
+        json_object_set_new(e, "after", num(w->r.resets[k].after, 0.001));
+        json_array_append_new(resets, e);
+    }
+    json_object_set_new(o, "resets", resets);
+    json_object_set_new(o, "reset_count", json_integer((json_int_t)w->r.n_resets));
+    json_object_set_new(o, "wraps", json_integer((json_int_t)w->r.n_wraps));
+    json_object_set_new(o, "spikes", json_integer((json_int_t)w->r.n_spikes));
+    json_object_set_new(o, "bad_reads", json_integer((json_int_t)w->r.n_outliers));
+    return o;
+}
+
+static int write_json(FILE *out, const struct config *cfg, const struct statement *s,
+                      const char *from_s, const char *to_s)
+{
+    const struct statement_row *rows = s->rows;
+    size_t n = s->n_rows;
+    const struct statement_total(*ent_tot)[UTIL__COUNT] = s->ent_total;
+    const struct statement_total *park = s->park;
+    json_t *root = json_object();
+    json_object_set_new(root, "from", json_string(from_s));
+    json_object_set_new(root, "to", json_string(to_s));
+    json_object_set_new(root, "timezone", json_string(cfg->timezone ? cfg->timezone : "UTC"));
+    json_t *jrows = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(jrows, row_json(&rows[i], from_s, to_s));
+    json_object_set_new(root, "rows", jrows);
+
+    json_t *ents = json_array();
+    for (size_t e = 0; e < cfg->n_enterprises; e++) {
+        bool any = false;
+        for (int u = 0; u < UTIL__COUNT; u++)
+            any |= ent_tot[e][u].used;
+        if (!any)
+            continue;
+        json_t *o = json_object();
+        json_object_set_new(o, "enterprise", json_string(cfg->enterprises[e].id));
+        if (cfg->enterprises[e].name)
+            json_object_set_new(o, "name", json_string(cfg->enterprises[e].name));
+        json_t *utils = json_array();
+        for (int u = 0; u < UTIL__COUNT; u++)
+            if (ent_tot[e][u].used)
+                json_array_append_new(utils, totals_json(&ent_tot[e][u], (enum utility)u));
+        json_object_set_new(o, "utilities", utils);
+        json_object_set_new(o, "amount", amounts_json(ent_tot[e]));
+        json_array_append_new(ents, o);
+    }
+    json_object_set_new(root, "enterprises", ents);
+    json_t *jpark = json_object();
+    json_t *putils = json_array();
+    for (int u = 0; u < UTIL__COUNT; u++)
+        if (park[u].used)
+            json_array_append_new(putils, totals_json(&park[u], (enum utility)u));
+    json_object_set_new(jpark, "utilities", putils);
+    json_object_set_new(jpark, "amount", amounts_json(park));
+    json_object_set_new(root, "park", jpark);
+
+    int r = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    fputc('\n', out);
+    json_decref(root);
+    return r < 0 ? -EIO : 0;
+}
+
+/* ---- table ---- */
+
+#define TCOLS 12
+static const char *const table_head[TCOLS] = {
+    "ENTERPRISE", "METER", "UTILITY", "START", "END",      "CONSUMPTION",
+    "UNIT",       "PEAK",  "FLAT",    "VALLEY", "COVERAGE", "AMOUNT"};
+
+struct table {
+    char *(*cells)[TCOLS];
+    size_t n, cap;
+};
+
+static char **table_add(struct table *t)
+{
+    t->cells = xgrow(t->cells, &t->cap, t->n + 1, sizeof(*t->cells));
+    for (int c = 0; c < TCOLS; c++)
+        t->cells[t->n][c] = NULL;
+    return t->cells[t->n++];
+}
+
+static char *fmt3(double v)
+{
+    return xasprintf("%.3f", v);
+}
+
+static void table_total_row(struct table *t, const char *ent, const char *label, enum utility u,
+                            const struct statement_total *tot)
+{
+    char **c = table_add(t);
+    c[0] = xstrdup(ent);
+    c[1] = xstrdup(label);
+    c[2] = xstrdup(utility_name(u));
+    c[5] = fmt3(tot->consumption);
+    c[6] = xstrdup(utility_unit(u));
+    if (tot->banded)
+        for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++)
+            c[7 + i] = fmt3(tot->band[i]);
+    if (tot->currency)
+        c[11] = xasprintf("%.2f %s", tot->amount, tot->currency);
+}
+
+/* One "amount" line per currency for a set of per-utility totals. */
+static void table_amount_rows(struct table *t, const char *ent, const struct statement_total *tot)
+{
+    for (int u = 0; u < UTIL__COUNT; u++) {
+        if (!tot[u].used || !tot[u].currency)
+            continue;
+        bool seen = false;
+        for (int v = 0; v < u; v++)
+            seen |= tot[v].used && tot[v].currency && !strcmp(tot[v].currency, tot[u].currency);
+        if (seen)
+            continue;
+        double sum = 0;
+        for (int v = u; v < UTIL__COUNT; v++)
+            if (tot[v].used && tot[v].currency && !strcmp(tot[v].currency, tot[u].currency))
+                sum += tot[v].amount;
+        char **c = table_add(t);
+        c[0] = xstrdup(ent);
+        c[1] = xstrdup("amount");
+        c[11] = xasprintf("%.2f %s", sum, tot[u].currency);
+    }
+}
+
+static void write_table(FILE *out, const struct config *cfg, const struct statement *s,
+                        const char *from_s, const char *to_s)
+{
+    const struct statement_row *rows = s->rows;
+    size_t n = s->n_rows;
+    const struct statement_total(*ent_tot)[UTIL__COUNT] = s->ent_total;
+    const struct statement_total *park = s->park;
+    struct table t = {0};
+    size_t i = 0;
+    while (i < n) {
+        size_t e = rows[i].ent_idx;
+        for (; i < n && rows[i].ent_idx == e; i++) {
+            const struct statement_row *w = &rows[i];
+            char **c = table_add(&t);
+            c[0] = xstrdup(w->ent->id);
+            c[1] = xstrdup(w->m->id);
+            c[2] = xstrdup(utility_name(w->m->utility));
+            if (w->r.has_readings) {
+                c[3] = fmt3(w->r.start_reading);
+                c[4] = fmt3(w->r.end_reading);
+            }
+            c[5] = fmt3(w->r.consumption);
+            c[6] = xstrdup(utility_unit(w->m->utility));
+            if (w->r.n_bands > 0)
+                for (int k = 0; k < STATEMENT_COLUMN_BANDS; k++)
+                    c[7 + k] = fmt3(statement_row_band(w, k));
+            c[10] = xasprintf("%.1f%%", w->r.coverage_pct);
+            if (w->tariff)
+                c[11] = xasprintf("%.2f %s", statement_row_amount(w), w->tariff->currency);
+        }
+        for (int u = 0; u < UTIL__COUNT; u++)
+            if (ent_tot[e][u].used)
+                table_total_row(&t, cfg->enterprises[e].id, "total", (enum utility)u,
+                                &ent_tot[e][u]);
+        table_amount_rows(&t, cfg->enterprises[e].id, ent_tot[e]);
+    }
+    for (int u = 0; u < UTIL__COUNT; u++)
+        if (park[u].used)
+            table_total_row(&t, "PARK", "total", (enum utility)u, &park[u]);
+    table_amount_rows(&t, "PARK", park);
+
+    size_t width[TCOLS];
+    for (int c = 0; c < TCOLS; c++) {
+        width[c] = strlen(table_head[c]);
+        for (size_t r = 0; r < t.n; r++)
+            if (t.cells[r][c] && strlen(t.cells[r][c]) > width[c])
+                width[c] = strlen(t.cells[r][c]);
+    }
+    fprintf(out, "Billing statement %s to %s (%s)\n\n", from_s, to_s,
+            cfg->timezone ? cfg->timezone : "UTC");
+    for (size_t r = 0; r <= t.n; r++) {
+        for (int c = 0; c < TCOLS; c++) {
+            const char *cell = r == 0 ? table_head[c] : t.cells[r - 1][c];
+            bool left = c <= 2 || c == 6;
+            if (c)
+                fputs("  ", out);
+            fprintf(out, left ? "%-*s" : "%*s", (int)width[c], cell ? cell : "");
+        }
+        fputc('\n', out);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct statement_row *w = &rows[k];
+        char buf[64];
+        for (size_t z = 0; z < w->r.n_resets && z < BILL_MAX_RESETS; z++)
+            fprintf(out, "note: %s/%s meter reset or replaced at %s (%.3f -> %.3f)\n",
+                    w->ent->id, w->m->id,
+                    timeparse_format(w->r.resets[z].ts, false, buf, sizeof(buf)),
+                    w->r.resets[z].before, w->r.resets[z].after);
+        if (w->r.n_resets > BILL_MAX_RESETS)
+            fprintf(out, "note: %s/%s %zu resets in all\n", w->ent->id, w->m->id,
+                    w->r.n_resets);
+        if (w->r.n_spikes)
+            fprintf(out, "note: %s/%s %zu implausible jumps excluded\n", w->ent->id, w->m->id,
+                    w->r.n_spikes);
+    }
+    for (size_t r = 0; r < t.n; r++)
+        for (int c = 0; c < TCOLS; c++)
+            free(t.cells[r][c]);
+    free(t.cells);
+}
+
+int statement_out_write(FILE *out, const struct config *cfg, const struct statement *s,
+                        enum statement_format format)
+{
+    char from_s[64], to_s[64];
+    int r = 0;
+    timeparse_format(s->from, false, from_s, sizeof(from_s));
+    timeparse_format(s->to, false, to_s, sizeof(to_s));
+    switch (format) {
+    case STATEMENT_CSV:
+        write_csv(out, s, from_s, to_s);
+        break;
+    case STATEMENT_JSON:
+        r = write_json(out, cfg, s, from_s, to_s);
+        break;
+    case STATEMENT_TABLE:
+        write_table(out, cfg, s, from_s, to_s);
+        break;
+    }
+    return r == 0 && ferror(out) ? -EIO : r;
+}
+
+int statement_out_print(FILE *out, const struct config *cfg, struct store *st,
+                        const struct statement_request *req, enum statement_format format,
+                        char *err, size_t errlen)
+{
+    struct statement *s;
+    int r = statement_build(cfg, st, req, &s, err, errlen);
+    if (r < 0)
+        return r;
+    r = statement_out_write(out, cfg, s, format);
+    if (r < 0)
+        snprintf(err, errlen, "writing the statement: %s", strerror(errno));
+    statement_free(s);
+    return r;
+}

@@ -1,0 +1,82 @@
+/*
+ * statement.h - the billing statement as data: one row per enterprise x
+ * meter (its billing counter run through engine/billing.c for the period,
+ * read by engine/billfeed.c), totals per enterprise and utility and for the
+ * park. No output here: cli/statement_out.c prints it as table, CSV or
+ * JSON. In engine/ (reading through storage's public API, no SQL) so that
+ * any front end, the CLI or a daemon-side listener, computes the same one.
+ *
+ * Rules the billing office should know (docs/CLI.md):
+ *  - readings are looked for up to BILLFEED_MARGIN_MS either side of the
+ *    period; an interval counts as covered up to 3 poll intervals;
+ *  - the CSV columns peak/flat/valley are the tariff bands of those names
+ *    (0 when the tariff has bands but none of that name);
+ *  - amounts are rounded to cents per row; totals add the rounded rows;
+ *  - no tariff for a utility: no amount and no currency.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "engine/billing.h"
+
+struct store;
+
+/* The bands with a column of their own, in column order. */
+#define STATEMENT_COLUMN_BANDS 3
+extern const char *const statement_column_band[STATEMENT_COLUMN_BANDS];
+
+struct statement_request {
+    int64_t from, to;       /* Unix ms, from < to */
+    const char *enterprise; /* NULL = all */
+    bool has_utility;
+    enum utility utility;
+    bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
+};
+
+struct statement_row {
+    const struct cfg_enterprise *ent;
+    size_t ent_idx;                  /* in cfg->enterprises */
+    const struct cfg_meter *m;
+    const struct cfg_tariff *tariff; /* NULL: no tariff for the utility */
+    int band_idx[STATEMENT_COLUMN_BANDS]; /* tariff band of each column, -1 = none */
+    struct bill_result r;
+};
+
+struct statement_total {
+    bool used;
+    bool banded;            /* some row had bands: the band columns are filled */
+    double consumption;
+    double band[STATEMENT_COLUMN_BANDS];
+    double amount;          /* sum of the rows' rounded amounts */
+    const char *currency;   /* NULL: no tariff */
+};
+
+struct statement {
+    int64_t from, to;
+    struct statement_row *rows;   /* grouped by enterprise, in config order */
+    size_t n_rows;
+    struct statement_total (*ent_total)[UTIL__COUNT]; /* per cfg->enterprises index */
+    struct statement_total park[UTIL__COUNT];
+};
+
+/* Computes the statement of req from st into a new *ret (free with
+ * statement_free). 0; -EINVAL (unknown enterprise, from >= to, a profile
+ * without billing counter, unusable tariff bands; message in err); -EIO (a
+ * store read failed; message in err). cfg must outlive *ret. */
+int statement_build(const struct config *cfg, struct store *st,
+                    const struct statement_request *req, struct statement **ret, char *err,
+                    size_t errlen);
+void statement_free(struct statement *s);
+
+/* Consumption of a row in band column i (0 when its tariff has no such
+ * band). */
+double statement_row_band(const struct statement_row *row, int i);
+/* v rounded to a multiple of unit (0.01: cents), as the statement rounds. */
+double statement_round(double v, double unit);
+/* The row's amount rounded to cents. */
+double statement_row_amount(const struct statement_row *row);
+/* Whether cfg has an enterprise of that id. */
+bool statement_has_enterprise(const struct config *cfg, const char *id);
