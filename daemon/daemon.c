@@ -41,9 +41,11 @@ static size_t writer_bound(const struct config *cfg)
     double n = config_points_per_second(cfg) * WRITER_QUEUE_SECONDS;
     return n > WRITER_MIN_QUEUED ? (size_t)n : WRITER_MIN_QUEUED;
 }
-/* Group samples for up to a second per transaction: each commit rewrites the
- * tail page of every point it touches, so committing every meter's poll on
- * its own multiplies the bytes written to flash (docs/PERFORMANCE.md). */
+/* Group samples for up to a second per transaction: each commit writes WAL
+ * frames of its own for the pages it touches (the staged rows at the right
+ * edge of their table, the outbox rows), so committing every meter's poll on
+ * its own multiplies the bytes written to flash by five
+ * (docs/decisions/2026-11-29-commit-window.md, writer.h). */
 #define WRITER_COMMIT_INTERVAL_MS 1000
 /* How long start-up waits for the broker before polling anyway. */
 #define BROKER_WAIT_MS 3000

@@ -239,8 +239,10 @@ out_restore:
  * state (called by the thread without mu). */
 static void writer_load_summary(struct writer *w)
 {
-    /* summary_load reads the latest readings from samples: move the
-     * staged ones there first. */
+    /* A new summary engine (start, reload) starts from a store with nothing
+     * staged: the staged rows go into their chunks and the rollups now, in
+     * bounded transactions. summary_load's readings (store_latest) come
+     * from both tables either way. */
     int r = store_flush_staged(w->st);
     if (r < 0) {
         log_err("storage: cannot move the staged samples of %s before loading the summary "
@@ -699,7 +701,7 @@ void writer_stop(struct writer *w)
     pthread_join(w->thread, NULL);
 
     /* The store goes back to its caller complete: what is staged moves
-     * into samples and the rollups (at most ~15 minutes of readings),
+     * into its chunks and the rollups (at most one chunk period of readings),
      * unless its file is gone. */
     int fr = w->file_lost ? 0 : store_flush_staged(w->st);
     if (fr < 0)

@@ -81,10 +81,12 @@ void writer_set_max_queued(struct writer *w, size_t max_queued);
 
 /* Commit window: at most one transaction per 'ms' (0, the default: commit
  * as soon as anything is queued), unless 10000 samples are waiting or the
- * writer is stopping. samples is clustered by point, so every transaction
- * rewrites the last page of each point it touches; gathering several
- * samples per point per commit divides the bytes written to disk (see
- * bench_ingest -s -c). max_queued must hold a window's worth of samples. */
+ * writer is stopping. Every commit writes WAL frames of its own for the
+ * pages it touches (the right edge of the staged table, the outbox), so
+ * gathering the polls of a window into one commit divides the bytes written
+ * to disk (bench_ingest -s -c: 494 -> 97 bytes per sample at 100 meters x
+ * 15 points with a 1 s window). max_queued must hold a window's worth of
+ * samples. */
 void writer_set_commit_interval(struct writer *w, int64_t ms);
 
 /* Test hook: while paused the thread takes nothing from the queue (it still

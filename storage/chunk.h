@@ -1,6 +1,6 @@
 /*
- * chunk.h - the sample encoding of schema 5 (docs/STORAGE.md, "Schema 5:
- * chunked series"), shared by series chunks and staged rows: a sequence of
+ * chunk.h - the sample encoding of schema 5 (docs/STORAGE.md, "Chunks and
+ * their codec"), shared by series chunks and staged rows: a sequence of
  * (key, value) pairs with non-decreasing keys, each one an unsigned LEB128
  * varint of ((key - previous key) << 1 | f32flag) followed by the value as 4
  * bytes little-endian IEEE float32 (f32flag set: the value is exactly a

@@ -2,9 +2,9 @@
  * rollup.h - 15-minute, hourly and daily summaries of every point's raw
  * samples (tables rollup_15m, rollup_1h, rollup_1d), kept by the store in
  * the transaction that writes the samples into their chunks (for staged
- * samples: the move, storage/store.h). Buckets are
- * aligned to the process's local time (TZ, set from cfg->timezone before the
- * store is opened); a bucket is keyed by the UTC ms of its local start.
+ * samples: the move, storage/store.h). Buckets are aligned to the process's
+ * local time (TZ, set from cfg->timezone before the store is opened); a
+ * bucket is keyed by the UTC ms of its local start.
  * This module sits below the store and never calls it: readers (bill,
  * query) scan rows through store_rollup_scan (storage/store.h), which adds
  * the buckets of samples still staged from the raw samples.
@@ -133,5 +133,6 @@ int rollup_flush(struct rollup *r);
 void rollup_reset(struct rollup *r);
 
 /* Rebuilds every rollup table from the raw samples, inside the caller's
- * transaction (the migration to version 2). SQLite result code. */
+ * transaction (the migration to version 2, store_rebuild_rollups). SQLite
+ * result code. */
 int rollup_rebuild(struct rollup *r);

@@ -237,9 +237,9 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     s->staged_max = INT64_MIN;
     if (!readonly) {
         /* Samples a previous run staged (it was killed, or stopped with a
-         * full disk) join samples and the rollups now, so every table is
-         * complete for plain SQL readers. Failing (disk full) is not fatal:
-         * store_scan and store_rollup_scan read the staging table too. */
+         * full disk) move into their chunks and the rollups now, so the
+         * rollup tables are complete for their readers. Failing (disk full)
+         * is not fatal: every reader reads the staged rows too. */
         int mr = store_flush_staged(s);
         if (mr < 0)
             log_warn("storage: %s: cannot move the staged samples yet: %s", path,

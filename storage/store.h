@@ -1,7 +1,10 @@
 /*
- * store.h - the SQLite store: schema and migrations (PRAGMA user_version),
- * point registry, batched sample inserts with their rollups (storage/rollup.h),
- * raw retention. WAL mode, synchronous=NORMAL (docs/STORAGE.md).
+ * store.h - the SQLite store: one database file with the point registry,
+ * the raw samples (compressed per-point chunks, and the staged rows of the
+ * writer's recent polls), their rollups (storage/rollup.h), the outbox
+ * (storage/outbox.h), the alarm history (storage/alarmlog.h) and the meta
+ * state; schema migrations keyed by PRAGMA user_version; raw retention.
+ * WAL mode, synchronous=NORMAL (docs/STORAGE.md).
  * A store handle is used by one thread at a time (the writer thread while
  * the daemon runs; the CLI commands otherwise).
  */
@@ -56,7 +59,7 @@ sqlite3 *store_db(struct store *s);
 
 /*
  * Raw samples live in compressed per-point chunks (table series, one chunk
- * per point and chunk period; docs/STORAGE.md "Schema 5: chunked series").
+ * per point and chunk period; docs/STORAGE.md "Chunks and their codec").
  * Staging (the writer's write path): while on, store_add_samples appends
  * the samples newer than every stored sample of their point to the staged
  * table, one row per (ts, meter) (keyed by time: a commit writes a few pages
