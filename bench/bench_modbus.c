@@ -175,7 +175,7 @@ static int run_line(int baud, int count, int reads)
     struct bus *b = NULL;
     int rc = bus_new(&cfg, &b);
     uint16_t out[125];
-    struct plan_req req = {3, 0, (uint16_t)count};
+    struct plan_req req = {.fc = 3, .address = 0, .count = (uint16_t)count};
     int ok = 0;
     int64_t t0 = now_mono_ms();
     for (int i = 0; rc == 0 && i < reads; i++)

@@ -83,7 +83,11 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
         else
             snprintf(load, sizeof(load), "-");
         printf("%-16s %-4s %7zu %9zu %9zu %9.1f  %s\n", bus->name,
-               bus->type == BUS_TCP ? "tcp" : "rtu", bm, bp, br, req_per_s, load);
+               bus->type == BUS_TCP                ? "tcp"
+               : bus->protocol == PROTO_DLT645     ? "645"
+               : bus->protocol == PROTO_CJT188     ? "188"
+                                                   : "rtu",
+               bm, bp, br, req_per_s, load);
         /* Above 100 % the schedule is impossible, not merely tight: every
          * cycle ends later than the next begins and polls are skipped. */
         if (bus->type == BUS_RTU && busy_s_per_s > 1.0)
@@ -103,8 +107,7 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
             sep = ", ";
         }
     printf("), %zu buses, %zu profiles, %zu points\n", cfg->n_buses, cfg->n_profiles, n_points);
-    printf("%zu Modbus requests per cycle (one request per point would be %zu)\n", n_reqs,
-           n_points);
+    printf("%zu requests per cycle (one request per point would be %zu)\n", n_reqs, n_points);
     config_free(cfg);
     return rc;
 }

@@ -36,6 +36,38 @@ static const char *unit_of(const char *name)
     return "";
 }
 
+/* The points of a DL/T 645 or CJ/T 188 meter: data item, format, the data
+ * bytes as received (lowest first, 0x33 already taken off) and the value. */
+static void print_items(const struct cfg_profile *prof, const struct plan *plan,
+                        uint16_t *const *data, double pt_ct)
+{
+    bool dlt = prof->protocol == PROTO_DLT645;
+    printf("\n%-24s %-9s %-10s %-26s %s\n", "point", "di", dlt ? "format" : "field",
+           "data (hex)", "value");
+    for (size_t i = 0; i < prof->n_points; i++) {
+        const struct cfg_point *pt = &prof->points[i];
+        const uint16_t *bytes = data[plan->locs[i].req] + plan->locs[i].offset;
+        char hex[64] = "", fmt[24];
+        int off = 0;
+        for (int k = 0; k < pt->data_len && off < (int)sizeof(hex) - 4; k++)
+            off += snprintf(hex + off, sizeof(hex) - (size_t)off, "%s%02X", k ? " " : "",
+                            bytes[k]);
+        if (dlt)
+            snprintf(fmt, sizeof(fmt), "%d.%d%s", pt->fmt.bytes * 2 - pt->fmt.decimals,
+                     pt->fmt.decimals, pt->is_signed ? " +-" : "");
+        else
+            snprintf(fmt, sizeof(fmt), "%s", pt->data_offset ? "settlement" : "flow");
+        printf("%-24s %0*X%*s %-10s %-26s ", pt->name, dlt ? 8 : 4, pt->di, dlt ? 1 : 5, "", fmt,
+               hex);
+        double v;
+        if (decode_point(pt, pt_ct, bytes, &v) == 0)
+            printf(pt->kind == KIND_COUNTER ? "%.12g %s%s\n" : "%.6g %s%s\n", v,
+                   unit_of(pt->name), pt->billing ? "  (billing)" : "");
+        else
+            printf("invalid (not BCD, or not a volume)\n");
+    }
+}
+
 int cmd_probe(int argc, char **argv, const char *cfg_path)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
@@ -83,10 +115,15 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
         printf("meter %s/%s: %s, profile %s, bus %s (tcp %s:%d), unit %d\n", m->enterprise->id,
                m->id, utility_name(m->utility), prof->name, bc->name, bc->host, bc->port,
                m->unit_id);
-    else
+    else if (bc->protocol == PROTO_MODBUS)
         printf("meter %s/%s: %s, profile %s, bus %s (rtu %s %d %d%c%d), unit %d\n",
                m->enterprise->id, m->id, utility_name(m->utility), prof->name, bc->name,
                bc->device, bc->baud, bc->data_bits, bc->parity, bc->stop_bits, m->unit_id);
+    else
+        printf("meter %s/%s: %s, profile %s, bus %s (%s %s %d %d%c%d), address %s\n",
+               m->enterprise->id, m->id, utility_name(m->utility), prof->name, bc->name,
+               bus_protocol_name(bc->protocol), bc->device, bc->baud, bc->data_bits, bc->parity,
+               bc->stop_bits, m->address);
 
     data = xcalloc(plan->n_reqs, sizeof(uint16_t *));
     bool failed = false;
@@ -94,9 +131,15 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
         const struct plan_req *q = &plan->reqs[i];
         data[i] = xcalloc(q->count, sizeof(uint16_t));
         int64_t t0 = now_mono_ms();
-        r = bus_read(bus, m->unit_id, q, data[i]);
-        printf("request %zu: fc %d address %u count %u: %s (%lld ms)\n", i + 1, q->fc, q->address,
-               q->count, r < 0 ? bus_strerror(r) : "ok", (long long)(now_mono_ms() - t0));
+        r = bus_read_meter(bus, m, q, data[i]);
+        if (bc->protocol == PROTO_MODBUS)
+            printf("request %zu: fc %d address %u count %u: %s (%lld ms)\n", i + 1, q->fc,
+                   q->address, q->count, r < 0 ? bus_strerror(r) : "ok",
+                   (long long)(now_mono_ms() - t0));
+        else
+            printf("request %zu: di %0*X, %u data bytes: %s (%lld ms)\n", i + 1,
+                   bc->protocol == PROTO_DLT645 ? 8 : 4, q->di, q->count,
+                   r < 0 ? bus_strerror(r) : "ok", (long long)(now_mono_ms() - t0));
         if (r < 0)
             failed = true;
     }
@@ -105,9 +148,14 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
                 m->enterprise->id, m->id);
         goto out;
     }
+    double pt_ct = m->pt_ratio * m->ct_ratio;
+    if (bc->protocol != PROTO_MODBUS) {
+        print_items(prof, plan, data, pt_ct);
+        rc = 0;
+        goto out;
+    }
     printf("\n%-24s %-3s %-6s %-8s %-5s %-20s %s\n", "point", "fc", "addr", "type", "order",
            "raw (hex)", "value");
-    double pt_ct = m->pt_ratio * m->ct_ratio;
     for (size_t i = 0; i < prof->n_points; i++) {
         const struct cfg_point *pt = &prof->points[i];
         const uint16_t *regs = data[plan->locs[i].req] + plan->locs[i].offset;

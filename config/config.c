@@ -111,8 +111,10 @@ void config_free(struct config *cfg)
     free(cfg->profiles);
     for (size_t e = 0; e < cfg->n_enterprises; e++) {
         struct cfg_enterprise *ent = &cfg->enterprises[e];
-        for (size_t i = 0; i < ent->n_meters; i++)
+        for (size_t i = 0; i < ent->n_meters; i++) {
             free(ent->meters[i].id);
+            free(ent->meters[i].address);
+        }
         free(ent->meters);
         free(ent->id);
         free(ent->name);

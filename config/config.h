@@ -10,11 +10,18 @@
 
 /* enum utility and its names; enum point_type, enum word_order and their
  * names and widths: shared tables in common/, part of this API. */
+#include "common/bcd.h"
 #include "common/regtype.h"
 #include "common/utility.h"
 
 enum point_kind { KIND_GAUGE, KIND_COUNTER };
 enum bus_type { BUS_TCP, BUS_RTU };
+/* What a serial bus speaks (docs/DLT645.md); TCP buses are Modbus. A bus has
+ * one protocol, and so does a profile: a meter's must match its bus's. */
+enum bus_protocol { PROTO_MODBUS, PROTO_DLT645, PROTO_CJT188 };
+
+/* The config name of p ("modbus", "dlt645-2007", "cjt188"). */
+const char *bus_protocol_name(enum bus_protocol p);
 
 struct cfg_point {
     char *name;
@@ -36,6 +43,19 @@ struct cfg_point {
     int frac_address;
     enum point_type frac_type;  /* default float32 */
     double frac_scale;          /* default = scale */
+    /* DL/T 645 and CJ/T 188 points (profile protocol not Modbus; fc,
+     * address and type are unused, type is PT_FLOAT64): the data item di,
+     * read through the request for req_di (di itself, or the DL/T 645 block
+     * holding it), at data_offset in the reply data after the identifier
+     * (and SER), data_len bytes. exact_len: the reply data must be exactly
+     * data_len bytes (a single DL/T 645 item); else at least its end. */
+    uint32_t di;
+    uint32_t req_di;
+    int data_offset;
+    int data_len;
+    bool exact_len;
+    struct bcd_fmt fmt;   /* DL/T 645 `format` */
+    bool is_signed;       /* DL/T 645 `signed`: sign in the top bit */
     int line;
 };
 
@@ -52,6 +72,8 @@ struct cfg_alarm {
 struct cfg_profile {
     char *name;
     enum utility utility;
+    enum bus_protocol protocol; /* default Modbus */
+    int meter_type;       /* CJ/T 188 meter type T (0x10 cold water, 0x30 gas) */
     struct cfg_point *points;
     size_t n_points;
     struct cfg_alarm *alarms;
@@ -74,6 +96,7 @@ struct cfg_bus {
     int byte_timeout_ms;  /* default 0 = libmodbus default */
     bool rs485;           /* rtu: ask the kernel for RS-485 mode (TIOCSRS485); default false */
     int frame_delay_ms;   /* rtu: extra silence before each request; default 0 */
+    enum bus_protocol protocol; /* rtu: default Modbus */
     int line;
 };
 
@@ -83,7 +106,11 @@ struct cfg_meter {
     char *id;
     enum utility utility;
     int bus;              /* index into config.buses */
-    int unit_id;
+    int unit_id;          /* Modbus buses */
+    /* DL/T 645 (12 digits) and CJ/T 188 (14 digits) buses: the meter's
+     * number as printed, and its wire form (lowest pair first). */
+    char *address;
+    uint8_t addr[BCD_MAX_ADDR];
     int profile;          /* index into config.profiles */
     int interval;         /* seconds, >= 1 */
     double pt_ratio;      /* default 1 */

@@ -103,6 +103,33 @@ int cfg_preprocess(struct ld *ld, char **ret);
 /* The top-level lists `profiles` and `profiles_*`, merged into cfg->profiles. */
 int cfg_parse_profiles(struct ld *ld, const config_setting_t *root, struct config *cfg);
 
+/* ---- cnmeter.c: DL/T 645-2007 and CJ/T 188 ---- */
+
+/* The optional key `protocol` of group g: 0 and *ret, 1 when absent,
+ * -EINVAL for an unknown name. */
+int cfg_get_protocol(struct ld *ld, const config_setting_t *g, enum bus_protocol *ret);
+/* The profile key `meter_type` (required for cjt188 profiles, refused by
+ * others). 0, 1 when absent and not required, or -EINVAL. */
+int cfg_get_meter_type(struct ld *ld, const config_setting_t *g, struct cfg_profile *p);
+/* The data-item keys of point pt (name parsed) of a DL/T 645 or CJ/T 188
+ * profile p; Modbus register keys are refused. 0 or -EINVAL. */
+int cfg_parse_cn_point(struct ld *ld, const config_setting_t *g, const struct cfg_profile *p,
+                       struct cfg_point *pt);
+/* Whole-profile checks of such a profile (pts: its points list). */
+int cfg_check_cn_profile(struct ld *ld, const config_setting_t *pts, const struct cfg_profile *p);
+/* The `address` of meter m (bus set) on a DL/T 645 or CJ/T 188 bus; the
+ * Modbus-only meter keys are refused. 0 or -EINVAL. */
+int cfg_parse_meter_address(struct ld *ld, const config_setting_t *g, const struct config *cfg,
+                            struct cfg_meter *m);
+
+/* ---- park.c ---- */
+
+/* A meter before m (in file order, with its id parsed) on m's bus for which
+ * same(other, m) holds, or NULL: a unit id or address used twice. */
+const struct cfg_meter *cfg_meter_clash(const struct config *cfg, const struct cfg_meter *m,
+                                        bool (*same)(const struct cfg_meter *,
+                                                     const struct cfg_meter *));
+
 /* ---- park.c: the sections, each 0 or -EINVAL/-errno with the message written ---- */
 
 int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config *cfg);

@@ -211,10 +211,12 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
     static const char *const keys[] = {"name",      "type",      "host",       "port",
                                        "device",    "baud",      "parity",     "data_bits",
                                        "stop_bits", "timeout_ms", "byte_timeout_ms",
-                                       "rs485",     "frame_delay_ms", "description", NULL};
+                                       "rs485",     "frame_delay_ms", "description", "protocol",
+                                       NULL};
     static const char *const tcp_only[] = {"host", "port", NULL};
     static const char *const rtu_only[] = {"device",    "baud",  "parity",         "data_bits",
-                                           "stop_bits", "rs485", "frame_delay_ms", NULL};
+                                           "stop_bits", "rs485", "frame_delay_ms", "protocol",
+                                           NULL};
     struct cfg_bus *b = &cfg->buses[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -282,7 +284,8 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
             (r = cfg_get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0 ||
             (r = cfg_get_bool(ld, g, "rs485", &b->rs485, NULL)) < 0 ||
             (r = cfg_get_int(ld, g, "frame_delay_ms", false, 0, 10000, &b->frame_delay_ms, NULL)) <
-                0)
+                0 ||
+            (r = cfg_get_protocol(ld, g, &b->protocol)) < 0)
             return r;
     }
     if ((r = cfg_get_int(ld, g, "timeout_ms", false, 1, 600000, &b->timeout_ms, NULL)) < 0 ||
@@ -308,8 +311,9 @@ int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *
     return 0;
 }
 
-/* A (bus, unit_id) already taken by another meter, or NULL. */
-static const struct cfg_meter *unit_taken(const struct config *cfg, const struct cfg_meter *m)
+const struct cfg_meter *cfg_meter_clash(const struct config *cfg, const struct cfg_meter *m,
+                                        bool (*same)(const struct cfg_meter *,
+                                                     const struct cfg_meter *))
 {
     for (size_t e = 0; e < cfg->n_enterprises; e++) {
         const struct cfg_enterprise *ent = &cfg->enterprises[e];
@@ -317,11 +321,16 @@ static const struct cfg_meter *unit_taken(const struct config *cfg, const struct
             const struct cfg_meter *o = &ent->meters[i];
             if (o == m)
                 return NULL;
-            if (o->id && o->bus == m->bus && o->unit_id == m->unit_id)
+            if (o->id && o->bus == m->bus && same(o, m))
                 return o;
         }
     }
     return NULL;
+}
+
+static bool same_unit(const struct cfg_meter *a, const struct cfg_meter *b)
+{
+    return a->unit_id == b->unit_id;
 }
 
 static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *cfg,
@@ -331,7 +340,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                                        "unit_id",  "profile",  "interval",
                                        "pt_ratio", "ct_ratio", "max_registers_per_read",
                                        "no_gap_fill", "one_request_per_point", "description",
-                                       NULL};
+                                       "address", NULL};
     struct cfg_meter *m = &ent->meters[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -386,14 +395,27 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
     if (m->bus < 0)
         return cfg_fail(ld, s, "unknown bus '%s'", v);
     const struct cfg_bus *b = &cfg->buses[m->bus];
-    /* Modbus TCP gateways pass any unit id byte; RTU slaves are 1..247 (0 is broadcast). */
-    int umin = b->type == BUS_TCP ? 0 : 1, umax = b->type == BUS_TCP ? 255 : 247;
-    if ((r = cfg_get_int(ld, g, "unit_id", true, umin, umax, &m->unit_id, &s)))
-        return r;
-    const struct cfg_meter *o = unit_taken(cfg, m);
-    if (o)
-        return cfg_fail(ld, s, "unit_id %d on bus '%s' is already used by meter '%s/%s' (line %d)",
-                        m->unit_id, b->name, o->enterprise->id, o->id, o->line);
+    if (p->protocol != b->protocol)
+        return cfg_fail(ld, s, "bus '%s' speaks %s, but profile '%s' is for %s meters", b->name,
+                        bus_protocol_name(b->protocol), p->name, bus_protocol_name(p->protocol));
+    if (b->protocol != PROTO_MODBUS) {
+        if ((r = cfg_parse_meter_address(ld, g, cfg, m)))
+            return r;
+    } else {
+        config_setting_t *f = config_setting_get_member(g, "address");
+        if (f)
+            return cfg_fail(ld, f, "address is for meters on dlt645-2007 or cjt188 buses; "
+                            "bus '%s' is Modbus: use unit_id", b->name);
+        /* Modbus TCP gateways pass any unit id byte; RTU slaves are 1..247 (0 is broadcast). */
+        int umin = b->type == BUS_TCP ? 0 : 1, umax = b->type == BUS_TCP ? 255 : 247;
+        if ((r = cfg_get_int(ld, g, "unit_id", true, umin, umax, &m->unit_id, &s)))
+            return r;
+        const struct cfg_meter *o = cfg_meter_clash(cfg, m, same_unit);
+        if (o)
+            return cfg_fail(ld, s,
+                            "unit_id %d on bus '%s' is already used by meter '%s/%s' (line %d)",
+                            m->unit_id, b->name, o->enterprise->id, o->id, o->line);
+    }
 
     if ((r = cfg_get_int(ld, g, "interval", true, 1, 86400, &m->interval, NULL)))
         return r;

@@ -109,26 +109,13 @@ static int parse_frac(struct ld *ld, const config_setting_t *g, struct cfg_point
     return 0;
 }
 
-static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_profile *p, size_t idx)
+/* The Modbus register keys of point pt: fc, type, address, an integer +
+ * fraction totaliser, word order. */
+static int parse_register(struct ld *ld, const config_setting_t *g, struct cfg_point *pt)
 {
-    static const char *const keys[] = {"name",     "fc",           "address",   "type",
-                                       "order",    "scale",        "offset",    "kind",
-                                       "billing",  "ct_pt",        "max_rate",  "frac_address",
-                                       "frac_type", "frac_scale",  NULL};
-    struct cfg_point *pt = &p->points[idx];
     config_setting_t *s, *s_type, *s_addr;
     const char *v;
     int r;
-
-    pt->line = cfg_setting_line(g);
-    if ((r = cfg_check_keys(ld, g, keys)) || (r = cfg_dup_str(ld, g, "name", true, &pt->name, &s)))
-        return r;
-    if (!cfg_id_ok(pt->name, "_"))
-        return cfg_fail(ld, s, "point name '%s' must match [a-z0-9_]+", pt->name);
-    for (size_t i = 0; i < idx; i++)
-        if (strcmp(p->points[i].name, pt->name) == 0)
-            return cfg_fail(ld, s, "duplicate point '%s' (first defined at line %d)", pt->name,
-                            p->points[i].line);
 
     if ((r = cfg_get_int(ld, g, "fc", true, 1, 4, &pt->fc, NULL)) ||
         (r = cfg_get_str(ld, g, "type", true, &v, &s_type)))
@@ -175,11 +162,6 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
         pt->order = o;
     }
 
-    pt->scale = 1.0;
-    if ((r = cfg_get_double(ld, g, "scale", false, &pt->scale, &s)) < 0)
-        return r;
-    if (r == 0 && pt->scale == 0.0)
-        return cfg_fail(ld, s, "point '%s': scale must not be 0", pt->name);
     pt->frac_scale = pt->scale;
     if ((r = cfg_get_double(ld, g, "frac_scale", false, &pt->frac_scale, &s)) < 0)
         return r;
@@ -189,6 +171,52 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
         if (pt->frac_scale == 0.0 || !isfinite(pt->frac_scale))
             return cfg_fail(ld, s, "point '%s': frac_scale must be a non-zero number", pt->name);
     }
+    return 0;
+}
+
+static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_profile *p, size_t idx)
+{
+    static const char *const keys[] = {"name",     "fc",           "address",   "type",
+                                       "order",    "scale",        "offset",    "kind",
+                                       "billing",  "ct_pt",        "max_rate",  "frac_address",
+                                       "frac_type", "frac_scale",  "di",        "format",
+                                       "signed",   "block",        "field",     NULL};
+    static const char *const cn_keys[] = {"di", "format", "signed", "block", "field", NULL};
+    struct cfg_point *pt = &p->points[idx];
+    config_setting_t *s;
+    const char *v;
+    int r;
+
+    pt->line = cfg_setting_line(g);
+    if ((r = cfg_check_keys(ld, g, keys)) || (r = cfg_dup_str(ld, g, "name", true, &pt->name, &s)))
+        return r;
+    if (!cfg_id_ok(pt->name, "_"))
+        return cfg_fail(ld, s, "point name '%s' must match [a-z0-9_]+", pt->name);
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(p->points[i].name, pt->name) == 0)
+            return cfg_fail(ld, s, "duplicate point '%s' (first defined at line %d)", pt->name,
+                            p->points[i].line);
+
+    pt->scale = 1.0;
+    if ((r = cfg_get_double(ld, g, "scale", false, &pt->scale, &s)) < 0)
+        return r;
+    if (r == 0 && pt->scale == 0.0)
+        return cfg_fail(ld, s, "point '%s': scale must not be 0", pt->name);
+    if (p->protocol == PROTO_MODBUS) {
+        for (const char *const *k = cn_keys; *k; k++) {
+            config_setting_t *f = config_setting_get_member(g, *k);
+            if (f)
+                return cfg_fail(ld, f,
+                                "point '%s': '%s' needs the profile's protocol = "
+                                "\"dlt645-2007\" or \"cjt188\"",
+                                pt->name, *k);
+        }
+        r = parse_register(ld, g, pt);
+    } else {
+        r = cfg_parse_cn_point(ld, g, p, pt);
+    }
+    if (r < 0)
+        return r;
     if ((r = cfg_get_double(ld, g, "offset", false, &pt->offset, NULL)) < 0)
         return r;
 
@@ -304,7 +332,8 @@ static int check_overlaps(struct ld *ld, const config_setting_t *pts, const stru
 
 static int parse_profile(struct ld *ld, const config_setting_t *g, struct config *cfg, size_t idx)
 {
-    static const char *const keys[] = {"name", "utility", "points", "alarms", "description", NULL};
+    static const char *const keys[] = {"name",   "utility",     "points",     "alarms",
+                                       "description", "protocol", "meter_type", NULL};
     struct cfg_profile *p = &cfg->profiles[idx];
     config_setting_t *s, *pts, *als = NULL;
     const char *v;
@@ -323,7 +352,8 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
                         cfg->profiles[prev].file, cfg->profiles[prev].line);
     if ((r = cfg_get_str(ld, g, "description", false, &v, NULL)) < 0)
         return r;
-    if ((r = cfg_get_utility(ld, g, &p->utility)))
+    if ((r = cfg_get_utility(ld, g, &p->utility)) ||
+        (r = cfg_get_protocol(ld, g, &p->protocol)) < 0 || (r = cfg_get_meter_type(ld, g, p)) < 0)
         return r;
     if ((r = cfg_get_list(ld, g, "points", true, &pts)))
         return r;
@@ -334,7 +364,8 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
     for (size_t i = 0; i < p->n_points; i++)
         if ((r = parse_point(ld, config_setting_get_elem(pts, (unsigned)i), p, i)))
             return r;
-    if ((r = check_overlaps(ld, pts, p)))
+    if ((r = p->protocol == PROTO_MODBUS ? check_overlaps(ld, pts, p)
+                                         : cfg_check_cn_profile(ld, pts, p)))
         return r;
 
     int n_billing = 0;

@@ -224,7 +224,10 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
     pthread_mutex_unlock(&p->lock);
 
     /* A dead meter logs once per state change, not every poll. */
-    if (fails == 1)
+    if (fails == 1 && m->address)
+        log_warn("meter %s/%s (bus %s, address %s): read failed: %s", m->enterprise->id, m->id,
+                 p->bus_cfg->name, m->address, bus_strerror(err));
+    else if (fails == 1)
         log_warn("meter %s/%s (bus %s, unit %d): read failed: %s", m->enterprise->id, m->id,
                  p->bus_cfg->name, m->unit_id, bus_strerror(err));
     else
@@ -421,7 +424,7 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     int64_t ts = now_real_ms() + p->clock_offset_ms;
 
     for (size_t i = 0; i < plan->n_reqs; i++) {
-        int r = bus_read(p->bus, m->unit_id, &plan->reqs[i], pm->regs + pm->req_base[i]);
+        int r = bus_read_meter(p->bus, m, &plan->reqs[i], pm->regs + pm->req_base[i]);
         if (r < 0) {
             pthread_mutex_lock(&p->lock);
             pm->st.polls++;

@@ -23,9 +23,18 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "protocols/cjt188.h"
+#include "protocols/dlt645.h"
 #include "protocols/mbtcp.h"
 
 struct bus;
+
+/* Who a request is for: a Modbus unit id, or the wire form of a DL/T 645
+ * or CJ/T 188 meter address. */
+struct bus_dest {
+    int unit_id;
+    const uint8_t *addr;
+};
 
 struct bus_backend {
     const char *name;
@@ -35,7 +44,8 @@ struct bus_backend {
     void (*describe)(const struct cfg_bus *cfg, char *buf, size_t len);
     /* One request and its reply on the connected bus: 0 (out filled) or a
      * bus_read error; what that error does to the link is bus_read's job. */
-    int (*exchange)(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out);
+    int (*exchange)(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                    uint16_t *out);
     /* Called after a request timed out: its reply may still come and must
      * not be read as the answer to the next request. */
     void (*after_timeout)(struct bus *b);
@@ -62,6 +72,11 @@ struct bus {
     bool rs485_warned;
     int frame_delay_ms;
     int64_t last_frame_end_ms;   /* monotonic end of the last exchange */
+    /* DL/T 645 / CJ/T 188 lines */
+    enum bus_protocol proto;
+    int baud;
+    int bits_per_char;
+    uint8_t ser;                 /* CJ/T 188 sequence number */
 };
 
 static modbus_t *tcp_create(const struct cfg_bus *cfg)
@@ -168,26 +183,15 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
-/*
- * libmodbus 3.1.6 reads a TCP reply in three steps (header, byte count,
- * data), each after a select(): 7 syscalls a request. Here: one send(),
- * then poll() + recv() until the parser has a whole frame, normally once.
- * b->timeout_ms is one deadline for the whole reply. The socket is
- * libmodbus's, non-blocking.
- */
-static int tcp_exchange(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+/* Writes buf whole to the non-blocking fd (a socket: send() without
+ * SIGPIPE), waiting for room until the deadline. 0, -ETIMEDOUT, or the
+ * -errno of the failed call for the caller to map. */
+static int send_req(int fd, bool sock, const uint8_t *buf, size_t len, int64_t deadline)
 {
-    int fd = modbus_get_socket(b->ctx);
-    uint8_t q[MBTCP_REQ_LEN];
-    uint16_t tid = ++b->tid;
-    size_t qlen = mbtcp_build_request(q, tid, unit_id, req);
-    int64_t deadline = now_mono_ms() + b->timeout_ms;
-
-    /* 12 bytes fit any socket buffer at once; the loop covers the
-     * theoretical short send into a full buffer. */
     size_t sent = 0;
-    while (sent < qlen) {
-        ssize_t n = send(fd, q + sent, qlen - sent, MSG_NOSIGNAL);
+    while (sent < len) {
+        ssize_t n = sock ? send(fd, buf + sent, len - sent, MSG_NOSIGNAL)
+                         : write(fd, buf + sent, len - sent);
         if (n > 0) {
             sent += (size_t)n;
             continue;
@@ -195,18 +199,45 @@ static int tcp_exchange(struct bus *b, int unit_id, const struct plan_req *req, 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return tcp_link_errno(errno);
+            return -errno;
+        if (n == 0)
+            return -EIO;
         int rc = wait_fd(fd, POLLOUT, deadline);
         if (rc <= 0)
-            return rc < 0 ? tcp_link_errno(-rc) : -ETIMEDOUT;
+            return rc < 0 ? rc : -ETIMEDOUT;
     }
+    return 0;
+}
+
+/*
+ * libmodbus 3.1.6 reads a TCP reply in three steps (header, byte count,
+ * data), each after a select(): 7 syscalls a request. Here: one send(),
+ * then poll() + recv() until the parser has a whole frame, normally once.
+ * b->timeout_ms is one deadline for the whole reply. The socket is
+ * libmodbus's, non-blocking.
+ */
+static int tcp_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                        uint16_t *out)
+{
+    int unit_id = d->unit_id;
+    int fd = modbus_get_socket(b->ctx);
+    uint8_t q[MBTCP_REQ_LEN];
+    uint16_t tid = ++b->tid;
+    size_t qlen = mbtcp_build_request(q, tid, unit_id, req);
+    int64_t deadline = now_mono_ms() + b->timeout_ms;
+
+    /* 12 bytes fit any socket buffer at once; send_req covers the
+     * theoretical short send into a full buffer. */
+    int rc = send_req(fd, true, q, qlen, deadline);
+    if (rc < 0)
+        return rc == -ETIMEDOUT ? rc : tcp_link_errno(-rc);
 
     /* One byte more than the longest frame, so that bytes after the reply
      * in the same segment are seen (and refused) now. */
     uint8_t rsp[MBTCP_MAX_ADU + 1];
     size_t got = 0;
     for (;;) {
-        int rc = wait_fd(fd, POLLIN, deadline);
+        rc = wait_fd(fd, POLLIN, deadline);
         if (rc <= 0)
             return rc < 0 ? tcp_link_errno(-rc) : -ETIMEDOUT;
         ssize_t n = recv(fd, rsp + got, sizeof(rsp) - got, 0);
@@ -299,9 +330,10 @@ static int map_modbus_errno(int e)
     }
 }
 
-static int rtu_exchange(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+static int rtu_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                        uint16_t *out)
 {
-    UNUSED(unit_id); /* set on the context by bus_read */
+    UNUSED(d); /* the unit id is set on the context by bus_read */
     uint8_t bitbuf[MODBUS_MAX_READ_BITS];
     int rc;
 
@@ -331,6 +363,80 @@ static int rtu_exchange(struct bus *b, int unit_id, const struct plan_req *req, 
     return rc < 0 ? map_modbus_errno(errno) : -EBADMSG;
 }
 
+static void cn_describe(const struct cfg_bus *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (%s %s %d %d%c%d%s)", cfg->name ? cfg->name : "?",
+             bus_protocol_name(cfg->protocol), cfg->device ? cfg->device : "?", cfg->baud,
+             cfg->data_bits, cfg->parity ? cfg->parity : '?', cfg->stop_bits,
+             cfg->rs485 ? " rs485" : "");
+}
+
+/* A failed write() or read() on the serial device: the adapter is gone
+ * (EIO, ENXIO, ENODEV) or the descriptor is bad; the bus closes. */
+static int serial_link_errno(int e)
+{
+    return e == 0 || e == ETIMEDOUT || e == EBADMSG || e == EINVAL ? -EIO : -e;
+}
+
+/*
+ * A DL/T 645 or CJ/T 188 exchange on the serial descriptor libmodbus
+ * opened and configured (baud, parity, non-blocking): write the request
+ * with its wake-up bytes, then poll() + read() until the parser has a
+ * whole reply. The response timeout counts from the end of the request on
+ * the wire (at 2400 baud its 20 characters take 92 ms), not from write(),
+ * which returns as soon as the kernel has the bytes.
+ */
+static int cn_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                       uint16_t *out)
+{
+    int fd = modbus_get_socket(b->ctx);
+    uint8_t q[DLT645_READ_REQ_LEN > CJT188_READ_REQ_LEN ? DLT645_READ_REQ_LEN
+                                                         : CJT188_READ_REQ_LEN];
+    bool dlt = b->proto == PROTO_DLT645;
+    size_t qlen = dlt ? dlt645_build_read(q, d->addr, req->di)
+                      : cjt188_build_read(q, req->meter_type, d->addr, (uint16_t)req->di,
+                                          b->ser++);
+    int64_t wire_ms = ((int64_t)qlen * b->bits_per_char * 1000 + b->baud - 1) / b->baud;
+    int64_t deadline = now_mono_ms() + wire_ms + b->timeout_ms;
+
+    int rc = send_req(fd, false, q, qlen, deadline);
+    if (rc < 0)
+        return rc == -ETIMEDOUT ? rc : serial_link_errno(-rc);
+
+    /* One byte more than the longest reply, so a longer one is refused. */
+    uint8_t rsp[CJT188_MAX_FRAME + 1];
+    uint8_t data[CJT188_MAX_DATA];
+    _Static_assert(CJT188_MAX_FRAME >= DLT645_MAX_FRAME, "room for either reply");
+    size_t got = 0;
+    for (;;) {
+        rc = wait_fd(fd, POLLIN, deadline);
+        if (rc <= 0)
+            return rc < 0 ? serial_link_errno(-rc) : -ETIMEDOUT;
+        ssize_t n = read(fd, rsp + got, sizeof(rsp) - got);
+        if (n == 0)
+            return -EIO; /* hang-up: the device or the pty's far end is gone */
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return serial_link_errno(errno);
+        }
+        got += (size_t)n;
+        size_t need, len = 0;
+        rc = dlt ? dlt645_parse_read(rsp, got, d->addr, req->di, data, &len, &need)
+                 : cjt188_parse_read(rsp, got, req->meter_type, d->addr, (uint16_t)req->di, data,
+                                     &len, &need);
+        if (rc == 1)
+            continue;
+        if (rc < 0)
+            return rc;
+        if (req->exact ? len != req->count : len < req->count)
+            return -EBADMSG;
+        for (size_t i = 0; i < req->count; i++)
+            out[i] = data[i];
+        return 0;
+    }
+}
+
 static const struct bus_backend bus_tcp = {
     .name = "tcp",
     .create = tcp_create,
@@ -351,6 +457,18 @@ static const struct bus_backend bus_rtu = {
     .after_connect = rtu_after_connect,
 };
 
+/* DL/T 645 and CJ/T 188 on a serial line: opened by libmodbus like RTU
+ * (it sets the line and reopens a vanished adapter), the exchange ours. */
+static const struct bus_backend bus_cn = {
+    .name = "serial",
+    .create = rtu_create,
+    .describe = cn_describe,
+    .exchange = cn_exchange,
+    .after_timeout = rtu_after_timeout,
+    .after_bad_reply = rtu_after_bad_reply,
+    .after_connect = rtu_after_connect,
+};
+
 static void set_timeout(modbus_t *ctx, int ms, int (*setter)(modbus_t *, uint32_t, uint32_t))
 {
     setter(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
@@ -365,7 +483,7 @@ int bus_new(const struct cfg_bus *cfg, struct bus **ret)
         be = &bus_tcp;
         break;
     case BUS_RTU:
-        be = &bus_rtu;
+        be = cfg->protocol == PROTO_MODBUS ? &bus_rtu : &bus_cn;
         break;
     default:
         return -EINVAL;
@@ -391,6 +509,11 @@ int bus_new(const struct cfg_bus *cfg, struct bus **ret)
     if (cfg->type == BUS_RTU) {
         b->rs485 = cfg->rs485;
         b->frame_delay_ms = cfg->frame_delay_ms;
+        b->proto = cfg->protocol;
+        b->baud = cfg->baud > 0 ? cfg->baud : 9600;
+        b->bits_per_char = 1 + (cfg->data_bits > 0 ? cfg->data_bits : 8) +
+                           (cfg->parity && cfg->parity != 'N') +
+                           (cfg->stop_bits > 0 ? cfg->stop_bits : 1);
     }
     be->describe(cfg, b->desc, sizeof(b->desc));
     *ret = b;
@@ -485,16 +608,32 @@ bool bus_is_connected(const struct bus *b)
     return b->connected;
 }
 
-int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+/* True when req is a request this bus can send. */
+static bool req_fits_bus(const struct bus *b, const struct plan_req *req)
 {
-    if (!mbtcp_req_valid(req))
+    switch (b->proto) {
+    case PROTO_DLT645:
+        return req->fc == PLAN_FC_DLT645 && req->count >= 1 &&
+               req->count <= DLT645_MAX_DATA - 4;
+    case PROTO_CJT188:
+        return req->fc == PLAN_FC_CJT188 && req->count >= 1 && req->count <= CJT188_MAX_DATA - 3 &&
+               req->di <= 0xFFFF;
+    default:
+        return mbtcp_req_valid(req);
+    }
+}
+
+static int bus_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                        uint16_t *out)
+{
+    if (!req_fits_bus(b, req))
         return -EINVAL;
 
     int rc = bus_connect(b);
     if (rc < 0)
         return rc;
     /* Also the unit id check of both kinds of bus (TCP: 0-247 or 255). */
-    if (modbus_set_slave(b->ctx, unit_id) < 0)
+    if (b->proto == PROTO_MODBUS && modbus_set_slave(b->ctx, d->unit_id) < 0)
         return -EINVAL;
     if (b->frame_delay_ms > 0 && b->last_frame_end_ms) {
         /* Slow devices and some RS-232/485 converters need more silence
@@ -504,7 +643,7 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
             sleep_ms(wait);
     }
 
-    int err = b->backend->exchange(b, unit_id, req, out);
+    int err = b->backend->exchange(b, d, req, out);
     if (b->frame_delay_ms > 0)
         b->last_frame_end_ms = now_mono_ms();
     if (err == 0)
@@ -519,6 +658,29 @@ int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *o
          * the next read; the device path finds the adapter when it returns. */
         bus_close(b);
     return err;
+}
+
+int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)
+{
+    if (b->proto != PROTO_MODBUS)
+        return -EINVAL;
+    struct bus_dest d = {.unit_id = unit_id};
+    return bus_exchange(b, &d, req, out);
+}
+
+int bus_read_meter(struct bus *b, const struct cfg_meter *m, const struct plan_req *req,
+                   uint16_t *out)
+{
+    struct bus_dest d = {.unit_id = m->unit_id, .addr = m->addr};
+    return bus_exchange(b, &d, req, out);
+}
+
+int bus_read_addr(struct bus *b, const uint8_t *addr, const struct plan_req *req, uint16_t *out)
+{
+    if (b->proto == PROTO_MODBUS)
+        return -EINVAL;
+    struct bus_dest d = {.addr = addr};
+    return bus_exchange(b, &d, req, out);
 }
 
 static const char *const exc_text[] = {
@@ -537,7 +699,18 @@ static const char *const exc_text[] = {
 const char *bus_strerror(int err)
 {
     int e = err < 0 ? -err : err;
+    static _Thread_local char text[96];
 
+    if (e >= DLT645_ERR_BASE && e <= DLT645_ERR_BASE + 255) {
+        uint8_t code = (uint8_t)(e - DLT645_ERR_BASE);
+        snprintf(text, sizeof(text), "abnormal reply, error 0x%02X (%s)", code,
+                 dlt645_err_text(code));
+        return text;
+    }
+    if (e >= CJT188_ERR_BASE && e <= CJT188_ERR_BASE + 255) {
+        snprintf(text, sizeof(text), "abnormal reply, status 0x%02X", e - CJT188_ERR_BASE);
+        return text;
+    }
     if (e > BUS_EXC_BASE) {
         int code = e - BUS_EXC_BASE;
         if (code < (int)ARRAY_SIZE(exc_text) && exc_text[code])
@@ -550,7 +723,7 @@ const char *bus_strerror(int err)
     case ETIMEDOUT:
         return "timeout (no reply)";
     case EBADMSG:
-        return "malformed reply (bad CRC, length or header)";
+        return "malformed reply (bad CRC or checksum, length, header or address)";
     case ECONNRESET:
         return "connection lost";
     case EPIPE:

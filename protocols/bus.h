@@ -30,7 +30,8 @@ void bus_close(struct bus *b);
 bool bus_is_connected(const struct bus *b);
 
 /*
- * Executes one request for 'unit_id'. out receives req->count
+ * Executes one request for 'unit_id' on a Modbus bus (-EINVAL on another
+ * protocol's). out receives req->count
  * registers, or req->count bits as 0/1 values for fc 1/2. Returns 0, or a
  * negative error:
  *   -EINVAL      a request or unit id out of range (nothing sent);
@@ -52,6 +53,22 @@ bool bus_is_connected(const struct bus *b);
  */
 #define BUS_EXC_BASE 1000
 int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out);
+
+/*
+ * bus_read for meter m, on a bus of any protocol: Modbus by its unit id,
+ * DL/T 645 and CJ/T 188 by its address (a request of the plan of its
+ * profile). For these out receives req->count data bytes, one per element.
+ * Besides bus_read's errors: an abnormal reply is
+ * -(DLT645_ERR_BASE + error byte) or -(CJT188_ERR_BASE + ST0) (both below
+ * -BUS_EXC_BASE, so counted and recovered like exceptions); a reply from
+ * another address, for another data item, or with less data than asked
+ * (or, for a single item, other than asked) is -EBADMSG.
+ */
+int bus_read_meter(struct bus *b, const struct cfg_meter *m, const struct plan_req *req,
+                   uint16_t *out);
+/* The same for the meter at the wire address addr (AA bytes: wildcards),
+ * DL/T 645 and CJ/T 188 buses only (-EINVAL on Modbus). */
+int bus_read_addr(struct bus *b, const uint8_t *addr, const struct plan_req *req, uint16_t *out);
 
 /* Human text for a bus_read error, e.g. "exception 2 (illegal data address)". */
 const char *bus_strerror(int err);

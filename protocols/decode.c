@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/regtype.h"
+#include "protocols/cjt188.h"
 
 static bool order_swaps_words(enum word_order o)
 {
@@ -96,9 +97,34 @@ double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs)
     return NAN;
 }
 
+/* A DL/T 645 BCD number or a CJ/T 188 quantity from data bytes held one
+ * per element of regs (as bus_read delivers them). 0 or -EBADMSG. */
+static int decode_item(const struct cfg_point *p, const uint16_t *regs, double *ret)
+{
+    uint8_t b[BCD_MAX_BYTES + 1];
+    if (p->data_len < 1 || p->data_len > (int)sizeof(b))
+        return -EINVAL;
+    for (int i = 0; i < p->data_len; i++)
+        b[i] = (uint8_t)regs[i];
+    if (p->fmt.bytes)
+        return bcd_decode_num(b, &p->fmt, p->is_signed, ret);
+    enum cjt188_quantity q;
+    int r = cjt188_decode_quantity(b, ret, &q);
+    /* A flow field must hold a volume (m3 or L), not an energy. */
+    return r < 0 || q != CJT188_Q_VOLUME ? -EBADMSG : 0;
+}
+
 int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value)
 {
-    double v = decode_raw(p->type, p->order, regs) * p->scale;
+    double v;
+    if (p->data_len > 0) {
+        int r = decode_item(p, regs, &v);
+        if (r < 0)
+            return r;
+        v *= p->scale;
+    } else {
+        v = decode_raw(p->type, p->order, regs) * p->scale;
+    }
 
     /* Sum the scaled parts, not raw + frac_raw * frac_scale / scale: the
      * fraction's own scale may be finer than the integer's. */

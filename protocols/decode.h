@@ -22,8 +22,11 @@ double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs);
  * point has ct_pt. An integer + fraction point (has_frac) adds
  * frac_raw * frac_scale, frac_raw read at regs + (frac_address - address),
  * which may lie before regs: the caller passes the point's position inside
- * a buffer holding both parts (the plan's request does). 0 on success,
- * -ERANGE when the result is NaN or infinite (*ret_value untouched).
+ * a buffer holding both parts (the plan's request does). A DL/T 645 or
+ * CJ/T 188 point (data_len > 0) decodes its data bytes, one per element of
+ * regs, as its BCD format or as a CJ/T 188 volume with unit code (m3).
+ * 0 on success, -ERANGE when the result is NaN or infinite, -EBADMSG when
+ * the bytes are not BCD or not a volume (*ret_value untouched).
  */
 int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value);
 

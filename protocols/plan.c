@@ -63,8 +63,16 @@ bool plan_gap_worth_bridging(int fc, int gap)
     return 2 * gap < PLAN_RTU_OVERHEAD_CHARS;
 }
 
+/* A DL/T 645 or CJ/T 188 exchange beyond its data bytes: our request with
+ * its 4 wake-up bytes (20 characters either way: 4 + 12 + 4-byte DI, 4 +
+ * 13 + DI and SER), and a reply of the same frame with the preamble most
+ * meters send. No silent intervals: these protocols frame by length. */
+#define PLAN_CN_OVERHEAD_CHARS 40
+
 int plan_req_wire_chars(const struct plan_req *r)
 {
+    if (r->fc == PLAN_FC_DLT645 || r->fc == PLAN_FC_CJT188)
+        return PLAN_CN_OVERHEAD_CHARS + r->count;
     if (fc_is_bits(r->fc))
         return PLAN_RTU_OVERHEAD_CHARS + (r->count + 7) / 8;
     return PLAN_RTU_OVERHEAD_CHARS + 2 * r->count;
@@ -94,8 +102,49 @@ static int key_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : (x->index > y->index);
 }
 
+/* One request per data item, the points of an item sharing it. */
+static int build_items(const struct cfg_profile *prof, struct plan **ret)
+{
+    size_t n = prof->n_points;
+    struct plan *p = xcalloc(1, sizeof(*p));
+    p->reqs = xcalloc(n ? n : 1, sizeof(*p->reqs));
+    p->locs = xcalloc(n ? n : 1, sizeof(*p->locs));
+    p->n_locs = n;
+    uint8_t fc = prof->protocol == PROTO_DLT645 ? PLAN_FC_DLT645 : PLAN_FC_CJT188;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_point *pt = &prof->points[i];
+        int end = pt->data_offset + pt->data_len;
+        if (pt->data_offset < 0 || pt->data_len < 1 || end > 255) {
+            plan_free(p);
+            return -EINVAL;
+        }
+        size_t r = 0;
+        while (r < p->n_reqs && p->reqs[r].di != pt->req_di)
+            r++;
+        struct plan_req *q = &p->reqs[r];
+        if (r == p->n_reqs) {
+            p->n_reqs++;
+            *q = (struct plan_req){.fc = fc, .di = pt->req_di, .exact = pt->exact_len,
+                                   .meter_type = (uint8_t)prof->meter_type};
+        }
+        if (end > q->count)
+            q->count = (uint16_t)end;
+        q->exact = q->exact && pt->exact_len;
+        p->locs[i].req = (uint16_t)r;
+        p->locs[i].offset = (uint16_t)pt->data_offset;
+    }
+    for (size_t r = 0; r < p->n_reqs; r++)
+        p->total_regs += p->reqs[r].count;
+    *ret = p;
+    return 0;
+}
+
 int plan_build(const struct cfg_profile *prof, const struct plan_opts *opts, struct plan **ret)
 {
+    if (prof->protocol != PROTO_MODBUS)
+        return build_items(prof, ret);
+
     int max_regs = opts->max_registers;
     if (max_regs <= 0 || max_regs > PLAN_MAX_REGS)
         max_regs = PLAN_MAX_REGS;

@@ -6,17 +6,29 @@
  * the fixed overhead of a new request (see plan_gap_worth_bridging).
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "config/config.h"
 
 struct plan_req {
-    uint8_t fc;        /* 1..4 */
+    uint8_t fc;        /* 1..4, or PLAN_FC_DLT645 / PLAN_FC_CJT188 */
     uint16_t address;  /* first register/bit */
-    uint16_t count;    /* registers (fc 3/4) or bits (fc 1/2) */
+    uint16_t count;    /* registers (fc 3/4), bits (fc 1/2), or data bytes */
+    /* DL/T 645 and CJ/T 188: the data item read; its reply carries count
+     * data bytes after the identifier (and SER), exactly count when exact,
+     * else at least count (a block, or a CJ/T 188 item, may hold more). */
+    uint32_t di;
+    bool exact;
+    uint8_t meter_type; /* CJ/T 188 */
 };
 
-/* Where point i of the profile sits: request index and offset in it. */
+/* Requests for data items, not registers (plan_req.fc). */
+#define PLAN_FC_DLT645 0x45
+#define PLAN_FC_CJT188 0x88
+
+/* Where point i of the profile sits: request index and offset in it
+ * (registers, bits, or data bytes). */
 struct plan_loc {
     uint16_t req;
     uint16_t offset;
@@ -45,11 +57,14 @@ struct plan_opts {
 bool plan_gap_worth_bridging(int fc, int gap);
 
 /* Wire characters of one request + response on RTU: 20 + 2N for registers,
- * 20 + ceil(N/8) for bits. */
+ * 20 + ceil(N/8) for bits. DL/T 645: 20 (preamble, frame, DI) + 20 (the
+ * reply with a preamble of 4) + N; CJ/T 188: 20 + 20 + N likewise. */
 int plan_req_wire_chars(const struct plan_req *r);
 
 /* Builds the plan for a profile. 0 and *ret (plan_free) or -EINVAL when a
- * point cannot fit any request. */
+ * point cannot fit any request. A DL/T 645 or CJ/T 188 profile gets one
+ * request per data item its points name (req_di), in the order of first
+ * use; opts do not apply. */
 int plan_build(const struct cfg_profile *prof, const struct plan_opts *opts, struct plan **ret);
 void plan_free(struct plan *p);
 

@@ -160,7 +160,7 @@ static void test_reads(struct server *s, struct bus *b)
     uint16_t out[32];
 
     CHECK(!bus_is_connected(b));
-    struct plan_req hr = { 3, 2, 5 };
+    struct plan_req hr = {.fc = 3, .address = 2, .count = 5};
     memset(out, 0, sizeof(out));
     CHECK_INT(bus_read(b, 1, &hr, out), 0);
     for (int i = 0; i < 5; i++)
@@ -173,20 +173,20 @@ static void test_reads(struct server *s, struct bus *b)
     if (fd >= 0)
         CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
 
-    struct plan_req ir = { 4, 18, 2 };
+    struct plan_req ir = {.fc = 4, .address = 18, .count = 2};
     CHECK_INT(bus_read(b, 7, &ir, out), 0);
     CHECK_INT(out[0], 2018);
     CHECK_INT(out[1], 2019);
 
     /* Coils: i % 3 == 0 -> 1 0 0 1 0 0 1 for 0..6. */
-    struct plan_req co = { 1, 0, 7 };
+    struct plan_req co = {.fc = 1, .address = 0, .count = 7};
     CHECK_INT(bus_read(b, 1, &co, out), 0);
     static const uint16_t coils[7] = { 1, 0, 0, 1, 0, 0, 1 };
     for (int i = 0; i < 7; i++)
         CHECK_INT(out[i], coils[i]);
 
     /* Discrete inputs: i % 2 -> 1 0 1 for 5..7. */
-    struct plan_req di = { 2, 5, 3 };
+    struct plan_req di = {.fc = 2, .address = 5, .count = 3};
     CHECK_INT(bus_read(b, 1, &di, out), 0);
     CHECK_INT(out[0], 1);
     CHECK_INT(out[1], 0);
@@ -198,13 +198,13 @@ static void test_exception(struct bus *b)
     uint16_t out[4];
 
     /* Registers 100..101 are outside the 20-register map. */
-    struct plan_req bad = { 3, 100, 2 };
+    struct plan_req bad = {.fc = 3, .address = 100, .count = 2};
     int rc = bus_read(b, 1, &bad, out);
     CHECK_INT(rc, -(BUS_EXC_BASE + 2));
     CHECK_STR(bus_strerror(rc), "exception 2 (illegal data address)");
     /* An exception is a valid answer: the connection stays and works. */
     CHECK(bus_is_connected(b));
-    struct plan_req ok = { 3, 0, 1 };
+    struct plan_req ok = {.fc = 3, .address = 0, .count = 1};
     CHECK_INT(bus_read(b, 1, &ok, out), 0);
     CHECK_INT(out[0], 1000);
 }
@@ -215,7 +215,7 @@ static void test_timeout_late_reply(struct server *s, struct bus *b)
 
     atomic_store(&s->late_sent, 0);
     atomic_store(&s->mode, SRV_LATE_ONCE);
-    struct plan_req first = { 3, 0, 2 };
+    struct plan_req first = {.fc = 3, .address = 0, .count = 2};
     int64_t t0 = now_mono_ms();
     CHECK_INT(bus_read(b, 1, &first, out), -ETIMEDOUT);
     int64_t dt = now_mono_ms() - t0;
@@ -229,7 +229,7 @@ static void test_timeout_late_reply(struct server *s, struct bus *b)
     CHECK(atomic_load(&s->late_sent));
 
     /* The next answer is the one for registers 10..11. */
-    struct plan_req second = { 3, 10, 2 };
+    struct plan_req second = {.fc = 3, .address = 10, .count = 2};
     CHECK_INT(bus_read(b, 1, &second, out), 0);
     CHECK_INT(out[0], 1010);
     CHECK_INT(out[1], 1011);
@@ -241,7 +241,7 @@ static void test_drop(struct server *s, struct bus *b)
     uint16_t out[4];
 
     atomic_store(&s->mode, SRV_DROP_ONCE);
-    struct plan_req r = { 4, 0, 2 };
+    struct plan_req r = {.fc = 4, .address = 0, .count = 2};
     CHECK_INT(bus_read(b, 1, &r, out), -ECONNRESET);
     CHECK(!bus_is_connected(b));
     CHECK_INT(bus_read(b, 1, &r, out), 0);
@@ -263,7 +263,7 @@ static void test_refused(void)
     CHECK_INT(bus_new(&cfg, &b), 0);
     CHECK_INT(bus_connect(b), -ECONNREFUSED);
     uint16_t out[2];
-    struct plan_req r = { 3, 0, 1 };
+    struct plan_req r = {.fc = 3, .address = 0, .count = 1};
     /* Backoff: the next attempt waits 500 ms; until then reads fail at once
      * without a connect (a dead gateway costs its meters nothing). */
     int64_t t0 = now_mono_ms();
@@ -539,9 +539,11 @@ static void test_tcp_exchange(void)
     int rc;
 
     /* Registers and bits, one write each, one connection. */
-    struct plan_req reqs[] = { { 3, 0, 1 },     { 4, 100, 2 },  { 3, 1000, 125 },
-                               { 1, 0, 1 },     { 2, 5, 8 },    { 1, 7, 9 },
-                               { 2, 65535 - 1999, 2000 } };
+    struct plan_req reqs[] = {
+        {.fc = 3, .address = 0, .count = 1},    {.fc = 4, .address = 100, .count = 2},
+        {.fc = 3, .address = 1000, .count = 125}, {.fc = 1, .address = 0, .count = 1},
+        {.fc = 2, .address = 5, .count = 8},    {.fc = 1, .address = 7, .count = 9},
+        {.fc = 2, .address = 65535 - 1999, .count = 2000}};
     for (size_t i = 0; i < ARRAY_SIZE(reqs); i++) {
         memset(out, 0xEE, sizeof(out));
         rc = raw_read_req(&s, b, RAW_ONE_WRITE, 1, reqs[i], out);
@@ -552,7 +554,7 @@ static void test_tcp_exchange(void)
     CHECK(fcntl(find_client_fd(s.port), F_GETFD) & FD_CLOEXEC);
 
     /* Byte by byte: many partial reads, one answer. */
-    struct plan_req r10 = { 3, 20, 10 }, bits = { 1, 3, 17 };
+    struct plan_req r10 = {.fc = 3, .address = 20, .count = 10}, bits = {.fc = 1, .address = 3, .count = 17};
     rc = raw_read_req(&s, b, RAW_BYTEWISE, 1, r10, out);
     CHECK_INT(rc, 0);
     CHECK(rc == 0 && raw_regs_ok(out, &r10));
@@ -617,7 +619,7 @@ static void test_tcp_exchange(void)
 
     /* The timeout is one deadline for the whole reply: 125 registers at
      * 2 ms a byte (over 500 ms) do not make it within 200 ms. */
-    struct plan_req big = { 4, 0, 125 };
+    struct plan_req big = {.fc = 4, .address = 0, .count = 125};
     t0 = now_mono_ms();
     CHECK_INT(raw_read_req(&s, b, RAW_BYTEWISE, 1, big, out), -ETIMEDOUT);
     dt = now_mono_ms() - t0;
@@ -656,14 +658,14 @@ static void test_backoff_cap(void)
 static void test_args(struct bus *b)
 {
     uint16_t out[2];
-    struct plan_req zero = { 3, 0, 0 }, big = { 3, 0, 126 }, bigbits = { 1, 0, 2001 },
-                    fc5 = { 5, 0, 1 }, wrap = { 3, 65535, 2 };
+    struct plan_req zero = {.fc = 3, .address = 0, .count = 0}, big = {.fc = 3, .address = 0, .count = 126}, bigbits = {.fc = 1, .address = 0, .count = 2001},
+                    fc5 = {.fc = 5, .address = 0, .count = 1}, wrap = {.fc = 3, .address = 65535, .count = 2};
     CHECK_INT(bus_read(b, 1, &zero, out), -EINVAL);
     CHECK_INT(bus_read(b, 1, &big, out), -EINVAL);
     CHECK_INT(bus_read(b, 1, &bigbits, out), -EINVAL);
     CHECK_INT(bus_read(b, 1, &fc5, out), -EINVAL);
     CHECK_INT(bus_read(b, 1, &wrap, out), -EINVAL);
-    struct plan_req ok = { 3, 0, 1 };
+    struct plan_req ok = {.fc = 3, .address = 0, .count = 1};
     CHECK_INT(bus_read(b, 300, &ok, out), -EINVAL);
 }
 
@@ -677,7 +679,7 @@ static void test_rtu_missing_device(void)
     CHECK(!bus_is_connected(b));
     CHECK_INT(bus_connect(b), -ENOENT);
     uint16_t out[1];
-    struct plan_req r = { 3, 0, 1 };
+    struct plan_req r = {.fc = 3, .address = 0, .count = 1};
     CHECK_INT(bus_read(b, 1, &r, out), -ENOTCONN);
     bus_free(b);
     bus_free(NULL);
@@ -779,7 +781,7 @@ static void test_rtu(void)
     CHECK_INT(bus_new(&cfg, &b), 0);
     uint16_t out[8];
 
-    struct plan_req r = { 3, 4, 3 };
+    struct plan_req r = {.fc = 3, .address = 4, .count = 3};
     CHECK_INT(bus_read(b, 5, &r, out), 0);
     CHECK_INT(out[0], 1004);
     CHECK_INT(out[2], 1006);
@@ -795,7 +797,7 @@ static void test_rtu(void)
      * settles. The next request has the same unit, fc and count, so a
      * leftover late reply would pass every check libmodbus makes. */
     atomic_store(&m.mode, MTR_LATE_ONCE);
-    struct plan_req first = { 3, 0, 2 }, second = { 3, 10, 2 };
+    struct plan_req first = {.fc = 3, .address = 0, .count = 2}, second = {.fc = 3, .address = 10, .count = 2};
     CHECK_INT(bus_read(b, 5, &first, out), -ETIMEDOUT);
     CHECK(atomic_load(&m.late_sent));
     CHECK_INT(bus_read(b, 5, &second, out), 0);
@@ -849,7 +851,7 @@ static void test_rtu_options_and_replug(void)
     struct bus *b = NULL;
     CHECK_INT(bus_new(&cfg, &b), 0);
     uint16_t out[4];
-    struct plan_req r = { 3, 20, 2 };
+    struct plan_req r = {.fc = 3, .address = 20, .count = 2};
     CHECK_INT(bus_read(b, 9, &r, out), 0);
     CHECK_INT(out[0], 1020);
     CHECK(bus_is_connected(b));

@@ -297,7 +297,124 @@ struct ecase {
     "  }\n"                                                                                \
     ");\n"
 
+
+/* DL/T 645 and CJ/T 188: buses, profiles and meters (test_cn_keys and the
+ * error cases). */
+#define CN_BUSES                                                                           \
+    "buses = (\n"                                                                          \
+    "  { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; },\n"                        \
+    "  { name = \"d1\"; type = \"rtu\"; device = \"/dev/null\"; protocol = \"dlt645-2007\"; baud = 2400; },\n" \
+    "  { name = \"c1\"; type = \"rtu\"; device = \"/dev/zero\"; protocol = \"cjt188\"; }\n" \
+    ");\n"
+#define CN_PROFILES                                                                        \
+    "profiles = (\n"                                                                       \
+    "  { name = \"p\"; utility = \"water\";\n" POINTS "  },\n"                             \
+    "  { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n" \
+    "    { name = \"energy_import_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\"; block = \"0001FF00\";\n" \
+    "      kind = \"counter\"; billing = true; ct_pt = true; },\n"                         \
+    "    { name = \"energy_import_t2_kwh\"; di = \"00010200\"; format = \"XXXXXX.XX\"; block = \"0001FF00\"; kind = \"counter\"; },\n" \
+    "    { name = \"voltage_b_v\"; di = \"02010200\"; format = \"XXX.X\"; block = \"0201FF00\"; },\n" \
+    "    { name = \"current_a_a\"; di = \"02020100\"; format = \"XXX.XXX\"; signed = true; },\n" \
+    "    { name = \"energy_total_kwh\"; di = \"00000000\"; format = \"XXXXXX.XX\"; signed = true; }\n" \
+    "  ); },\n"                                                                            \
+    "  { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; meter_type = 0x10; points = (\n" \
+    "    { name = \"volume_m3\"; di = \"901F\"; field = \"flow\"; kind = \"counter\"; billing = true; },\n" \
+    "    { name = \"settlement_m3\"; di = \"901f\"; field = \"settlement_flow\"; kind = \"counter\"; }\n" \
+    "  ); }\n"                                                                             \
+    ");\n"
+#define CN_ENTS(extra)                                                                     \
+    "enterprises = (\n"                                                                    \
+    "  { id = \"a\"; name = \"A\";\n"                                                      \
+    "    meters = ( " METER_W1 ",\n"                                                      \
+    "      { id = \"e1\"; utility = \"electricity\"; bus = \"d1\"; address = \"000012345678\";\n" \
+    "        profile = \"e645\"; interval = 10; },\n"                                       \
+    "      { id = \"w2\"; utility = \"water\"; bus = \"c1\"; address = \"12345678901234\";\n" \
+    "        profile = \"w188\"; interval = 60; }" extra "\n"                               \
+    "    );\n"                                                                             \
+    "  }\n"                                                                                \
+    ");\n"
+#define CN_TARIFFS                                                                         \
+    "tariffs = ( { utility = \"water\"; currency = \"CNY\"; price = 3.9; },\n"             \
+    "            { utility = \"electricity\"; currency = \"CNY\"; price = 0.7; } );\n"
+#define CN_CASE(n, b, p, e, w) {n, .buses = b, .profiles = p, .ents = e, .tariffs = CN_TARIFFS, .want = w}
+
 static const struct ecase cases[] = {
+    /* DL/T 645 and CJ/T 188 */
+    CN_CASE("cn-protocol",
+            "buses = ( { name = \"d1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+            "  protocol = \"iec1107\"; } ); #!\n", CN_PROFILES, CN_ENTS(""), "protocol 'iec1107' must be"),
+    CN_CASE("cn-tcp-protocol",
+            "buses = ( { name = \"d1\"; type = \"tcp\"; host = \"h\";\n"
+            "  protocol = \"dlt645-2007\"; } ); #!\n", CN_PROFILES, CN_ENTS(""), "'protocol' is not valid for a tcp bus"),
+    CN_CASE("cn-mismatch", CN_BUSES, CN_PROFILES,
+            CN_ENTS(",\n { id = \"e2\"; utility = \"electricity\"; bus = \"b1\"; unit_id = 3; #!\n"
+                    "   profile = \"e645\"; interval = 10; }"),
+            "bus 'b1' speaks modbus, but profile 'e645' is for dlt645-2007 meters"),
+    CN_CASE("cn-address-digits", CN_BUSES, CN_PROFILES,
+            CN_ENTS(",\n { id = \"e2\"; utility = \"electricity\"; bus = \"d1\"; profile = \"e645\";\n"
+                    "   address = \"0000123456\"; interval = 10; } #!"),
+            "must be the meter's number as printed: 12 digits"),
+    CN_CASE("cn-address-unit", CN_BUSES, CN_PROFILES,
+            CN_ENTS(",\n { id = \"e2\"; utility = \"electricity\"; bus = \"d1\"; profile = \"e645\";\n"
+                    "   unit_id = 2; address = \"000012345679\"; interval = 10; } #!"),
+            "'unit_id' is not valid for a meter on dlt645-2007 bus 'd1'"),
+    CN_CASE("cn-address-dup", CN_BUSES, CN_PROFILES,
+            CN_ENTS(",\n { id = \"e2\"; utility = \"electricity\"; bus = \"d1\"; profile = \"e645\";\n"
+                    "   address = \"000012345678\"; interval = 10; } #!"),
+            "address 000012345678 on bus 'd1' is already used by meter 'a/e1'"),
+    CN_CASE("cn-address-modbus", CN_BUSES, CN_PROFILES,
+            CN_ENTS(",\n { id = \"w3\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 9;\n"
+                    "   address = \"000012345678\"; interval = 10; } #!"),
+            "address is for meters on dlt645-2007 or cjt188 buses"),
+    CN_CASE("cn-di-hex", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"0001000G\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true; } #!\n"
+            "); } );\n", "", "di '0001000G' must be 8 hexadecimal digits"),
+    CN_CASE("cn-format", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"00010000\"; format = \"XX.X\"; kind = \"counter\"; billing = true; } #!\n"
+            "); } );\n", "", "format 'XX.X' is not a DL/T 645 data format"),
+    CN_CASE("cn-format-time", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"05060001\"; format = \"YYMMDDhhmm\"; kind = \"counter\"; billing = true; } #!\n"
+            "); } );\n", "", "is a date/time; a point needs a number"),
+    CN_CASE("cn-block", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\"; block = \"0002FF00\"; kind = \"counter\"; billing = true; } #!\n"
+            "); } );\n", "", "di 00010000 is not an item of block 0002FF00"),
+    CN_CASE("cn-block-unknown", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"04000101\"; format = \"XXXXXX.XX\"; block = \"0400FF01\"; kind = \"counter\"; billing = true; } #!\n"
+            "); } );\n", "", "block 0400FF01 is not one parkgw reads"),
+    CN_CASE("cn-block-format", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\"; block = \"0001FF00\"; kind = \"counter\"; billing = true; },\n"
+            "  { name = \"t1_kwh\"; di = \"00010100\"; format = \"XXXXXXXX.XX\"; block = \"0001FF00\"; kind = \"counter\"; } #!\n"
+            "); } );\n", "", "its format has 5 bytes, point 'e_kwh'"),
+    CN_CASE("cn-fc", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\"; points = (\n"
+            "  { name = \"e_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true;\n"
+            "    fc = 3; } #!\n"
+            "); } );\n", "", "'fc' is not valid in a dlt645-2007 profile"),
+    CN_CASE("cn-di-modbus", CN_BUSES,
+            "profiles = ( { name = \"p\"; utility = \"water\"; points = (\n"
+            "  { name = \"t_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; billing = true;\n"
+            "    di = \"901F\"; } #!\n"
+            "); } );\n", "", "'di' needs the profile's protocol"),
+    CN_CASE("cn-meter-type", CN_BUSES,
+            "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\";\n"
+            "  meter_type = 0x20; #!\n"
+            "  points = ( { name = \"v_m3\"; di = \"901F\"; field = \"flow\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "parkgw reads CJ/T 188 water (0x10-0x1F) and gas"),
+    CN_CASE("cn-meter-type-missing", CN_BUSES,
+            "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; #!\n"
+            "  points = ( { name = \"v_m3\"; di = \"901F\"; field = \"flow\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "missing required setting 'meter_type'"),
+    CN_CASE("cn-field", CN_BUSES,
+            "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; meter_type = 0x10;\n"
+            "  points = ( { name = \"v_m3\"; di = \"901F\"; kind = \"counter\"; billing = true;\n"
+            "    field = \"heat\"; } ); } ); #!\n",
+            "", "field 'heat' must be \"flow\" or \"settlement_flow\""),
     /* syntax and top level */
     {"syntax", .storage = "storage = { path = ; }; #!\n", .want = "syntax error"},
     {"dup-setting", .storage = "storage = { path = \"x\";\n path = \"y\"; }; #!\n",
@@ -786,6 +903,64 @@ static void test_modbus_keys(void)
     config_free(c);
 }
 
+
+/* DL/T 645 and CJ/T 188 keys: bus protocol, addresses, data items, blocks. */
+static void test_cn_keys(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/cn-keys.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT CN_BUSES CN_PROFILES CN_ENTS("") CN_TARIFFS);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "cn keys: %s\n", err);
+        return;
+    }
+    CHECK_INT(c->buses[0].protocol, PROTO_MODBUS);
+    CHECK_INT(c->buses[1].protocol, PROTO_DLT645);
+    CHECK_INT(c->buses[2].protocol, PROTO_CJT188);
+    CHECK_STR(bus_protocol_name(c->buses[1].protocol), "dlt645-2007");
+    const struct cfg_profile *e = profile_named(c, "e645"), *w = profile_named(c, "w188");
+    CHECK(e && w);
+    if (!e || !w)
+        goto out;
+    CHECK_INT(e->protocol, PROTO_DLT645);
+    const struct cfg_point *tot = &e->points[0], *t2 = &e->points[1], *vb = &e->points[2],
+                           *ia = &e->points[3], *comb = &e->points[4];
+    CHECK_INT(tot->di, 0x00010000);
+    CHECK_INT(tot->req_di, 0x0001FF00);
+    CHECK_INT(tot->data_offset, 0);
+    CHECK_INT(tot->data_len, 4);
+    CHECK(!tot->exact_len);
+    CHECK_INT(t2->data_offset, 8);  /* tariff 2: the third value of the block */
+    CHECK_INT(vb->data_offset, 2);  /* voltages start at phase A (DI1 01) */
+    CHECK_INT(vb->fmt.decimals, 1);
+    CHECK_INT(ia->req_di, 0x02020100);
+    CHECK(ia->exact_len);
+    CHECK(ia->is_signed);
+    CHECK_INT(ia->fmt.bytes, 3);
+    CHECK_INT(comb->di, 0);
+    CHECK_INT(comb->data_len, 4);
+    CHECK_INT(w->protocol, PROTO_CJT188);
+    CHECK_INT(w->meter_type, 0x10);
+    CHECK_INT(w->points[0].di, 0x901F);
+    CHECK_INT(w->points[1].data_offset, 5);
+    const struct cfg_meter *m = config_find_meter(c, "a/e1");
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_STR(m->address, "000012345678");
+        CHECK_INT(m->addr[0], 0x78);
+        CHECK_INT(m->addr[3], 0x12);
+    }
+    m = config_find_meter(c, "a/w2");
+    CHECK(m != NULL);
+    if (m)
+        CHECK_INT(m->addr[6], 0x12);
+out:
+    config_free(c);
+}
+
 int main(void)
 {
     const char *s = getenv("PARKGW_SOURCE_DIR");
@@ -801,5 +976,6 @@ int main(void)
     test_errors();
     test_includes();
     test_modbus_keys();
+    test_cn_keys();
     return check_done();
 }

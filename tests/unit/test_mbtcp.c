@@ -98,15 +98,15 @@ static int parse(const uint8_t *f, size_t n, uint16_t tid, int unit, const struc
 static void test_request(void)
 {
     uint8_t q[MBTCP_REQ_LEN];
-    struct plan_req r = { 4, 0x1234, 125 };
+    struct plan_req r = {.fc = 4, .address = 0x1234, .count = 125};
     CHECK_INT(mbtcp_build_request(q, 0xBEEF, 17, &r), 12);
     static const uint8_t want[12] = { 0xBE, 0xEF, 0, 0, 0, 6, 17, 4, 0x12, 0x34, 0, 125 };
     CHECK(memcmp(q, want, 12) == 0);
-    struct plan_req bits = { 1, 65535, 1 };
+    struct plan_req bits = {.fc = 1, .address = 65535, .count = 1};
     mbtcp_build_request(q, 1, 255, &bits);
     static const uint8_t want2[12] = { 0, 1, 0, 0, 0, 6, 255, 1, 0xFF, 0xFF, 0, 1 };
     CHECK(memcmp(q, want2, 12) == 0);
-    struct plan_req many = { 2, 0, 2000 };
+    struct plan_req many = {.fc = 2, .address = 0, .count = 2000};
     mbtcp_build_request(q, 0, 0, &many);
     CHECK_INT(q[10], 2000 >> 8);
     CHECK_INT(q[11], 2000 & 0xFF);
@@ -114,19 +114,19 @@ static void test_request(void)
 
 static void test_valid(void)
 {
-    CHECK(mbtcp_req_valid(&(struct plan_req){ 3, 0, 125 }));
-    CHECK(mbtcp_req_valid(&(struct plan_req){ 1, 0, 2000 }));
-    CHECK(mbtcp_req_valid(&(struct plan_req){ 4, 65535, 1 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 3, 0, 126 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 2, 0, 2001 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 3, 0, 0 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 0, 0, 1 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 5, 0, 1 }));
-    CHECK(!mbtcp_req_valid(&(struct plan_req){ 3, 65535, 2 }));
+    CHECK(mbtcp_req_valid(&(struct plan_req){.fc = 3, .address = 0, .count = 125}));
+    CHECK(mbtcp_req_valid(&(struct plan_req){.fc = 1, .address = 0, .count = 2000}));
+    CHECK(mbtcp_req_valid(&(struct plan_req){.fc = 4, .address = 65535, .count = 1}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 3, .address = 0, .count = 126}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 2, .address = 0, .count = 2001}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 3, .address = 0, .count = 0}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 0, .address = 0, .count = 1}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 5, .address = 0, .count = 1}));
+    CHECK(!mbtcp_req_valid(&(struct plan_req){.fc = 3, .address = 65535, .count = 2}));
     uint8_t f[16] = { 0 };
     size_t need = 0;
     fill_out();
-    CHECK_INT(parse(f, 9, 0, 1, &(struct plan_req){ 5, 0, 1 }, &need), -EINVAL);
+    CHECK_INT(parse(f, 9, 0, 1, &(struct plan_req){.fc = 5, .address = 0, .count = 1}, &need), -EINVAL);
     CHECK(out_untouched());
 }
 
@@ -168,16 +168,16 @@ static void test_registers(void)
     static const int counts[] = { 1, 2, 125 };
     for (int fc = 3; fc <= 4; fc++)
         for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
-            struct plan_req r = { (uint8_t)fc, 100, (uint16_t)counts[i] };
+            struct plan_req r = {.fc = (uint8_t)fc, .address = 100, .count = (uint16_t)counts[i]};
             check_good(&r, (uint16_t)(7 + i), 1, 1);
         }
     /* The longest reply: 125 registers, 259 bytes, length field 253. */
     uint8_t f[MBTCP_MAX_ADU + 8];
-    struct plan_req r = { 3, 0, 125 };
+    struct plan_req r = {.fc = 3, .address = 0, .count = 125};
     CHECK_INT(good_reply(f, 1, 1, &r), 259);
     CHECK_INT(f[4] << 8 | f[5], 253);
     /* Byte order: 0x1234 on the wire as 12 34. */
-    struct plan_req one = { 4, 0, 1 };
+    struct plan_req one = {.fc = 4, .address = 0, .count = 1};
     size_t n = good_reply(f, 9, 3, &one);
     CHECK_INT(f[9], 0x12);
     CHECK_INT(f[10], 0x34);
@@ -191,7 +191,7 @@ static void test_bits(void)
     static const int counts[] = { 1, 8, 9, 2000 };
     for (int fc = 1; fc <= 2; fc++)
         for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
-            struct plan_req r = { (uint8_t)fc, 0, (uint16_t)counts[i] };
+            struct plan_req r = {.fc = (uint8_t)fc, .address = 0, .count = (uint16_t)counts[i]};
             check_good(&r, 65535, 200, 200);
         }
     /* LSB first: 0x05 0x01 for 9 bits is 1 0 1 0 0 0 0 0 1; the unused
@@ -199,7 +199,7 @@ static void test_bits(void)
     uint8_t pdu[] = { 2, 2, 0x05, 0xFF };
     uint8_t f[32];
     size_t n = adu(f, 4, 1, pdu, sizeof(pdu));
-    struct plan_req r = { 2, 0, 9 };
+    struct plan_req r = {.fc = 2, .address = 0, .count = 9};
     size_t need;
     fill_out();
     CHECK_INT(parse(f, n, 4, 1, &r, &need), 0);
@@ -208,7 +208,7 @@ static void test_bits(void)
         CHECK_INT(out[i], want[i]);
     CHECK_INT(out[9], SENTINEL);
     /* 2000 bits: 250 data bytes, the longest bit reply. */
-    struct plan_req all = { 1, 0, 2000 };
+    struct plan_req all = {.fc = 1, .address = 0, .count = 2000};
     uint8_t g[MBTCP_MAX_ADU + 8];
     CHECK_INT(good_reply(g, 1, 1, &all), 259);
 }
@@ -218,7 +218,7 @@ static void test_exceptions(void)
     uint8_t f[16];
     size_t need;
     for (int fc = 1; fc <= 4; fc++) {
-        struct plan_req r = { (uint8_t)fc, 0, 10 };
+        struct plan_req r = {.fc = (uint8_t)fc, .address = 0, .count = 10};
         for (int code = 1; code <= 255; code++) {
             uint8_t pdu[2] = { (uint8_t)(fc | 0x80), (uint8_t)code };
             size_t n = adu(f, 300, 9, pdu, 2);
@@ -258,7 +258,7 @@ static void test_exceptions(void)
  * soon as the spoiled byte is in, never filling out. */
 static void test_malformed(void)
 {
-    struct plan_req r = { 3, 10, 2 };
+    struct plan_req r = {.fc = 3, .address = 10, .count = 2};
     uint8_t good[32];
     size_t n = good_reply(good, 0x0102, 5, &r);
     CHECK_INT(n, 13);
@@ -315,7 +315,7 @@ static void test_malformed(void)
 static void test_lengths(void)
 {
     uint8_t f[MBTCP_MAX_ADU + 8] = { 0, 1, 0, 0 };
-    struct plan_req r = { 3, 0, 125 };
+    struct plan_req r = {.fc = 3, .address = 0, .count = 125};
     size_t need;
     for (unsigned l = 0; l <= 0xFFFF; l++) {
         f[4] = (uint8_t)(l >> 8);

@@ -347,7 +347,7 @@ static void test_bits(void)
 
 static void test_wire_and_time(void)
 {
-    struct plan_req r1 = { 3, 0, 10 }, r2 = { 1, 0, 16 }, r3 = { 2, 0, 17 }, r4 = { 4, 0, 125 };
+    struct plan_req r1 = {.fc = 3, .address = 0, .count = 10}, r2 = {.fc = 1, .address = 0, .count = 16}, r3 = {.fc = 2, .address = 0, .count = 17}, r4 = {.fc = 4, .address = 0, .count = 125};
     CHECK_INT(plan_req_wire_chars(&r1), 40);  /* 20 + 2*10 */
     CHECK_INT(plan_req_wire_chars(&r2), 22);  /* 20 + 16/8 */
     CHECK_INT(plan_req_wire_chars(&r3), 23);  /* 20 + ceil(17/8) = 20 + 3 */
