@@ -91,6 +91,19 @@ int64_t now_real_ms(void)
     return clock_ms(CLOCK_REALTIME);
 }
 
+struct timespec mono_deadline(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 void sleep_ms(int64_t ms)
 {
     if (ms <= 0)

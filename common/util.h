@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define UNUSED(x) ((void)(x))
@@ -28,6 +29,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t now_mono_ms(void);
 /* Wall-clock time in milliseconds since the Unix epoch, for timestamps. */
 int64_t now_real_ms(void);
+/* The CLOCK_MONOTONIC time 'ms' from now, as pthread_cond_timedwait wants
+ * it (for condition variables made with pthread_condattr_setclock). */
+struct timespec mono_deadline(int64_t ms);
 /* Sleeps for ms milliseconds (EINTR restarts with the remaining time). */
 void sleep_ms(int64_t ms);
 

@@ -137,6 +137,7 @@ void config_free(struct config *cfg)
     free(cfg->mqtt_client_id);
     free(cfg->mqtt_username);
     free(cfg->mqtt_password_file);
+    cfg_free_http(cfg);
     if (cfg->mqtt_password) {
         /* Do not leave the broker password in freed heap memory. */
         explicit_bzero(cfg->mqtt_password, strlen(cfg->mqtt_password));

@@ -175,6 +175,11 @@ struct config {
     bool tls_set;
     struct cfg_tls tls;
 
+    /* gateway.http (docs/OPERATOR.md): NULL listen = no listener. */
+    char *http_listen;          /* "HOST:PORT" */
+    char *http_password_file;   /* relative: to the working directory */
+    char *http_password;        /* read from http_password_file at load */
+
     struct cfg_bus *buses;
     size_t n_buses;
     struct cfg_profile *profiles;

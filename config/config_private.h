@@ -3,7 +3,7 @@
  * includes: the loader state, the "FILE:LINE: message" error reporting and
  * the typed getters over libconfig settings (getters.c), file reading and
  * @include resolution (include.c), and each section's parser (profiles.c,
- * park.c), which config.c's config_load calls in order.
+ * park.c, operator.c), which config.c's config_load calls in order.
  */
 #pragma once
 #include <libconfig.h>
@@ -133,6 +133,12 @@ const struct cfg_meter *cfg_meter_clash(const struct config *cfg, const struct c
 /* ---- park.c: the sections, each 0 or -EINVAL/-errno with the message written ---- */
 
 int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config *cfg);
+
+/* ---- operator.c ---- */
+/* gateway.http inside the gateway group gw (absent: no listener). */
+int cfg_parse_http(struct ld *ld, const config_setting_t *gw, struct config *cfg);
+/* Frees what cfg_parse_http set (the password wiped first). */
+void cfg_free_http(struct config *cfg);
 int cfg_parse_storage(struct ld *ld, const config_setting_t *root, struct config *cfg);
 int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *cfg);
 int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *cfg);

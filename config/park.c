@@ -1,6 +1,6 @@
 /*
  * park.c - the sections that describe the park and the gateway in it:
- * gateway (id, time zone, log level), storage, mqtt (with tls and the
+ * gateway (id, time zone, log level; its http group in operator.c), storage, mqtt (with tls and the
  * password file), buses (Modbus TCP and RTU), enterprises and their meters
  * (each on a bus, with a profile from profiles.c), and tariffs with their
  * time-of-use bands. config.c calls each parser in the file's order.
@@ -35,7 +35,7 @@ static bool timezone_ok(const char *tz)
 
 int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config *cfg)
 {
-    static const char *const keys[] = {"id", "timezone", "log_level", NULL};
+    static const char *const keys[] = {"id", "timezone", "log_level", "http", NULL};
     config_setting_t *g, *s;
     int r;
 
@@ -60,7 +60,7 @@ int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config
     if (r == 0 && !cfg_in_list(cfg->log_level, log_levels))
         return cfg_fail(ld, s, "log_level '%s' must be one of err, warning, notice, info, debug",
                         cfg->log_level);
-    return 0;
+    return cfg_parse_http(ld, g, cfg);
 }
 
 int cfg_parse_storage(struct ld *ld, const config_setting_t *root, struct config *cfg)

@@ -16,6 +16,9 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/http.h"
+#include "daemon/metrics.h"
+#include "daemon/status.h"
 #include "common/log.h"
 #include "daemon/poller.h"
 #include "daemon/runstate.h"
@@ -98,6 +101,8 @@ struct daemon {
     size_t n_pollers;
     struct cfg_gen *gen;         /* the generation of cfg (NULL before the pollers) */
     struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
+    struct http *http;           /* NULL unless gateway.http is configured */
+    struct store *status_store;  /* read-only connection for the status document */
     bool level_from_cfg;         /* no -v/-q: the config's log_level applies */
 };
 
@@ -402,6 +407,9 @@ static void reload(struct daemon *d, const char *cfg_path)
         config_free(ncfg);
         return;
     }
+    if (!str_eq(ncfg->http_listen, d->cfg->http_listen) ||
+        !str_eq(ncfg->http_password, d->cfg->http_password))
+        log_warn("reload: the http listener's changes apply after a restart");
     if (!str_eq(ncfg->timezone, d->cfg->timezone))
         log_warn("reload: the time zone change (%s) applies after a restart",
                  ncfg->timezone ? ncfg->timezone : "UTC");
@@ -459,6 +467,43 @@ static void reload(struct daemon *d, const char *cfg_path)
     log_notice("configuration reloaded: %zu meters on %zu buses (%zu buses kept running)",
                d->n_meters, nb, kept);
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d->n_meters, nb);
+}
+
+/* Starts the HTTP listener when configured. A listener that cannot start
+ * (address in use) is logged and the daemon meters on without it. */
+static void start_http(struct daemon *d)
+{
+    char err[512];
+    if (!d->cfg->http_listen)
+        return;
+    int r = store_open(d->cfg->storage_path, true, &d->status_store, err, sizeof(err));
+    if (r < 0) {
+        log_err("http: cannot open the database for the status: %s", err);
+        return;
+    }
+    struct http_opts o = {.listen = d->cfg->http_listen,
+                          .password = d->cfg->http_password,
+                          .storage_path = d->cfg->storage_path};
+    r = http_start(&o, &d->http, err, sizeof(err));
+    if (r < 0) {
+        log_err("http: %s; going on without the listener", err);
+        store_close(d->status_store);
+        d->status_store = NULL;
+        return;
+    }
+    log_info("http: listening on %s%s", d->cfg->http_listen,
+             d->cfg->http_password ? " (basic auth)" : "");
+}
+
+/* The documents the listener serves, built on this thread while someone
+ * asks for them (http_wanted): the status document and the metrics. */
+static void publish_http(struct daemon *d, int64_t started)
+{
+    json_t *rs = runstate_build(started, d->pollers, d->n_pollers, d->writer, d->mqtt);
+    json_t *doc = status_build(d->cfg, d->status_store, rs, now_real_ms(), 0);
+    char *metrics = metrics_render(d->cfg, doc, rs);
+    json_decref(rs);
+    http_publish(d->http, doc, metrics);
 }
 
 int daemon_run(struct config *cfg, const char *cfg_path)
@@ -558,6 +603,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
              "broker %s",
              PARKGW_VERSION, d.cfg->gateway_id, d.cfg->n_enterprises, d.n_meters, d.cfg->n_buses,
              d.cfg->storage_path, d.cfg->mqtt_uri);
+    start_http(&d);
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d.n_meters, d.cfg->n_buses);
 
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
@@ -585,6 +631,8 @@ int daemon_run(struct config *cfg, const char *cfg_path)
                 log_warn("status: cannot write %s: %s", state_path, strerror(-sr));
             state_warned = sr < 0;
         }
+        if (http_wanted(d.http))
+            publish_http(&d, started);
         if (got_reload) {
             got_reload = 0;
             log_notice("SIGHUP: reloading %s", cfg_path);
@@ -609,6 +657,8 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     rc = failed ? 2 : 0;
 
 out_stop_pollers:
+    http_stop(d.http);
+    store_close(d.status_store);
     stop_pollers(&d);
     if (d.publisher) {
         writer_set_outbox_notify(d.writer, NULL, NULL);

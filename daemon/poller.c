@@ -583,14 +583,7 @@ static void *poller_thread(void *arg)
             int64_t wait = due ? due->next_due - now : 1000;
             if (wait > 1000)
                 wait = 1000;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            struct timespec ts = mono_deadline(wait);
             pthread_cond_timedwait(&p->wake, &p->lock, &ts);
             pthread_mutex_unlock(&p->lock);
             continue;
@@ -599,10 +592,17 @@ static void *poller_thread(void *arg)
         note_lateness(p, due, now);
         if (live_flush_before(p, due, now))
             flush_live(p);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int64_t start = now_mono_ms();
         poll_meter(p, due);
         int64_t after = now_mono_ms();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         due->poll_ms = after - start;
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        pthread_mutex_lock(&p->lock);
+        due->st.busy_us += (uint64_t)(us > 0 ? us : 0);
+        pthread_mutex_unlock(&p->lock);
         if (p->n_live && after - p->live_since >= LIVE_BATCH_MS)
             flush_live(p);
         if (p->stall_after > 0 && ++p->polls_done >= p->stall_after) {

@@ -33,6 +33,7 @@ struct poller_meter_stats {
     int64_t last_ok_ts;            /* Unix ms of the last good poll, 0 = never */
     int consecutive_failures;
     int last_error;                /* bus_read error of the last failure */
+    uint64_t busy_us;              /* time spent polling it (bus exchanges, decoding) */
     /* The alarm engine's view (what the state topic shows), as of the last
      * change; state_since 0 until the first poll decided it. */
     enum meter_state state;

@@ -105,16 +105,9 @@ void publisher_kick(void *arg)
 
 static void pub_wait(struct publisher *p, int64_t ms)
 {
-    struct timespec ts;
     if (ms <= 0)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_deadline(ms);
     pthread_cond_timedwait(&p->wake, &p->mu, &ts);
 }
 

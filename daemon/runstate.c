@@ -68,6 +68,7 @@ static json_t *meter_json(const struct poller_meter_stats *st)
     json_object_set_new(o, "conn_errors", json_integer((json_int_t)st->conn_errors));
     json_object_set_new(o, "bad_values", json_integer((json_int_t)st->bad_values));
     json_object_set_new(o, "last_ok_ts", json_integer(st->last_ok_ts));
+    json_object_set_new(o, "busy_us", json_integer((json_int_t)st->busy_us));
     json_object_set_new(o, "consecutive_failures", json_integer(st->consecutive_failures));
     if (st->last_error)
         json_object_set_new(o, "last_error", json_string(bus_strerror(st->last_error)));

@@ -95,6 +95,41 @@ static json_t *engine_alarms(json_t *rsm, json_t *table)
     return a;
 }
 
+struct recent_ctx {
+    const struct config *cfg;
+    json_t *list;
+};
+
+static int recent_row(void *ud, const struct alarmlog_row *r)
+{
+    struct recent_ctx *c = ud;
+    const char *name = NULL;
+    for (size_t e = 0; r->enterprise[0] && e < c->cfg->n_enterprises; e++)
+        if (strcmp(c->cfg->enterprises[e].id, r->enterprise) == 0)
+            name = c->cfg->enterprises[e].name;
+    json_t *o = json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s,s:I,s:I}", "id", (json_int_t)r->id,
+                          "enterprise", r->enterprise[0] ? r->enterprise : NULL,
+                          "enterprise_name", name, "meter", r->meter[0] ? r->meter : NULL, "bus",
+                          r->bus[0] ? r->bus : NULL, "alarm", r->alarm, "since",
+                          (json_int_t)r->since, "raised_ts", (json_int_t)r->raised_ts);
+    if (o) {
+        json_object_set_new(o, "cleared_ts",
+                            r->cleared_ts ? json_integer(r->cleared_ts) : json_null());
+        json_array_append_new(c->list, o);
+    }
+    return 0;
+}
+
+/* The latest rows of the alarm history, newest first: the dashboard's
+ * event list. */
+static json_t *recent_alarms(const struct config *cfg, struct alarmlog *al)
+{
+    struct recent_ctx c = {cfg, json_array()};
+    if (al)
+        alarmlog_each_recent(al, STATUS_EVENTS, recent_row, &c);
+    return c.list;
+}
+
 static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
                             struct store *st, struct alarmlog *al, json_t *rs_meters, int64_t now)
 {
@@ -264,10 +299,11 @@ json_t *status_build(const struct config *cfg, struct store *st, json_t *rs, int
         json_array_append_new(ents, json_pack("{s:s,s:s,s:o}", "id", ent->id, "name",
                                               ent->name ? ent->name : ent->id, "meters", meters));
     }
-    alarmlog_free(al);
     json_object_set_new(root, "meters", json_pack("{s:I,s:I,s:I}", "total", (json_int_t)n, "ok",
                                                   (json_int_t)n_ok, "down", (json_int_t)n_down));
     json_object_set_new(root, "enterprises", ents);
+    json_object_set_new(root, "events", recent_alarms(cfg, al));
+    alarmlog_free(al);
     json_object_set_new(root, "database", st ? database_status(cfg, st, flags) : json_null());
     json_object_set_new(root, "outbox", st ? outbox_status(st) : json_null());
     json_object_set_new(root, "daemon", daemon_status(rs, now));

@@ -18,6 +18,8 @@ struct store;
 /* Include the sample count and the oldest sample's time (a scan of the
  * series table: the CLI and /api/status, not the dashboard's stream). */
 #define STATUS_SAMPLES 0x1
+/* Rows of the alarm history in the document's "events" (newest first). */
+#define STATUS_EVENTS 20
 
 /*
  * Builds the status document of cfg at Unix ms 'now'. st: the store, open

@@ -99,14 +99,7 @@ static void writer_free_list(struct batch *b)
 /* Waits on the condvar until woken or 'ms' passed. Called with mu held. */
 static void writer_wait(struct writer *w, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_deadline(ms);
     pthread_cond_timedwait(&w->wake, &w->mu, &ts);
 }
 

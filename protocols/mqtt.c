@@ -553,20 +553,6 @@ static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp)
     on_disconnect_done(ctx, NULL);
 }
 
-/* Absolute CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Issues connect attempts until the first one succeeds (see the quirk at the
  * top of the file), then idles until mqtt_stop. */
 static void *retry_main(void *arg)
@@ -581,7 +567,7 @@ static void *retry_main(void *arg)
         }
         int64_t wait = m->next_attempt_ms - now_mono_ms();
         if (wait > 0) {
-            struct timespec ts = deadline_after(wait);
+            struct timespec ts = mono_deadline(wait);
             pthread_cond_timedwait(&m->cond, &m->lock, &ts);
             continue;
         }
@@ -920,7 +906,7 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
 
     pthread_mutex_lock(&m->lock);
     if (rc == MQTTASYNC_SUCCESS) {
-        struct timespec ts = deadline_after(left > 0 ? left : 0);
+        struct timespec ts = mono_deadline(left > 0 ? left : 0);
         while (!m->disconnect_done)
             if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) == ETIMEDOUT)
                 break;

@@ -251,3 +251,25 @@ double plan_rtu_seconds(const struct plan *p, int baud, int bits_per_char)
         chars += plan_req_wire_chars(&p->reqs[r]);
     return (double)chars * bits_per_char / baud + (double)p->n_reqs * PLAN_RTU_TURNAROUND_S;
 }
+
+double plan_bus_load(const struct config *cfg, int bus)
+{
+    const struct cfg_bus *b = &cfg->buses[bus];
+    if (b->type != BUS_RTU)
+        return 0;
+    int bits = 1 + b->data_bits + (b->parity == 'N' ? 0 : 1) + b->stop_bits;
+    double busy = 0;
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
+            const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
+            struct plan_opts po = plan_opts_for_meter(m);
+            struct plan *plan;
+            if (m->bus != bus || plan_build(&cfg->profiles[m->profile], &po, &plan) < 0)
+                continue;
+            busy += (plan_rtu_seconds(plan, b->baud, bits) +
+                     (double)plan->n_reqs * b->frame_delay_ms / 1000.0) /
+                    m->interval;
+            plan_free(plan);
+        }
+    return busy;
+}

@@ -74,3 +74,8 @@ struct plan_opts plan_opts_for_meter(const struct cfg_meter *m);
 /* Seconds of bus time one read cycle of this plan takes on RTU at 'baud' with
  * 'bits_per_char' (1 start + data + parity + stop). */
 double plan_rtu_seconds(const struct plan *p, int baud, int bits_per_char);
+
+/* The share of RTU bus 'bus' of cfg that its meters' read cycles need per
+ * second of schedule (wire time and turnarounds plus frame delays; 1 = the
+ * line is full), as `parkgw check` prints it; 0 for a TCP bus. */
+double plan_bus_load(const struct config *cfg, int bus);

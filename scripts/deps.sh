@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl-dev
-          libsqlite3-dev libconfig-dev libsystemd-dev libjansson-dev mosquitto mosquitto-clients)
+          libsqlite3-dev libconfig-dev libsystemd-dev libjansson-dev libmicrohttpd-dev
+          mosquitto mosquitto-clients)
 # Test-only tools: openssl makes certificates for the TLS tests, clang and its
 # runtime build the libFuzzer targets of the fuzz smoke run.
 if [ "${1:-}" = --test ]; then

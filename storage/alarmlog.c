@@ -78,6 +78,7 @@ const char alarmlog_schema_v3[] =
 struct alarmlog {
     sqlite3_stmt *st_all;
     sqlite3_stmt *st_meter;
+    sqlite3_stmt *st_recent;
 };
 
 int alarmlog_attach(sqlite3 *db, struct alarmlog **ret)
@@ -94,6 +95,12 @@ int alarmlog_attach(sqlite3 *db, struct alarmlog **ret)
                                 " meter = ?2) OR (alarm = '" ALARMLOG_EV_BUS_DOWN "' AND bus = ?3))"
                                 " ORDER BY id",
                                 -1, &a->st_meter, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT id, enterprise, meter, bus, alarm,"
+                                " coalesce(since, raised_ts), raised_ts, coalesce(cleared_ts, 0)"
+                                " FROM alarms ORDER BY id DESC LIMIT ?1",
+                                -1, &a->st_recent, NULL);
     if (rc != SQLITE_OK) {
         alarmlog_free(a);
         return -EIO;
@@ -108,6 +115,7 @@ void alarmlog_free(struct alarmlog *a)
         return;
     sqlite3_finalize(a->st_all);
     sqlite3_finalize(a->st_meter);
+    sqlite3_finalize(a->st_recent);
     free(a);
 }
 
@@ -154,4 +162,31 @@ int alarmlog_each_open_of_meter(struct alarmlog *a, const char *enterprise, cons
     sqlite3_bind_text(a->st_meter, 2, meter, -1, SQLITE_STATIC);
     sqlite3_bind_text(a->st_meter, 3, bus, -1, SQLITE_STATIC);
     return alarmlog_each(a->st_meter, cb, ud);
+}
+
+int alarmlog_each_recent(struct alarmlog *a, int n,
+                         int (*cb)(void *ud, const struct alarmlog_row *r), void *ud)
+{
+    sqlite3_stmt *st = a->st_recent;
+    int rc;
+    sqlite3_bind_int(st, 1, n);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct alarmlog_row r = {
+            .id = sqlite3_column_int64(st, 0),
+            .enterprise = alarmlog_text(st, 1),
+            .meter = alarmlog_text(st, 2),
+            .bus = alarmlog_text(st, 3),
+            .alarm = alarmlog_text(st, 4),
+            .since = sqlite3_column_int64(st, 5),
+            .raised_ts = sqlite3_column_int64(st, 6),
+            .cleared_ts = sqlite3_column_int64(st, 7),
+        };
+        if (cb(ud, &r) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
 }

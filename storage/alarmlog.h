@@ -60,3 +60,17 @@ int alarmlog_each_open(struct alarmlog *a, int (*cb)(void *ud, const struct alar
 int alarmlog_each_open_of_meter(struct alarmlog *a, const char *enterprise, const char *meter,
                                 const char *bus,
                                 int (*cb)(void *ud, const struct alarmlog_open *o), void *ud);
+
+/* A row of the history, open or closed. Strings as in alarmlog_open. */
+struct alarmlog_row {
+    int64_t id;
+    const char *enterprise, *meter, *bus, *alarm;
+    int64_t since;       /* the condition's start, else when it was raised */
+    int64_t raised_ts;
+    int64_t cleared_ts;  /* 0 while open */
+};
+
+/* Calls cb for the 'n' newest rows, newest first (the dashboard's event
+ * list); cb returning non-zero stops. 0 or -EIO. */
+int alarmlog_each_recent(struct alarmlog *a, int n,
+                         int (*cb)(void *ud, const struct alarmlog_row *r), void *ud);

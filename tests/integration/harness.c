@@ -4,6 +4,7 @@
 #include "tests/integration/harness.h"
 
 #include <MQTTAsync.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -934,4 +935,21 @@ void h_park_free(struct h_park *pk, bool failed)
     free(pk->gw_cfg);
     free(pk->gw_log);
     free(pk->dir);
+}
+
+json_t *h_status_meter(json_t *doc, const char *ent, const char *id)
+{
+    size_t e, i;
+    json_t *eo, *m;
+    json_array_foreach(json_object_get(doc, "enterprises"), e, eo) {
+        const char *eid = json_string_value(json_object_get(eo, "id"));
+        if (!eid || strcmp(eid, ent) != 0)
+            continue;
+        json_array_foreach(json_object_get(eo, "meters"), i, m) {
+            const char *mid = json_string_value(json_object_get(m, "id"));
+            if (mid && strcmp(mid, id) == 0)
+                return m;
+        }
+    }
+    return NULL;
 }

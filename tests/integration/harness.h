@@ -187,3 +187,10 @@ void h_restart_mosquitto_conf(struct proc *p, const char *dir, int port,
  * subscribe within 10 s. */
 struct h_sub *h_sub_new_auth(int port, const char *client_id, const char *filter,
                              const char *ca_file, const char *user, const char *password);
+
+/* ---- the status document (docs/OPERATOR.md) ---- */
+
+/* The meter object ENT/ID of a status document (`parkgw status --format
+ * json`, GET /api/status), borrowed from doc; NULL when absent. */
+struct json_t;
+struct json_t *h_status_meter(struct json_t *doc, const char *ent, const char *id);

@@ -193,23 +193,6 @@ static json_t *status_json(const char *parkgw, const char *cfg)
     return doc;
 }
 
-/* The meter object ENT/ID of a status document (borrowed), or NULL. */
-static json_t *status_meter(json_t *doc, const char *ent, const char *id)
-{
-    size_t e, i;
-    json_t *eo, *m;
-    json_array_foreach(json_object_get(doc, "enterprises"), e, eo) {
-        const char *eid = json_string_value(json_object_get(eo, "id"));
-        if (!eid || strcmp(eid, ent) != 0)
-            continue;
-        json_array_foreach(json_object_get(eo, "meters"), i, m)
-            if (json_is_string(json_object_get(m, "id")) &&
-                strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
-                return m;
-    }
-    return NULL;
-}
-
 /* `parkgw status --format json`, asked again until ENT/ID's state is
  * 'state' (or, with state NULL, until the meter carries its values). */
 struct json_want {
@@ -222,7 +205,7 @@ static bool status_json_is(void *ud)
     struct json_want *w = ud;
     json_decref(w->doc);
     w->doc = status_json(pk.parkgw, pk.gw_cfg);
-    json_t *m = status_meter(w->doc, w->ent, w->id);
+    json_t *m = h_status_meter(w->doc, w->ent, w->id);
     if (!w->state)
         return json_is_object(json_object_get(m, "values"));
     const char *s = json_string_value(json_object_get(m, "state"));
@@ -266,7 +249,7 @@ static bool scenario_all_ok(void)
     CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "meters"), "total")), 4);
     CHECK_STR(json_string_value(json_object_get(doc, "gateway")), "algw");
     for (size_t k = 0; k < ARRAY_SIZE(meters); k++) {
-        json_t *m = status_meter(doc, meters[k][0], meters[k][1]);
+        json_t *m = h_status_meter(doc, meters[k][0], meters[k][1]);
         CHECK(m != NULL);
         if (!m)
             continue;
@@ -280,7 +263,7 @@ static bool scenario_all_ok(void)
         CHECK(json_integer_value(json_object_get(json_object_get(m, "polls"), "polls_ok")) > 0);
     }
     json_t *v =
-        json_object_get(json_object_get(status_meter(doc, "beta", "e1"), "values"), "points");
+        json_object_get(json_object_get(h_status_meter(doc, "beta", "e1"), "values"), "points");
     CHECK(json_is_number(json_object_get(v, "voltage_a_v")));
     CHECK(json_is_number(json_object_get(v, "energy_import_kwh")));
     CHECK(json_integer_value(json_object_get(json_object_get(doc, "database"), "bytes")) > 0);
@@ -334,13 +317,13 @@ static void scenario_supply_lost(void)
     json_t *doc = status_json_wait("alpha", "e1", "supply_lost");
     CHECK(doc != NULL);
     if (doc) {
-        json_t *m = status_meter(doc, "alpha", "e1");
+        json_t *m = h_status_meter(doc, "alpha", "e1");
         json_t *a = json_array_get(json_object_get(m, "alarms"), 0);
         CHECK_STR(json_string_value(json_object_get(a, "alarm")), "supply_lost");
         int64_t since = json_integer_value(json_object_get(a, "since"));
         CHECK(since >= t0 - 1000 && since <= now_real_ms());
         CHECK(json_integer_value(json_object_get(m, "since")) >= t0 - 1000);
-        CHECK_STR(json_string_value(json_object_get(status_meter(doc, "beta", "e1"), "state")),
+        CHECK_STR(json_string_value(json_object_get(h_status_meter(doc, "beta", "e1"), "state")),
                   "ok");
         CHECK_INT(json_integer_value(json_object_get(json_object_get(doc, "meters"), "down")), 1);
     }

@@ -429,6 +429,20 @@ static const struct ecase cases[] = {
      .want = "unknown time zone 'Mars/Olympus'"},
     {"log-level", .gateway = "gateway = { id = \"gw1\";\n log_level = \"loud\"; }; #!\n",
      .want = "log_level 'loud'"},
+    /* gateway.http (docs/OPERATOR.md) */
+    {"http-public", .gateway = "gateway = { id = \"gw1\";\n http = {\n listen = \"0.0.0.0:8080\"; #!\n }; };\n",
+     .want = "is not a loopback address: it needs password_file"},
+    {"http-public-default6", .gateway = "gateway = { id = \"gw1\";\n http = { listen = \"[::]:8080\"; }; }; #!\n",
+     .want = "needs password_file"},
+    {"http-port", .gateway = "gateway = { id = \"gw1\";\n http = { listen = \"127.0.0.1:0\"; }; }; #!\n",
+     .want = "port must be 1..65535"},
+    {"http-host", .gateway = "gateway = { id = \"gw1\";\n http = { listen = \"park.example:80\"; }; }; #!\n",
+     .want = "host must be a numeric IPv4 address"},
+    {"http-key", .gateway = "gateway = { id = \"gw1\";\n http = { listn = \"127.0.0.1:80\"; }; }; #!\n",
+     .want = "did you mean 'listen'"},
+    {"http-pass", .gateway = "gateway = { id = \"gw1\";\n http = { listen = \"10.0.0.5:80\";\n"
+                             "  password_file = \"/nonexistent/http.pass\"; }; }; #!\n",
+     .want = "cannot read password_file '/nonexistent/http.pass'"},
     /* storage, mqtt */
     {"storage-path", .storage = "storage = { #!\n  raw_retention_days = 10; };\n",
      .want = "missing required setting 'path'"},
@@ -724,6 +738,47 @@ static void test_errors(void)
     }
 }
 
+/* gateway.http accepted: loopback without a password (the default
+ * address when only the group is there), any address with one. */
+static void test_http(void)
+{
+    char path[1200], pass[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(pass, sizeof pass, "%s/http.pass", tmpdir);
+    write_file(pass, "s3cret\n");
+    const struct {
+        const char *http, *listen, *password;
+    } ok[] = {
+        {"http = { };", "127.0.0.1:8080", NULL},
+        {"http = { listen = \"[::1]:9100\"; };", "[::1]:9100", NULL},
+        {"http = { listen = \"localhost:8081\"; };", "localhost:8081", NULL},
+        {"http = { listen = \"0.0.0.0:8080\"; password_file = \"%s\"; };", "0.0.0.0:8080",
+         "s3cret"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char http[1400], gw[1600];
+        snprintf(http, sizeof http, ok[i].http, pass);
+        snprintf(gw, sizeof gw, "gateway = { id = \"gw1\"; %s };\n", http);
+        struct ecase e = {.name = "http", .gateway = gw};
+        char *text = assemble(&e);
+        snprintf(path, sizeof path, "%s/cfg-http-ok.cfg", tmpdir);
+        write_file(path, text);
+        free(text);
+        int r = config_load(path, &c, err, sizeof err);
+        CHECK_INT(r, 0);
+        if (r) {
+            fprintf(stderr, "%s: %s\n", ok[i].http, err);
+            continue;
+        }
+        CHECK_STR(c->http_listen, ok[i].listen);
+        if (ok[i].password)
+            CHECK_STR(c->http_password, ok[i].password);
+        else
+            CHECK(c->http_password == NULL);
+        config_free(c);
+    }
+}
+
 /* @include: errors inside an included file, missing files, nesting, the
  * profile-directory fallback, and the password file. */
 static void test_includes(void)
@@ -974,6 +1029,7 @@ int main(void)
     test_demo();
     test_example();
     test_errors();
+    test_http();
     test_includes();
     test_modbus_keys();
     test_cn_keys();

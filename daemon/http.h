@@ -1,0 +1,38 @@
+/*
+ * http.h - the daemon's read-only HTTP listener (libmicrohttpd;
+ * docs/OPERATOR.md): the dashboard's page and assets (daemon/web/, compiled
+ * in), GET /api/status, GET /api/stream (server-sent events), GET /metrics.
+ * It never touches pollers, writer or config itself: the daemon's main
+ * thread builds the documents (status_build, metrics_render) while someone
+ * is asking and hands them over with http_publish; handlers only serve the
+ * latest ones. Off unless gateway.http is configured.
+ */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct http;
+
+struct http_opts {
+    const char *listen;        /* "HOST:PORT" (common/netaddr.h) */
+    const char *password;      /* basic auth password; NULL: no auth */
+    const char *storage_path;  /* for /api/status's sample count (read-only) */
+};
+
+/* Starts listening (one thread per connection, at most HTTP_MAX_CONNECTIONS).
+ * 0 and *ret, or -errno with the reason in err (bad address, port in use). */
+int http_start(const struct http_opts *o, struct http **ret, char *err, size_t errlen);
+
+/* Ends every stream, closes the listener, joins its threads. NULL is a no-op. */
+void http_stop(struct http *h);
+
+/* Whether the main thread should build and publish fresh documents now:
+ * a stream is open, or a request came within the last few seconds, and the
+ * last documents are at least HTTP_REFRESH_MS old. */
+bool http_wanted(struct http *h);
+
+/* Hands over the latest status document (without sample counts; the
+ * listener keeps the reference) and the metrics text (malloc'd, taken
+ * over); wakes the streams and the requests waiting for fresh data. */
+void http_publish(struct http *h, json_t *status, char *metrics);
