@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/util.h"
 #include "config/config.h"
 #include "protocols/decode.h"
 #include "protocols/plan.h"
@@ -331,6 +332,114 @@ static void test_all_together(void)
     config_free(c);
 }
 
+
+/* The value of point 'name' of p decoded from 'bytes' (as bus_read_meter
+ * delivers them, one per element). */
+static double decode_named(const struct cfg_profile *p, const char *name, const uint8_t *bytes,
+                           size_t n)
+{
+    uint16_t d[16] = {0};
+    for (size_t i = 0; i < n && i < 16; i++)
+        d[i] = bytes[i];
+    int i = profile_find_point(p, name);
+    double v = -1;
+    CHECK(i >= 0);
+    if (i >= 0)
+        CHECK_INT(decode_point(&p->points[i], 1.0, d, &v), 0);
+    return v;
+}
+
+/* The DL/T 645-2007 and CJ/T 188 profiles: data items, block offsets, the
+ * requests of their plans, and hand-made data decoded. */
+static void test_cn_profiles(void)
+{
+    char path[1200], err[600] = "";
+    snprintf(path, sizeof path, "%s/cn-profiles.cfg", tmpdir);
+    char *text = xasprintf(
+        "gateway = { id = \"gw1\"; timezone = \"UTC\"; };\n"
+        "storage = { path = \"x.db\"; };\n"
+        "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
+        "buses = ( { name = \"d1\"; type = \"rtu\"; device = \"/dev/null\"; protocol = \"dlt645-2007\"; },\n"
+        "          { name = \"c1\"; type = \"rtu\"; device = \"/dev/null\"; protocol = \"cjt188\"; } );\n"
+        "@include \"%s/config/profiles/generic-dlt645.cfg\"\n"
+        "@include \"%s/config/profiles/cjt188-water.cfg\"\n"
+        "@include \"%s/config/profiles/cjt188-gas.cfg\"\n"
+        "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+        "  { id = \"e1\"; utility = \"electricity\"; bus = \"d1\"; address = \"000012345678\";\n"
+        "    profile = \"generic-dlt645\"; interval = 60; },\n"
+        "  { id = \"w1\"; utility = \"water\"; bus = \"c1\"; address = \"12345678901234\";\n"
+        "    profile = \"cjt188-water\"; interval = 60; },\n"
+        "  { id = \"g1\"; utility = \"gas\"; bus = \"c1\"; address = \"12345678901235\";\n"
+        "    profile = \"cjt188-gas\"; interval = 60; } ); } );\n",
+        srcdir, srcdir, srcdir);
+    CHECK_INT(write_file(path, text), 0);
+    free(text);
+    struct config *c = NULL;
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return;
+    }
+    const struct cfg_profile *e = profile_named(c, "generic-dlt645"),
+                             *w = profile_named(c, "cjt188-water"), *g = profile_named(c, "cjt188-gas");
+    CHECK(e && w && g);
+    if (!e || !w || !g)
+        goto out;
+
+    /* Eleven data items: the energy block (total + tariffs 1-4, 5 x 4
+     * bytes), export, reactive 1 and 2 (4 each), the voltage block (3 x 2),
+     * the current block (3 x 3), power (3), PF (2), frequency (2), CT and
+     * PT ratios (3 each): 20 + 12 + 6 + 9 + 3 + 2 + 2 + 6 = 60 bytes. */
+    CHECK_INT(e->n_points, 19);
+    struct plan_opts o = {0};
+    struct plan *pl = NULL;
+    CHECK_INT(plan_build(e, &o, &pl), 0);
+    if (pl) {
+        CHECK_INT(pl->n_reqs, 11);
+        CHECK_INT(pl->total_regs, 60);
+        int b = profile_billing_point(e), t4 = profile_find_point(e, "energy_import_t4_kwh"),
+            ic = profile_find_point(e, "current_c_a"), vb = profile_find_point(e, "voltage_b_v");
+        CHECK_INT(pl->reqs[pl->locs[b].req].di, 0x0001FF00);
+        CHECK_INT(pl->reqs[pl->locs[b].req].count, 20);
+        CHECK_INT(pl->locs[b].offset, 0);
+        CHECK_INT(pl->locs[t4].offset, 16);
+        CHECK_INT(pl->reqs[pl->locs[ic].req].di, 0x0202FF00);
+        CHECK_INT(pl->locs[ic].offset, 6);
+        CHECK_INT(pl->locs[vb].offset, 2);
+        plan_free(pl);
+    }
+    /* 123456.78 kWh: pairs 12 34 56 78 sent 78 56 34 12. -1.234 A: 00 12
+     * 34 with the sign, sent 34 12 80. PF -0.5: 0 500 -> 05 00, signed 85
+     * 00, sent 00 85. CT ratio 200/5 = 40: 00 00 40, sent 40 00 00. */
+    CHECK_NEAR(decode_named(e, "energy_import_kwh", (const uint8_t[]){0x78, 0x56, 0x34, 0x12}, 4),
+               123456.78, 1e-6);
+    CHECK_NEAR(decode_named(e, "current_a_a", (const uint8_t[]){0x34, 0x12, 0x80}, 3), -1.234,
+               1e-9);
+    CHECK_NEAR(decode_named(e, "pf", (const uint8_t[]){0x00, 0x85}, 2), -0.5, 1e-9);
+    CHECK_NEAR(decode_named(e, "ct_ratio", (const uint8_t[]){0x40, 0x00, 0x00}, 3), 40, 0);
+    CHECK_NEAR(decode_named(e, "frequency_hz", (const uint8_t[]){0x02, 0x50}, 2), 50.02, 1e-9);
+
+    /* CJ/T 188: one 901F request of at least 10 bytes (two quantities). */
+    CHECK_INT(w->meter_type, 0x10);
+    CHECK_INT(g->meter_type, 0x30);
+    CHECK_INT(plan_build(w, &o, &pl), 0);
+    if (pl) {
+        CHECK_INT(pl->n_reqs, 1);
+        CHECK_INT(pl->reqs[0].di, 0x901F);
+        CHECK_INT(pl->reqs[0].count, 10);
+        CHECK(!pl->reqs[0].exact);
+        plan_free(pl);
+    }
+    /* 1234.56 m3; a gas meter counting in litres: 1250.00 L = 1.25 m3. */
+    CHECK_NEAR(decode_named(w, "volume_m3", (const uint8_t[]){0x56, 0x34, 0x12, 0x00, 0x2C}, 5),
+               1234.56, 1e-9);
+    CHECK_NEAR(decode_named(g, "volume_nm3", (const uint8_t[]){0x00, 0x50, 0x12, 0x00, 0x29}, 5),
+               1.25, 1e-12);
+out:
+    config_free(c);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -348,5 +457,6 @@ int main(void)
         test_one(&profiles[i]);
     test_plan_layout();
     test_all_together();
+    test_cn_profiles();
     return check_done();
 }
