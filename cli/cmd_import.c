@@ -197,10 +197,7 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
             goto out;
         }
         const struct cfg_profile *prof = &cfg->profiles[m->profile];
-        size_t pi = 0;
-        while (pi < prof->n_points && strcmp(prof->points[pi].name, f[2]) != 0)
-            pi++;
-        if (pi == prof->n_points) {
+        if (profile_find_point(prof, f[2]) < 0) {
             fprintf(stderr, "%s:%ld: meter %s has no point '%s' (profile %s)\n", csv, lineno, em,
                     f[2], prof->name);
             goto out;
@@ -257,10 +254,7 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         snprintf(em, sizeof(em), "%s/%s", ent, met);
         const struct cfg_meter *m = config_find_meter(cfg, em);
         const struct cfg_profile *prof = &cfg->profiles[m->profile];
-        enum point_kind kind = KIND_GAUGE;
-        for (size_t k = 0; k < prof->n_points; k++)
-            if (strcmp(prof->points[k].name, pt) == 0)
-                kind = prof->points[k].kind;
+        enum point_kind kind = prof->points[profile_find_point(prof, pt)].kind;
         if (store_point_id(st, ent, met, pt, m->utility, kind, &rows[i].point) < 0) {
             fprintf(stderr, "parkgw import: cannot register point %s/%s\n", em, pt);
             goto out;

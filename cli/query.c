@@ -376,16 +376,11 @@ static int query_write_mode(FILE *out, const struct config *cfg, struct store *s
         goto out_free_em;
     }
     const struct cfg_profile *prof = &cfg->profiles[m->profile];
-    if (point_name) {
-        bool found = false;
-        for (size_t i = 0; i < prof->n_points; i++)
-            found |= strcmp(prof->points[i].name, point_name) == 0;
-        if (!found) {
-            snprintf(err, errlen, "meter %s has no point '%s' (profile %s)", em, point_name,
-                     prof->name);
-            r = -EINVAL;
-            goto out_free_em;
-        }
+    if (point_name && profile_find_point(prof, point_name) < 0) {
+        snprintf(err, errlen, "meter %s has no point '%s' (profile %s)", em, point_name,
+                 prof->name);
+        r = -EINVAL;
+        goto out_free_em;
     }
 
     struct qctx q = {
