@@ -220,7 +220,8 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
                        * the move writes each chunk once: the working set
                        * is a few pages per transaction plus the move's
                        * sorter (which spills to a temporary file beyond
-                       * this). 2 MiB; docs/STORAGE.md has the measurements. */
+                       * this). 2 MiB (docs/decisions/
+                       * 2026-11-29-move-design.md). */
                       "PRAGMA cache_size = -2048;",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK)

@@ -73,8 +73,9 @@ static const char *const store_migrations[] = {
      * messages, so an alarm's row commits in the same transaction as its
      * event. */
     alarmlog_schema_v3,
-    /* 3 -> 4: the staging table of the writer's recent samples (docs/STORAGE.md,
-     * "Write path"). Keyed (ts, point), so each commit appends at the
+    /* 3 -> 4: the staging table of the writer's recent samples
+     * (docs/decisions/2026-11-29-staging-table.md). Keyed (ts, point), so
+     * each commit appends at the
      * b-tree's right edge instead of rewriting the tail page of every
      * point's range in samples; store_maintain moves its older part into
      * samples (and the rollups) in one bulk transaction per quarter hour.
@@ -85,8 +86,8 @@ static const char *const store_migrations[] = {
     "  point INTEGER NOT NULL,"
     "  value REAL NOT NULL,"
     "  PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;",
-    /* 4 -> 5: chunked series (docs/STORAGE.md, "Schema 5: chunked
-     * series"). series holds one compressed chunk (storage/chunk.h) per
+    /* 4 -> 5: chunked series (docs/STORAGE.md, "Chunks and their
+     * codec"). series holds one compressed chunk (storage/chunk.h) per
      * point and chunk period; a rowid table, since its rows carry blobs of
      * several KB (WITHOUT ROWID suits small rows only). staged holds one
      * row per meter poll (mk: the meter key, the smallest point id of the
