@@ -47,21 +47,6 @@ static bool exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
-
 static bool integrity_ok(const char *path)
 {
     sqlite3 *db = NULL;
@@ -98,97 +83,94 @@ static bool backup(const char *from, const char *to)
     return ok;
 }
 
+static struct h_park pk;
+static char *db, *wal;
+
 /* Starts the daemon and waits for its first commits. */
-static void start_gw(struct proc *gw, char *const argv[], const char *log)
+static void start_gw(void)
 {
-    size_t before = h_log_count(gw, "storage: committed");
-    h_spawn(gw, argv, log, false);
-    CHECK(h_wait_log(gw, "storage: committed", before + 2, 20000));
+    size_t before = h_log_count(&pk.gw, "storage: committed");
+    h_park_run(&pk, true);
+    CHECK(h_wait_log(&pk.gw, "storage: committed", before + 2, 20000));
 }
 
-int main(void)
+/* A second `parkgw run` on the same database exits 2 at once, naming the
+ * first one's pid, without polling; the first keeps committing. */
+static void scenario_second_daemon_refused(void)
 {
-    char *dir = h_park_dir("it_dbguard");
-    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
-    int mport = h_start_mosquitto(&mosq, dir);
-    char *sim_cfg = xasprintf("%s/sim.cfg", dir), *gw_cfg = xasprintf("%s/gw.cfg", dir);
-    char *text = make_config(dir, mport, 502);
-    h_write_file(sim_cfg, text);
-    free(text);
-    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-    text = make_config(dir, mport, sport);
-    h_write_file(gw_cfg, text);
-    free(text);
-
-    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
-    char *gw_log = xasprintf("%s/parkgw.log", dir), *db = xasprintf("%s/parkgw.db", dir);
-    char *wal = xasprintf("%s-wal", db), *other = xasprintf("%s/other.db", dir);
-    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
-
-    /* 1. A second daemon on the same database. */
-    start_gw(&gw, run_argv, gw_log);
+    start_gw();
+    char *run_argv[] = {(char *)pk.parkgw, "run", "-c", pk.gw_cfg, "-v", NULL};
     char *out = NULL, *err = NULL;
     int64_t t0 = now_mono_ms();
     int rc = h_run(run_argv, &out, &err, 15000);
     printf("second daemon: exit %d after %lld ms: %s", rc, (long long)(now_mono_ms() - t0), err);
     CHECK_INT(rc, 2);
     char want[64];
-    snprintf(want, sizeof(want), "pid %ld", (long)gw.pid);
+    snprintf(want, sizeof(want), "pid %ld", (long)pk.gw.pid);
     CHECK_CONTAINS(err, want);
     CHECK_CONTAINS(err, "in use by another parkgw daemon");
     /* It never polled: only the first daemon's commits are in its log. */
     CHECK(!strstr(err, "running:"));
     free(out);
     free(err);
-    size_t commits = h_log_count(&gw, "storage: committed");
-    CHECK(h_wait_log(&gw, "storage: committed", commits + 2, 10000));
+    size_t commits = h_log_count(&pk.gw, "storage: committed");
+    CHECK(h_wait_log(&pk.gw, "storage: committed", commits + 2, 10000));
+}
 
-    /* 2. The database unlinked under the daemon. */
+/* The database unlinked under the daemon: noticed, logged, exit 2, nothing
+ * re-created at the path and its WAL removed; systemd's restart makes a
+ * fresh database at the same path. */
+static void scenario_database_unlinked(void)
+{
     CHECK_INT(unlink(db), 0);
-    t0 = now_mono_ms();
-    int st = h_stop(&gw, 0, 15000);   /* signal 0: only wait for the exit */
+    int64_t t0 = now_mono_ms();
+    int st = h_stop(&pk.gw, 0, 15000); /* signal 0: only wait for the exit */
     printf("after unlink: exit status %d after %lld ms\n", st, (long long)(now_mono_ms() - t0));
     CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    CHECK_INT(h_log_count(&gw, "was deleted (or renamed away) while the daemon was running"), 1);
-    CHECK(h_log_count(&gw, "stopping with a failure") == 1);
-    CHECK(!exists(db));    /* nothing re-created it */
-    CHECK(!exists(wal));   /* its WAL would otherwise meet the next file */
-
-    /* systemd's restart: a fresh database at the same path. */
-    start_gw(&gw, run_argv, gw_log);
+    CHECK_INT(h_log_count(&pk.gw, "was deleted (or renamed away) while the daemon was running"),
+              1);
+    CHECK(h_log_count(&pk.gw, "stopping with a failure") == 1);
+    CHECK(!exists(db));  /* nothing re-created it */
+    CHECK(!exists(wal)); /* its WAL would otherwise meet the next file */
+    start_gw();
     CHECK(exists(db));
+}
 
-    /* 3. The database replaced (a copy renamed over it). */
+/* The database replaced (a consistent copy renamed over it): noticed,
+ * exit 2, and the replacement is left as it was: no WAL of the daemon's
+ * next to it, intact, the same rows. */
+static void scenario_database_replaced(void)
+{
+    char *other = xasprintf("%s/other.db", pk.dir);
     CHECK(backup(db, other));
-    int64_t rows = db_int(other, "SELECT count(*) FROM staged") +
-                   db_int(other, "SELECT count(*) FROM series");
+    int64_t rows = h_db_int(other, "SELECT count(*) FROM staged") +
+                   h_db_int(other, "SELECT count(*) FROM series");
     CHECK(rows > 0);
     CHECK_INT(rename(other, db), 0);
-    t0 = now_mono_ms();
-    st = h_stop(&gw, 0, 15000);
+    int64_t t0 = now_mono_ms();
+    int st = h_stop(&pk.gw, 0, 15000);
     printf("after replace: exit status %d after %lld ms\n", st, (long long)(now_mono_ms() - t0));
     CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    CHECK_INT(h_log_count(&gw, "was replaced by another file while the daemon was running"), 1);
-    /* The replacement is untouched: the daemon's WAL is not left to meet it
-     * (checked before this test opens it, which makes a -wal of its own). */
+    CHECK_INT(h_log_count(&pk.gw, "was replaced by another file while the daemon was running"), 1);
+    /* Checked before this test opens it, which makes a -wal of its own. */
     CHECK(!exists(wal));
     CHECK(integrity_ok(db));
-    CHECK_INT(db_int(db, "SELECT count(*) FROM staged") + db_int(db, "SELECT count(*) FROM series"),
+    CHECK_INT(h_db_int(db, "SELECT count(*) FROM staged") +
+                  h_db_int(db, "SELECT count(*) FROM series"),
               rows);
+    free(other);
+}
 
-    if (check_failed)
-        h_dump_log(&gw, "parkgw");
-    h_stop(&sim, SIGTERM, 5000);
-    h_stop(&mosq, SIGTERM, 5000);
-    h_proc_release(&gw);
-    h_proc_release(&sim);
-    h_proc_release(&mosq);
-    free(gw_log);
+int main(void)
+{
+    h_park_start(&pk, "it_dbguard", make_config, SEED);
+    db = xasprintf("%s/parkgw.db", pk.dir);
+    wal = xasprintf("%s-wal", db);
+    scenario_second_daemon_refused();
+    scenario_database_unlinked();
+    scenario_database_replaced();
+    h_park_free(&pk, check_failed);
     free(db);
     free(wal);
-    free(other);
-    free(gw_cfg);
-    free(sim_cfg);
-    free(dir);
     return check_done();
 }
