@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "common/timeparse.h"
 #include "config/config.h"
+#include "storage/store.h"
 
 int cli_exit_code(const char *cmd, int r, const char *err)
 {
@@ -52,6 +53,41 @@ int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct
                 timeparse_why(r), TIMEPARSE_FORMS,
                 cfg && cfg->timezone ? cfg->timezone : "UTC");
         return -EINVAL;
+    }
+    return 0;
+}
+
+int cli_load_period(const char *cmd, const char *cfg_path, const char *from_arg,
+                    const char *to_arg, struct config **ret_cfg, int64_t *ret_from,
+                    int64_t *ret_to)
+{
+    int64_t from, to;
+    /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
+    struct config *cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
+    if (!cfg)
+        return -EINVAL;
+    if (cli_parse_time(cmd, "--from", from_arg, cfg, &from) < 0 ||
+        cli_parse_time(cmd, "--to", to_arg, cfg, &to) < 0)
+        goto out_free_cfg;
+    if (from >= to) {
+        fprintf(stderr, "parkgw %s: --from %s is not before --to %s\n", cmd, from_arg, to_arg);
+        goto out_free_cfg;
+    }
+    *ret_cfg = cfg;
+    *ret_from = from;
+    *ret_to = to;
+    return 0;
+out_free_cfg:
+    config_free(cfg);
+    return -EINVAL;
+}
+
+int cli_open_store(const char *cmd, const struct config *cfg, struct store **ret)
+{
+    char err[512];
+    if (store_open(cfg->storage_path, true, ret, err, sizeof(err)) < 0) {
+        fprintf(stderr, "parkgw %s: %s\n", cmd, err);
+        return -EIO;
     }
     return 0;
 }

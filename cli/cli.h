@@ -26,6 +26,19 @@ struct config *cli_load_config(const char *cfg_path);
 int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct config *cfg,
                    int64_t *ret_ms);
 
+/* For a command over a period (bill, query): loads the config (cfg_path
+ * NULL = the default) and parses from_arg/to_arg with cli_parse_time. 0 with
+ * *ret_cfg (config_free it), *ret_from < *ret_to; or -EINVAL after printing
+ * why (FILE:LINE, bad time, --from not before --to), nothing to free. */
+int cli_load_period(const char *cmd, const char *cfg_path, const char *from_arg,
+                    const char *to_arg, struct config **ret_cfg, int64_t *ret_from,
+                    int64_t *ret_to);
+
+/* Opens cfg's store read-only for a report. 0 and *ret, or -EIO after
+ * printing "parkgw CMD: why" (the caller exits 2). */
+struct store;
+int cli_open_store(const char *cmd, const struct config *cfg, struct store **ret);
+
 /* The exit code for a report written to stdout by a module that returned r
  * (0, -EINVAL for bad input, other -errno) with its reason in err: 0, 1 or
  * 2; prints "parkgw CMD: reason" on failure, also when flushing stdout fails. */

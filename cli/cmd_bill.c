@@ -102,29 +102,18 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         req.has_utility = true;
     }
 
-    /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
-    cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
-    if (!cfg)
+    if (cli_load_period("bill", cfg_path, from_arg, to_arg, &cfg, &req.from, &req.to) < 0)
         return 1;
-    if (cli_parse_time("bill", "--from", from_arg, cfg, &req.from) < 0 ||
-        cli_parse_time("bill", "--to", to_arg, cfg, &req.to) < 0)
-        goto out_free_cfg;
-    if (req.from >= req.to) {
-        fprintf(stderr, "parkgw bill: --from %s is not before --to %s\n", from_arg, to_arg);
-        goto out_free_cfg;
-    }
     if (req.enterprise && !statement_has_enterprise(cfg, req.enterprise)) {
         fprintf(stderr, "parkgw bill: unknown enterprise '%s'\n", req.enterprise);
         goto out_free_cfg;
     }
 
-    int r = store_open(cfg->storage_path, true, &st, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "parkgw bill: %s\n", err);
+    if (cli_open_store("bill", cfg, &st) < 0) {
         ret = 2;
         goto out_free_cfg;
     }
-    r = statement_out_print(stdout, cfg, st, &req, format, err, sizeof(err));
+    int r = statement_out_print(stdout, cfg, st, &req, format, err, sizeof(err));
     ret = cli_exit_code("bill", r, err);
     store_close(st);
 out_free_cfg:

@@ -100,17 +100,8 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
     }
     target = argv[optind];
 
-    /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
-    cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
-    if (!cfg)
+    if (cli_load_period("query", cfg_path, from_arg, to_arg, &cfg, &from, &to) < 0)
         return 1;
-    if (cli_parse_time("query", "--from", from_arg, cfg, &from) < 0 ||
-        cli_parse_time("query", "--to", to_arg, cfg, &to) < 0)
-        goto out_free_cfg;
-    if (from >= to) {
-        fprintf(stderr, "parkgw query: --from %s is not before --to %s\n", from_arg, to_arg);
-        goto out_free_cfg;
-    }
     /* Check the target before touching the store, so a typo is exit 1. */
     char *em = xstrdup(target), *s1 = strchr(em, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
     if (s2)
@@ -123,13 +114,11 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
         goto out_free_cfg;
     }
 
-    int r = store_open(cfg->storage_path, true, &st, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "parkgw query: %s\n", err);
+    if (cli_open_store("query", cfg, &st) < 0) {
         ret = 2;
         goto out_free_cfg;
     }
-    r = query_write(stdout, cfg, st, target, from, to, step_s, json, err, sizeof(err));
+    int r = query_write(stdout, cfg, st, target, from, to, step_s, json, err, sizeof(err));
     ret = cli_exit_code("query", r, err);
     store_close(st);
 out_free_cfg:
