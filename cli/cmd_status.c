@@ -121,11 +121,16 @@ static void print_table(json_t *doc, const char *state_path)
                "%lld commit errors\n",
                jint(wj, "samples_committed"), jint(wj, "queue_len"), jint(wj, "batches_dropped"),
                jint(wj, "commit_errors"));
-    if (json_is_object(mj))
-        printf("broker: %s, %lld published, %lld dropped, %lld connects, %lld lost\n",
+    if (json_is_object(mj)) {
+        long long proto = jint(mj, "protocol");
+        printf("broker: %s%s, %lld published, %lld dropped, %lld connects, %lld lost, "
+               "%lld refused by the broker%s\n",
                json_is_true(json_object_get(mj, "connected")) ? "connected" : "disconnected",
+               proto == 5 ? " (MQTT 5)" : proto == 4 ? " (MQTT 3.1.1)" : "",
                jint(mj, "published"), jint(mj, "dropped"), jint(mj, "connects"),
-               jint(mj, "connection_lost"));
+               jint(mj, "connection_lost"), jint(mj, "refused"),
+               proto == 4 ? " (3.1.1 cannot report refusals)" : "");
+    }
 }
 
 int cmd_status(int argc, char **argv, const char *cfg_path)

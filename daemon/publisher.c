@@ -32,13 +32,23 @@
 /* At a clean stop, how long to wait for PUBACKs of messages in flight, so
  * rows the broker already has are not sent again by the next run. */
 #define PUB_STOP_DRAIN_MS 2000
+/* A message the broker refused (MQTT 5 PUBACK reason code >= 0x80, e.g. an
+ * ACL's "not authorized") is sent again alone after this delay, doubling up
+ * to the maximum, until the broker takes it; the stream waits behind it so
+ * consumers still see seq in order. */
+#define PUB_REFUSE_MIN_MS 1000
+#define PUB_REFUSE_MAX_MS 60000
+/* Topics whose refusal was logged (once each, until accepted again). */
+#define PUB_REFUSED_TOPICS 64
 
 struct slot {
     struct publisher *p;
     bool used;
-    int result;        /* 0 pending, 1 delivered, -1 lost (set by the callback) */
+    int result;        /* 0 pending, 1 delivered, -1 lost, 2 refused (set by the callback) */
+    int reason;        /* the refusal's MQTT 5 reason code */
     int64_t seq;
     uint64_t gen;      /* pass it was sent in */
+    char *topic;       /* owned while used */
 };
 
 struct publisher {
@@ -55,8 +65,13 @@ struct publisher {
     bool draining;             /* stopping: send nothing new, collect acks */
     bool kicked;
     bool link_up;
+    bool link_new;             /* a (re)connect since the thread last looked */
     struct slot *slots;        /* [window]; result written by callbacks */
     struct publisher_stats stats;
+    int64_t blocked_seq;       /* a refused message: sent alone until taken (0: none) */
+    int64_t refuse_backoff_ms;
+    char *refused_topics[PUB_REFUSED_TOPICS];   /* refusal logged, not yet accepted */
+    size_t n_refused_topics;
 
     /* Thread only: */
     int64_t cursor;            /* rows up to here were handed to MQTT in this pass */
@@ -72,12 +87,13 @@ struct publisher {
     int64_t drain_started;
 };
 
-static void pub_done(void *ctx, bool delivered)
+static void pub_done(void *ctx, int outcome)
 {
     struct slot *s = ctx;
     struct publisher *p = s->p;
     pthread_mutex_lock(&p->mu);
-    s->result = delivered ? 1 : -1;
+    s->result = outcome == MQTT_DELIVERED ? 1 : outcome == MQTT_LOST ? -1 : 2;
+    s->reason = outcome > 0 ? outcome : 0;
     p->kicked = true;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
@@ -89,6 +105,8 @@ static void pub_link(void *ctx, bool up)
     pthread_mutex_lock(&p->mu);
     p->link_up = up;
     p->stats.link_up = up;
+    if (up)
+        p->link_new = true;
     p->kicked = true;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
@@ -135,16 +153,57 @@ static void pub_flush_deletes(struct publisher *p)
     p->n_dels = 0;
 }
 
+/* Index of topic among the topics whose refusal was logged, or -1. */
+static int pub_refused_find(const struct publisher *p, const char *topic)
+{
+    for (size_t i = 0; i < p->n_refused_topics; i++)
+        if (strcmp(p->refused_topics[i], topic) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* A refusal: logged once per topic (until the topic is accepted again), at
+ * debug after that. Called with mu. */
+static void pub_note_refused(struct publisher *p, const struct slot *s)
+{
+    if (pub_refused_find(p, s->topic) >= 0) {
+        log_debug("outbox: seq %" PRId64 " on %s refused again: %s (0x%02X)", s->seq, s->topic,
+                  mqtt_reason_str(s->reason), s->reason);
+        return;
+    }
+    log_err("outbox: the broker refused the message on %s (seq %" PRId64 "): %s (MQTT 5 reason "
+            "code 0x%02X); it stays in the outbox and is sent again with backoff up to %d s, "
+            "the messages after it wait; check the broker's ACL for this client",
+            s->topic, s->seq, mqtt_reason_str(s->reason), s->reason, PUB_REFUSE_MAX_MS / 1000);
+    if (p->n_refused_topics < PUB_REFUSED_TOPICS)
+        p->refused_topics[p->n_refused_topics++] = xstrdup(s->topic);
+}
+
+/* A topic that was refused is accepted again. Called with mu. */
+static void pub_note_accepted(struct publisher *p, const char *topic)
+{
+    int i = pub_refused_find(p, topic);
+    if (i < 0)
+        return;
+    log_notice("outbox: the broker accepts messages on %s again (%" PRIu64
+               " refusals so far in this run)",
+               topic, p->stats.refused);
+    free(p->refused_topics[i]);
+    p->refused_topics[i] = p->refused_topics[--p->n_refused_topics];
+}
+
 /* Collects the callbacks' results: delivered rows to delete; a loss in the
- * current pass restarts the stream at the lowest lost seq. Called with mu. */
+ * current pass restarts the stream at the lowest lost seq; a refusal does
+ * too, and blocks the stream behind it (sent alone, with backoff) until the
+ * broker takes it. Called with mu. */
 static void pub_collect(struct publisher *p)
 {
-    int64_t rewind_to = 0;
+    int64_t rewind_to = 0, refused = 0;
     for (int i = 0; i < p->window; i++) {
         struct slot *s = &p->slots[i];
         if (!s->used || s->result == 0)
             continue;
-        if (s->result > 0) {
+        if (s->result == 1) {
             if (p->n_dels == 0)
                 p->dels_since = now_mono_ms();
             p->dels = xgrow(p->dels, &p->cap_dels, p->n_dels + 1, sizeof(*p->dels));
@@ -152,22 +211,49 @@ static void pub_collect(struct publisher *p)
             p->stats.acked++;
             if (s->seq > p->stats.last_acked_seq)
                 p->stats.last_acked_seq = s->seq;
+            if (s->seq == p->blocked_seq) {
+                p->blocked_seq = 0;
+                p->refuse_backoff_ms = 0;
+            }
+            if (p->n_refused_topics)
+                pub_note_accepted(p, s->topic);
         } else {
-            p->stats.failed++;
+            if (s->result == 2) {
+                p->stats.refused++;
+                pub_note_refused(p, s);
+                if (refused == 0 || s->seq < refused)
+                    refused = s->seq;
+            } else {
+                p->stats.failed++;
+            }
             /* A loss from an earlier pass was already resent from lower. */
             if (s->gen == p->gen && (rewind_to == 0 || s->seq < rewind_to))
                 rewind_to = s->seq;
         }
+        free(s->topic);
+        s->topic = NULL;
         s->used = false;
         s->result = 0;
+    }
+    int64_t delay = PUB_RESEND_DELAY_MS;
+    if (refused > 0) {
+        if (p->blocked_seq == 0 || refused < p->blocked_seq)
+            p->blocked_seq = refused;
+        p->refuse_backoff_ms = p->refuse_backoff_ms == 0 ? PUB_REFUSE_MIN_MS
+                               : p->refuse_backoff_ms * 2 > PUB_REFUSE_MAX_MS
+                                   ? PUB_REFUSE_MAX_MS
+                                   : p->refuse_backoff_ms * 2;
+        delay = p->refuse_backoff_ms;
+        p->resend_at = now_mono_ms() + delay;
     }
     if (rewind_to > 0 && rewind_to <= p->cursor) {
         p->cursor = rewind_to - 1;
         p->gen++;
         p->stats.rewinds++;
-        p->resend_at = now_mono_ms() + PUB_RESEND_DELAY_MS;
+        p->resend_at = now_mono_ms() + delay;
     }
     p->stats.cursor = p->cursor;
+    p->stats.blocked_seq = p->blocked_seq;
 }
 
 static int pub_free_slots(const struct publisher *p)
@@ -235,6 +321,16 @@ static int64_t pub_send_round(struct publisher *p, int free_slots)
     int allowed = (int)p->tokens;
     if (allowed > free_slots)
         allowed = free_slots;
+    pthread_mutex_lock(&p->mu);
+    bool blocked = p->blocked_seq != 0;
+    pthread_mutex_unlock(&p->mu);
+    if (blocked) {
+        /* Behind a refusal: its message alone, nothing after it in flight. */
+        if (free_slots < p->window)
+            return PUB_IDLE_MS;
+        if (allowed > 1)
+            allowed = 1;
+    }
     if (allowed <= 0)
         return free_slots <= 0 ? PUB_IDLE_MS
                                : (int64_t)((1.0 - (p->tokens - (int)p->tokens)) * 1000.0 / p->rate) + 1;
@@ -255,6 +351,7 @@ static int64_t pub_send_round(struct publisher *p, int free_slots)
         s->result = 0;
         s->seq = msgs[i].seq;
         s->gen = p->gen;
+        s->topic = xstrdup(msgs[i].topic);
         pthread_mutex_unlock(&p->mu);
 
         char *payload = outbox_payload_with_seq(msgs[i].payload, msgs[i].seq);
@@ -266,6 +363,8 @@ static int64_t pub_send_round(struct publisher *p, int free_slots)
             /* Not accepted (link down, Paho's queue full): no callback will
              * come; the row is fetched again from the cursor later. */
             s->used = false;
+            free(s->topic);
+            s->topic = NULL;
             pthread_mutex_unlock(&p->mu);
             next = PUB_IDLE_MS / 10;
             break;
@@ -293,6 +392,13 @@ static void *pub_thread(void *arg)
         int free_slots = pub_free_slots(p);
         bool kicked = p->kicked;
         p->kicked = false;
+        if (p->link_new) {
+            /* A new connection (a broker restarted with a new ACL, say):
+             * what waits behind a refusal is tried at once. */
+            p->link_new = false;
+            p->refuse_backoff_ms = 0;
+            p->resend_at = 0;
+        }
         pthread_mutex_unlock(&p->mu);
 
         if (p->n_dels >= PUB_DELETE_BATCH ||
@@ -409,6 +515,10 @@ void publisher_stop(struct publisher *p)
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
     free(p->dels);
+    for (int i = 0; i < p->window; i++)
+        free(p->slots[i].topic);
+    for (size_t i = 0; i < p->n_refused_topics; i++)
+        free(p->refused_topics[i]);
     free(p->slots);
     free(p);
 }

@@ -7,6 +7,9 @@
  * order; consumers drop duplicates by seq). At most 'window' messages are in
  * flight and at most 'rate' per second leave, so a backlog after an outage
  * drains at a bounded pace beside the live values the pollers publish.
+ * A message an MQTT 5 broker refuses (PUBACK reason code >= 0x80) keeps its
+ * row, is logged once per topic and sent again alone with backoff (1 s
+ * doubling to 60 s); the messages after it wait, so seq stays in order.
  */
 #pragma once
 #include <stdbool.h>
@@ -31,6 +34,8 @@ struct publisher_stats {
     uint64_t deleted;     /* rows deleted after their acknowledgement */
     int64_t last_acked_seq;
     int64_t cursor;       /* highest seq handed to MQTT in the current pass */
+    uint64_t refused;     /* refused by the broker (MQTT 5 PUBACK reason code >= 0x80) */
+    int64_t blocked_seq;  /* the refused message the stream waits behind, 0: none */
     bool link_up;
 };
 

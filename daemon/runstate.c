@@ -120,10 +120,12 @@ json_t *runstate_build(int64_t started_ms, struct poller *const *pollers, size_t
         struct mqtt_stats ms;
         mqtt_get_stats(m, &ms);
         json_object_set_new(root, "mqtt",
-                            json_pack("{s:b,s:I,s:I,s:I,s:I}", "connected", ms.connected,
+                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:i}", "connected", ms.connected,
                                       "published", (json_int_t)ms.published, "dropped",
                                       (json_int_t)ms.dropped, "connects", (json_int_t)ms.connects,
-                                      "connection_lost", (json_int_t)ms.connection_lost));
+                                      "connection_lost", (json_int_t)ms.connection_lost,
+                                      "refused", (json_int_t)ms.ack_refused, "protocol",
+                                      ms.proto));
     }
     free(st);
     free(v);

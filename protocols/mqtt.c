@@ -43,6 +43,15 @@
  *    mqtt_publish_acked is reported lost when the connection drops (Paho's
  *    own onFailure for it, which a clean session also produces, is then
  *    ignored) and the publisher sends it again after the reconnect.
+ *  - MQTT 5: the client is created for version 5, which lets one handle
+ *    connect with 5 or with 3.1.1 (MQTTAsync_connect takes the version from
+ *    the connect options each time). A v5 connection needs the *5 response
+ *    callbacks: with the plain onSuccess Paho reports a PUBACK whose reason
+ *    code says "refused" (>= 0x80) as a success. A broker that answers the
+ *    v5 CONNECT with "unacceptable protocol version" (3.1.1 code 1, v5 code
+ *    0x84) is asked again with 3.1.1; the version found at the first
+ *    successful connect stays for the client's life (Paho's automatic
+ *    reconnect reuses it).
  */
 #include "protocols/mqtt.h"
 #include "common/log.h"
@@ -50,6 +59,7 @@
 #include "protocols/payload.h"
 
 #include <MQTTAsync.h>
+#include <MQTTReasonCodes.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -72,6 +82,10 @@
  * fails with -EAGAIN. maxInflight bounds the QoS 1 messages written and
  * awaiting their PUBACK; past it they wait in the same bounded queue. */
 #define MQTT_MAX_BUFFERED 10000
+/* The control packet type of a PUBACK (MQTT 3.1.1 and 5, section 2.1.2);
+ * Paho reports it in MQTTAsync_failureData5.packet_type but does not
+ * export its enum. */
+#define MQTT_PACKET_PUBACK 4
 #define MQTT_MAX_INFLIGHT 1000
 
 struct mqtt {
@@ -108,6 +122,7 @@ struct mqtt {
     unsigned int rand_state;
     bool disconnect_done;
     bool status_sending;  /* on_connected is queueing the online status */
+    int proto;            /* MQTT version of the next connect attempt: 5, or 4 (3.1.1) */
     struct mqtt_stats stats;
     struct mqtt_ack *acks; /* mqtt_publish_acked records Paho may still call back */
     int done_running;      /* done() calls in progress (mqtt_cancel_acked waits) */
@@ -125,11 +140,12 @@ struct mqtt {
 struct mqtt_ack {
     struct mqtt_ack *prev, *next;
     struct mqtt *m;
-    void (*done)(void *ctx, bool delivered);
+    void (*done)(void *ctx, int outcome);
     void *ctx;
     bool reported;
     bool sending;
     bool lost_while_sending;
+    int early_outcome;    /* Paho's verdict when it came while 'sending' */
 };
 
 static void ack_unlink_locked(struct mqtt *m, struct mqtt_ack *a)
@@ -221,6 +237,42 @@ static const char *connack_reason(int code)
     }
 }
 
+/* An MQTT 5 CONNACK reason code (>= 0x80) in the words of the 3.1.1 code
+ * with the same meaning, so the log reads alike for both versions. */
+static const char *connack5_reason(int code)
+{
+    switch (code) {
+    case MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION:
+        return connack_reason(1);
+    case MQTTREASONCODE_CLIENT_IDENTIFIER_NOT_VALID:
+        return connack_reason(2);
+    case MQTTREASONCODE_SERVER_UNAVAILABLE:
+    case MQTTREASONCODE_SERVER_BUSY:
+        return connack_reason(3);
+    case MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD:
+        return connack_reason(4);
+    case MQTTREASONCODE_NOT_AUTHORIZED:
+    case MQTTREASONCODE_BANNED:
+        return connack_reason(5);
+    default: {
+        const char *t = MQTTReasonCode_toString((enum MQTTReasonCodes)code);
+        return t ? t : "refused with an unknown reason code";
+    }
+    }
+}
+
+const char *mqtt_reason_str(int code)
+{
+    const char *t = MQTTReasonCode_toString((enum MQTTReasonCodes)code);
+    return t ? t : "unknown reason code";
+}
+
+/* The broker does not speak MQTT 5: its answer to a v5 CONNECT. */
+static bool refuses_v5(int code)
+{
+    return code == 1 || code == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION;
+}
+
 /* Why a connect failed, in words an operator can act on: the broker's
  * CONNACK refusal, or for a TLS URI the causes Paho folds into its generic
  * "TCP/TLS connect failure" (nothing listening, TLS handshake failed, server
@@ -228,7 +280,10 @@ static const char *connack_reason(int code)
 static void connect_reason(const struct mqtt *m, int code, const char *message, char *buf,
                            size_t len)
 {
-    if (code > 0)
+    if (code >= 0x80)
+        snprintf(buf, len, "broker refused the connection: %s (CONNACK reason code 0x%02X)",
+                 connack5_reason(code), code);
+    else if (code > 0)
         snprintf(buf, len, "broker refused the connection: %s (CONNACK code %d)",
                  connack_reason(code), code);
     else if (m->tls && code == MQTTASYNC_FAILURE)
@@ -258,6 +313,17 @@ static void log_connect_failure_locked(struct mqtt *m, int code, const char *mes
     }
 }
 
+/* Connect options for MQTT version 'proto' (5 or 4) into m->conn. A v5
+ * session starts clean (cleanstart), a 3.1.1 one is clean (cleansession):
+ * the outbox owns the retries either way. */
+static void set_proto(struct mqtt *m, int proto)
+{
+    m->proto = proto;
+    m->conn.MQTTVersion = proto == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    m->conn.cleanstart = proto == 5;
+    m->conn.cleansession = proto != 5;
+}
+
 static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 {
     struct mqtt *m = ctx;
@@ -266,7 +332,16 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 
     pthread_mutex_lock(&m->lock);
     m->connect_pending = false;
-    if (!m->stopping) {
+    if (!m->stopping && !m->ever_connected && m->proto == 5 && refuses_v5(code)) {
+        /* Before the first connection only: Paho's automatic reconnect
+         * keeps the version of the connection it restores. */
+        log_notice("mqtt: %s does not accept MQTT 5 (CONNACK code %d); using MQTT 3.1.1, with "
+                   "which a publish the broker refuses (ACL) cannot be seen (docs/MQTT.md)",
+                   m->uri, code);
+        set_proto(m, 4);
+        m->next_attempt_ms = now_mono_ms();
+        pthread_cond_broadcast(&m->cond);
+    } else if (!m->stopping) {
         log_connect_failure_locked(m, code, message);
         /* Once connected, Paho's automatic reconnect owns the retries. */
         if (!m->ever_connected)
@@ -397,12 +472,14 @@ static void on_connected(void *ctx, char *cause)
     m->backoff_ms = MQTT_RETRY_MIN_MS;
     m->stats.connected = true;
     m->stats.connects++;
+    m->stats.proto = m->proto;
+    int proto = m->proto;
     if (!stopping)
         m->status_sending = true;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
 
-    log_info("mqtt: connected to %s", m->uri);
+    log_info("mqtt: connected to %s (MQTT %s)", m->uri, proto == 5 ? "5" : "3.1.1");
     set_broker_nodelay(m);
 
     /* A reconnect that Paho completed after mqtt_stop (see the quirks) must
@@ -428,7 +505,7 @@ static void on_connected(void *ctx, char *cause)
 static void fail_pending_acks(struct mqtt *m)
 {
     struct pending {
-        void (*done)(void *ctx, bool delivered);
+        void (*done)(void *ctx, int outcome);
         void *ctx;
     } *list = NULL;
     size_t n = 0, cap = 0;
@@ -451,7 +528,7 @@ static void fail_pending_acks(struct mqtt *m)
     m->done_running++;
     pthread_mutex_unlock(&m->lock);
     for (size_t i = 0; i < n; i++)
-        list[i].done(list[i].ctx, false);
+        list[i].done(list[i].ctx, MQTT_LOST);
     free(list);
     pthread_mutex_lock(&m->lock);
     m->done_running--;
@@ -478,8 +555,19 @@ static void on_connection_lost(void *ctx, char *cause)
     notify_link(m, false);
 }
 
-/* Paho's verdict on one acked publish. */
-static void ack_finish(struct mqtt_ack *a, bool delivered)
+static void count_outcome_locked(struct mqtt *m, int outcome)
+{
+    if (outcome == MQTT_DELIVERED)
+        m->stats.acked++;
+    else if (outcome == MQTT_LOST)
+        m->stats.ack_failed++;
+    else
+        m->stats.ack_refused++;
+}
+
+/* Paho's verdict on one acked publish: MQTT_DELIVERED, MQTT_LOST or a
+ * refusal's reason code. */
+static void ack_finish(struct mqtt_ack *a, int outcome)
 {
     struct mqtt *m = a->m;
     bool report;
@@ -490,23 +578,19 @@ static void ack_finish(struct mqtt_ack *a, bool delivered)
         /* Paho answered before MQTTAsync_sendMessage returned: the sender
          * reports it. */
         a->reported = true;
-        a->lost_while_sending = !delivered;
+        a->early_outcome = outcome;
         pthread_mutex_unlock(&m->lock);
         return;
     }
     a->reported = true;
-    if (report) {
-        if (delivered)
-            m->stats.acked++;
-        else
-            m->stats.ack_failed++;
-    }
+    if (report)
+        count_outcome_locked(m, outcome);
     ack_unlink_locked(m, a);
     if (report)
         m->done_running++;
     pthread_mutex_unlock(&m->lock);
     if (report) {
-        a->done(a->ctx, delivered);
+        a->done(a->ctx, outcome);
         pthread_mutex_lock(&m->lock);
         m->done_running--;
         pthread_cond_broadcast(&m->cond);
@@ -518,13 +602,30 @@ static void ack_finish(struct mqtt_ack *a, bool delivered)
 static void on_ack_success(void *ctx, MQTTAsync_successData *resp)
 {
     UNUSED(resp);
-    ack_finish(ctx, true);
+    ack_finish(ctx, MQTT_DELIVERED);
 }
 
 static void on_ack_failure(void *ctx, MQTTAsync_failureData *resp)
 {
     UNUSED(resp);
-    ack_finish(ctx, false);
+    ack_finish(ctx, MQTT_LOST);
+}
+
+/* MQTT 5: a PUBACK with a reason code below 0x80 (0 success, 0x10 "no
+ * matching subscribers") is a delivery. */
+static void on_ack_success5(void *ctx, MQTTAsync_successData5 *resp)
+{
+    UNUSED(resp);
+    ack_finish(ctx, MQTT_DELIVERED);
+}
+
+/* MQTT 5: the broker answered the PUBLISH with a refusal (PUBACK reason code
+ * >= 0x80: not authorized, quota exceeded, ...), or Paho gave it up. */
+static void on_ack_failure5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    int rc = resp ? (int)resp->reasonCode : 0;
+    bool refused = resp && resp->packet_type == MQTT_PACKET_PUBACK && rc >= 0x80;
+    ack_finish(ctx, refused ? rc : MQTT_LOST);
 }
 
 static int message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
@@ -620,7 +721,7 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
     pthread_condattr_destroy(&ca);
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.MQTTVersion = MQTTVERSION_5;   /* connects with 5 or 3.1.1 (see the quirks) */
     /* Durability is the SQLite outbox's job: nothing queues in Paho while the
      * broker is away, a publish then fails fast with -ENOTCONN. */
     co.sendWhileDisconnected = 0;
@@ -654,12 +755,10 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
     will.retained = 1;
     m->will = will;
 
-    MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
     conn.keepAliveInterval = MQTT_KEEPALIVE_S;
-    conn.cleansession = 1;
     conn.maxInflight = MQTT_MAX_INFLIGHT;
     conn.connectTimeout = MQTT_CONNECT_TIMEOUT_S;
-    conn.MQTTVersion = MQTTVERSION_3_1_1;
     conn.automaticReconnect = 1;
     conn.minRetryInterval = MQTT_RETRY_MIN_MS / 1000;
     conn.maxRetryInterval = MQTT_RETRY_MAX_MS / 1000;
@@ -669,6 +768,7 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
     conn.context = m;
     m->conn = conn;
     m->conn.will = &m->will;
+    set_proto(m, 5);
 
     if (m->tls) {
         MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
@@ -758,7 +858,7 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
 }
 
 int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, size_t len,
-                       int qos, bool retain, void (*done)(void *ctx, bool delivered), void *ctx)
+                       int qos, bool retain, void (*done)(void *ctx, int outcome), void *ctx)
 {
     if (!m || !topic || (!payload && len) || qos < 0 || qos > 2 || !done)
         return -EINVAL;
@@ -782,6 +882,7 @@ int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, s
     if (m->acks)
         m->acks->prev = a;
     m->acks = a;
+    bool v5 = m->stats.proto == 5;
     pthread_mutex_unlock(&m->lock);
 
     MQTTAsync_message msg = MQTTAsync_message_initializer;
@@ -790,8 +891,14 @@ int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, s
     msg.payloadlen = (int)len;
     msg.qos = qos;
     msg.retained = retain ? 1 : 0;
-    ro.onSuccess = on_ack_success;
-    ro.onFailure = on_ack_failure;
+    /* Paho refuses the other version's callbacks (MQTTASYNC_BAD_MQTT_OPTION). */
+    if (v5) {
+        ro.onSuccess5 = on_ack_success5;
+        ro.onFailure5 = on_ack_failure5;
+    } else {
+        ro.onSuccess = on_ack_success;
+        ro.onFailure = on_ack_failure;
+    }
     ro.context = a;
     /* Outside our lock: Paho's callbacks take it from Paho's threads. */
     int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
@@ -812,23 +919,20 @@ int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, s
         return 0;
     }
     /* The connection dropped, or Paho answered, while it was being sent. */
-    bool delivered = a->reported && !a->lost_while_sending;
+    int outcome = a->lost_while_sending || !a->reported ? MQTT_LOST : a->early_outcome;
     bool paho_done = a->reported;   /* Paho's callback came: nothing will follow */
     a->reported = true;
-    if (delivered)
-        m->stats.acked++;
-    else
-        m->stats.ack_failed++;
+    count_outcome_locked(m, outcome);
     if (paho_done)
         ack_unlink_locked(m, a);
     pthread_mutex_unlock(&m->lock);
-    done(ctx, delivered);
+    done(ctx, outcome);
     if (paho_done)
         free(a);
     return 0;
 }
 
-void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, bool delivered))
+void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, int outcome))
 {
     pthread_mutex_lock(&m->lock);
     for (struct mqtt_ack *a = m->acks; a; a = a->next)

@@ -20,11 +20,24 @@ struct mqtt_stats {
     uint64_t connection_lost;
     uint64_t acked;           /* mqtt_publish_acked: delivered */
     uint64_t ack_failed;      /* mqtt_publish_acked: reported lost */
+    uint64_t ack_refused;     /* mqtt_publish_acked: refused by the broker (MQTT 5) */
+    int proto;                /* MQTT version of the last connection: 5, 4 (3.1.1), 0 none yet */
     bool connected;
 };
 
+/* Outcomes of mqtt_publish_acked; a value > 0 is the MQTT 5 reason code of
+ * a PUBACK that refused the message (>= 0x80, e.g. 0x87 not authorized). */
+#define MQTT_DELIVERED 0
+#define MQTT_LOST (-1)
+
+/* The name of an MQTT 5 reason code ("Not authorized"), static. */
+const char *mqtt_reason_str(int code);
+
 /* Creates the client for cfg (uri, client id, credentials, TLS, LWT on
- * "<prefix>/<gw>/status"). 'online_payload' is copied. 0 and *ret, or -errno. */
+ * "<prefix>/<gw>/status"). 'online_payload' is copied. 0 and *ret, or -errno.
+ * It connects with MQTT 5 and falls back to 3.1.1 when the broker answers
+ * that it does not speak 5 (before the first connection; the version found
+ * then stays). */
 int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt **ret);
 
 /* Starts connecting in the background; retries forever with backoff. */
@@ -35,22 +48,24 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, size_t 
                  bool retain);
 
 /*
- * Publishes without blocking and reports the outcome once: done(ctx, true)
- * when the broker acknowledged it (PUBACK at QoS 1; written to the socket at
- * QoS 0), done(ctx, false) when it may not have arrived (connection lost
- * before the acknowledgement, Paho gave up). done runs on a Paho thread with
+ * Publishes without blocking and reports the outcome once: done(ctx,
+ * MQTT_DELIVERED) when the broker acknowledged it (PUBACK at QoS 1; written
+ * to the socket at QoS 0), done(ctx, MQTT_LOST) when it may not have arrived
+ * (connection lost before the acknowledgement, Paho gave up), done(ctx,
+ * code) when an MQTT 5 broker refused it (PUBACK reason code >= 0x80; an
+ * MQTT 3.1.1 broker cannot say so and acknowledges). done runs on a Paho thread with
  * no lock of this module held; it must not block. Returns 0 (done will be
  * called exactly once), or -ENOTCONN, -EAGAIN, -EINVAL, -EMSGSIZE (done is
  * never called). A false outcome may still have reached the broker: the
  * caller resends and the consumer drops the duplicate by its seq.
  */
 int mqtt_publish_acked(struct mqtt *m, const char *topic, const char *payload, size_t len,
-                       int qos, bool retain, void (*done)(void *ctx, bool delivered), void *ctx);
+                       int qos, bool retain, void (*done)(void *ctx, int outcome), void *ctx);
 
 /* No call of 'done' after this returns: outstanding publishes with that
  * callback are forgotten and a callback running on a Paho thread has
  * finished. Not from a done() or link callback. */
-void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, bool delivered));
+void mqtt_cancel_acked(struct mqtt *m, void (*done)(void *ctx, int outcome));
 
 /*
  * Link notification: cb(ctx, true) after every connect (the online status

@@ -255,7 +255,7 @@ static void scenario_right_password_publishes(void)
     free(connected);
     CHECK_INT(h_log_count(&gw, "mqtt: cannot connect"), 0);
     CHECK(h_sub_wait(watch, 0, LIVE_TOPIC, NULL, 5000) >= 0);
-    CHECK_INT(h_log_count(&good, "as parkgw-itau (p2, c1, k30, u'parkgw')"), 1);
+    CHECK_INT(h_log_count(&good, "as parkgw-itau (p5, c1, k30, u'parkgw')"), 1);
     struct h_sub *late =
         h_sub_new_auth(port_good, "it-auth-late", STATUS_TOPIC, ca, "watcher", watch_pass);
     long r = h_sub_wait(late, 0, STATUS_TOPIC, "\"online\"", 5000);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -76,8 +77,16 @@ static pid_t broker_start_conf(int port, const char *extra)
         perror(conf);
         exit(2);
     }
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n%s", port,
-            extra ? extra : "");
+    /* max_inflight_messages is also the Receive Maximum mosquitto announces
+     * to MQTT 5 clients (default 20). The bulk test queues 8000 QoS 1
+     * publishes at once, and Paho 1.3.12 drains a queue that deep behind a
+     * small Receive Maximum at about 20 per second (measured); the daemon
+     * never queues that deep (publisher window 100: 3000 messages in 1.2 s
+     * behind the default 20). */
+    fprintf(f,
+            "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_inflight_messages 1000\n%s",
+            port, extra ? extra : "");
     fclose(f);
 
     posix_spawn_file_actions_t fa;
@@ -743,6 +752,162 @@ static void test_arguments(void)
     mqtt_free(NULL);
 }
 
+/* ---- a broker that speaks only MQTT 3.1.1 ----------------------------- */
+
+/* Just enough of a 3.1.1 broker on a raw socket: a CONNECT of protocol
+ * level 5 gets CONNACK "unacceptable protocol version" (1) and the socket
+ * closed, as the 3.1.1 spec requires; level 4 is accepted and every QoS 1
+ * PUBLISH gets its PUBACK. mosquitto 2 cannot be told to refuse MQTT 5. */
+struct fake311 {
+    int lfd;
+    int port;
+    volatile int stop;
+    int refused_v5, accepted_v4, pubacks;
+    pthread_t thread;
+};
+
+static bool read_full(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* One control packet: its first byte and body (at most 'cap' bytes). */
+static bool read_packet(int fd, unsigned char *hdr, unsigned char *body, size_t cap, size_t *len)
+{
+    unsigned char b;
+    size_t n = 0, mul = 1;
+    if (!read_full(fd, hdr, 1))
+        return false;
+    do {
+        if (!read_full(fd, &b, 1) || mul > 128 * 128 * 128)
+            return false;
+        n += (b & 127u) * mul;
+        mul *= 128;
+    } while (b & 128u);
+    if (n > cap)
+        return false;
+    *len = n;
+    return read_full(fd, body, n);
+}
+
+static void *fake311_main(void *arg)
+{
+    struct fake311 *f = arg;
+    unsigned char hdr, body[4096];
+    size_t len;
+    while (!f->stop) {
+        struct pollfd pfd = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        int c = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            continue;
+        /* CONNECT: 2-byte name length, "MQTT", then the protocol level. */
+        if (read_packet(c, &hdr, body, sizeof(body), &len) && (hdr >> 4) == 1 && len > 6) {
+            if (body[6] != 4) {
+                static const unsigned char refuse[] = {0x20, 0x02, 0x00, 0x01};
+                if (write(c, refuse, sizeof(refuse)) == (ssize_t)sizeof(refuse))
+                    f->refused_v5++;
+            } else {
+                static const unsigned char ok[] = {0x20, 0x02, 0x00, 0x00};
+                if (write(c, ok, sizeof(ok)) == (ssize_t)sizeof(ok))
+                    f->accepted_v4++;
+                while (!f->stop && read_packet(c, &hdr, body, sizeof(body), &len)) {
+                    int type = hdr >> 4, qos = (hdr >> 1) & 3;
+                    if (type == 3 && qos == 1 && len >= 4) {
+                        size_t tl = (size_t)body[0] << 8 | body[1];
+                        if (tl + 4 > len)
+                            break;
+                        unsigned char ack[] = {0x40, 0x02, body[2 + tl], body[3 + tl]};
+                        if (write(c, ack, sizeof(ack)) == (ssize_t)sizeof(ack))
+                            f->pubacks++;
+                    } else if (type == 12) {
+                        static const unsigned char pong[] = {0xD0, 0x00};
+                        if (write(c, pong, sizeof(pong)) != (ssize_t)sizeof(pong))
+                            break;
+                    } else if (type == 14) {
+                        break;
+                    }
+                }
+            }
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void fake311_start(struct fake311 *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(a);
+    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(f->lfd, 4) < 0 || getsockname(f->lfd, (struct sockaddr *)&a, &alen) < 0) {
+        perror("fake311");
+        exit(2);
+    }
+    f->port = ntohs(a.sin_port);
+    pthread_create(&f->thread, NULL, fake311_main, f);
+}
+
+static void fake311_stop(struct fake311 *f)
+{
+    f->stop = 1;
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+}
+
+static volatile int acked_outcome = 99;
+
+static void acked_done(void *ctx, int outcome)
+{
+    UNUSED(ctx);
+    acked_outcome = outcome;
+}
+
+/* A broker without MQTT 5: the client asks with 5, is told "unacceptable
+ * protocol version", connects with 3.1.1 at once, and QoS 1 publishes are
+ * reported delivered on their PUBACK. */
+static void test_fallback_311(void)
+{
+    struct fake311 f;
+    fake311_start(&f);
+    struct test_cfg t;
+    make_cfg(&t, "tcp", f.port, "test-v311");
+    struct mqtt *m = NULL;
+    CHECK_INT(mqtt_new(&t.cfg, "{\"state\":\"online\"}", &m), 0);
+    if (!m)
+        goto out;
+    mqtt_start(m);
+    int64_t took = wait_connects(m, 1, 10000);
+    printf("fallback to MQTT 3.1.1: connected after %lld ms\n", (long long)took);
+    CHECK(took >= 0);
+    CHECK_INT(stats_of(m).proto, 4);
+    CHECK_INT(f.refused_v5, 1);
+    CHECK_INT(f.accepted_v4, 1);
+    /* The retry is immediate, not after the 1 s backoff of a failure. */
+    CHECK(took < 2500);
+    CHECK_INT(mqtt_publish_acked(m, "park/gw1/summary", "{}", 2, 1, false, acked_done, NULL), 0);
+    for (int64_t end = now_mono_ms() + 5000; acked_outcome == 99 && now_mono_ms() < end;)
+        sleep_ms(10);
+    CHECK_INT(acked_outcome, MQTT_DELIVERED);
+    CHECK_INT(stats_of(m).acked, 1);
+    CHECK(f.pubacks >= 2);   /* the online status and the summary */
+    mqtt_stop(m, 1000);
+    mqtt_free(m);
+out:
+    fake311_stop(&f);
+}
+
 int main(void)
 {
     const char *t = getenv("PARKGW_TEST_TMP");
@@ -753,5 +918,6 @@ int main(void)
     test_connect_restart_stop();
     test_broker_comes_later();
     test_tls();
+    test_fallback_311();
     return check_done();
 }
