@@ -7,9 +7,11 @@ PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl
           libsqlite3-dev libconfig-dev libsystemd-dev libjansson-dev libmicrohttpd-dev
           mosquitto mosquitto-clients)
 # Test-only tools: openssl makes certificates for the TLS tests, clang and its
-# runtime build the libFuzzer targets of the fuzz smoke run.
+# runtime build the libFuzzer targets of the fuzz smoke run, chromium opens
+# the dashboard in it_dashboard (with a CJK font so its screenshots show the
+# enterprises' Chinese names).
 if [ "${1:-}" = --test ]; then
-  PACKAGES+=(openssl clang libclang-rt-14-dev)
+  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei)
 fi
 
 missing=()

@@ -114,12 +114,12 @@
       `<div class="alert ${a.st}" data-meter="${esc(a.ent.id + '/' + a.m.id)}">${esc(a.ent.name)} · ${esc(a.m.id)} (${esc(a.m.utility)}): ${esc(STATE[a.st])}<time>since ${fmtTime(a.since)} · ${dur(now() - (a.since || now()))}</time></div>`).join('');
     const d = doc.daemon || {}, mq = d.mqtt || {};
     const tot = [
-      [`${ok}/${n}`, '表计正常 meters ok'], [String(down), '故障 down'], [String(stale), '过期 stale/never'],
+      [`${ok}/${n}`, '表计正常 meters ok'], [String(down), '故障 down', down > 0], [String(stale), '过期 stale/never', stale > 0],
       [num(totals.electricity) + ' kW', '总有功功率 park power'], [num(totals.water) + ' m³/h', '用水 water flow'],
       [num(totals.gas) + ' Nm³/h', '用气 gas flow'], [num(totals.wastewater) + ' m³/h', '排水 discharge'],
-      [mq.connected ? 'connected' : 'disconnected', 'MQTT broker'],
+      [mq.connected ? 'connected' : 'disconnected', 'MQTT broker', !mq.connected],
       [String(doc.outbox ? doc.outbox.messages : '–'), 'outbox backlog']];
-    $('totals').innerHTML = tot.map(([v, l]) => `<div class="tot"><b>${esc(v)}</b><span>${esc(l)}</span></div>`).join('');
+    $('totals').innerHTML = tot.map(([v, l, bad]) => `<div class="tot${bad ? ' bad' : ''}"><b>${esc(v)}</b><span>${esc(l)}</span></div>`).join('');
     const ev = (doc.events || []).map((e) =>
       `<tr class="${e.cleared_ts ? '' : 'open'}"><td>${fmtTime(e.since || e.raised_ts)}</td><td>${esc(e.enterprise_name || e.enterprise || ('bus ' + e.bus))}</td><td>${esc(e.meter || '')}</td><td>${esc(e.alarm)}</td><td>${e.cleared_ts ? fmtTime(e.cleared_ts) : 'open'}</td></tr>`);
     $('events').tBodies[0].innerHTML = ev.join('') || '<tr><td colspan="5">no events</td></tr>';
