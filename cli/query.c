@@ -1,32 +1,22 @@
 /*
- * query.c - the computation and output of `parkgw query` (query.h): one
- * meter's time series (all its points, or one) for a period, raw or in
- * local-time buckets. Counter buckets carry the consumption computed by
- * billing.c's delta rules, so a day's bucket agrees with `parkgw bill` for
- * that day.
+ * query.c - the computation of `parkgw query` (query.h): one meter's time
+ * series (all its points, or one) for a period, raw or in local-time
+ * buckets; cli/query_out.c writes the rows (CSV or JSON) as they come.
  *
- * CSV output:
- *   raw:   enterprise,meter,point,ts,value
- *          (the `parkgw import` format: export from one gateway, import into
- *          another; ts is ISO 8601 local time with milliseconds and offset)
- *   steps: bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last
- *          bucket_start is ISO 8601 local with offset; buckets are aligned to
- *          local wall-clock time (1d at local midnight, 23 or 25 h on DST
- *          days); every bucket that overlaps [from, to) is listed, empty ones
- *          with count 0 and empty min/max/avg/last; only readings inside
- *          [from, to) count, so the first and last buckets may be partial.
- *          consumption is empty for gauges; for counters it is the share of
- *          each accepted delta falling in the bucket (wraps added back, resets
- *          and spikes excluded, deltas spread uniformly over their interval).
+ * Buckets are aligned to local wall-clock time (1d at local midnight, 23 or
+ * 25 h on DST days); every bucket that overlaps [from, to) is listed, empty
+ * ones with count 0; only readings inside [from, to) count, so the first
+ * and last buckets may be partial. A counter's bucket carries the share of
+ * each accepted delta falling in it (engine/billing.c's rules: wraps added
+ * back, resets and spikes excluded, deltas spread uniformly over their
+ * interval), so a day's bucket agrees with `parkgw bill` for that day.
  * 15m, 1h and 1d steps read the rollups (storage/rollup.h): whole buckets
  * come from their rollup rows, partial edge buckets from raw samples, and
  * counter consumption from billfeed_counter, which gives the raw result.
- * JSON output: an array of objects with the same fields (numbers as
- * numbers, empty fields null) plus "ts" in Unix ms (raw: the sample's,
- * steps: the bucket start's) and for raw rows "time" (the ISO text).
  * Output is streamed; a store failure midway exits 2 with partial output.
  */
 #include "cli/query.h"
+#include "cli/query_out.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,7 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/csv.h"
 #include "common/timeparse.h"
 #include "common/timeutil.h"
 #include "common/util.h"
@@ -45,23 +34,15 @@
 
 #define MAX_BUCKETS 1000000
 
-struct bucket {
-    int64_t count;
-    double min, max, sum, last;
-    double consumption;
-};
-
 struct qctx {
-    FILE *out;
-    bool json;
-    bool first_row;  /* JSON: no comma before the first object */
+    struct query_out o;
     const char *ent, *meter, *point;
     bool counter;
     bool raw_only;   /* steps computed from raw samples (query_write_raw) */
     int64_t from, to;
     /* steps */
     int64_t *edge;   /* n_buckets + 1 boundaries */
-    struct bucket *b;
+    struct query_bucket *b;
     size_t n_buckets;
 };
 
@@ -86,64 +67,11 @@ static int64_t bucket_next(int64_t b, int step_s)
     return n > b ? n : b + (int64_t)step_s * 1000;
 }
 
-/* Shortest text that reads back as the same double; NULL for inf and NaN
- * (printed as null or an empty field: JSON has no such numbers). */
-static const char *fmt_num(double v, char *buf, size_t len)
-{
-    if (!isfinite(v))
-        return NULL;
-    snprintf(buf, len, "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        snprintf(buf, len, "%.17g", v);
-    return buf;
-}
-
-static void json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(out, "\\u%04x", ch);
-        else
-            fputc(ch, out);
-    }
-    fputc('"', out);
-}
-
-static void json_begin_row(struct qctx *q)
-{
-    fputs(q->first_row ? "\n  {" : ",\n  {", q->out);
-    q->first_row = false;
-    fputs("\"enterprise\":", q->out);
-    json_str(q->out, q->ent);
-    fputs(",\"meter\":", q->out);
-    json_str(q->out, q->meter);
-    fputs(",\"point\":", q->out);
-    json_str(q->out, q->point);
-}
-
 static int raw_row(void *ud, int64_t ts, double value)
 {
     struct qctx *q = ud;
-    char tbuf[64], nbuf[40];
-    if (!isfinite(value))
-        return 0;
-    timeparse_format(ts, true, tbuf, sizeof(tbuf));
-    fmt_num(value, nbuf, sizeof(nbuf));
-    if (q->json) {
-        json_begin_row(q);
-        fprintf(q->out, ",\"ts\":%lld,\"time\":\"%s\",\"value\":%s}", (long long)ts, tbuf, nbuf);
-    } else {
-        csv_field(q->out, q->ent);
-        fputc(',', q->out);
-        csv_field(q->out, q->meter);
-        fputc(',', q->out);
-        csv_field(q->out, q->point);
-        fprintf(q->out, ",%s,%s\n", tbuf, nbuf);
-    }
+    if (isfinite(value))
+        query_out_raw(&q->o, q->ent, q->meter, q->point, ts, value);
     return 0;
 }
 
@@ -197,7 +125,7 @@ static int step_sample(void *ud, int64_t ts, double value)
     long i = find_bucket(q, ts);
     if (i < 0)
         return 0;
-    struct bucket *b = &q->b[i];
+    struct query_bucket *b = &q->b[i];
     if (b->count == 0 || value < b->min)
         b->min = value;
     if (b->count == 0 || value > b->max)
@@ -215,7 +143,7 @@ static int rollup_stats(void *ud, const struct rollup_row *w)
     long i = find_bucket(q, w->bucket);
     if (i < 0 || q->edge[i] != w->bucket)
         return 0; /* aligned to another time zone: not one of ours */
-    struct bucket *b = &q->b[i];
+    struct query_bucket *b = &q->b[i];
     b->count = w->n;
     b->min = w->min;
     b->max = w->max;
@@ -254,35 +182,8 @@ static int query_rollups(struct qctx *q, struct store *st, uint32_t id, int leve
 
 static void write_buckets(struct qctx *q)
 {
-    char tbuf[64], n1[40], n2[40], n3[40], n4[40], n5[40];
-    for (size_t k = 0; k < q->n_buckets; k++) {
-        const struct bucket *b = &q->b[k];
-        bool has = b->count > 0;
-        timeparse_format(q->edge[k], false, tbuf, sizeof(tbuf));
-        const char *mn = has ? fmt_num(b->min, n1, sizeof(n1)) : NULL;
-        const char *mx = has ? fmt_num(b->max, n2, sizeof(n2)) : NULL;
-        const char *avg = has ? fmt_num(b->sum / (double)b->count, n3, sizeof(n3)) : NULL;
-        const char *last = has ? fmt_num(b->last, n4, sizeof(n4)) : NULL;
-        const char *cons = q->counter ? fmt_num(b->consumption, n5, sizeof(n5)) : NULL;
-        if (q->json) {
-            json_begin_row(q);
-            fprintf(q->out,
-                    ",\"bucket_start\":\"%s\",\"ts\":%lld,\"count\":%lld,\"min\":%s,\"max\":%s,"
-                    "\"avg\":%s,\"consumption\":%s,\"last\":%s}",
-                    tbuf, (long long)q->edge[k], (long long)b->count, mn ? mn : "null",
-                    mx ? mx : "null", avg ? avg : "null", cons ? cons : "null",
-                    last ? last : "null");
-        } else {
-            fprintf(q->out, "%s,", tbuf);
-            csv_field(q->out, q->ent);
-            fputc(',', q->out);
-            csv_field(q->out, q->meter);
-            fputc(',', q->out);
-            csv_field(q->out, q->point);
-            fprintf(q->out, ",%lld,%s,%s,%s,%s,%s\n", (long long)b->count, mn ? mn : "",
-                    mx ? mx : "", avg ? avg : "", cons ? cons : "", last ? last : "");
-        }
-    }
+    for (size_t k = 0; k < q->n_buckets; k++)
+        query_out_bucket(&q->o, q->ent, q->meter, q->point, q->edge[k], &q->b[k], q->counter);
 }
 
 static int query_point(struct qctx *q, struct store *st, const struct cfg_meter *m,
@@ -384,8 +285,7 @@ static int query_write_mode(FILE *out, const struct config *cfg, struct store *s
     }
 
     struct qctx q = {
-        .out = out, .json = json, .first_row = true, .ent = m->enterprise->id,
-        .meter = m->id, .from = from, .to = to, .raw_only = raw_only,
+        .ent = m->enterprise->id, .meter = m->id, .from = from, .to = to, .raw_only = raw_only,
     };
     if (step_s) {
         size_t cap = 0;
@@ -406,12 +306,7 @@ static int query_write_mode(FILE *out, const struct config *cfg, struct store *s
         q.b = xcalloc(q.n_buckets, sizeof(*q.b));
     }
 
-    if (json)
-        fputc('[', out);
-    else if (step_s)
-        fputs("bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n", out);
-    else
-        fputs("enterprise,meter,point,ts,value\n", out);
+    query_out_begin(&q.o, out, json, step_s != 0);
     for (size_t i = 0; i < prof->n_points; i++) {
         const struct cfg_point *pt = &prof->points[i];
         if (point_name && strcmp(pt->name, point_name) != 0)
@@ -420,8 +315,7 @@ static int query_write_mode(FILE *out, const struct config *cfg, struct store *s
         if (r < 0)
             goto out_free_q;
     }
-    if (json)
-        fputs(q.first_row ? "]\n" : "\n]\n", out);
+    query_out_end(&q.o);
     if (ferror(out)) {
         snprintf(err, errlen, "writing the output: %s", strerror(errno));
         r = -EIO;
