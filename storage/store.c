@@ -6,7 +6,7 @@
  * through store_private.h: store_schema.c (migrations), store_points.c
  * (point registry), store_series.c (chunks and their rollups),
  * store_stage.c (staging and the move), store_read.c (readers),
- * store_retention.c (housekeeping).
+ * store_retention.c (housekeeping), store_meta.c (other modules' state).
  */
 #include "storage/store_private.h"
 #include "common/log.h"

@@ -62,6 +62,7 @@ struct store_tmp {
     double v;
 };
 
+/* A store handle (store.h); one thread at a time. */
 struct store {
     sqlite3 *db;
     char *path;
@@ -123,15 +124,13 @@ struct store {
 /* After a failed move (disk full): wait before the next attempt. */
 #define STORE_MOVE_RETRY_MS 10000
 
+/* main_max values: not looked up yet; the point has no sample in series. */
 #define STORE_TS_UNKNOWN INT64_MIN
-
 #define STORE_TS_NONE (INT64_MIN + 1)
 
 /* Chunk period: default and bounds of PARKGW_STORE_PERIOD_MS. */
 #define STORE_PERIOD_DEFAULT_MS 900000
-
 #define STORE_PERIOD_MIN_MS 1000
-
 #define STORE_PERIOD_MAX_MS 86400000
 
 /* ---- store.c ---- */
