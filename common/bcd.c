@@ -127,6 +127,11 @@ int bcd_encode_num(double v, const struct bcd_fmt *f, bool is_signed, uint8_t *o
     return 0;
 }
 
+double bcd_fmt_modulus(const struct bcd_fmt *f)
+{
+    return pow(10.0, 2 * f->bytes - f->decimals);
+}
+
 int bcd_decode_time(const uint8_t *p, const struct bcd_fmt *f, struct bcd_time *ret)
 {
     struct bcd_time t = {.year = 2000, .mon = 1, .day = 1};

@@ -62,6 +62,10 @@ int bcd_encode_num(double v, const struct bcd_fmt *f, bool is_signed, uint8_t *o
  * -ERANGE when a field is out of range or the year is not 2000..2099. */
 int bcd_encode_time(const struct bcd_time *t, const struct bcd_fmt *f, uint8_t *out);
 
+/* Where an unsigned number of format f wraps: 10^(digits before the
+ * point), e.g. 1e6 for "XXXXXX.XX" (999999.99 is followed by 0). */
+double bcd_fmt_modulus(const struct bcd_fmt *f);
+
 /* One packed BCD byte 0x00..0x99 as 0..99, or -1. */
 int bcd_byte(uint8_t b);
 

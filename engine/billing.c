@@ -383,6 +383,14 @@ int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_
 double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m)
 {
     double mod;
+    if (pt->data_len > 0) {
+        /* DL/T 645: the digits of an unsigned format (a signed one counts
+         * both ways and does not wrap); CJ/T 188: XXXXXX.XX in m3. */
+        if (pt->is_signed)
+            return 0;
+        mod = pt->fmt.bytes ? bcd_fmt_modulus(&pt->fmt) : 1e6;
+        goto scaled;
+    }
     switch (pt->type) {
     case PT_INT16:
     case PT_UINT16:
@@ -399,6 +407,7 @@ double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m)
     default:
         return 0;
     }
+scaled:
     mod *= fabs(pt->scale);
     if (pt->ct_pt && m)
         mod *= m->pt_ratio * m->ct_ratio;

@@ -13,8 +13,6 @@
  * measures has happened (a number of polls of the other meters, the fault
  * seen in the log), with a deadline, not a fixed time.
  */
-#include <jansson.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +22,9 @@
 
 #include "config/config.h"
 #include "common/util.h"
-#include "protocols/payload.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
-#include "tools/sim/sim_model.h"
+#include "tests/integration/livetrack.h"
 
 #define SEED 4242
 #define RTU_TIMEOUT_MS 200
@@ -74,144 +71,22 @@ static const char *RTU_ENT = "xinhua-tiles", *TCP_ENT = "dongfang-cable";
 static struct h_park pk;
 static struct config *cfg;
 static struct h_sub *sub;
-static size_t scanned;           /* messages of sub already checked */
-static int value_mismatches;
-static size_t lives_checked;
+static struct livetrack lt;
 
-/* Live time stamps per meter, in arrival order. */
-#define MAX_TS 256
-struct track {
-    const struct cfg_meter *m;
-    char *topic;
-    int64_t ts[MAX_TS];
-    int64_t lat[MAX_TS];         /* reception - poll time stamp, ms */
-    size_t n;
-};
-static struct track tracks[8];
-static size_t n_tracks;
-
-static struct track *track_of(const char *ent, const char *met)
-{
-    for (size_t i = 0; i < n_tracks; i++)
-        if (!strcmp(tracks[i].m->enterprise->id, ent) && !strcmp(tracks[i].m->id, met))
-            return &tracks[i];
-    return NULL;
-}
-
-/* The value must be what the simulator served for this meter at the poll's
- * second or the next (the sim may cross a second boundary while serving). */
-static bool value_matches(const struct cfg_meter *m, size_t pi, int64_t ts_ms, double got,
-                          double *ret_want)
-{
-    for (int64_t dt = 0; dt <= 1; dt++) {
-        double want = sim_expected_decoded(SEED, cfg, m, pi, ts_ms / 1000 + dt, NULL);
-        *ret_want = want;
-        /* float32 points are live with 7 digits (payload_point_digits). */
-        if (fabs(got - want) <= payload_live_tolerance(&cfg->profiles[m->profile].points[pi], want))
-            return true;
-    }
-    return false;
-}
-
-/* Checks every new live message against the model and records its ts. */
-static void scan_messages(void)
-{
-    size_t total = h_sub_count(sub);
-    for (; scanned < total; scanned++) {
-        struct h_msg msg;
-        if (!h_sub_get(sub, scanned, &msg))
-            break;
-        char ent[64], util[32], met[32], kind[16];
-        /* sscanf cannot tell "/live" from "/state" by a trailing literal */
-        if (sscanf(msg.topic, "park/itmb/%63[^/]/%31[^/]/%31[^/]/%15s", ent, util, met, kind) != 4 ||
-            strcmp(kind, "live") != 0) {
-            h_msg_free(&msg);
-            continue;
-        }
-        struct track *t = track_of(ent, met);
-        json_t *root = json_loads(msg.payload, 0, NULL);
-        json_t *values = root ? json_object_get(root, "values") : NULL;
-        json_t *jts = root ? json_object_get(root, "ts") : NULL;
-        CHECK(t != NULL && json_is_object(values) && json_is_integer(jts));
-        if (t && json_is_object(values) && json_is_integer(jts)) {
-            int64_t ts = json_integer_value(jts);
-            if (t->n < MAX_TS) {
-                t->lat[t->n] = msg.rx_ms - ts;
-                t->ts[t->n++] = ts;
-            }
-            const struct cfg_profile *prof = &cfg->profiles[t->m->profile];
-            for (size_t pi = 0; pi < prof->n_points; pi++) {
-                json_t *v = json_object_get(values, prof->points[pi].name);
-                double want = 0;
-                if (!json_is_number(v) ||
-                    !value_matches(t->m, pi, ts, json_number_value(v), &want)) {
-                    fprintf(stderr, "%s/%s %s at %lld: live %s, simulator served %.17g\n", ent,
-                            met, prof->points[pi].name, (long long)ts,
-                            json_is_number(v) ? "differs" : "missing", want);
-                    value_mismatches++;
-                }
-            }
-            lives_checked++;
-        }
-        json_decref(root);
-        h_msg_free(&msg);
-    }
-}
-
-/* Waits (scanning) until 'ent/met' published a live value polled at or
- * after t_ms; returns that poll's ts or -1. */
-static int64_t wait_live_after(const char *ent, const char *met, int64_t t_ms, int timeout_ms)
-{
-    struct track *t = track_of(ent, met);
-    int64_t deadline = now_mono_ms() + timeout_ms;
-    for (;;) {
-        scan_messages();
-        for (size_t i = 0; t && i < t->n; i++)
-            if (t->ts[i] >= t_ms)
-                return t->ts[i];
-        if (now_mono_ms() >= deadline)
-            return -1;
-        sleep_ms(50);
-    }
-}
-
-/*
- * The meter's polls with from <= ts < to: their count and mean spacing. With
- * a 1 s interval a window of W seconds holds W polls (+-1 at the edges). A
- * poll delayed by a timeout ahead of it in the bus queue still belongs to
- * its wall-clock second (its slot), so the rate is measured on slots: kept
- * when the mean slot spacing is within 10 % of 1000 ms, the count within
- * 10 % of W, and no poll was skipped (no gap of 2 intervals).
- */
 static void check_rate(const char *ent, const char *met, int64_t from, int64_t to,
                        const char *phase)
 {
-    struct track *t = track_of(ent, met);
-    int64_t first = -1, last = -1, max_gap = 0, prev = -1;
-    size_t n = 0;
-    for (size_t i = 0; t && i < t->n; i++) {
-        int64_t ts = t->ts[i];
-        if (ts < from || ts >= to)
-            continue;
-        if (first < 0)
-            first = ts;
-        if (prev >= 0 && ts - prev > max_gap)
-            max_gap = ts - prev;
-        prev = last = ts;
-        n++;
-    }
-    double window_s = (double)(to - from) / 1000.0;
-    double mean = n > 1 ? (double)(last - first) / (double)(n - 1) : 0;
-    /* A poll's slot: its second, allowing a wake-up a little early (up to
-     * 100 ms) and a start delayed by the queue (up to 900 ms). */
-    int64_t first_slot = (first + 100) / 1000, last_slot = (last + 100) / 1000;
-    double slot_mean = n > 1 ? (double)(last_slot - first_slot) * 1000.0 / (double)(n - 1) : 0;
-    printf("%-28s %s/%s: %zu polls in %.1f s, mean spacing %.0f ms (slots %.0f ms), largest "
-           "gap %lld ms\n",
-           phase, ent, met, n, window_s, mean, slot_mean, (long long)max_gap);
-    CHECK((double)n >= floor(window_s * 0.9) - 1 && (double)n <= window_s * 1.1 + 1);
-    CHECK(slot_mean >= 900 && slot_mean <= 1100);
-    CHECK(max_gap < 1900);
+    CHECK(lt_check_rate(&lt, ent, met, from, to, phase));
+}
+
+static int64_t wait_live_after(const char *ent, const char *met, int64_t t_ms, int timeout_ms)
+{
+    return lt_wait_live_after(&lt, ent, met, t_ms, timeout_ms);
+}
+
+static bool wait_polls(const char *ent, const char *met, int64_t t_ms, size_t n, int timeout_ms)
+{
+    return lt_wait_polls(&lt, ent, met, t_ms, n, timeout_ms);
 }
 
 /* Recovery: the first live value polled after the fault cleared at t_clear
@@ -225,28 +100,6 @@ static void check_recovery(const char *ent, const char *met, int64_t t_clear, in
     CHECK(ts >= 0);
     if (ts >= 0)
         CHECK(ts - t_clear <= bound_ms);
-}
-
-/* Waits (scanning) until 'ent/met' published n live values polled at or
- * after t_ms. */
-static bool wait_polls(const char *ent, const char *met, int64_t t_ms, size_t n, int timeout_ms)
-{
-    struct track *t = track_of(ent, met);
-    int64_t deadline = now_mono_ms() + timeout_ms;
-    for (;;) {
-        scan_messages();
-        size_t got = 0;
-        for (size_t i = 0; t && i < t->n; i++)
-            got += t->ts[i] >= t_ms;
-        if (got >= n)
-            return true;
-        if (now_mono_ms() >= deadline) {
-            fprintf(stderr, "%s/%s: %zu of %zu live values polled after %lld\n", ent, met, got, n,
-                    (long long)t_ms);
-            return false;
-        }
-        sleep_ms(50);
-    }
 }
 
 /* Both buses: 'met' on each polled n times at or after t_ms. */
@@ -267,7 +120,7 @@ static int check_sample(void *ud, int64_t ts, double value)
     struct scan_ctx *c = ud;
     double want;
     c->n++;
-    if (!value_matches(c->m, c->pi, ts, value, &want)) {
+    if (!lt_value_matches(&lt, c->m, c->pi, ts, value, &want)) {
         if (c->bad++ < 5)
             fprintf(stderr, "stored %s/%s %s at %lld: %.17g, simulator served %.17g\n",
                     c->m->enterprise->id, c->m->id, cfg->profiles[c->m->profile].points[c->pi].name,
@@ -296,13 +149,6 @@ static void setup(void)
         fprintf(stderr, "config: %s\n", err);
         exit(2);
     }
-    for (size_t e = 0; e < cfg->n_enterprises; e++)
-        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
-            struct track *t = &tracks[n_tracks++];
-            t->m = &cfg->enterprises[e].meters[i];
-            t->topic = xasprintf("park/itmb/%s/%s/%s/live", t->m->enterprise->id,
-                                 utility_name(t->m->utility), t->m->id);
-        }
 }
 
 /* `parkgw check`: the RTU line's load from the wire-time formula. A
@@ -339,14 +185,15 @@ static void scenario_check_line_load(void)
 static bool scenario_start(void)
 {
     sub = h_sub_new(pk.mport, "it-modbus-sub", "park/itmb/#");
+    lt_init(&lt, sub, cfg, SEED);
     h_park_run(&pk, false);
     if (h_sub_wait(sub, 0, "park/itmb/status", "\"online\"", 10000) < 0) {
         CHECK(!"parkgw goes online");
         return false;
     }
     t_start = now_real_ms();
-    for (size_t i = 0; i < n_tracks; i++)
-        CHECK(wait_live_after(tracks[i].m->enterprise->id, tracks[i].m->id, 0, 5000) >= 0);
+    for (size_t i = 0; i < lt.n_tracks; i++)
+        CHECK(wait_live_after(lt.tracks[i].m->enterprise->id, lt.tracks[i].m->id, 0, 5000) >= 0);
     CHECK(h_log_count(&pk.gw, "refuses RS-485 mode") == 1);
     return !check_failed;
 }
@@ -380,7 +227,7 @@ static void scenario_late_meter(void)
     CHECK(h_sim_do(&pk.sim, "fault %s/m2 delay %d", RTU_ENT, RTU_DELAY_MS));
     CHECK(h_sim_do(&pk.sim, "fault %s/m2 delay %d", TCP_ENT, TCP_DELAY_MS));
     CHECK(h_sim_do(&pk.sim, "fault %s/ww exception 2", TCP_ENT));
-    scan_messages();
+    lt_scan(&lt);
     for (const char *const *ent = (const char *const[]){RTU_ENT, TCP_ENT, NULL}; *ent; ent++) {
         check_rate(*ent, "m2", t_dead, t_late, "dead m1:");
         check_rate(*ent, "m3", t_dead, t_late, "dead m1:");
@@ -401,7 +248,7 @@ static void scenario_late_meter(void)
     CHECK(h_sim_do(&pk.sim, "fault %s/m2 none", RTU_ENT));
     CHECK(h_sim_do(&pk.sim, "fault %s/m2 none", TCP_ENT));
     CHECK(h_sim_do(&pk.sim, "fault %s/ww none", TCP_ENT));
-    scan_messages();
+    lt_scan(&lt);
     check_rate(RTU_ENT, "m3", t_late, t_clear, "late m2:");
     check_rate(TCP_ENT, "m3", t_late, t_clear, "late m2:");
     check_recovery(RTU_ENT, "m2", t_clear, (t_clear - t_late) + 2000, "late m2 cleared:");
@@ -458,9 +305,9 @@ static void scenario_slow_meter_holds_back_none(void)
     CHECK(wait_polls(TCP_ENT, "m1", t5 + 1500, 6, 12000));
     CHECK(wait_polls(TCP_ENT, "m2", t5 + 1500, 6, 3000));
     CHECK(h_sim_do(&pk.sim, "fault %s/m3 none", TCP_ENT));
-    scan_messages();
+    lt_scan(&lt);
     for (const char *const *met = (const char *const[]){"m1", "m2", NULL}; *met; met++) {
-        struct track *t = track_of(TCP_ENT, *met);
+        struct lt_track *t = lt_track_of(&lt, TCP_ENT, *met);
         size_t n = 0, held = 0;
         int64_t worst = 0;
         for (size_t i = 0; t && i < t->n; i++) {
@@ -484,27 +331,28 @@ static void scenario_slow_meter_holds_back_none(void)
 static void scenario_every_value_is_the_meters(void)
 {
     CHECK(h_park_stop_gw(&pk));
-    scan_messages();
-    printf("compared %zu live messages with the simulator's model: %d mismatches\n",
-           lives_checked, value_mismatches);
+    lt_scan(&lt);
+    printf("compared %zu live messages with the simulator's model: %d mismatches\n", lt.checked,
+           lt.mismatches);
     /* ~20 s of 7 meters at 1 s, less the failed polls: well over 60. */
-    CHECK(lives_checked >= 60);
-    CHECK_INT(value_mismatches, 0);
+    CHECK(lt.checked >= 60);
+    CHECK_INT(lt.mismatches, 0);
 
     struct store *st = NULL;
     char err[512];
     CHECK_INT(store_open(cfg->storage_path, true, &st, err, sizeof(err)), 0);
     size_t stored = 0, stored_bad = 0;
-    for (size_t i = 0; st && i < n_tracks; i++) {
-        const struct cfg_profile *prof = &cfg->profiles[tracks[i].m->profile];
+    for (size_t i = 0; st && i < lt.n_tracks; i++) {
+        const struct lt_track *tr = &lt.tracks[i];
+        const struct cfg_profile *prof = &cfg->profiles[tr->m->profile];
         for (size_t pi = 0; pi < prof->n_points; pi++) {
             uint32_t id;
-            if (store_find_point(st, tracks[i].m->enterprise->id, tracks[i].m->id,
+            if (store_find_point(st, tr->m->enterprise->id, tr->m->id,
                                  prof->points[pi].name, &id) != 0) {
                 CHECK(!"point registered in the store");
                 continue;
             }
-            struct scan_ctx c = {.m = tracks[i].m, .pi = pi};
+            struct scan_ctx c = {.m = tr->m, .pi = pi};
             CHECK_INT(store_scan(st, id, t_start - 60000, now_real_ms() + 1000, check_sample, &c),
                       0);
             stored += c.n;
@@ -514,7 +362,7 @@ static void scenario_every_value_is_the_meters(void)
     store_close(st);
     printf("compared %zu stored samples with the simulator's model: %zu mismatches\n", stored,
            stored_bad);
-    CHECK(stored >= lives_checked * 3);
+    CHECK(stored >= lt.checked * 3);
     CHECK_INT(stored_bad, 0);
 }
 
@@ -533,8 +381,6 @@ int main(void)
     }
     h_sub_free(sub);
     h_park_free(&pk, check_failed);
-    for (size_t i = 0; i < n_tracks; i++)
-        free(tracks[i].topic);
     config_free(cfg);
     return check_done();
 }

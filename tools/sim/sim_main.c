@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "tools/sim/sim_cn.h"
 #include "tools/sim/sim_model.h"
 
 #define MAX_CLIENTS 256
@@ -38,7 +39,8 @@
 #define RTU_FRAME_GAP_MS 50
 #define CONTROL_LINE_MAX 4096
 
-enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT };
+enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT,
+             FAULT_WRONGADDR, FAULT_GARBAGE };
 
 struct sim_meter {
     const struct cfg_meter *m;
@@ -77,6 +79,8 @@ struct rtu_port {
     modbus_t *ctx;              /* RTU request parser/reply builder */
     struct sim_meter *by_unit[256];
     size_t n_meters;
+    struct sim_meter **cn;      /* DL/T 645 / CJ/T 188 meters, by address */
+    size_t n_cn;
     uint8_t buf[MODBUS_RTU_MAX_ADU_LENGTH];
     size_t len;
     int64_t last_rx_ms;
@@ -305,6 +309,17 @@ static void serve_meter(struct sim *s, modbus_t *ctx, struct sim_meter *sm, uint
         p->len = len;
         memcpy(p->query, q, (size_t)len);
         return;
+    case FAULT_WRONGADDR:
+    case FAULT_GARBAGE:
+        if (rtu) {
+            /* bytes that are no Modbus frame at all */
+            static const uint8_t junk[] = {0x5A, 0xA5, 0x00, 0xFF, 0x13, 0x37, 0x42};
+            if (write(rtu->master_fd, junk, sizeof(junk)) < 0)
+                log_debug("%s: %s", rtu->link, strerror(errno));
+            return;
+        }
+        answer(s, ctx, sm, q, len, true);
+        return;
     case FAULT_CORRUPT:
         if (rtu) {
             /* an exception frame whose CRC is wrong: line noise */
@@ -381,6 +396,102 @@ static void rtu_frame(struct sim *s, struct rtu_port *r, uint8_t *f, int len)
     serve_meter(s, r->ctx, sm, f, len, NULL, r);
 }
 
+/* Moves the first fl bytes of the port's buffer (a whole frame) to f. */
+static void take_frame(struct rtu_port *r, uint8_t *f, size_t fl)
+{
+    memcpy(f, r->buf, fl);
+    memmove(r->buf, r->buf + fl, r->len - fl);
+    r->len -= fl;
+}
+
+/* A DL/T 645 / CJ/T 188 meter answers request f, with its faults. */
+static void cn_serve(struct sim *s, struct rtu_port *r, struct sim_meter *sm, const uint8_t *f,
+                     size_t len, bool delayed)
+{
+    int abnormal = -1, flags = 0;
+    switch (delayed ? FAULT_NONE : sm->fault) {
+    case FAULT_NOREPLY:
+    case FAULT_DROP:
+        return;
+    case FAULT_DELAY:
+        if (s->n_pending >= MAX_PENDING || len > sizeof(s->pending->query))
+            return;
+        s->pending = xrealloc(s->pending, (s->n_pending + 1) * sizeof(*s->pending));
+        struct pending *p = &s->pending[s->n_pending++];
+        memset(p, 0, sizeof(*p));
+        p->rtu = r;
+        p->due_ms = now_mono_ms() + sm->fault_arg;
+        p->sm = sm;
+        p->len = (int)len;
+        memcpy(p->query, f, len);
+        return;
+    case FAULT_GARBAGE: {
+        static const uint8_t junk[] = {0x5A, 0xA5, 0x00, 0xFF, 0x13, 0x37, 0x42, 0x16};
+        if (write(r->master_fd, junk, sizeof(junk)) < 0)
+            log_debug("%s: %s", r->link, strerror(errno));
+        return;
+    }
+    case FAULT_EXCEPTION:
+        abnormal = sm->fault_arg;
+        break;
+    case FAULT_CORRUPT:
+        flags = SIM_CN_BAD_SUM;
+        break;
+    case FAULT_WRONGADDR:
+        flags = SIM_CN_WRONG_ADDR;
+        break;
+    default:
+        break;
+    }
+    uint8_t out[SIM_CN_MAX_REPLY];
+    size_t n = sim_cn_reply(r->bus->protocol, s->seed, s->cfg, sm->m, &sm->st, now_s(), f, len,
+                            abnormal, flags, out);
+    if (n && write(r->master_fd, out, n) < 0)
+        log_debug("%s: %s", r->link, strerror(errno));
+}
+
+/* A request frame on a DL/T 645 / CJ/T 188 line: the one meter it
+ * addresses answers (two answering a wildcard would collide: none does). */
+static void cn_frame(struct sim *s, struct rtu_port *r, const uint8_t *f, size_t len)
+{
+    struct sim_meter *hit = NULL;
+    size_t n_hit = 0;
+    for (size_t i = 0; i < r->n_cn; i++)
+        if (sim_cn_addressed(r->bus->protocol, s->cfg, r->cn[i]->m, f, len)) {
+            hit = r->cn[i];
+            n_hit++;
+        }
+    if (n_hit == 1)
+        cn_serve(s, r, hit, f, len, false);
+    else if (n_hit > 1)
+        log_debug("%s: %zu meters match a wildcard address; none answers", r->link, n_hit);
+}
+
+/* Cuts request frames from the line: wake-up bytes and noise before a
+ * 0x68 are dropped. */
+static void cn_frames(struct sim *s, struct rtu_port *r)
+{
+    for (;;) {
+        size_t skip = 0;
+        while (skip < r->len && r->buf[skip] != 0x68)
+            skip++;
+        memmove(r->buf, r->buf + skip, r->len - skip);
+        r->len -= skip;
+        int fl = sim_cn_frame_len(r->bus->protocol, r->buf, r->len);
+        if (fl < 0 || fl > (int)sizeof(r->buf)) {
+            /* not a frame start after all: look for the next 0x68 */
+            memmove(r->buf, r->buf + 1, r->len - 1);
+            r->len--;
+            continue;
+        }
+        if (fl == 0 || (size_t)fl > r->len)
+            return;
+        uint8_t f[MODBUS_RTU_MAX_ADU_LENGTH];
+        take_frame(r, f, (size_t)fl);
+        cn_frame(s, r, f, (size_t)fl);
+    }
+}
+
 static void rtu_readable(struct sim *s, struct rtu_port *r)
 {
     int64_t now = now_mono_ms();
@@ -394,6 +505,10 @@ static void rtu_readable(struct sim *s, struct rtu_port *r)
     }
     r->len += (size_t)n;
     r->last_rx_ms = now;
+    if (r->bus->protocol != PROTO_MODBUS) {
+        cn_frames(s, r);
+        return;
+    }
     for (;;) {
         int fl = rtu_frame_len(r->buf, r->len);
         if (fl < 0 || fl > (int)sizeof(r->buf)) {
@@ -403,9 +518,7 @@ static void rtu_readable(struct sim *s, struct rtu_port *r)
         if (fl == 0 || (size_t)fl > r->len)
             return;
         uint8_t f[MODBUS_RTU_MAX_ADU_LENGTH];
-        memcpy(f, r->buf, (size_t)fl);
-        memmove(r->buf, r->buf + fl, r->len - (size_t)fl);
-        r->len -= (size_t)fl;
+        take_frame(r, f, (size_t)fl);
         rtu_frame(s, r, f, fl);
     }
 }
@@ -439,6 +552,10 @@ static void send_due_replies(struct sim *s)
         if (p.rtu) {
             if (p.rtu->master_fd < 0)
                 continue; /* unplugged meanwhile: the reply is lost with the line */
+            if (p.rtu->bus->protocol != PROTO_MODBUS) {
+                cn_serve(s, p.rtu, p.sm, p.query, (size_t)p.len, true);
+                continue;
+            }
             modbus_set_socket(p.rtu->ctx, p.rtu->master_fd);
             answer(s, p.rtu->ctx, p.sm, p.query, p.len, false);
             continue;
@@ -482,6 +599,10 @@ static int parse_fault(char **argv, int argc, struct sim_meter *proto)
         proto->fault = FAULT_DROP;
     } else if (!strcmp(argv[0], "corrupt") && argc == 1) {
         proto->fault = FAULT_CORRUPT;
+    } else if (!strcmp(argv[0], "wrongaddr") && argc == 1) {
+        proto->fault = FAULT_WRONGADDR;
+    } else if (!strcmp(argv[0], "garbage") && argc == 1) {
+        proto->fault = FAULT_GARBAGE;
     } else if (!strcmp(argv[0], "exception") && argc == 2) {
         if (parse_int64(argv[1], &v) < 0 || v < 1 || v >= MODBUS_EXCEPTION_MAX)
             return -EINVAL;
@@ -551,7 +672,7 @@ static void run_command(struct sim *s, char *line)
     }
     if (!strcmp(argv[0], "help")) {
         fputs("ok commands: fault ENT/METER none|noreply|exception CODE|delay MS|drop|"
-              "maxregs N|corrupt; supply ENT/METER off|on; offset ENT/METER VALUE; "
+              "maxregs N|corrupt|wrongaddr|garbage; supply ENT/METER off|on; offset ENT/METER VALUE; "
               "values ENT/METER; unplug BUS; plug BUS; quit (ENT/METER may be * or ENT/*)\n",
               stdout);
         fflush(stdout);
@@ -580,7 +701,7 @@ static void run_command(struct sim *s, char *line)
                 continue;
             if (parse_fault(argv + 2, argc - 2, sm) < 0) {
                 reply_err("bad fault '%s': none|noreply|exception 1-11|delay MS|drop|maxregs N|"
-                          "corrupt",
+                          "corrupt|wrongaddr|garbage",
                           argc > 2 ? argv[2] : "");
                 return;
             }
@@ -917,6 +1038,13 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
                 continue;
             }
             struct rtu_port *rp = rtu_get(s, bus);
+            if (bus->protocol != PROTO_MODBUS) {
+                /* addressed by number, read by data item: no register map */
+                rp->cn = xrealloc(rp->cn, (rp->n_cn + 1) * sizeof(*rp->cn));
+                rp->cn[rp->n_cn++] = sm;
+                rp->n_meters++;
+                continue;
+            }
             r = add_unit(rp->by_unit, &rp->n_meters, sm, bus->device, "");
         } else {
             if (!one_port && !is_loopback(bus->host)) {
@@ -997,8 +1125,10 @@ static void teardown(struct sim *s)
         free(s->ls[i].host);
     }
     free(s->ls);
-    for (size_t i = 0; i < s->n_rtus; i++)
+    for (size_t i = 0; i < s->n_rtus; i++) {
         rtu_close(&s->rtus[i]);
+        free(s->rtus[i].cn);
+    }
     free(s->rtus);
     for (size_t i = 0; i < s->n_meters; i++) {
         if (s->meters[i].map)

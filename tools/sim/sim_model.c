@@ -8,11 +8,13 @@
  */
 #include "tools/sim/sim_model.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/timeutil.h"
+#include "protocols/cjt188.h"
 #include "protocols/decode.h"
 
 #define HOUR 3600
@@ -539,7 +541,12 @@ static struct pval point_eval(const struct model *mm, const struct cfg_profile *
         return r;
     }
     r.raw = encode_unscale(p, ptct, r.value);
-    double mod = raw_modulus(p->type);
+    /* A DL/T 645 / CJ/T 188 counter wraps at its BCD digits, as the billing
+     * engine expects (bill_wrap_modulus). */
+    double mod = p->data_len <= 0 ? raw_modulus(p->type)
+                 : p->is_signed   ? 0
+                 : p->fmt.bytes   ? bcd_fmt_modulus(&p->fmt)
+                                  : 1e6;
     if (p->kind == KIND_COUNTER && mod > 0 && !(r.raw < mod - 0.5)) {
         double k = floor((r.raw + 0.5) / mod);
         r.raw -= k * mod;
@@ -593,6 +600,36 @@ void sim_fill_registers(uint64_t seed, const struct config *cfg, const struct cf
     }
 }
 
+/* The data bytes of a DL/T 645 / CJ/T 188 point for raw value 'raw'; a
+ * value beyond the format (a gauge out of range) is written as its limit. */
+static void item_encode(const struct cfg_point *p, double raw, uint8_t *out)
+{
+    if (!p->fmt.bytes) {
+        if (cjt188_encode_volume(raw, out) < 0)
+            cjt188_encode_volume(raw < 0 ? 0 : 999999.99, out);
+        return;
+    }
+    if (bcd_encode_num(raw, &p->fmt, p->is_signed, out) < 0) {
+        double lim = (p->is_signed ? 0.8 : 1.0) * bcd_fmt_modulus(&p->fmt) -
+                     pow(10.0, -p->fmt.decimals);
+        bcd_encode_num(raw < 0 && p->is_signed ? -lim : raw < 0 ? 0 : lim, &p->fmt,
+                       p->is_signed, out);
+    }
+}
+
+int sim_item_bytes(uint64_t seed, const struct config *cfg, const struct cfg_meter *m, size_t pi,
+                   int64_t t, const struct sim_meter_state *st, uint8_t *out)
+{
+    struct model mm;
+    const struct cfg_profile *prof = meter_profile(cfg, m);
+    const struct cfg_point *p = &prof->points[pi];
+    if (p->data_len <= 0)
+        return -EINVAL;
+    model_init(&mm, seed, cfg, m);
+    item_encode(p, point_eval(&mm, prof, pi, t, st).raw, out);
+    return p->data_len;
+}
+
 double sim_expected_decoded(uint64_t seed, const struct config *cfg, const struct cfg_meter *m,
                             size_t pi, int64_t t, const struct sim_meter_state *st)
 {
@@ -606,7 +643,12 @@ double sim_expected_decoded(uint64_t seed, const struct config *cfg, const struc
     double v;
     model_init(&mm, seed, cfg, m);
     struct pval pv = point_eval(&mm, prof, pi, t, st);
-    if (p->type == PT_BOOL || p->fc == 1 || p->fc == 2) {
+    if (p->data_len > 0) {
+        uint8_t b[BCD_MAX_BYTES + 1];
+        item_encode(p, pv.raw, b);
+        for (int i = 0; i < p->data_len; i++)
+            regs[i] = b[i];
+    } else if (p->type == PT_BOOL || p->fc == 1 || p->fc == 2) {
         regs[0] = pv.raw != 0;
     } else {
         double frac_raw;

@@ -42,6 +42,13 @@ void sim_fill_registers(uint64_t seed, const struct config *cfg, const struct cf
 double sim_expected_decoded(uint64_t seed, const struct config *cfg, const struct cfg_meter *m,
                             size_t pi, int64_t t, const struct sim_meter_state *st);
 
+/* The data bytes a DL/T 645 or CJ/T 188 meter sends for point pi at second
+ * t (its BCD format, or a CJ/T 188 volume in m3 with unit code), lowest
+ * first, without the 0x33 offset. Returns p->data_len, or -EINVAL for a
+ * Modbus point. */
+int sim_item_bytes(uint64_t seed, const struct config *cfg, const struct cfg_meter *m, size_t pi,
+                   int64_t t, const struct sim_meter_state *st, uint8_t *out);
+
 /*
  * Switches the meter's supply off or on at second t, keeping counters
  * consistent: off freezes every counter at its value at t; on resumes growth
