@@ -1,6 +1,6 @@
 /*
  * outbox.c - the durable outbox behind outbox.h. Rows live in the `outbox`
- * table created by store.c's first migration; the highest seq ever given out
+ * table created by the store's first migration; the highest seq ever given out
  * is kept in meta.outbox_seq so a table that drained empty (or a database
  * copied between machines) never hands out a seq twice. The writer adds and
  * trims through the store's connection, the publisher fetches and deletes
@@ -18,17 +18,41 @@
 
 #define OUTBOX_BUSY_TIMEOUT_MS 5000
 
+/* The statements of a handle, prepared once (outbox_stmt_sql) and finalized
+ * in outbox_free, by index into struct outbox's st[]. */
+enum outbox_stmt {
+    OB_LAST_SEQ,
+    OB_INSERT,
+    OB_SET_META,
+    OB_BOUNDS,
+    OB_TRIM,
+    OB_FETCH,
+    OB_DELETE,
+    OB_GET_META,
+    OB__COUNT
+};
+
+static const char *const outbox_stmt_sql[OB__COUNT] = {
+    /* The meta counter, or the table's own maximum for a database whose
+     * rows predate the counter. */
+    [OB_LAST_SEQ] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'outbox_seq'), 0),"
+                    "           coalesce((SELECT max(seq) FROM outbox), 0))",
+    [OB_INSERT] = "INSERT INTO outbox(seq, topic, payload, qos, retain, created)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [OB_SET_META] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [OB_BOUNDS] = "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM outbox",
+    [OB_TRIM] = "DELETE FROM outbox WHERE seq < ?1",
+    [OB_FETCH] = "SELECT seq, topic, payload, qos, retain, created FROM outbox"
+                 " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [OB_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [OB_GET_META] = "SELECT coalesce((SELECT value FROM meta WHERE key = ?1), 0)",
+};
+
 struct outbox {
     sqlite3 *db;
     bool own_db;
-    sqlite3_stmt *st_last_seq;
-    sqlite3_stmt *st_insert;
-    sqlite3_stmt *st_set_meta;
-    sqlite3_stmt *st_bounds;
-    sqlite3_stmt *st_trim;
-    sqlite3_stmt *st_fetch;
-    sqlite3_stmt *st_delete;
-    sqlite3_stmt *st_get_meta;
+    sqlite3_stmt *st[OB__COUNT];   /* outbox_stmt_sql */
 };
 
 static int outbox_errno(int rc)
@@ -46,34 +70,11 @@ static int outbox_errno(int rc)
 
 static int outbox_prepare(struct outbox *ob)
 {
-    static const struct {
-        size_t off;
-        const char *sql;
-    } stmts[] = {
-        /* The meta counter, or the table's own maximum for a database whose
-         * rows predate the counter. */
-        {offsetof(struct outbox, st_last_seq),
-         "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'outbox_seq'), 0),"
-         "           coalesce((SELECT max(seq) FROM outbox), 0))"},
-        {offsetof(struct outbox, st_insert),
-         "INSERT INTO outbox(seq, topic, payload, qos, retain, created)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
-        {offsetof(struct outbox, st_set_meta),
-         "INSERT INTO meta(key, value) VALUES (?1, ?2)"
-         " ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
-        {offsetof(struct outbox, st_bounds),
-         "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM outbox"},
-        {offsetof(struct outbox, st_trim), "DELETE FROM outbox WHERE seq < ?1"},
-        {offsetof(struct outbox, st_fetch),
-         "SELECT seq, topic, payload, qos, retain, created FROM outbox"
-         " WHERE seq > ?1 ORDER BY seq LIMIT ?2"},
-        {offsetof(struct outbox, st_delete), "DELETE FROM outbox WHERE seq = ?1"},
-        {offsetof(struct outbox, st_get_meta),
-         "SELECT coalesce((SELECT value FROM meta WHERE key = ?1), 0)"},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(stmts); i++) {
-        sqlite3_stmt **slot = (sqlite3_stmt **)(void *)((char *)ob + stmts[i].off);
-        int rc = sqlite3_prepare_v3(ob->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+    for (size_t i = 0; i < OB__COUNT; i++) {
+        if (!outbox_stmt_sql[i])
+            return -EINVAL;
+        int rc = sqlite3_prepare_v3(ob->db, outbox_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &ob->st[i], NULL);
         if (rc != SQLITE_OK)
             return outbox_errno(rc);
     }
@@ -137,14 +138,8 @@ void outbox_free(struct outbox *ob)
 {
     if (!ob)
         return;
-    sqlite3_finalize(ob->st_last_seq);
-    sqlite3_finalize(ob->st_insert);
-    sqlite3_finalize(ob->st_set_meta);
-    sqlite3_finalize(ob->st_bounds);
-    sqlite3_finalize(ob->st_trim);
-    sqlite3_finalize(ob->st_fetch);
-    sqlite3_finalize(ob->st_delete);
-    sqlite3_finalize(ob->st_get_meta);
+    for (size_t i = 0; i < OB__COUNT; i++)
+        sqlite3_finalize(ob->st[i]);
     if (ob->own_db)
         sqlite3_close_v2(ob->db);
     free(ob);
@@ -172,31 +167,31 @@ static int outbox_step_done(sqlite3_stmt *st)
 
 static int outbox_set_meta(struct outbox *ob, const char *key, int64_t value)
 {
-    sqlite3_bind_text(ob->st_set_meta, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ob->st_set_meta, 2, value);
-    return outbox_step_done(ob->st_set_meta);
+    sqlite3_bind_text(ob->st[OB_SET_META], 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ob->st[OB_SET_META], 2, value);
+    return outbox_step_done(ob->st[OB_SET_META]);
 }
 
 static int outbox_get_meta(struct outbox *ob, const char *key, int64_t *ret)
 {
-    sqlite3_bind_text(ob->st_get_meta, 1, key, -1, SQLITE_STATIC);
-    return outbox_row_ints(ob->st_get_meta, ret, 1);
+    sqlite3_bind_text(ob->st[OB_GET_META], 1, key, -1, SQLITE_STATIC);
+    return outbox_row_ints(ob->st[OB_GET_META], ret, 1);
 }
 
 int outbox_add(struct outbox *ob, const char *topic, const char *payload, int qos, bool retain,
                int64_t created, int64_t *ret_seq)
 {
     int64_t last = 0;
-    int r = outbox_row_ints(ob->st_last_seq, &last, 1);
+    int r = outbox_row_ints(ob->st[OB_LAST_SEQ], &last, 1);
     if (r < 0)
         return r;
-    sqlite3_bind_int64(ob->st_insert, 1, last + 1);
-    sqlite3_bind_text(ob->st_insert, 2, topic, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ob->st_insert, 3, payload, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ob->st_insert, 4, qos);
-    sqlite3_bind_int(ob->st_insert, 5, retain ? 1 : 0);
-    sqlite3_bind_int64(ob->st_insert, 6, created);
-    r = outbox_step_done(ob->st_insert);
+    sqlite3_bind_int64(ob->st[OB_INSERT], 1, last + 1);
+    sqlite3_bind_text(ob->st[OB_INSERT], 2, topic, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ob->st[OB_INSERT], 3, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ob->st[OB_INSERT], 4, qos);
+    sqlite3_bind_int(ob->st[OB_INSERT], 5, retain ? 1 : 0);
+    sqlite3_bind_int64(ob->st[OB_INSERT], 6, created);
+    r = outbox_step_done(ob->st[OB_INSERT]);
     if (r < 0)
         return r;
     r = outbox_set_meta(ob, "outbox_seq", last + 1);
@@ -215,7 +210,7 @@ int outbox_trim(struct outbox *ob, int64_t max, int64_t *ret_dropped)
         *ret_dropped = 0;
         return 0;
     }
-    r = outbox_row_ints(ob->st_bounds, b, 2);
+    r = outbox_row_ints(ob->st[OB_BOUNDS], b, 2);
     if (r < 0)
         return r;
     /*
@@ -225,8 +220,8 @@ int outbox_trim(struct outbox *ob, int64_t max, int64_t *ret_dropped)
      * seq range is gap-free in practice and no more than the excess goes.
      */
     if (b[1] != 0 && b[1] - b[0] + 1 > max) {
-        sqlite3_bind_int64(ob->st_trim, 1, b[1] - max + 1);
-        r = outbox_step_done(ob->st_trim);
+        sqlite3_bind_int64(ob->st[OB_TRIM], 1, b[1] - max + 1);
+        r = outbox_step_done(ob->st[OB_TRIM]);
         if (r < 0)
             return r;
         dropped = sqlite3_changes(ob->db);
@@ -264,19 +259,19 @@ int outbox_fetch(struct outbox *ob, int64_t after, size_t max, struct outbox_msg
     size_t n = 0, cap = 0;
     int rc;
 
-    sqlite3_bind_int64(ob->st_fetch, 1, after);
-    sqlite3_bind_int64(ob->st_fetch, 2, (sqlite3_int64)max);
-    while ((rc = sqlite3_step(ob->st_fetch)) == SQLITE_ROW) {
+    sqlite3_bind_int64(ob->st[OB_FETCH], 1, after);
+    sqlite3_bind_int64(ob->st[OB_FETCH], 2, (sqlite3_int64)max);
+    while ((rc = sqlite3_step(ob->st[OB_FETCH])) == SQLITE_ROW) {
         msgs = xgrow(msgs, &cap, n + 1, sizeof(*msgs));
         struct outbox_msg *m = &msgs[n++];
-        m->seq = sqlite3_column_int64(ob->st_fetch, 0);
-        m->topic = outbox_column_dup(ob->st_fetch, 1);
-        m->payload = outbox_column_dup(ob->st_fetch, 2);
-        m->qos = sqlite3_column_int(ob->st_fetch, 3);
-        m->retain = sqlite3_column_int(ob->st_fetch, 4) != 0;
-        m->created = sqlite3_column_int64(ob->st_fetch, 5);
+        m->seq = sqlite3_column_int64(ob->st[OB_FETCH], 0);
+        m->topic = outbox_column_dup(ob->st[OB_FETCH], 1);
+        m->payload = outbox_column_dup(ob->st[OB_FETCH], 2);
+        m->qos = sqlite3_column_int(ob->st[OB_FETCH], 3);
+        m->retain = sqlite3_column_int(ob->st[OB_FETCH], 4) != 0;
+        m->created = sqlite3_column_int64(ob->st[OB_FETCH], 5);
     }
-    sqlite3_reset(ob->st_fetch);
+    sqlite3_reset(ob->st[OB_FETCH]);
     if (rc != SQLITE_DONE) {
         outbox_msgs_free(msgs, n);
         return outbox_errno(rc);
@@ -296,8 +291,8 @@ int outbox_delete(struct outbox *ob, const int64_t *seqs, size_t n)
     if (rc != SQLITE_OK)
         return outbox_errno(rc);
     for (size_t i = 0; i < n && r == 0; i++) {
-        sqlite3_bind_int64(ob->st_delete, 1, seqs[i]);
-        r = outbox_step_done(ob->st_delete);
+        sqlite3_bind_int64(ob->st[OB_DELETE], 1, seqs[i]);
+        r = outbox_step_done(ob->st[OB_DELETE]);
     }
     if (r == 0) {
         rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
@@ -320,9 +315,9 @@ int outbox_stats(struct outbox *ob, struct outbox_stats *ret)
     int r = outbox_row_ints(st, &rows, 1);
     sqlite3_finalize(st);
     if (r == 0)
-        r = outbox_row_ints(ob->st_bounds, v, 2);
+        r = outbox_row_ints(ob->st[OB_BOUNDS], v, 2);
     if (r == 0)
-        r = outbox_row_ints(ob->st_last_seq, &last, 1);
+        r = outbox_row_ints(ob->st[OB_LAST_SEQ], &last, 1);
     if (r == 0)
         r = outbox_get_meta(ob, "outbox_dropped", &dropped);
     if (r < 0)
