@@ -201,7 +201,7 @@ static int writer_commit(struct writer *w, const struct batch *group, size_t n_s
                 goto out_rollback;
             out->msgs++;
         }
-        if (n_sm) {
+        if (n_sm || summary_save_wanted(w->sum)) {
             r = summary_save_state(w->sum, w->st);
             if (r < 0)
                 goto out_rollback;
@@ -322,6 +322,24 @@ static void writer_after_commit(struct writer *w, size_t n_samples)
     if (r < 0)
         log_warn("storage: housekeeping step (staged move or raw retention) on %s failed (%s); "
                  "retrying later",
+                 store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
+}
+
+/* The summary engine's state in a transaction of its own (at a clean stop;
+ * a failure only costs the replay at the next start). */
+static void writer_save_summary(struct writer *w)
+{
+    int r = store_begin(w->st);
+    if (r == 0) {
+        r = summary_save_state(w->sum, w->st);
+        if (r == 0)
+            r = store_commit(w->st);
+        else
+            store_rollback(w->st);
+    }
+    if (r < 0)
+        log_warn("storage: cannot save the summary state in %s at stop (%s); the next start "
+                 "replays it from the stored readings",
                  store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
 }
 
@@ -508,6 +526,13 @@ static void *writer_thread(void *arg)
             pthread_mutex_lock(&w->mu);
             break;
         }
+    }
+    if (!gone && w->sum && w->sum_loaded) {
+        /* A clean stop: the open intervals and where each counter stands,
+         * so the next run publishes them with nothing lost. */
+        pthread_mutex_unlock(&w->mu);
+        writer_save_summary(w);
+        pthread_mutex_lock(&w->mu);
     }
     if (gone) {
         /* What is queued (and the group in flight) cannot be written. */

@@ -9,6 +9,7 @@
 #include "engine/summary.h"
 #include "engine/billing.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/util.h"
 #include "protocols/payload.h"
 
@@ -70,6 +71,7 @@ struct sstate {
     size_t *held_n;    /* [n_ents + 1]: meters with a held reading */
     int64_t open_from;
     bool late_to_oldest;
+    bool save_wanted;  /* the saved state is older than a load: save it with the next commit */
     struct pend *pend;
     size_t n_pend, cap_pend;
 };
@@ -89,6 +91,7 @@ struct summary {
     /* counter_reset events found by summary_add, taken by summary_take_events */
     struct summary_msg *ev;
     size_t n_ev, cap_ev;
+    bool replaying;    /* summary_load feeds stored readings: no events again */
 };
 
 static int spoint_cmp(const void *a, const void *b)
@@ -206,6 +209,7 @@ static void sstate_copy(const struct summary *s, struct sstate *dst, const struc
     memcpy(dst->held_n, src->held_n, (s->n_ents + 1) * sizeof(size_t));
     dst->open_from = src->open_from;
     dst->late_to_oldest = src->late_to_oldest;
+    dst->save_wanted = src->save_wanted;
     dst->n_pend = dst->cap_pend = src->n_pend;
     dst->pend = src->n_pend ? xmalloc(src->n_pend * sizeof(*dst->pend)) : NULL;
     for (size_t i = 0; i < src->n_pend; i++) {
@@ -311,6 +315,8 @@ static double counter_delta(const struct smeter *sm, double prev, double cur, in
 static void note_reset(struct summary *s, const struct smeter *sm, int64_t ts, double before,
                        double after)
 {
+    if (s->replaying)
+        return;   /* the run that stored these readings raised it */
     struct payload_field f[] = {
         {.key = "enterprise", .type = PF_STR, .s = sm->ent_id},
         {.key = "meter", .type = PF_STR, .s = sm->meter_id},
@@ -546,9 +552,169 @@ void summary_msgs_free(struct summary_msg *msgs, size_t n)
     free(msgs);
 }
 
+/*
+ * The saved state: what the open intervals hold and where each counter's
+ * accounting stands, so a restart (clean or kill -9), a reload or a short
+ * run loses no consumption. Saved with every batch of published intervals,
+ * at each load and at a clean stop; what was committed after it is
+ * replayed from the stored readings at the next load. Native byte order:
+ * the database stays on its box. Per meter (by billing point id, so a
+ * reload that adds or removes meters keeps the others):
+ *   u32 point, u32 has_prev, i64 prev_ts, f64 prev_v, i64 last_ts,
+ *   f64 consumption[n_pend].
+ */
+#define STATE_MAGIC 0x31534750u /* "PGS1" */
+
+struct state_hdr {
+    uint32_t magic;
+    uint32_t n_pend;
+    int64_t iv_ms;
+    int64_t open_from;
+    uint32_t late_to_oldest;
+    uint32_t n_meters;
+};
+
+struct state_meter {
+    uint32_t point;
+    uint32_t has_prev;
+    int64_t prev_ts;
+    double prev_v;
+    int64_t last_ts;
+};
+
+static size_t state_meter_size(size_t n_pend)
+{
+    return sizeof(struct state_meter) + n_pend * sizeof(double);
+}
+
 int summary_save_state(struct summary *s, struct store *st)
 {
-    return store_summary_set_next_from(st, s->st.open_from);
+    int r = store_summary_set_next_from(st, s->st.open_from);
+    if (r < 0)
+        return r;
+    size_t nb = 0;
+    for (size_t j = 0; j < s->n_meters; j++)
+        nb += s->m[j].has_billing;
+    size_t per = state_meter_size(s->st.n_pend);
+    size_t len = sizeof(struct state_hdr) + nb * per;
+    unsigned char *buf = xcalloc(1, len);
+    struct state_hdr h = {.magic = STATE_MAGIC,
+                          .n_pend = (uint32_t)s->st.n_pend,
+                          .iv_ms = s->iv_ms,
+                          .open_from = s->st.open_from,
+                          .late_to_oldest = s->st.late_to_oldest,
+                          .n_meters = (uint32_t)nb};
+    memcpy(buf, &h, sizeof(h));
+    unsigned char *p = buf + sizeof(h);
+    for (size_t j = 0; j < s->n_meters; j++) {
+        if (!s->m[j].has_billing)
+            continue;
+        const struct mstate *ms = &s->st.ms[j];
+        struct state_meter e = {.point = s->m[j].billing_id,
+                                .has_prev = ms->has_prev,
+                                .prev_ts = ms->prev_ts,
+                                .prev_v = ms->prev_v,
+                                .last_ts = ms->last_ts};
+        memcpy(p, &e, sizeof(e));
+        for (size_t k = 0; k < s->st.n_pend; k++) {
+            double c = pv_cons(s, &s->st.pend[k])[j];
+            memcpy(p + sizeof(e) + k * sizeof(double), &c, sizeof(double));
+        }
+        p += per;
+    }
+    r = store_summary_set_state(st, buf, len);
+    free(buf);
+    if (r == 0)
+        s->st.save_wanted = false;
+    return r;
+}
+
+bool summary_save_wanted(const struct summary *s)
+{
+    return s->st.save_wanted;
+}
+
+/* Restores a saved state into the fresh s->st; false when blob is not one
+ * (or was saved for another summary_interval). */
+static bool state_restore(struct summary *s, const unsigned char *blob, size_t len,
+                          bool *restored)
+{
+    struct state_hdr h;
+    if (len < sizeof(h))
+        return false;
+    memcpy(&h, blob, sizeof(h));
+    size_t per = state_meter_size(h.n_pend);
+    if (h.magic != STATE_MAGIC || h.iv_ms != s->iv_ms || h.open_from % s->iv_ms != 0 ||
+        h.n_pend > SUMMARY_MAX_CATCHUP || len != sizeof(h) + (size_t)h.n_meters * per)
+        return false;
+    s->st.open_from = h.open_from;
+    s->st.late_to_oldest = h.late_to_oldest != 0;
+    if (h.n_pend)
+        pend_get(s, h.n_pend - 1);
+    const unsigned char *p = blob + sizeof(h);
+    for (uint32_t i = 0; i < h.n_meters; i++, p += per) {
+        struct state_meter e;
+        memcpy(&e, p, sizeof(e));
+        for (size_t j = 0; j < s->n_meters; j++) {
+            if (!s->m[j].has_billing || s->m[j].billing_id != e.point)
+                continue;
+            struct mstate *ms = &s->st.ms[j];
+            ms->has_prev = e.has_prev != 0;
+            ms->prev_ts = e.prev_ts;
+            ms->prev_v = e.prev_v;
+            ms->last_ts = e.last_ts;
+            for (size_t k = 0; k < h.n_pend; k++) {
+                double c;
+                memcpy(&c, p + sizeof(e) + k * sizeof(double), sizeof(double));
+                pv_cons(s, &s->st.pend[k])[j] = c;
+            }
+            restored[j] = true;
+        }
+    }
+    return true;
+}
+
+/* Moves the open intervals forward so that none is more than
+ * SUMMARY_MAX_CATCHUP - 1 intervals before now's: after a very long stop
+ * the consumption of the intervals dropped goes to the oldest one kept
+ * (nothing is lost), instead of publishing days of intervals. */
+static void catch_up_bound(struct summary *s, int64_t now)
+{
+    int64_t cur = floor_div(now, s->iv_ms) * s->iv_ms;
+    int64_t lo = cur - (SUMMARY_MAX_CATCHUP - 1) * s->iv_ms;
+    if (s->st.open_from >= lo)
+        return;
+    log_notice("summary: the oldest unpublished interval is more than %d intervals old; "
+               "publishing from %d intervals ago, with the consumption of the older ones in "
+               "the first",
+               SUMMARY_MAX_CATCHUP, SUMMARY_MAX_CATCHUP - 1);
+    struct sstate *st = &s->st;
+    double *sum = xcalloc(s->n_meters ? s->n_meters : 1, sizeof(double));
+    for (size_t i = 0; i < st->n_pend; i++) {
+        for (size_t j = 0; j < s->n_meters; j++)
+            sum[j] += pv_cons(s, &st->pend[i])[j];
+        free(st->pend[i].v);
+    }
+    st->n_pend = 0;
+    st->open_from = lo;
+    st->late_to_oldest = true;
+    struct pend *p = pend_get(s, 0);
+    for (size_t j = 0; j < s->n_meters; j++)
+        pv_cons(s, p)[j] = sum[j];
+    free(sum);
+}
+
+struct replay {
+    struct summary *s;
+    size_t meter;
+};
+
+static int replay_cb(void *ud, int64_t ts, double v)
+{
+    struct replay *rp = ud;
+    if (isfinite(v))
+        add_billing(rp->s, rp->meter, ts, v);
+    return 0;
 }
 
 int summary_load(struct summary *s, struct store *st, int64_t now)
@@ -557,42 +723,62 @@ int summary_load(struct summary *s, struct store *st, int64_t now)
     int r = store_summary_next_from(st, &next);
     if (r < 0)
         return r;
+    void *blob = NULL;
+    size_t blen = 0;
+    r = store_summary_state(st, &blob, &blen);
+    if (r < 0 && r != -ENOENT)
+        return r;
 
-    int64_t fresh = (now + s->iv_ms - 1) / s->iv_ms * s->iv_ms;
-    bool resume = next > 0 && next % s->iv_ms == 0 &&
-                  (next >= now || (now - next) / s->iv_ms <= SUMMARY_MAX_CATCHUP);
     for (size_t i = 0; i < s->st.n_pend; i++)
         free(s->st.pend[i].v);
     s->st.n_pend = 0;
-    s->st.open_from = resume ? next : fresh;
-    s->st.late_to_oldest = resume;
-    if (next > 0 && !resume)
-        log_notice("summary: the last published interval is more than %d intervals old; "
-                   "starting with the next whole interval",
-                   SUMMARY_MAX_CATCHUP);
+    memset(s->st.ms, 0, (s->n_meters ? s->n_meters : 1) * sizeof(*s->st.ms));
+    memset(s->st.held, 0, (s->n_ents + 1) * sizeof(double));
+    memset(s->st.held_n, 0, (s->n_ents + 1) * sizeof(size_t));
+    bool *restored = xcalloc(s->n_meters ? s->n_meters : 1, sizeof(bool));
+    bool have_state = blob && state_restore(s, blob, blen, restored);
+    free(blob);
+    if (!have_state) {
+        /* Nothing saved (a new database, or one from before the saved
+         * state): the current interval, partly covered, is the first. */
+        bool resume = next > 0 && next % s->iv_ms == 0;
+        s->st.open_from = resume ? next : floor_div(now, s->iv_ms) * s->iv_ms;
+        s->st.late_to_oldest = true;
+    }
+    catch_up_bound(s, now);
 
-    for (size_t j = 0; j < s->n_meters; j++) {
-        int64_t ts;
-        double v;
+    /* Every reading committed after the state was saved (or, for a meter it
+     * does not know, from the last one at or before the oldest open
+     * interval on) is fed again, as the last run fed it. */
+    r = 0;
+    s->replaying = true;
+    for (size_t j = 0; j < s->n_meters && r == 0; j++) {
         if (!s->m[j].has_billing)
             continue;
-        r = store_latest(st, s->m[j].billing_id, &ts, &v);
-        if (r == 0) {
-            /* A reading from before a long stop would spread days of
-             * consumption over the first intervals: only a resumed run, or
-             * a recent reading, continues the counter. */
-            if (resume || now - ts <= 2 * (s->m[j].interval_ms + s->iv_ms)) {
-                struct mstate *ms = &s->st.ms[j];
-                ms->has_prev = true;
-                ms->prev_ts = ts;
-                ms->prev_v = v;
-                ms->last_ts = ts;
-            }
-        } else if (r != -ENOENT) {
-            return r;
+        struct mstate *ms = &s->st.ms[j];
+        int64_t from = 0;
+        if (restored[j] && ms->has_prev) {
+            from = ms->prev_ts + 1;
+        } else {
+            ms->has_prev = false;
+            int64_t anchor;
+            int sr = store_seek_back(st, s->m[j].billing_id, s->st.open_from + 1, INT64_MIN, 1,
+                                     &anchor);
+            if (sr == 0)
+                from = anchor;
+            else if (sr == -ENOENT)
+                from = s->st.open_from;
+            else
+                r = sr;
         }
+        struct replay rp = {.s = s, .meter = j};
+        if (r == 0)
+            r = store_scan(st, s->m[j].billing_id, from, INT64_MAX, replay_cb, &rp);
     }
-    return 0;
+    s->replaying = false;
+    free(restored);
+    s->st.save_wanted = true;
+    return r;
 }
 
 size_t summary_take_events(struct summary *s, struct summary_msg **ret)

@@ -15,8 +15,8 @@
  *    uniformly over the time between its two readings and split across the
  *    intervals it covers. A share that arrives after its interval was
  *    published counts in the oldest interval not yet published, so the
- *    summaries add up to the counters' total. After a fresh start (no state
- *    in the database) the first interval is the first whole one.
+ *    summaries add up to the counters' total. On a new database the first
+ *    interval is the current one, from each meter's first reading.
  *  - Electricity kw_avg: per meter, the mean of its `power_kw` gauge samples
  *    in the interval; a meter whose profile has no such gauge (or that sent
  *    none in the interval) counts kWh / interval hours. The enterprise's and
@@ -33,11 +33,13 @@
  *  - meters_ok / meters_down (park summary): a meter is ok when its last
  *    billing reading is at most two of its poll intervals (at least two
  *    summary intervals) older than the interval's end.
- *  - After a restart the next interval to publish comes from the database
- *    (meta.summary_next_from) and each counter continues from its last
- *    stored reading, so the intervals of a restart or a kill -9 are published
- *    with the consumption spread over them. More than SUMMARY_MAX_CATCHUP
- *    intervals behind, it starts fresh at the next whole interval.
+ *  - After a restart the saved state (summary_save_state) is restored and
+ *    the readings stored after it are counted again, so nothing counted
+ *    before a stop or a kill -9 is lost; the downtime's intervals are
+ *    published with the consumption across the gap spread over them. More
+ *    than SUMMARY_MAX_CATCHUP intervals behind, publishing resumes
+ *    SUMMARY_MAX_CATCHUP - 1 intervals back and the first of them takes the
+ *    older consumption.
  */
 #pragma once
 #include <stdbool.h>
@@ -70,10 +72,13 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
 void summary_free(struct summary *s);
 
 /*
- * Picks up where the last run stopped: reads the next interval to publish
- * and the last stored billing reading of each meter from st (used by the
- * calling thread only). now: Unix ms. Without state (or too far behind) the
- * first interval is the next whole one. 0 or -EIO.
+ * Picks up exactly where the last run stopped: the saved state (open
+ * intervals, each counter's last accounted reading), then every billing
+ * reading stored after it, fed again (st is used by the calling thread
+ * only). now: Unix ms. Without a saved state the current interval is the
+ * first, counted from each meter's first reading in it. More than
+ * SUMMARY_MAX_CATCHUP intervals behind, the oldest kept interval takes the
+ * consumption of the older ones. 0 or -errno.
  */
 int summary_load(struct summary *s, struct store *st, int64_t now);
 
@@ -97,9 +102,14 @@ bool summary_due(const struct summary *s, int64_t now);
 size_t summary_flush(struct summary *s, int64_t now, struct summary_msg **ret);
 void summary_msgs_free(struct summary_msg *msgs, size_t n);
 
-/* Stores the next interval to publish inside the caller's write
- * transaction on st. 0 or -errno. */
+/* Stores the state (the open intervals' consumption, each counter's last
+ * reading, the next interval to publish) inside the caller's write
+ * transaction on st. The writer calls it with every batch of published
+ * intervals, when summary_save_wanted (after a load) and at a clean stop;
+ * what is committed between two saves is replayed from the stored readings
+ * by summary_load. 0 or -errno. */
 int summary_save_state(struct summary *s, struct store *st);
+bool summary_save_wanted(const struct summary *s);
 
 /* The start of the oldest interval not yet published (Unix ms). */
 int64_t summary_next_from(const struct summary *s);

@@ -108,6 +108,13 @@ int store_latest(struct store *s, uint32_t point, int64_t *ret_ts, double *ret_v
 int store_summary_next_from(struct store *s, int64_t *ret);
 int store_summary_set_next_from(struct store *s, int64_t from);
 
+/* The summary engine's saved state (an opaque blob it encodes itself), in
+ * table meta. store_summary_state: 0 and a malloc'd copy in *ret (*ret_len
+ * bytes), -ENOENT when none was saved, or -EIO. store_summary_set_state:
+ * inside the caller's write transaction; 0 or -ENOSPC/-EBUSY/-EIO. */
+int store_summary_state(struct store *s, void **ret, size_t *ret_len);
+int store_summary_set_state(struct store *s, const void *blob, size_t len);
+
 /* Looks up a point id without creating it: 0, -ENOENT, -EIO. */
 int store_find_point(struct store *s, const char *enterprise, const char *meter, const char *point,
                      uint32_t *ret_id);

@@ -1,0 +1,196 @@
+/*
+ * it_summary.c - summaries add up to the counters (issue 14): `parkgw run`
+ * polls a water and an electricity meter every second with 2 s summaries
+ * and is stopped five times (SIGTERM and kill -9 in turn, with downtimes),
+ * then once after well under a second, then runs until the simulator is
+ * stopped and every interval up to the last reading is published. Each
+ * meter's consumption in its enterprise's summaries (one per seq) must equal
+ * its billing counter's increase from the first stored reading to the last.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "storage/store.h"
+#include "tests/integration/harness.h"
+
+#define SEED 314
+#define TOPIC "park/itsum/ent0/summary"
+
+static char *make_config(const char *dir, int mqtt_port, int sim_port)
+{
+    return xasprintf(
+        "gateway = { id = \"itsum\"; };\n"
+        "storage = { path = \"%s/parkgw.db\"; };\n"
+        "mqtt = { uri = \"tcp://127.0.0.1:%d\"; client_id = \"parkgw-itsum\";\n"
+        "         summary_interval = 2; };\n"
+        "buses = ( { name = \"line\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d;\n"
+        "            timeout_ms = 500; } );\n"
+        "@include \"profiles/generic-electricity.cfg\"\n"
+        "@include \"profiles/generic-water.cfg\"\n"
+        "enterprises = ( { id = \"ent0\"; meters = (\n"
+        "    { id = \"e1\"; utility = \"electricity\"; bus = \"line\"; unit_id = 1;\n"
+        "      profile = \"generic-electricity\"; interval = 1; },\n"
+        "    { id = \"w1\"; utility = \"water\"; bus = \"line\"; unit_id = 2;\n"
+        "      profile = \"generic-water\"; interval = 1; } ); } );\n",
+        dir, mqtt_port, sim_port);
+}
+
+struct span {
+    bool any;
+    int64_t first_ts, last_ts;
+    double first, last;
+};
+
+static int span_cb(void *ud, int64_t ts, double v)
+{
+    struct span *sp = ud;
+    if (!sp->any) {
+        sp->any = true;
+        sp->first_ts = ts;
+        sp->first = v;
+    }
+    sp->last_ts = ts;
+    sp->last = v;
+    return 0;
+}
+
+/* First and last stored reading of ENT0/meter/point. */
+static struct span stored_span(const char *db, const char *meter, const char *point)
+{
+    struct span sp = {0};
+    struct store *st = NULL;
+    char err[512];
+    uint32_t id;
+    if (store_open(db, true, &st, err, sizeof(err)) == 0 &&
+        store_find_point(st, "ent0", meter, point, &id) == 0)
+        store_scan(st, id, INT64_MIN, INT64_MAX, span_cb, &sp);
+    store_close(st);
+    return sp;
+}
+
+/* Sums of the enterprise summaries received so far, each seq once; the
+ * largest "to" seen. */
+struct sums {
+    double kwh, m3;
+    int64_t max_to;
+    size_t msgs;
+};
+
+static struct sums sum_summaries(struct h_sub *sub)
+{
+    struct sums r = {0};
+    size_t n = h_sub_count(sub);
+    long long *seen = xcalloc(n + 1, sizeof(long long));
+    size_t n_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct h_msg m;
+        if (!h_sub_get(sub, i, &m))
+            continue;
+        json_t *j = strcmp(m.topic, TOPIC) == 0 ? json_loads(m.payload, 0, NULL) : NULL;
+        h_msg_free(&m);
+        if (!j)
+            continue;
+        long long seq = json_integer_value(json_object_get(j, "seq"));
+        bool dup = false;
+        for (size_t k = 0; k < n_seen && !dup; k++)
+            dup = seen[k] == seq;
+        if (!dup) {
+            seen[n_seen++] = seq;
+            r.msgs++;
+            r.kwh += json_real_value(json_object_get(json_object_get(j, "electricity"), "kwh"));
+            r.m3 += json_real_value(json_object_get(json_object_get(j, "water"), "m3"));
+            int64_t to = json_integer_value(json_object_get(j, "to"));
+            if (to > r.max_to)
+                r.max_to = to;
+        }
+        json_decref(j);
+    }
+    free(seen);
+    return r;
+}
+
+int main(void)
+{
+    char *dir = h_park_dir("it_summary");
+    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
+    int mport = h_start_mosquitto(&mosq, dir);
+    char *sim_cfg = xasprintf("%s/sim.cfg", dir), *gw_cfg = xasprintf("%s/gw.cfg", dir);
+    char *text = make_config(dir, mport, 502);
+    h_write_file(sim_cfg, text);
+    free(text);
+    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
+    text = make_config(dir, mport, sport);
+    h_write_file(gw_cfg, text);
+    free(text);
+    struct h_sub *sub = h_sub_new_persistent(mport, "itsum-billing", "park/itsum/#");
+
+    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
+    char *gw_log = xasprintf("%s/parkgw.log", dir), *db = xasprintf("%s/parkgw.db", dir);
+    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
+
+    /* Five runs of about 3 s, stopped by SIGTERM and kill -9 in turn, with
+     * 0-3 s of downtime, then a run of well under a second. */
+    for (int k = 0; k < 6; k++) {
+        size_t before = h_log_count(&gw, "storage: committed");
+        h_spawn(&gw, run_argv, gw_log, false);
+        CHECK(h_wait_log(&gw, "storage: committed", before + 1, 15000));
+        if (k < 5)
+            sleep_ms(2500 + 300 * k);
+        int sig = k % 2 && k < 5 ? SIGKILL : SIGTERM;
+        int st = h_stop(&gw, sig, 10000);
+        if (sig == SIGTERM)
+            CHECK(st == 0);
+        printf("run %d stopped by %s\n", k + 1, sig == SIGKILL ? "kill -9" : "SIGTERM");
+        sleep_ms(1000 * (k % 4));
+    }
+
+    /* The last run: the meters stop answering (the simulator goes), so the
+     * counters stop; every interval up to the last reading is published
+     * (a silent meter holds an interval for its poll interval + 2.5 s). */
+    h_spawn(&gw, run_argv, gw_log, false);
+    CHECK(h_wait_log(&gw, "storage: committed", h_log_count(&gw, "storage: committed") + 2, 15000));
+    h_stop(&sim, SIGTERM, 5000);
+    sleep_ms(1500);   /* the last commit window */
+    struct span w = stored_span(db, "w1", "total_m3");
+    struct span e = stored_span(db, "e1", "energy_import_kwh");
+    int64_t last_ts = w.last_ts > e.last_ts ? w.last_ts : e.last_ts;
+    struct sums s = {0};
+    for (int64_t end = now_mono_ms() + 20000; now_mono_ms() < end; sleep_ms(200)) {
+        s = sum_summaries(sub);
+        if (s.max_to > last_ts)
+            break;
+    }
+    CHECK(s.max_to > last_ts);
+    CHECK(h_stop(&gw, SIGTERM, 10000) == 0);
+    s = sum_summaries(sub);
+
+    printf("water: counter %.6f -> %.6f (+%.6f m3), summaries %.6f m3 in %zu messages\n", w.first,
+           w.last, w.last - w.first, s.m3, s.msgs);
+    printf("electricity: counter %.6f -> %.6f (+%.6f kWh), summaries %.6f kWh\n", e.first, e.last,
+           e.last - e.first, s.kwh);
+    CHECK(w.any && e.any);
+    CHECK(w.last - w.first > 0.01);
+    /* To the last digit of the register (0.001 m3) and far below. */
+    CHECK_NEAR(s.m3, w.last - w.first, 1e-7);
+    CHECK_NEAR(s.kwh, e.last - e.first, 1e-6 * fmax(1.0, e.last - e.first));
+    if (check_failed)
+        h_dump_log(&gw, "parkgw");
+
+    h_sub_free(sub);
+    h_stop(&mosq, SIGTERM, 5000);
+    h_proc_release(&gw);
+    h_proc_release(&sim);
+    h_proc_release(&mosq);
+    free(gw_log);
+    free(db);
+    free(gw_cfg);
+    free(sim_cfg);
+    free(dir);
+    return check_done();
+}
