@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "cli/statement_out.h"
+#include "engine/statement_out.h"
 #include "common/timeparse.h"
 #include "common/util.h"
 #include "storage/store.h"

@@ -1,6 +1,6 @@
 /*
  * cmd_bill.c - `parkgw bill`: reads the options and prints the statement
- * through cli/statement_out.c (computed by engine/statement.c). Nothing is
+ * through engine/statement_out.c (computed by engine/statement.c). Nothing is
  * printed until every row is computed, so a failure leaves no half
  * statement. Exit 1 for bad options, config, dates, unknown
  * enterprise/utility; exit 2 when the store cannot be opened (missing
@@ -13,7 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "cli/statement_out.h"
+#include "engine/statement_out.h"
 #include "common/timeparse.h"
 #include "common/utility.h"
 #include "storage/store.h"

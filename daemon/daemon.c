@@ -6,6 +6,7 @@
  * progress. Stopping flushes the last batch and publishes the offline status.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,11 @@
 #include "daemon/runstate.h"
 #include "common/util.h"
 #include "daemon/publisher.h"
+#include "engine/statement.h"
+#include "engine/statement_out.h"
 #include "engine/summary.h"
+#include "common/timeparse.h"
+#include "common/utility.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
 #include "storage/dblock.h"
@@ -102,6 +107,9 @@ struct daemon {
     struct cfg_gen *gen;         /* the generation of cfg (NULL before the pollers) */
     struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
     struct http *http;           /* NULL unless gateway.http is configured */
+    /* Held for writing while reload replaces cfg; for reading by an HTTP
+     * thread computing a statement with it (GET /api/bill). */
+    pthread_rwlock_t cfg_lock;
     struct store *status_store;  /* read-only connection for the status document */
     bool level_from_cfg;         /* no -v/-q: the config's log_level applies */
 };
@@ -442,11 +450,13 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->poller_gen = ng;
     d->n_pollers = nb;
 
+    pthread_rwlock_wrlock(&d->cfg_lock);
     gen_retire(d->gen);  /* owns old cfg and ids now; freed with its last poller */
     d->cfg = ncfg;
     d->point_ids = nids;
     d->n_meters = nn;
     d->gen = gen_new(d);
+    pthread_rwlock_unlock(&d->cfg_lock);
     writer_set_max_queued(d->writer, writer_bound(ncfg));
     start_summaries(d);
     for (size_t b = 0; b < nb; b++) {
@@ -469,6 +479,66 @@ static void reload(struct daemon *d, const char *cfg_path)
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d->n_meters, nb);
 }
 
+/* GET /api/bill (daemon/http.h): the statement of `parkgw bill` with the
+ * configuration in force, on a read-only connection of the request's own;
+ * times in the gateway's time zone (TZ, set when the config was loaded). */
+static int http_bill(void *ud, const struct http_bill_query *q, FILE *out, char *err,
+                     size_t errlen)
+{
+    struct daemon *d = ud;
+    struct statement_request req = {0};
+    enum statement_format fmt;
+    struct store *st;
+    int r;
+
+    if (!strcmp(q->format, "csv"))
+        fmt = STATEMENT_CSV;
+    else if (!strcmp(q->format, "json"))
+        fmt = STATEMENT_JSON;
+    else if (!strcmp(q->format, "table"))
+        fmt = STATEMENT_TABLE;
+    else {
+        snprintf(err, errlen, "unknown format '%s' (csv, json, table)", q->format);
+        return -EINVAL;
+    }
+    if (!q->from || !q->to) {
+        snprintf(err, errlen, "from and to are required: /api/bill?from=DATE&to=DATE");
+        return -EINVAL;
+    }
+    const char *bad = NULL;
+    if ((r = timeparse(q->from, &req.from)) < 0)
+        bad = q->from;
+    else if ((r = timeparse(q->to, &req.to)) < 0)
+        bad = q->to;
+    if (bad) {
+        snprintf(err, errlen, "bad time '%s': %s; use %s", bad, timeparse_why(r), TIMEPARSE_FORMS);
+        return -EINVAL;
+    }
+    if (req.from >= req.to) {
+        snprintf(err, errlen, "from %s is not before to %s", q->from, q->to);
+        return -EINVAL;
+    }
+    if (q->utility) {
+        if (utility_parse(q->utility, &req.utility) < 0) {
+            snprintf(err, errlen, "unknown utility '%s' (electricity, water, gas, wastewater)",
+                     q->utility);
+            return -EINVAL;
+        }
+        req.has_utility = true;
+    }
+    req.enterprise = q->enterprise;
+    pthread_rwlock_rdlock(&d->cfg_lock);
+    if (req.enterprise && !statement_has_enterprise(d->cfg, req.enterprise)) {
+        snprintf(err, errlen, "unknown enterprise '%s'", req.enterprise);
+        r = -EINVAL;
+    } else if ((r = store_open(d->cfg->storage_path, true, &st, err, errlen)) == 0) {
+        r = statement_out_print(out, d->cfg, st, &req, fmt, err, errlen);
+        store_close(st);
+    }
+    pthread_rwlock_unlock(&d->cfg_lock);
+    return r;
+}
+
 /* Starts the HTTP listener when configured. A listener that cannot start
  * (address in use) is logged and the daemon meters on without it. */
 static void start_http(struct daemon *d)
@@ -483,7 +553,9 @@ static void start_http(struct daemon *d)
     }
     struct http_opts o = {.listen = d->cfg->http_listen,
                           .password = d->cfg->http_password,
-                          .storage_path = d->cfg->storage_path};
+                          .storage_path = d->cfg->storage_path,
+                          .bill = http_bill,
+                          .bill_ud = d};
     r = http_start(&o, &d->http, err, sizeof(err));
     if (r < 0) {
         log_err("http: %s; going on without the listener", err);
@@ -514,6 +586,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     uint64_t wd_usec = 0;
 
     d.cfg = cfg;
+    pthread_rwlock_init(&d.cfg_lock, NULL);
     d.level_from_cfg = log_get_level() == LOG_LVL_INFO;
     if (d.cfg->log_level) {
         enum log_level lvl;
@@ -682,5 +755,6 @@ out_release_lock:
     free(d.topic_base);
 out_free_cfg:
     config_free(d.cfg);
+    pthread_rwlock_destroy(&d.cfg_lock);
     return rc;
 }

@@ -39,6 +39,8 @@
 
 struct http {
     struct MHD_Daemon *mhd;
+    http_bill_fn bill;
+    void *bill_ud;
     char *password;
     char *storage_path;
     pthread_mutex_t lock;      /* guards everything below */
@@ -243,6 +245,41 @@ static enum MHD_Result serve_metrics(struct http *h, struct MHD_Connection *c)
                    strlen(text), MHD_RESPMEM_MUST_FREE);
 }
 
+static enum MHD_Result serve_bill(struct http *h, struct MHD_Connection *c)
+{
+    if (!h->bill)
+        return respond_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+    struct http_bill_query q = {
+        .from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from"),
+        .to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to"),
+        .enterprise = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "enterprise"),
+        .utility = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "utility"),
+        .format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format"),
+    };
+    if (!q.format)
+        q.format = "json";
+    char *body = NULL, err[512] = "";
+    size_t len = 0;
+    FILE *out = open_memstream(&body, &len);
+    if (!out)
+        return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    int r = h->bill(h->bill_ud, &q, out, err, sizeof(err));
+    if (fclose(out) != 0 && r == 0) {
+        r = -EIO;
+        snprintf(err, sizeof(err), "cannot buffer the statement");
+    }
+    if (r < 0) {
+        free(body);
+        char *msg = xasprintf("%s\n", err);
+        return respond(c, r == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                       "text/plain; charset=utf-8", msg, strlen(msg), MHD_RESPMEM_MUST_FREE);
+    }
+    const char *type = strcmp(q.format, "csv") == 0    ? "text/csv; charset=utf-8"
+                       : strcmp(q.format, "json") == 0 ? "application/json"
+                                                       : "text/plain; charset=utf-8";
+    return respond(c, MHD_HTTP_OK, type, body, len, MHD_RESPMEM_MUST_FREE);
+}
+
 /* One dashboard's event stream. */
 struct stream {
     struct http *h;
@@ -375,6 +412,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return serve_stream(h, c);
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(h, c);
+    if (strcmp(url, "/api/bill") == 0)
+        return serve_bill(h, c);
     return serve_asset(c, url);
 }
 
@@ -399,6 +438,8 @@ int http_start(const struct http_opts *o, struct http **ret, char *err, size_t e
     struct http *h = xcalloc(1, sizeof(*h));
     h->password = o->password ? xstrdup(o->password) : NULL;
     h->storage_path = xstrdup(o->storage_path);
+    h->bill = o->bill;
+    h->bill_ud = o->bill_ud;
     pthread_mutex_init(&h->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -12,12 +12,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdio.h>
+
 struct http;
+
+/* GET /api/bill's query arguments as given (NULL when absent). */
+struct http_bill_query {
+    const char *from, *to, *enterprise, *utility, *format;
+};
+
+/* Writes the billing statement of q to out (the daemon computes it with
+ * the configuration in force). 0; -EINVAL for a bad request, other -errno;
+ * the reason in err. Called on the request's thread. */
+typedef int (*http_bill_fn)(void *ud, const struct http_bill_query *q, FILE *out, char *err,
+                            size_t errlen);
 
 struct http_opts {
     const char *listen;        /* "HOST:PORT" (common/netaddr.h) */
     const char *password;      /* basic auth password; NULL: no auth */
     const char *storage_path;  /* for /api/status's sample count (read-only) */
+    http_bill_fn bill;         /* GET /api/bill; NULL: 404 */
+    void *bill_ud;
 };
 
 /* Starts listening (one thread per connection, at most HTTP_MAX_CONNECTIONS).

@@ -2,7 +2,7 @@
  * statement.h - the billing statement as data: one row per enterprise x
  * meter (its billing counter run through engine/billing.c for the period,
  * read by engine/billfeed.c), totals per enterprise and utility and for the
- * park. No output here: cli/statement_out.c prints it as table, CSV or
+ * park. No output here: engine/statement_out.c prints it as table, CSV or
  * JSON. In engine/ (reading through storage's public API, no SQL) so that
  * any front end, the CLI or a daemon-side listener, computes the same one.
  *

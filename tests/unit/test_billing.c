@@ -16,7 +16,7 @@
 #include "common/timeparse.h"
 #include "cli/commands.h"
 #include "cli/query.h"
-#include "cli/statement_out.h"
+#include "engine/statement_out.h"
 #include "common/util.h"
 #include "storage/store.h"
 #include "tests/unit/check.h"

@@ -5,7 +5,7 @@
  * the totals). Times in the gateway's zone (TZ), numbers rounded as the
  * statement rounds; JSON never carries inf or nan (null instead).
  */
-#include "cli/statement_out.h"
+#include "engine/statement_out.h"
 
 #include <errno.h>
 #include <jansson.h>
