@@ -39,7 +39,7 @@ static const char *unit_of(const char *name)
 /* The points of a DL/T 645 or CJ/T 188 meter: data item, format, the data
  * bytes as received (lowest first, 0x33 already taken off) and the value. */
 static void print_items(const struct cfg_profile *prof, const struct plan *plan,
-                        uint16_t *const *data, double pt_ct)
+                        uint16_t *const *data, const struct cfg_meter *m)
 {
     bool dlt = prof->protocol == PROTO_DLT645;
     printf("\n%-24s %-9s %-10s %-26s %s\n", "point", "di", dlt ? "format" : "field",
@@ -60,7 +60,7 @@ static void print_items(const struct cfg_profile *prof, const struct plan *plan,
         printf("%-24s %0*X%*s %-10s %-26s ", pt->name, dlt ? 8 : 4, pt->di, dlt ? 1 : 5, "", fmt,
                hex);
         double v;
-        if (decode_point(pt, pt_ct, bytes, &v) == 0)
+        if (decode_point(pt, m->pt_ratio, m->ct_ratio, bytes, &v) == 0)
             printf(pt->kind == KIND_COUNTER ? "%.12g %s%s\n" : "%.6g %s%s\n", v,
                    unit_of(pt->name), pt->billing ? "  (billing)" : "");
         else
@@ -148,9 +148,8 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
                 m->enterprise->id, m->id);
         goto out;
     }
-    double pt_ct = m->pt_ratio * m->ct_ratio;
     if (bc->protocol != PROTO_MODBUS) {
-        print_items(prof, plan, data, pt_ct);
+        print_items(prof, plan, data, m);
         rc = 0;
         goto out;
     }
@@ -176,7 +175,7 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
         printf("%-24s %-3d %-6d %-8s %-5s %-20s ", pt->name, pt->fc, pt->address,
                point_type_name(pt->type), nregs > 1 ? word_order_name(pt->order) : "", hex);
         /* Counters get their full resolution (a fraction part would vanish in 6 digits). */
-        if (decode_point(pt, pt_ct, regs, &v) == 0)
+        if (decode_point(pt, m->pt_ratio, m->ct_ratio, regs, &v) == 0)
             printf(pt->kind == KIND_COUNTER ? "%.12g %s%s\n" : "%.6g %s%s\n", v,
                    unit_of(pt->name), pt->billing ? "  (billing)" : "");
         else

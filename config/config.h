@@ -15,6 +15,12 @@
 #include "common/utility.h"
 
 enum point_kind { KIND_GAUGE, KIND_COUNTER };
+
+/* Which of the meter's instrument-transformer ratios multiply a point (key
+ * `ratio`), so that it is published as a primary value: a voltage measured
+ * on a PT's secondary side (pt), a current on a CT's (ct), an energy or a
+ * power on both (pt_ct; the old spelling `ct_pt = true`). */
+enum point_ratio { RATIO_NONE, RATIO_PT, RATIO_CT, RATIO_PT_CT };
 enum bus_type { BUS_TCP, BUS_RTU };
 /* What a serial bus speaks (docs/DLT645.md); TCP buses are Modbus. A bus has
  * one protocol, and so does a profile: a meter's must match its bus's. */
@@ -33,7 +39,7 @@ struct cfg_point {
     double offset;        /* default 0 */
     enum point_kind kind;
     bool billing;
-    bool ct_pt;
+    enum point_ratio ratio; /* default RATIO_NONE: the meter reports primary values */
     double max_rate;      /* per hour, after scaling; 0 = not set */
     /* Integer + fraction totaliser (keys frac_address/frac_type/frac_scale):
      * the value is raw * scale + frac_raw * frac_scale + offset, where
@@ -209,6 +215,12 @@ size_t config_count_meters(const struct config *cfg);
 /* Points read per second by all meters (each meter's profile points over
  * its interval): the load the writer's queue has to absorb. */
 double config_points_per_second(const struct config *cfg);
+
+/* What point p's value is multiplied by on a meter with these ratios: 1,
+ * pt_ratio, ct_ratio or their product (p->ratio). */
+double point_ratio_factor(const struct cfg_point *p, double pt_ratio, double ct_ratio);
+/* "pt", "ct", "pt_ct", or "" for RATIO_NONE. */
+const char *point_ratio_name(enum point_ratio r);
 
 /* The billing counter of a profile, or -1. */
 int profile_billing_point(const struct cfg_profile *p);

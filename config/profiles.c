@@ -28,6 +28,27 @@ int profile_billing_point(const struct cfg_profile *p)
     return -1;
 }
 
+double point_ratio_factor(const struct cfg_point *p, double pt_ratio, double ct_ratio)
+{
+    switch (p->ratio) {
+    case RATIO_PT:
+        return pt_ratio;
+    case RATIO_CT:
+        return ct_ratio;
+    case RATIO_PT_CT:
+        return pt_ratio * ct_ratio;
+    case RATIO_NONE:
+    default:
+        return 1.0;
+    }
+}
+
+const char *point_ratio_name(enum point_ratio r)
+{
+    static const char *const names[] = {"", "pt", "ct", "pt_ct"};
+    return (size_t)r < ARRAY_SIZE(names) ? names[r] : "";
+}
+
 int profile_find_point(const struct cfg_profile *p, const char *name)
 {
     for (size_t i = 0; i < p->n_points; i++)
@@ -109,6 +130,56 @@ static int parse_frac(struct ld *ld, const config_setting_t *g, struct cfg_point
     return 0;
 }
 
+/* `ratio = "pt" | "ct" | "pt_ct"`, or the old `ct_pt = true` (= pt_ct). */
+static int parse_ratio(struct ld *ld, const config_setting_t *g, const struct cfg_profile *p,
+                       struct cfg_point *pt)
+{
+    config_setting_t *s_old = NULL, *s = NULL;
+    bool old = false;
+    const char *v;
+    int r;
+
+    if ((r = cfg_get_bool(ld, g, "ct_pt", &old, &s_old)) < 0)
+        return r;
+    if (old)
+        pt->ratio = RATIO_PT_CT;
+    if ((r = cfg_get_str(ld, g, "ratio", false, &v, &s)) < 0)
+        return r;
+    if (r == 0) {
+        if (s_old)
+            return cfg_fail(ld, s,
+                            "point '%s': ratio and ct_pt both set; ct_pt = true is the old "
+                            "spelling of ratio = \"pt_ct\", keep one",
+                            pt->name);
+        if (strcmp(v, "pt") == 0)
+            pt->ratio = RATIO_PT;
+        else if (strcmp(v, "ct") == 0)
+            pt->ratio = RATIO_CT;
+        else if (strcmp(v, "pt_ct") == 0)
+            pt->ratio = RATIO_PT_CT;
+        else
+            return cfg_fail(ld, s,
+                            "point '%s': ratio '%s' must be \"pt\" (a voltage on a PT), "
+                            "\"ct\" (a current on a CT) or \"pt_ct\" (an energy or power)",
+                            pt->name, v);
+    } else {
+        s = s_old;
+    }
+    if (pt->ratio == RATIO_NONE)
+        return 0;
+    if (p->utility != UTIL_ELECTRICITY)
+        return cfg_fail(ld, s, "point '%s': %s applies only to electricity profiles", pt->name,
+                        r == 0 ? "ratio" : "ct_pt");
+    if (pt->type == PT_BOOL)
+        return cfg_fail(ld, s, "point '%s': a bool point has no ratio", pt->name);
+    if (pt->billing && pt->ratio != RATIO_PT_CT)
+        return cfg_fail(ld, s,
+                        "point '%s': the billing counter is an energy: its ratio is "
+                        "\"pt_ct\", not \"%s\"",
+                        pt->name, point_ratio_name(pt->ratio));
+    return 0;
+}
+
 /* The Modbus register keys of point pt: fc, type, address, an integer +
  * fraction totaliser, word order. */
 static int parse_register(struct ld *ld, const config_setting_t *g, struct cfg_point *pt)
@@ -178,9 +249,10 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
 {
     static const char *const keys[] = {"name",     "fc",           "address",   "type",
                                        "order",    "scale",        "offset",    "kind",
-                                       "billing",  "ct_pt",        "max_rate",  "frac_address",
-                                       "frac_type", "frac_scale",  "di",        "format",
-                                       "signed",   "block",        "field",     NULL};
+                                       "billing",  "ct_pt",        "ratio",     "max_rate",
+                                       "frac_address", "frac_type", "frac_scale", "di",
+                                       "format",   "signed",       "block",     "field",
+                                       NULL};
     static const char *const cn_keys[] = {"di", "format", "signed", "block", "field", NULL};
     struct cfg_point *pt = &p->points[idx];
     config_setting_t *s;
@@ -235,10 +307,8 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
     if (pt->billing && pt->kind != KIND_COUNTER)
         return cfg_fail(ld, s, "point '%s': the billing point must be kind = \"counter\"",
                         pt->name);
-    if ((r = cfg_get_bool(ld, g, "ct_pt", &pt->ct_pt, &s)) < 0)
+    if ((r = parse_ratio(ld, g, p, pt)) < 0)
         return r;
-    if (pt->ct_pt && p->utility != UTIL_ELECTRICITY)
-        return cfg_fail(ld, s, "point '%s': ct_pt applies only to electricity profiles", pt->name);
     if ((r = cfg_get_double(ld, g, "max_rate", false, &pt->max_rate, &s)) < 0)
         return r;
     if (r == 0) {

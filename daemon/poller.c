@@ -33,7 +33,7 @@ struct pmeter {
     struct plan *plan;
     size_t *req_base;        /* offset of each request's data in regs */
     uint16_t *regs;          /* all requests' registers/bits of one poll */
-    double pt_ct;
+    double pt_ratio, ct_ratio;
     const uint32_t *point_ids;
     const char **names;
     double *values;
@@ -164,7 +164,8 @@ static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_met
         return r;
     pm->cfg = m;
     pm->prof = prof;
-    pm->pt_ct = m->pt_ratio * m->ct_ratio;
+    pm->pt_ratio = m->pt_ratio;
+    pm->ct_ratio = m->ct_ratio;
     pm->req_base = xcalloc(pm->plan->n_reqs, sizeof(size_t));
     size_t total = 0;
     for (size_t i = 0; i < pm->plan->n_reqs; i++) {
@@ -442,7 +443,8 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     for (size_t i = 0; i < pm->prof->n_points; i++) {
         const struct plan_loc *loc = &plan->locs[i];
         const uint16_t *regs = pm->regs + pm->req_base[loc->req] + loc->offset;
-        pm->valid[i] = decode_point(&pm->prof->points[i], pm->pt_ct, regs, &pm->values[i]) == 0;
+        pm->valid[i] = decode_point(&pm->prof->points[i], pm->pt_ratio, pm->ct_ratio, regs,
+                                     &pm->values[i]) == 0;
         if (!pm->valid[i]) {
             bad++;
             continue;

@@ -117,7 +117,7 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
     const struct cfg_profile *prof = &cfg->profiles[cm->profile];
     int phases[3];
     bool three = find_phases(prof, phases);
-    const struct cfg_alarm *supply = NULL;
+    const struct rule *supply = NULL;
     bool has_phase_alarm = false;
 
     m->cfg = cm;
@@ -130,14 +130,18 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
     for (size_t k = 0; k < prof->n_alarms; k++) {
         const struct cfg_alarm *ca = &prof->alarms[k];
         struct rule *r = &m->rules[m->n_rules];
+        /* A threshold on a point with a ratio is a secondary value (the
+         * meter's terminals, as its manual states them): scaled like the
+         * point, so one profile serves any PT or CT. */
+        double f = point_ratio_factor(&prof->points[ca->point], cm->pt_ratio, cm->ct_ratio);
         r->kind = RULE_THRESHOLD;
         r->name = ca->name;
         r->point = ca->point;
         r->has_below = ca->has_below;
         r->has_above = ca->has_above;
-        r->below = ca->below;
-        r->above = ca->above;
-        r->hyst = ca->hysteresis;
+        r->below = ca->below * f;
+        r->above = ca->above * f;
+        r->hyst = ca->hysteresis * f;
         r->for_ms = (int64_t)llround(ca->for_s * 1000.0);
         if (strcmp(ca->name, PHASE_ALARM) == 0)
             has_phase_alarm = true;
@@ -150,7 +154,7 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
                 (ca->point == phases[0] || ca->point == phases[1] || ca->point == phases[2])) {
                 r->on_phases = true;
                 memcpy(r->phases, phases, sizeof(phases));
-                supply = ca;
+                supply = r;
             }
         }
         m->n_rules++;
@@ -166,8 +170,8 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
         memcpy(r->phases, phases, sizeof(phases));
         r->has_below = true;
         r->below = supply->below;
-        r->hyst = supply->hysteresis;
-        r->for_ms = (int64_t)llround(supply->for_s * 1000.0);
+        r->hyst = supply->hyst;
+        r->for_ms = supply->for_ms;
     }
     m->state = METER_OK;
     m->state_since = now;

@@ -409,7 +409,7 @@ double bill_wrap_modulus(const struct cfg_point *pt, const struct cfg_meter *m)
     }
 scaled:
     mod *= fabs(pt->scale);
-    if (pt->ct_pt && m)
-        mod *= m->pt_ratio * m->ct_ratio;
+    if (m)
+        mod *= point_ratio_factor(pt, m->pt_ratio, m->ct_ratio);
     return mod;
 }

@@ -121,7 +121,7 @@ int bill_compute(const struct bill_params *p, const struct bill_sample *s, size_
                  struct bill_result *ret);
 
 /* The wrap modulus of a point on a meter, in the point's scaled unit:
- * 2^bits x |scale| (x pt_ratio x ct_ratio when ct_pt); 0 for float and bool
+ * 2^bits x |scale| (x the point's ratio factor); 0 for float and bool
  * types, which do not wrap. DL/T 645 and CJ/T 188 points wrap at 10^(the
  * digits before the point) (1e6 for XXXXXX.XX; CJ/T 188 volumes taken as
  * m3), signed DL/T 645 points never. */

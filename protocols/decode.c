@@ -114,7 +114,8 @@ static int decode_item(const struct cfg_point *p, const uint16_t *regs, double *
     return r < 0 || q != CJT188_Q_VOLUME ? -EBADMSG : 0;
 }
 
-int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value)
+int decode_point(const struct cfg_point *p, double pt_ratio, double ct_ratio, const uint16_t *regs,
+                 double *ret_value)
 {
     double v;
     if (p->data_len > 0) {
@@ -133,8 +134,7 @@ int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, 
              p->frac_scale;
     v += p->offset;
 
-    if (p->ct_pt)
-        v *= pt_ct;
+    v *= point_ratio_factor(p, pt_ratio, ct_ratio);
     if (!isfinite(v))
         return -ERANGE;
     *ret_value = v;
@@ -211,10 +211,11 @@ void encode_raw(enum point_type t, enum word_order o, double raw, uint16_t *regs
         scatter(o, n, bits, regs);
 }
 
-double encode_unscale(const struct cfg_point *p, double pt_ct, double value)
+double encode_unscale(const struct cfg_point *p, double pt_ratio, double ct_ratio, double value)
 {
-    if (p->ct_pt && pt_ct != 0)
-        value /= pt_ct;
+    double f = point_ratio_factor(p, pt_ratio, ct_ratio);
+    if (f != 0)
+        value /= f;
     value -= p->offset;
     /* Config validation rejects scale 0; without it any raw decodes to
      * 'offset', so 0 is as good an answer as any. */

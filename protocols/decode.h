@@ -18,8 +18,8 @@
 double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs);
 
 /*
- * Decodes and scales one point: raw * scale + offset, times pt_ct when the
- * point has ct_pt. An integer + fraction point (has_frac) adds
+ * Decodes and scales one point: raw * scale + offset, times the meter's
+ * pt_ratio, ct_ratio or both as the point's ratio says (point_ratio_factor). An integer + fraction point (has_frac) adds
  * frac_raw * frac_scale, frac_raw read at regs + (frac_address - address),
  * which may lie before regs: the caller passes the point's position inside
  * a buffer holding both parts (the plan's request does). A DL/T 645 or
@@ -28,14 +28,15 @@ double decode_raw(enum point_type t, enum word_order o, const uint16_t *regs);
  * 0 on success, -ERANGE when the result is NaN or infinite, -EBADMSG when
  * the bytes are not BCD or not a volume (*ret_value untouched).
  */
-int decode_point(const struct cfg_point *p, double pt_ct, const uint16_t *regs, double *ret_value);
+int decode_point(const struct cfg_point *p, double pt_ratio, double ct_ratio, const uint16_t *regs,
+                 double *ret_value);
 
 /* The inverse of decode_raw: writes point_type_regs(t) registers. Integer
  * types round to nearest and saturate at the type's range. */
 void encode_raw(enum point_type t, enum word_order o, double raw, uint16_t *regs);
 
 /* The inverse of decode_point: the raw value that decodes to 'value'. */
-double encode_unscale(const struct cfg_point *p, double pt_ct, double value);
+double encode_unscale(const struct cfg_point *p, double pt_ratio, double ct_ratio, double value);
 
 /* For an integer + fraction point: splits 'raw' (as from encode_unscale, in
  * units of the integer register) into the integer register's value, returned,

@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int w = point_type_regs(pt.type);
         for (int i = 0; i + w <= count; i += w) {
             double v = 0;
-            int r = decode_point(&pt, 1.0, regs + i, &v);
+            int r = decode_point(&pt, 1.0, 1.0, regs + i, &v);
             if (r == 0 ? !isfinite(v) : r != -ERANGE)
                 abort();
         }

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pt->address = fz_u16(&in);
         pt->scale = (flags & 4) ? (double)(int8_t)fz_u8(&in) / 4.0 : 1.0;
         pt->offset = (flags & 8) ? (double)(int16_t)fz_u16(&in) : 0.0;
-        pt->ct_pt = k & 0x20;
+        pt->ratio = (enum point_ratio)((k >> 4) & 3);
     }
     int max = opts.max_registers >= 1 && opts.max_registers <= 125 ? opts.max_registers : 125;
     int max_bits = max * 16 < 2000 ? max * 16 : 2000;
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             regs[off + j] = plan->reqs[r].fc <= 2 ? fz_u8(&in) & 1 : fz_u16(&in);
         off += plan->reqs[r].count;
     }
-    double pt_ct = 1.0 + fz_u8(&in);
+    double pt_ratio = 1.0 + fz_u8(&in), ct_ratio = 1.0 + fz_u8(&in);
     for (size_t i = 0; i < prof.n_points; i++) {
         const struct plan_loc *loc = &plan->locs[i];
         if (loc->req >= plan->n_reqs)
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             loc->offset + width(&pts[i]) > q->count)
             abort();
         double v = 0;
-        int rc = decode_point(&pts[i], pt_ct, regs + base[loc->req] + loc->offset, &v);
+        int rc = decode_point(&pts[i], pt_ratio, ct_ratio, regs + base[loc->req] + loc->offset, &v);
         if (rc == 0 ? !isfinite(v) : rc != -ERANGE)
             abort();
         /* Raw decoding is total: any register pattern gives some double. */

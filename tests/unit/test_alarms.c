@@ -19,7 +19,9 @@
 /* Profile "elec": energy(0) billing, voltage_a_v(1), voltage_b_v(2),
  * voltage_c_v(3); supply_lost below 30 for 5 s, hysteresis 5 (clears at
  * >= 35), as generic-electricity. Profile "wat": total_m3(0), flow_m3h(1);
- * high_flow above 50 for 0 s, hysteresis 10 (clears at <= 40). */
+ * high_flow above 50 for 0 s, hysteresis 10 (clears at <= 40). Profile
+ * "elecpt": "elec" with secondary voltages (ratio = "pt"), on e3 behind a
+ * 10 kV / 100 V PT (pt_ratio 100). */
 static const char *cfg_text =
     "gateway = { id = \"t\"; };\n"
     "storage = { path = \"unused.db\"; };\n"
@@ -39,12 +41,22 @@ static const char *cfg_text =
     "        billing = true; },\n"
     "      { name = \"flow_m3h\"; fc = 4; address = 4; type = \"float32\"; kind = \"gauge\"; } );\n"
     "    alarms = ( { name = \"high_flow\"; point = \"flow_m3h\"; above = 50.0; for = 0;\n"
-    "                 hysteresis = 10.0; } ); }\n"
+    "                 hysteresis = 10.0; } ); },\n"
+    "  { name = \"elecpt\"; utility = \"electricity\"; points = (\n"
+    "      { name = \"energy_import_kwh\"; fc = 3; address = 0; type = \"float32\";\n"
+    "        kind = \"counter\"; billing = true; ratio = \"pt_ct\"; },\n"
+    "      { name = \"voltage_a_v\"; fc = 3; address = 10; type = \"float32\"; ratio = \"pt\"; },\n"
+    "      { name = \"voltage_b_v\"; fc = 3; address = 12; type = \"float32\"; ratio = \"pt\"; },\n"
+    "      { name = \"voltage_c_v\"; fc = 3; address = 14; type = \"float32\"; ratio = \"pt\"; } );\n"
+    "    alarms = ( { name = \"supply_lost\"; point = \"voltage_a_v\"; below = 30.0; for = 5;\n"
+    "                 hysteresis = 5.0; } ); }\n"
     ");\n"
     "enterprises = ( { id = \"acme\"; name = \"Acme\"; meters = (\n"
     "  { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1; profile = \"elec\"; interval = 1; },\n"
     "  { id = \"e2\"; utility = \"electricity\"; bus = \"b\"; unit_id = 2; profile = \"elec\"; interval = 1; },\n"
-    "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 3; profile = \"wat\"; interval = 1; } ); } );\n";
+    "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 3; profile = \"wat\"; interval = 1; },\n"
+    "  { id = \"e3\"; utility = \"electricity\"; bus = \"b\"; unit_id = 4; profile = \"elecpt\"; interval = 1;\n"
+    "    pt_ratio = 100.0; ct_ratio = 40.0; } ); } );\n";
 
 #define MAX_EV 64
 struct rec {
@@ -73,7 +85,7 @@ static size_t count_type(const struct rec *r, enum alarm_event_type t)
 }
 
 static struct config *cfg;
-static const struct cfg_meter *E1, *E2, *W1;
+static const struct cfg_meter *E1, *E2, *W1, *E3;
 
 static struct alarms *engine(const struct cfg_meter *const *ms, size_t n, struct rec *r)
 {
@@ -456,6 +468,49 @@ static void test_phase_loss(void)
     alarms_free(a);
 }
 
+/* Thresholds on a point with a ratio are secondary values, scaled like the
+ * point: on e3 (PT 100) supply_lost is below 3000 V primary and clears at
+ * >= 3500 V; phase_loss (derived) uses the same 3000 V. */
+static void test_ratio_thresholds(void)
+{
+    struct rec r;
+    const struct cfg_meter *ms[] = {E3};
+    struct alarms *a = engine(ms, 1, &r);
+    /* 5774 V (57.74 V secondary): ok; 2900 V from 1 s: raised at 6 s,
+     * value 2900, threshold 3000. 57 V primary would be an outage too. */
+    elec_ok(a, 0, 0, 5774, 5774, 5774);
+    for (int64_t t = 1000; t <= 6000; t += 1000)
+        elec_ok(a, 0, t, 2900, 2900, 2900);
+    CHECK_INT(r.n, 1);
+    CHECK_STR(r.ev[0].alarm, "supply_lost");
+    CHECK_INT(r.ev[0].ts, 6000);
+    CHECK_NEAR(r.ev[0].value, 2900, 1e-9);
+    CHECK_NEAR(r.ev[0].threshold, 3000, 1e-9);
+    /* 3400 V is inside the hysteresis band (3000..3500): still raised;
+     * 3600 V clears. */
+    elec_ok(a, 0, 7000, 3400, 3400, 3400);
+    CHECK_INT(r.n, 1);
+    elec_ok(a, 0, 8000, 3600, 3600, 3600);
+    CHECK_INT(r.n, 2);
+    CHECK_INT(r.ev[1].type, AEV_ALARM_CLEARED);
+    /* One phase at 2000 V for 5 s: phase_loss at the primary threshold. */
+    for (int64_t t = 9000; t <= 14000; t += 1000)
+        elec_ok(a, 0, t, 2000, 5774, 5774);
+    CHECK_INT(r.n, 3);
+    CHECK_STR(r.ev[2].alarm, "phase_loss");
+    CHECK_NEAR(r.ev[2].threshold, 3000, 1e-9);
+    alarms_free(a);
+
+    /* Points without a ratio keep the thresholds as written (e1: 30 V). */
+    const struct cfg_meter *ms1[] = {E1};
+    a = engine(ms1, 1, &r);
+    for (int64_t t = 0; t <= 5000; t += 1000)
+        elec_ok(a, 0, t, 20, 20, 20);
+    CHECK_INT(r.n, 1);
+    CHECK_NEAR(r.ev[0].threshold, 30, 1e-9);
+    alarms_free(a);
+}
+
 static void test_seed(void)
 {
     struct rec r;
@@ -528,6 +583,7 @@ int main(void)
     E1 = config_find_meter(cfg, "acme/e1");
     E2 = config_find_meter(cfg, "acme/e2");
     W1 = config_find_meter(cfg, "acme/w1");
+    E3 = config_find_meter(cfg, "acme/e3");
     CHECK(E1 && E2 && W1);
     if (!E1 || !E2 || !W1)
         return check_done();
@@ -540,6 +596,7 @@ int main(void)
     test_supply_vs_comm();
     test_bus_down();
     test_phase_loss();
+    test_ratio_thresholds();
     test_seed();
 
     config_free(cfg);

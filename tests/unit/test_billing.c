@@ -82,16 +82,16 @@ static void test_wrap_scale1(void)
     CHECK_NEAR(r.coverage_pct, 0, 0);
 }
 
-/* uint32, scale 0.01, ct_pt on a meter with PT 100 and CT 40: one register
+/* uint32, scale 0.01, ratio pt_ct on a meter with PT 100 and CT 40: one register
  * count is 0.01 x 4000 = 40 kWh; the modulus is 2^32 x 40 = 171,798,691,840
  * kWh. Raw 4294967290 -> 5 is 11 counts = 440 kWh. */
 static void test_wrap_scaled_ctpt(void)
 {
-    struct cfg_point pt = {.type = PT_UINT32, .scale = 0.01, .ct_pt = true};
+    struct cfg_point pt = {.type = PT_UINT32, .scale = 0.01, .ratio = RATIO_PT_CT};
     struct cfg_meter m = {.pt_ratio = 100, .ct_ratio = 40};
     double mod = bill_wrap_modulus(&pt, &m);
     CHECK_NEAR(mod, 171798691840.0, 1e-3);
-    pt.ct_pt = false;
+    pt.ratio = RATIO_NONE;
     CHECK_NEAR(bill_wrap_modulus(&pt, &m), 42949672.96, 1e-8);
     pt.type = PT_FLOAT32;
     CHECK_NEAR(bill_wrap_modulus(&pt, &m), 0, 0);

@@ -190,7 +190,7 @@ static void test_dlt645(void)
     struct cfg_point pt = {.name = "energy_import_kwh", .scale = 1.0, .data_len = 4};
     bcd_fmt_parse("XXXXXX.XX", &pt.fmt);
     double v = 0;
-    CHECK_INT(decode_point(&pt, 1.0, out, &v), 0);
+    CHECK_INT(decode_point(&pt, 1.0, 1.0, out, &v), 0);
     CHECK_NEAR(v, 123456.78, 1e-6);
 
     /* A well-formed reply from another address is refused; the line is
@@ -220,7 +220,7 @@ static void test_dlt645(void)
     /* The block: total and 4 tariffs in one reply; tariff 2 at byte 8. */
     struct plan_req block = {.fc = PLAN_FC_DLT645, .count = 12, .di = 0x0001FF00};
     CHECK_INT(bus_read_meter(b, &m, &block, out), 0);
-    CHECK_INT(decode_point(&pt, 1.0, out + 8, &v), 0);
+    CHECK_INT(decode_point(&pt, 1.0, 1.0, out + 8, &v), 0);
     CHECK_NEAR(v, 121456.78, 1e-6);
     /* A single item must have exactly its size. */
     struct plan_req volt = {.fc = PLAN_FC_DLT645, .count = 4, .di = 0x02010100, .exact = true};
@@ -277,9 +277,9 @@ static void test_cjt188(void)
     struct cfg_point flow = {.name = "volume_m3", .scale = 1.0, .data_len = 5},
                      settle = {.name = "settle_m3", .scale = 1.0, .data_len = 5};
     double v = 0;
-    CHECK_INT(decode_point(&flow, 1.0, out + CJT188_W_FLOW, &v), 0);
+    CHECK_INT(decode_point(&flow, 1.0, 1.0, out + CJT188_W_FLOW, &v), 0);
     CHECK_NEAR(v, 1234.56, 1e-6);
-    CHECK_INT(decode_point(&settle, 1.0, out + CJT188_W_SETTLE_FLOW, &v), 0);
+    CHECK_INT(decode_point(&settle, 1.0, 1.0, out + CJT188_W_SETTLE_FLOW, &v), 0);
     CHECK_NEAR(v, 1200.0, 1e-6);
     atomic_store(&f.mode, M_OTHER_ADDR);
     CHECK_INT(bus_read_meter(b, &m, &rq, out), -EBADMSG);

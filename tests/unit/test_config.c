@@ -137,7 +137,7 @@ static void test_demo(void)
         CHECK_INT(p->type, PT_FLOAT32);
         CHECK_INT(p->order, WO_ABCD);
         CHECK_INT(p->kind, KIND_COUNTER);
-        CHECK(p->ct_pt);
+        CHECK_INT(p->ratio, RATIO_PT_CT);
         CHECK_CONTAINS(pe->file, "profiles/generic-electricity.cfg");
         CHECK_INT(pe->n_alarms, 1);
         if (pe->n_alarms == 1) {
@@ -147,7 +147,11 @@ static void test_demo(void)
             CHECK_NEAR(pe->alarms[0].for_s, 5.0, 0);
         }
         int v = profile_find_point(pe, "voltage_a_v");
-        CHECK(v >= 0 && !pe->points[v].ct_pt && pe->points[v].kind == KIND_GAUGE);
+        CHECK(v >= 0 && pe->points[v].ratio == RATIO_PT && pe->points[v].kind == KIND_GAUGE);
+        int a = profile_find_point(pe, "current_a_a");
+        CHECK(a >= 0 && pe->points[a].ratio == RATIO_CT);
+        int pf = profile_find_point(pe, "pf");
+        CHECK(pf >= 0 && pe->points[pf].ratio == RATIO_NONE);
     }
     const struct cfg_profile *pg = profile_named(c, "generic-gas");
     CHECK(pg != NULL);
@@ -287,6 +291,16 @@ struct ecase {
     "    points = (\n"                                                                     \
     "      { name = \"total_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; " \
     "billing = true; },\n" extra_points "    );\n"                                         \
+    "  }\n"                                                                                \
+    ");\n"
+
+/* An electricity profile with one point besides its billing counter. */
+#define PROF_ELEC_WITH(extra_points)                                                       \
+    "profiles = (\n"                                                                       \
+    "  { name = \"p\"; utility = \"electricity\";\n"                                      \
+    "    points = (\n"                                                                     \
+    "      { name = \"energy_kwh\"; fc = 3; address = 0; type = \"uint32\"; "              \
+    "kind = \"counter\"; billing = true; ratio = \"pt_ct\"; },\n" extra_points "    );\n"  \
     "  }\n"                                                                                \
     ");\n"
 
@@ -562,6 +576,18 @@ static const struct ecase cases[] = {
      .want = "duplicate point 'total_m3'"},
     {"ct-pt-water", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint16\";\n ct_pt = true; } #!\n"),
      .want = "ct_pt applies only to electricity"},
+    {"ratio-water", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint16\";\n ratio = \"ct\"; } #!\n"),
+     .want = "ratio applies only to electricity"},
+    {"ratio-unknown", .profiles = PROF_ELEC_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint16\";\n ratio = \"kv\"; } #!\n"),
+     .want = "ratio 'kv' must be \"pt\""},
+    {"ratio-and-ct-pt", .profiles = PROF_ELEC_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"uint16\"; ct_pt = true;\n ratio = \"pt_ct\"; } #!\n"),
+     .want = "ratio and ct_pt both set"},
+    {"ratio-billing-pt", .profiles = "profiles = (\n  { name = \"p\"; utility = \"electricity\";\n    points = (\n"
+                                     "      { name = \"e\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; billing = true;\n ratio = \"pt\"; } #!\n"
+                                     "    );\n  }\n);\n",
+     .want = "its ratio is \"pt_ct\", not \"pt\""},
+    {"ratio-bool", .profiles = PROF_ELEC_WITH("      { name = \"x\"; fc = 1; address = 9; type = \"bool\";\n ratio = \"pt\"; } #!\n"),
+     .want = "a bool point has no ratio"},
     {"profile-utility", .profiles = "profiles = (\n  { name = \"p\";\n utility = \"steam\"; #!\n" POINTS "  }\n);\n",
      .want = "unknown utility 'steam'"},
     {"dup-profile", .profiles = "profiles = (\n  { name = \"p\"; utility = \"water\";\n" POINTS "  },\n"
@@ -1016,6 +1042,49 @@ out:
     config_free(c);
 }
 
+/* ratio = "pt" | "ct" | "pt_ct", and ct_pt = true as the old spelling of
+ * pt_ct (ct_pt = false: no ratio). */
+static void test_ratio_keys(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/ratio-keys.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT
+               "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; } );\n"
+               "profiles = (\n"
+               "  { name = \"e\"; utility = \"electricity\"; points = (\n"
+               "    { name = \"energy_kwh\"; fc = 3; address = 0; type = \"float32\";"
+               " kind = \"counter\"; billing = true; ct_pt = true; },\n"
+               "    { name = \"power_kw\"; fc = 3; address = 2; type = \"float32\"; ratio = \"pt_ct\"; },\n"
+               "    { name = \"voltage_a_v\"; fc = 3; address = 4; type = \"float32\"; ratio = \"pt\"; },\n"
+               "    { name = \"current_a_a\"; fc = 3; address = 6; type = \"float32\"; ratio = \"ct\"; },\n"
+               "    { name = \"pf\"; fc = 3; address = 8; type = \"float32\"; ct_pt = false; },\n"
+               "    { name = \"frequency_hz\"; fc = 3; address = 10; type = \"float32\"; }\n"
+               "  ); }\n"
+               ");\n"
+               "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+               "  { id = \"e1\"; utility = \"electricity\"; bus = \"b1\"; unit_id = 1; profile = \"e\";"
+               " interval = 10; pt_ratio = 100.0; ct_ratio = 40.0; } ); } );\n"
+               "tariffs = ( { utility = \"electricity\"; currency = \"CNY\"; price = 0.6; } );\n");
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "ratio keys: %s\n", err);
+        return;
+    }
+    static const enum point_ratio want[] = {RATIO_PT_CT, RATIO_PT_CT, RATIO_PT,
+                                            RATIO_CT,    RATIO_NONE,  RATIO_NONE};
+    static const double factor[] = {4000, 4000, 100, 40, 1, 1};
+    const struct cfg_profile *p = &c->profiles[0];
+    const struct cfg_meter *m = &c->enterprises[0].meters[0];
+    CHECK_INT(p->n_points, 6);
+    for (size_t i = 0; i < p->n_points && i < 6; i++) {
+        CHECK_INT(p->points[i].ratio, want[i]);
+        CHECK_NEAR(point_ratio_factor(&p->points[i], m->pt_ratio, m->ct_ratio), factor[i], 0);
+    }
+    config_free(c);
+}
+
 int main(void)
 {
     const char *s = getenv("PARKGW_SOURCE_DIR");
@@ -1026,6 +1095,7 @@ int main(void)
     mkdir(tmpdir, 0755);
 
     test_helpers();
+    test_ratio_keys();
     test_demo();
     test_example();
     test_errors();

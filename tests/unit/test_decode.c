@@ -151,10 +151,10 @@ static void test_16bit(void)
 }
 
 static struct cfg_point mkpoint(enum point_type t, enum word_order o, double scale, double offset,
-                                bool ct_pt)
+                                bool pt_ct)
 {
     return (struct cfg_point){ .name = "p", .fc = 3, .type = t, .order = o, .scale = scale,
-                               .offset = offset, .ct_pt = ct_pt };
+                               .offset = offset, .ratio = pt_ct ? RATIO_PT_CT : RATIO_NONE };
 }
 
 static void test_scaling(void)
@@ -164,32 +164,76 @@ static void test_scaling(void)
     /* 2305 * 0.1 = 230.5 */
     struct cfg_point volts = mkpoint(PT_UINT16, WO_ABCD, 0.1, 0, false);
     uint16_t r_volts[1] = { 2305 };
-    CHECK_INT(decode_point(&volts, 1, r_volts, &v), 0);
+    CHECK_INT(decode_point(&volts, 1, 1, r_volts, &v), 0);
     CHECK_NEAR(v, 230.5, 1e-9);
 
     /* int16 -40 (0xFFD8) * 0.5 + (-10) = -30 */
     struct cfg_point temp = mkpoint(PT_INT16, WO_ABCD, 0.5, -10, false);
     uint16_t r_temp[1] = { 0xFFD8 };
-    CHECK_INT(decode_point(&temp, 1, r_temp, &v), 0);
+    CHECK_INT(decode_point(&temp, 1, 1, r_temp, &v), 0);
     CHECK_NEAR(v, -30, 1e-12);
 
-    /* ct_pt: 123.45600128173828 * 1 * (PT 10 x CT 20 = 200) = 24691.200256347656 */
+    /* pt_ct: 123.45600128173828 * 1 * (PT 10 x CT 20 = 200) = 24691.200256347656 */
     struct cfg_point kwh = mkpoint(PT_FLOAT32, WO_ABCD, 1, 0, true);
     uint16_t r_kwh[2] = { 0x42F6, 0xE979 };
-    CHECK_INT(decode_point(&kwh, 200, r_kwh, &v), 0);
+    CHECK_INT(decode_point(&kwh, 10, 20, r_kwh, &v), 0);
     CHECK_NEAR(v, 24691.200256347656, 1e-9);
 
-    /* Without ct_pt the ratio is ignored. */
-    kwh.ct_pt = false;
-    CHECK_INT(decode_point(&kwh, 200, r_kwh, &v), 0);
+    /* Without a ratio the meter's ratios are ignored. */
+    kwh.ratio = RATIO_NONE;
+    CHECK_INT(decode_point(&kwh, 10, 20, r_kwh, &v), 0);
     CHECK_NEAR(v, 123.45600128173828, 1e-12);
 
     /* Order is applied before scaling: CDAB uint32 {0x0001, 0x0002} = 0x00020001
      * = 131073; * 0.01 + 1 = 1311.73; * 50 = 65586.5 */
     struct cfg_point cnt = mkpoint(PT_UINT32, WO_CDAB, 0.01, 1, true);
     uint16_t r_cnt[2] = { 0x0001, 0x0002 };
-    CHECK_INT(decode_point(&cnt, 50, r_cnt, &v), 0);
+    CHECK_INT(decode_point(&cnt, 5, 10, r_cnt, &v), 0);
     CHECK_NEAR(v, 65586.5, 1e-6);
+}
+
+/* Each point type of a 10 kV meter behind a 10 kV/100 V PT (ratio 100) and
+ * a 200/5 A CT (ratio 40), all float32 57.5 (0x4266 0x0000) on the
+ * secondary side: a phase voltage (pt) reads 5750 V, a current (ct) 2300 A,
+ * an energy or power (pt_ct) 230000, a power factor (none) 57.5; the
+ * encoder inverts each, so the simulator shows secondary registers. */
+static void test_ratio_per_point(void)
+{
+    static const struct {
+        enum point_ratio ratio;
+        double factor, want;
+        const char *name;
+    } cases[] = {
+        {RATIO_NONE, 1, 57.5, ""},
+        {RATIO_PT, 100, 5750, "pt"},
+        {RATIO_CT, 40, 2300, "ct"},
+        {RATIO_PT_CT, 4000, 230000, "pt_ct"},
+    };
+    uint16_t r[2] = {0x4266, 0x0000};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cfg_point p = mkpoint(PT_FLOAT32, WO_ABCD, 1, 0, false);
+        p.ratio = cases[i].ratio;
+        double v = 0;
+        CHECK_NEAR(point_ratio_factor(&p, 100, 40), cases[i].factor, 0);
+        CHECK_STR(point_ratio_name(p.ratio), cases[i].name);
+        CHECK_INT(decode_point(&p, 100, 40, r, &v), 0);
+        CHECK_NEAR(v, cases[i].want, 0);
+        uint16_t back[2] = {0, 0};
+        encode_raw(p.type, p.order, encode_unscale(&p, 100, 40, cases[i].want), back);
+        CHECK_INT(back[0], 0x4266);
+        CHECK_INT(back[1], 0x0000);
+        /* A meter with no transformers (ratios 1) reads the terminal value. */
+        CHECK_INT(decode_point(&p, 1, 1, r, &v), 0);
+        CHECK_NEAR(v, 57.5, 0);
+    }
+    /* Scale and offset come first, the ratio last: uint16 1234 x 0.1 - 3
+     * = 120.4 V, x PT 100 = 12040 V. */
+    struct cfg_point u = mkpoint(PT_UINT16, WO_ABCD, 0.1, -3, false);
+    u.ratio = RATIO_PT;
+    uint16_t ru[1] = {1234};
+    double v = 0;
+    CHECK_INT(decode_point(&u, 100, 40, ru, &v), 0);
+    CHECK_NEAR(v, 12040, 1e-9);
 }
 
 static void test_nonfinite(void)
@@ -200,29 +244,29 @@ static void test_nonfinite(void)
     uint16_t nan32[2] = { 0x7FC0, 0x0000 };
     uint16_t inf32[2] = { 0x7F80, 0x0000 };
     uint16_t ninf32[2] = { 0xFF80, 0x0000 };
-    CHECK_INT(decode_point(&f, 1, nan32, &v), -ERANGE);
-    CHECK_INT(decode_point(&f, 1, inf32, &v), -ERANGE);
-    CHECK_INT(decode_point(&f, 1, ninf32, &v), -ERANGE);
+    CHECK_INT(decode_point(&f, 1, 1, nan32, &v), -ERANGE);
+    CHECK_INT(decode_point(&f, 1, 1, inf32, &v), -ERANGE);
+    CHECK_INT(decode_point(&f, 1, 1, ninf32, &v), -ERANGE);
     CHECK_NEAR(v, 42, 0); /* untouched */
 
     /* The same NaN in another order is still caught: CDAB {0x0000, 0x7FC0}. */
     struct cfg_point fc = mkpoint(PT_FLOAT32, WO_CDAB, 1, 0, false);
     uint16_t nan32c[2] = { 0x0000, 0x7FC0 };
-    CHECK_INT(decode_point(&fc, 1, nan32c, &v), -ERANGE);
+    CHECK_INT(decode_point(&fc, 1, 1, nan32c, &v), -ERANGE);
 
     struct cfg_point d = mkpoint(PT_FLOAT64, WO_ABCD, 1, 0, false);
     uint16_t nan64[4] = { 0x7FF8, 0, 0, 0 };
     uint16_t inf64[4] = { 0x7FF0, 0, 0, 0 };
-    CHECK_INT(decode_point(&d, 1, nan64, &v), -ERANGE);
-    CHECK_INT(decode_point(&d, 1, inf64, &v), -ERANGE);
+    CHECK_INT(decode_point(&d, 1, 1, nan64, &v), -ERANGE);
+    CHECK_INT(decode_point(&d, 1, 1, inf64, &v), -ERANGE);
 
     /* Finite raw, infinite after scaling: DBL_MAX (0x7FEFFFFFFFFFFFFF) * 10. */
     struct cfg_point big = mkpoint(PT_FLOAT64, WO_ABCD, 10, 0, false);
     uint16_t max64[4] = { 0x7FEF, 0xFFFF, 0xFFFF, 0xFFFF };
-    CHECK_INT(decode_point(&big, 1, max64, &v), -ERANGE);
+    CHECK_INT(decode_point(&big, 1, 1, max64, &v), -ERANGE);
     CHECK_NEAR(v, 42, 0);
     big.scale = 1;
-    CHECK_INT(decode_point(&big, 1, max64, &v), 0);
+    CHECK_INT(decode_point(&big, 1, 1, max64, &v), 0);
     CHECK(v > 1.79e308);
 }
 
@@ -323,19 +367,19 @@ static void test_round_trip(void)
     /* Scaled round trip: value 1000 with PT x CT 100, scale 0.1, offset 5:
      * 1000 / 100 = 10; 10 - 5 = 5; 5 / 0.1 = 50 raw. */
     struct cfg_point p = mkpoint(PT_UINT32, WO_CDAB, 0.1, 5, true);
-    double raw = encode_unscale(&p, 100, 1000);
+    double raw = encode_unscale(&p, 10, 10, 1000);
     CHECK_NEAR(raw, 50, 1e-9);
     encode_raw(p.type, p.order, raw, r);
     CHECK_INT(r[0], 50); /* CDAB: low word first */
     CHECK_INT(r[1], 0);
     double v = 0;
-    CHECK_INT(decode_point(&p, 100, r, &v), 0);
+    CHECK_INT(decode_point(&p, 10, 10, r, &v), 0);
     CHECK_NEAR(v, 1000, 1e-9);
 
     /* float32 energy: the decode equals the value to float precision. */
     struct cfg_point e = mkpoint(PT_FLOAT32, WO_DCBA, 1, 0, true);
-    encode_raw(e.type, e.order, encode_unscale(&e, 200, 24691.2), r);
-    CHECK_INT(decode_point(&e, 200, r, &v), 0);
+    encode_raw(e.type, e.order, encode_unscale(&e, 10, 20, 24691.2), r);
+    CHECK_INT(decode_point(&e, 10, 20, r, &v), 0);
     CHECK_NEAR(v, 24691.2, 200 * 123.456 * 1.2e-7);
 }
 
@@ -350,11 +394,11 @@ static void test_frac(void)
                              .has_frac = true, .frac_address = 10, .frac_type = PT_FLOAT32,
                              .frac_scale = 1 };
     uint16_t r_tuf[4] = { 0x1170, 0x0001, 0x0000, 0x3E80 };
-    CHECK_INT(decode_point(&tuf, 1, r_tuf, &v), 0);
+    CHECK_INT(decode_point(&tuf, 1, 1, r_tuf, &v), 0);
     CHECK_NEAR(v, 70000.25, 0);
     /* The same registers without the fraction: the integer part alone. */
     tuf.has_frac = false;
-    CHECK_INT(decode_point(&tuf, 1, r_tuf, &v), 0);
+    CHECK_INT(decode_point(&tuf, 1, 1, r_tuf, &v), 0);
     CHECK_NEAR(v, 70000, 0);
     tuf.has_frac = true;
 
@@ -362,21 +406,22 @@ static void test_frac(void)
      * uint32 0x00000C35 = 3125 at 20 (x10 kWh) = 31250; uint16 734 at 19
      * (x0.01 kWh) = 7.34; sum 31257.34; x pt_ct 2 = 62514.68. */
     struct cfg_point heat = { .name = "e_kwh", .fc = 3, .address = 20, .type = PT_UINT32,
-                              .order = WO_ABCD, .scale = 10, .kind = KIND_COUNTER, .ct_pt = true,
+                              .order = WO_ABCD, .scale = 10, .kind = KIND_COUNTER,
+                              .ratio = RATIO_PT_CT,
                               .has_frac = true, .frac_address = 19, .frac_type = PT_UINT16,
                               .frac_scale = 0.01 };
     uint16_t r_heat[3] = { 734, 0x0000, 0x0C35 };
-    CHECK_INT(decode_point(&heat, 2, r_heat + 1, &v), 0);
+    CHECK_INT(decode_point(&heat, 2, 1, r_heat + 1, &v), 0);
     CHECK_NEAR(v, 62514.68, 1e-9);
     /* offset applies once, after the sum: 31257.34 + 5 = 31262.34 (pt_ct 1) */
     heat.offset = 5;
-    heat.ct_pt = false;
-    CHECK_INT(decode_point(&heat, 1, r_heat + 1, &v), 0);
+    heat.ratio = RATIO_NONE;
+    CHECK_INT(decode_point(&heat, 1, 1, r_heat + 1, &v), 0);
     CHECK_NEAR(v, 31262.34, 1e-9);
 
     /* A NaN fraction makes the point invalid. */
     uint16_t r_nan[4] = { 0x1170, 0x0001, 0x0000, 0x7FC0 };
-    CHECK_INT(decode_point(&tuf, 1, r_nan, &v), -ERANGE);
+    CHECK_INT(decode_point(&tuf, 1, 1, r_nan, &v), -ERANGE);
 
     /* Splitting for the encoder: 70000.75 m3 -> integer 70000, fraction
      * 0.75 (scale and frac_scale 1); 3125.734 units of 10 kWh -> 3125 and
@@ -399,7 +444,7 @@ static void test_frac(void)
     CHECK_INT(img[0], 0xE240); /* 123456 = 0x0001E240, low word first */
     CHECK_INT(img[1], 0x0001);
     CHECK_INT(img[3], 0x3F00); /* 0.5 = 0x3F000000 */
-    CHECK_INT(decode_point(&tuf, 1, img, &v), 0);
+    CHECK_INT(decode_point(&tuf, 1, 1, img, &v), 0);
     CHECK_NEAR(v, 123456.5, 0);
 }
 
@@ -409,6 +454,7 @@ int main(void)
     test_16bit();
     test_scaling();
     test_nonfinite();
+    test_ratio_per_point();
     test_saturation();
     test_round_trip();
     test_frac();

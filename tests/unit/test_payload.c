@@ -231,7 +231,7 @@ static void test_live_precision(void)
 {
     struct cfg_point pts[6] = {
         {.name = "f32", .type = PT_FLOAT32, .scale = 1},
-        {.name = "f32_ctpt", .type = PT_FLOAT32, .scale = 0.001, .ct_pt = true},
+        {.name = "f32_ctpt", .type = PT_FLOAT32, .scale = 0.001, .ratio = RATIO_PT_CT},
         {.name = "f32_offset", .type = PT_FLOAT32, .scale = 1, .offset = 273.15},
         {.name = "u32_frac", .type = PT_UINT32, .scale = 1, .has_frac = true,
          .frac_type = PT_FLOAT32},

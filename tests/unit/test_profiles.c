@@ -35,7 +35,7 @@ struct expect {
     enum point_type type;
     enum word_order order;
     double scale;
-    bool ct_pt;
+    enum point_ratio ratio;
     /* a register image of the billing counter and its reading */
     uint16_t regs[4];
     double pt_ct;
@@ -57,7 +57,7 @@ static const struct expect profiles[] = {
      * joins, 62 adjacent, 70 (gap 6) joins, 72..79 adjacent -> 52..79 = 28.
      * 2 requests, 40 registers. */
     {"eastron-sdm630.cfg", "eastron-sdm630", "electricity", 14,
-     "energy_import_kwh", 4, 72, PT_FLOAT32, WO_ABCD, 1.0, false,
+     "energy_import_kwh", 4, 72, PT_FLOAT32, WO_ABCD, 1.0, RATIO_NONE,
      {0x449A, 0x5000}, 1.0, 1234.5, 115.0, 2, 40},
     /* CHINT DTSU666 manual, Table 11: ImpEp at 401EH, float32, read 03H.
      * Secondary value: with CT 200/5 (ratio 40) the image 1234.5 reads
@@ -67,7 +67,7 @@ static const struct expect profiles[] = {
      * 0x2044 gap 24 -> new, 2; 0x401E new, 0x4028 gap 8 (16 < 20) joins ->
      * 0x401E..0x4029 = 12. 4 requests, 22 + 2 + 2 + 12 = 38 registers. */
     {"chint-dtsu666.cfg", "chint-dtsu666", "electricity", 12,
-     "energy_import_kwh", 3, 0x401E, PT_FLOAT32, WO_ABCD, 1.0, true,
+     "energy_import_kwh", 3, 0x401E, PT_FLOAT32, WO_ABCD, 1.0, RATIO_PT_CT,
      {0x449A, 0x5000}, 40.0, 49380.0, 110.0, 4, 38},
     /* Acrel DTSD1352 V2.0, 9.1: current forward active total energy at
      * 000AH, uint32, 0.01 kWh, secondary. Image 123456 = 0x0001E240 ->
@@ -78,7 +78,7 @@ static const struct expect profiles[] = {
      * -> 362..371 = 10; 383 (gap 11, 22 >= 20) new, 1. 6 requests,
      * 12 + 2 + 6 + 1 + 10 + 1 = 32 registers. */
     {"acrel-dtsd1352.cfg", "acrel-dtsd1352", "electricity", 13,
-     "energy_import_kwh", 3, 0x000A, PT_UINT32, WO_ABCD, 0.01, true,
+     "energy_import_kwh", 3, 0x000A, PT_UINT32, WO_ABCD, 0.01, RATIO_PT_CT,
      {0x0001, 0xE240}, 4000.0, 4938240.0, 30.0, 6, 32},
     /* Schneider DOCA0005EN-13: 3204 "Total Active Energy Import", INT64,
      * Wh -> address 3203, scale 0.001 to kWh. Image 1 234 567 Wh =
@@ -88,7 +88,7 @@ static const struct expect profiles[] = {
      * 3109 (gap 24) new, 2; 3203..3210 (two int64) = 8. 6 requests,
      * 6 + 6 + 10 + 2 + 2 + 8 = 34 registers. */
     {"schneider-iem3255.cfg", "schneider-iem3255", "electricity", 12,
-     "energy_import_kwh", 3, 3203, PT_INT64, WO_ABCD, 0.001, false,
+     "energy_import_kwh", 3, 3203, PT_INT64, WO_ABCD, 0.001, RATIO_NONE,
      {0x0000, 0x0000, 0x0012, 0xD687}, 1.0, 1234.567, 115.0, 6, 34},
     /* Siemens A5E00753974-AB, Process data MAG: 4:03015 / address 3014
      * "Totalizer 1 (m3)", Double, big-endian. Image 1234.5 as a double:
@@ -97,7 +97,7 @@ static const struct expect profiles[] = {
      * Plan: 3002..3003; 3014 is 10 registers further (2*10 = 20, not
      * cheaper) -> new, 3014..3021 = 8. 2 requests, 10 registers. */
     {"siemens-mag6000.cfg", "siemens-mag6000", "water", 3,
-     "volume_m3", 3, 3014, PT_FLOAT64, WO_ABCD, 1.0, false,
+     "volume_m3", 3, 3014, PT_FLOAT64, WO_ABCD, 1.0, RATIO_NONE,
      {0x4093, 0x4A00, 0x0000, 0x0000}, 1.0, 1234.5, 0.0, 2, 10},
     /* TUF-2000M manual, MODBUS registers table: REG0009-0010 "Positive
      * accumulator", LONG, low word first -> address 8, int32 CDAB.
@@ -105,7 +105,7 @@ static const struct expect profiles[] = {
      * Plan: 0..1, 4 (gap 2) joins, 8 (gap 2) joins, 10 and 12 adjacent ->
      * 0..13 = 14; 71 (gap 57) new, 1. 2 requests, 15 registers. */
     {"tuf-2000m.cfg", "tuf-2000m", "wastewater", 6,
-     "volume_m3", 3, 8, PT_INT32, WO_CDAB, 1.0, false,
+     "volume_m3", 3, 8, PT_INT32, WO_CDAB, 1.0, RATIO_NONE,
      {0x1170, 0x0001}, 1.0, 70000.0, 0.0, 2, 15},
 };
 
@@ -211,11 +211,11 @@ static void test_one(const struct expect *ex)
     CHECK_INT(bp->order, ex->order);
     CHECK_NEAR(bp->scale, ex->scale, 1e-12);
     CHECK_INT(bp->kind, KIND_COUNTER);
-    CHECK_INT(bp->ct_pt, ex->ct_pt);
+    CHECK_INT(bp->ratio, ex->ratio);
 
     /* Its register image decodes to the hand-computed reading. */
     double v = 0;
-    CHECK_INT(decode_point(bp, ex->pt_ct, ex->regs, &v), 0);
+    CHECK_INT(decode_point(bp, ex->pt_ct, 1.0, ex->regs, &v), 0);
     CHECK_NEAR(v, ex->reading, 1e-6 * (ex->reading > 1 ? ex->reading : 1));
 
     /* Electricity profiles raise supply_lost on phase A; water and
@@ -234,10 +234,34 @@ static void test_one(const struct expect *ex)
         CHECK_INT(p->n_alarms, 0);
     }
 
-    /* Only electricity points may be scaled by PT x CT. */
-    for (size_t i = 0; i < p->n_points; i++)
-        if (p->points[i].ct_pt)
+    /* Only electricity points may be scaled by PT or CT; and every shipped
+     * electricity profile publishes primary values: a meter whose energy is
+     * a secondary value (pt_ct) also has its voltages scaled by the PT and
+     * its currents by the CT, one that reports primary values scales none. */
+    for (size_t i = 0; i < p->n_points; i++) {
+        const struct cfg_point *q = &p->points[i];
+        if (q->ratio != RATIO_NONE)
             CHECK_INT(p->utility, UTIL_ELECTRICITY);
+        bool secondary = bp->ratio == RATIO_PT_CT;
+        const char *n = q->name;
+        size_t len = strlen(n);
+        enum point_ratio want = RATIO_NONE;
+        if (strncmp(n, "voltage_", 8) == 0 && len > 2 && strcmp(n + len - 2, "_v") == 0)
+            want = secondary ? RATIO_PT : RATIO_NONE;
+        else if (strncmp(n, "current_", 8) == 0 && len > 2 && strcmp(n + len - 2, "_a") == 0)
+            want = secondary ? RATIO_CT : RATIO_NONE;
+        else if (strstr(n, "_kw") || strstr(n, "_kvar") || strstr(n, "_kva"))
+            want = secondary ? RATIO_PT_CT : RATIO_NONE; /* energies and powers */
+        else
+            continue;
+        if (q->ratio != want) {
+            check_failed++;
+            fprintf(stderr, "%s: point %s has ratio '%s', expected '%s'\n", ex->profile, n,
+                    point_ratio_name(q->ratio), point_ratio_name(want));
+        } else {
+            check_passed++;
+        }
+    }
 
     /* The read plan of the meter using it. */
     const struct cfg_meter *m = &c->enterprises[0].meters[0];
@@ -345,7 +369,7 @@ static double decode_named(const struct cfg_profile *p, const char *name, const 
     double v = -1;
     CHECK(i >= 0);
     if (i >= 0)
-        CHECK_INT(decode_point(&p->points[i], 1.0, d, &v), 0);
+        CHECK_INT(decode_point(&p->points[i], 1.0, 1.0, d, &v), 0);
     return v;
 }
 

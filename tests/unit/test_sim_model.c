@@ -19,51 +19,51 @@
 #define T_MON_1000 INT64_C(1772416800)
 #define DAY_S 86400
 
-#define P(n, f, a, ty, sc, k, bill, ctpt) \
+#define P(n, f, a, ty, sc, k, bill, rat) \
     {.name = (n), .fc = (f), .address = (a), .type = (ty), .order = WO_ABCD, .scale = (sc), \
-     .kind = (k), .billing = (bill), .ct_pt = (ctpt)}
+     .kind = (k), .billing = (bill), .ratio = (rat)}
 
 static struct cfg_point elec_points[] = {
-    P("energy_import_kwh", 3, 0, PT_UINT32, 0.01, KIND_COUNTER, true, true),
-    P("power_kw", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, true),
-    P("voltage_a_v", 3, 4, PT_UINT16, 0.01, KIND_GAUGE, false, false),
-    P("current_a_a", 3, 5, PT_UINT16, 0.001, KIND_GAUGE, false, false),
-    P("pf", 3, 6, PT_INT16, 0.001, KIND_GAUGE, false, false),
-    P("frequency_hz", 3, 7, PT_UINT16, 0.01, KIND_GAUGE, false, false),
-    P("reactive_import_kvarh", 4, 0, PT_FLOAT32, 1, KIND_COUNTER, false, true),
-    P("energy_export_kwh", 4, 2, PT_UINT32, 0.01, KIND_COUNTER, false, true),
-    P("voltage_ab_v", 4, 4, PT_FLOAT32, 1, KIND_GAUGE, false, false),
-    P("breaker_closed", 1, 0, PT_BOOL, 1, KIND_GAUGE, false, false),
-    P("mystery_counter", 4, 6, PT_UINT32, 1, KIND_COUNTER, false, false),
-    P("thd_pct", 4, 8, PT_UINT16, 0.1, KIND_GAUGE, false, false),
-    P("energy_total_kwh", 4, 10, PT_FLOAT64, 1, KIND_COUNTER, false, true),
-    P("power_b_kw", 4, 14, PT_INT32, 0.001, KIND_GAUGE, false, true),
+    P("energy_import_kwh", 3, 0, PT_UINT32, 0.01, KIND_COUNTER, true, RATIO_PT_CT),
+    P("power_kw", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_PT_CT),
+    P("voltage_a_v", 3, 4, PT_UINT16, 0.01, KIND_GAUGE, false, RATIO_PT),
+    P("current_a_a", 3, 5, PT_UINT16, 0.001, KIND_GAUGE, false, RATIO_CT),
+    P("pf", 3, 6, PT_INT16, 0.001, KIND_GAUGE, false, RATIO_NONE),
+    P("frequency_hz", 3, 7, PT_UINT16, 0.01, KIND_GAUGE, false, RATIO_NONE),
+    P("reactive_import_kvarh", 4, 0, PT_FLOAT32, 1, KIND_COUNTER, false, RATIO_PT_CT),
+    P("energy_export_kwh", 4, 2, PT_UINT32, 0.01, KIND_COUNTER, false, RATIO_PT_CT),
+    P("voltage_ab_v", 4, 4, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_PT),
+    P("breaker_closed", 1, 0, PT_BOOL, 1, KIND_GAUGE, false, RATIO_NONE),
+    P("mystery_counter", 4, 6, PT_UINT32, 1, KIND_COUNTER, false, RATIO_NONE),
+    P("thd_pct", 4, 8, PT_UINT16, 0.1, KIND_GAUGE, false, RATIO_NONE),
+    P("energy_total_kwh", 4, 10, PT_FLOAT64, 1, KIND_COUNTER, false, RATIO_PT_CT),
+    P("power_b_kw", 4, 14, PT_INT32, 0.001, KIND_GAUGE, false, RATIO_PT_CT),
 };
 enum { E_KWH, E_KW, E_VA, E_IA, E_PF, E_HZ, E_KVARH, E_EXP, E_VAB, E_BRK, E_MYST, E_THD, E_TOT,
        E_KWB };
 
 static struct cfg_point water_points[] = {
-    P("total_m3", 3, 0, PT_UINT32, 0.001, KIND_COUNTER, true, false),
-    P("flow_m3h", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, false),
-    P("pressure_kpa", 3, 4, PT_UINT16, 0.1, KIND_GAUGE, false, false),
-    P("temperature_c", 3, 5, PT_INT16, 0.1, KIND_GAUGE, false, false),
-    P("short_m3", 3, 6, PT_UINT16, 1, KIND_COUNTER, false, false),
+    P("total_m3", 3, 0, PT_UINT32, 0.001, KIND_COUNTER, true, RATIO_NONE),
+    P("flow_m3h", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_NONE),
+    P("pressure_kpa", 3, 4, PT_UINT16, 0.1, KIND_GAUGE, false, RATIO_NONE),
+    P("temperature_c", 3, 5, PT_INT16, 0.1, KIND_GAUGE, false, RATIO_NONE),
+    P("short_m3", 3, 6, PT_UINT16, 1, KIND_COUNTER, false, RATIO_NONE),
 };
 enum { W_TOT, W_FLOW, W_KPA, W_C, W_SHORT };
 
 static struct cfg_point gas_points[] = {
-    P("volume_nm3", 3, 0, PT_UINT32, 0.01, KIND_COUNTER, true, false),
-    P("flow_nm3h", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, false),
-    P("pressure_kpa", 3, 4, PT_FLOAT32, 1, KIND_GAUGE, false, false),
-    P("temperature_c", 3, 6, PT_INT16, 0.1, KIND_GAUGE, false, false),
-    P("volume_m3", 3, 7, PT_UINT32, 0.01, KIND_COUNTER, false, false),
-    P("valve_closed", 2, 3, PT_BOOL, 1, KIND_GAUGE, false, false),
+    P("volume_nm3", 3, 0, PT_UINT32, 0.01, KIND_COUNTER, true, RATIO_NONE),
+    P("flow_nm3h", 3, 2, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_NONE),
+    P("pressure_kpa", 3, 4, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_NONE),
+    P("temperature_c", 3, 6, PT_INT16, 0.1, KIND_GAUGE, false, RATIO_NONE),
+    P("volume_m3", 3, 7, PT_UINT32, 0.01, KIND_COUNTER, false, RATIO_NONE),
+    P("valve_closed", 2, 3, PT_BOOL, 1, KIND_GAUGE, false, RATIO_NONE),
 };
 enum { G_NM3, G_FLOW, G_KPA, G_C, G_M3, G_VALVE };
 
 static struct cfg_point ww_points[] = {
-    P("discharge_m3", 4, 0, PT_UINT32, 0.001, KIND_COUNTER, true, false),
-    P("flow_m3h", 4, 2, PT_FLOAT32, 1, KIND_GAUGE, false, false),
+    P("discharge_m3", 4, 0, PT_UINT32, 0.001, KIND_COUNTER, true, RATIO_NONE),
+    P("flow_m3h", 4, 2, PT_FLOAT32, 1, KIND_GAUGE, false, RATIO_NONE),
 };
 enum { X_TOT, X_FLOW };
 
@@ -281,20 +281,21 @@ static void test_electrical_values(void)
     struct config *cfg = make_config(false);
     const struct cfg_meter *e1 = meter(cfg, "chengtong-plastics", "e1");
     for (int64_t t = T_MON_0000; t < T_MON_0000 + 2 * DAY_S; t += 1013) {
-        /* PT 10 kV/100 V: terminal phase voltage 100/sqrt(3) = 57.735 V, +-3 % */
+        /* PT 10 kV/100 V: terminal phase voltage 100/sqrt(3) = 57.735 V, +-3 %,
+         * published as the primary 5773.5 V (ratio pt) */
         double va = sim_value(5, cfg, e1, E_VA, t, NULL);
-        CHECK_NEAR(va, 57.735, 0.03 * 57.735);
-        /* line voltage = sqrt(3) x phase: 100 V */
-        CHECK_NEAR(sim_value(5, cfg, e1, E_VAB, t, NULL), 100.0, 3.0);
+        CHECK_NEAR(va, 5773.5, 0.03 * 5773.5);
+        /* line voltage = sqrt(3) x phase: 10 kV primary */
+        CHECK_NEAR(sim_value(5, cfg, e1, E_VAB, t, NULL), 10000.0, 300.0);
         double hz = sim_value(5, cfg, e1, E_HZ, t, NULL);
         CHECK(hz >= 49.95 && hz <= 50.05);
         double pf = sim_value(5, cfg, e1, E_PF, t, NULL);
         CHECK(pf >= 0.85 && pf <= 0.98);
-        /* P = 3 x U_phase x I x pf: the CT 40 secondary current x 40, the PT
-         * secondary voltage x 100; phase imbalance <= 4 % and 0.2 % noise */
+        /* P = 3 x U_phase x I x pf, all primary values (the current is the
+         * CT's secondary x 40); phase imbalance <= 4 % and 0.2 % noise */
         double p = sim_value(5, cfg, e1, E_KW, t, NULL);
         double ia = sim_value(5, cfg, e1, E_IA, t, NULL);
-        CHECK_NEAR(3 * va * 100 * ia * 40 * pf / 1000, p, 0.06 * p);
+        CHECK_NEAR(3 * va * ia * pf / 1000, p, 0.06 * p);
         /* power_b_kw is one phase: about a third of the total */
         CHECK_NEAR(sim_value(5, cfg, e1, E_KWB, t, NULL), p / 3, 0.05 * p / 3);
         /* unknown gauge: 100 +- 5 */
@@ -415,7 +416,6 @@ static void test_registers_decode(void)
             size_t nregs = sim_profile_nregs(p), nbits = sim_profile_nbits(p);
             uint16_t *r3 = xcalloc(nregs, 2), *r4 = xcalloc(nregs, 2);
             uint8_t *b1 = xcalloc(nbits + 1, 1), *b2 = xcalloc(nbits + 1, 1);
-            double ptct = m->pt_ratio * m->ct_ratio;
             for (int64_t t = T_MON_0000; t < T_MON_0000 + DAY_S; t += 3331) {
                 sim_fill_registers(11, cfg, m, t, NULL, r4, r3, b1, b2, nregs, nbits);
                 for (size_t pi = 0; pi < p->n_points; pi++) {
@@ -429,12 +429,12 @@ static void test_registers_decode(void)
                         regs = (pt->fc == 3 ? r3 : r4) + pt->address;
                     }
                     double got;
-                    CHECK_INT(decode_point(pt, ptct, regs, &got), 0);
+                    CHECK_INT(decode_point(pt, m->pt_ratio, m->ct_ratio, regs, &got), 0);
                     double want = sim_expected_decoded(11, cfg, m, pi, t, NULL);
                     double exact = sim_value(11, cfg, m, pi, t, NULL);
                     /* float32 keeps 24 bits; integers round to half a step of
-                     * scale (x PT x CT when ct_pt) */
-                    double step = pt->scale * (pt->ct_pt ? ptct : 1);
+                     * scale (x the point's ratio) */
+                    double step = pt->scale * point_ratio_factor(pt, m->pt_ratio, m->ct_ratio);
                     double tol = pt->type == PT_FLOAT32 ? fabs(exact) * 0x1p-23
                                  : pt->type == PT_FLOAT64 ? fabs(exact) * 1e-15
                                                           : step * 0.5 + 1e-9 * step;

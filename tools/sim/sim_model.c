@@ -501,13 +501,13 @@ static double point_value(const struct model *mm, const struct cfg_point *p, boo
     }
     if (p->kind == KIND_COUNTER) {
         if (billing && st)
-            term += st->counter_offset / (p->ct_pt ? pt * ct : 1.0);
+            term += st->counter_offset / point_ratio_factor(p, pt, ct);
         if (term < 0)
             term = 0; /* before the meter's history began */
     }
     if (c.q == Q_BOOL)
         return term;
-    return p->ct_pt ? term * pt * ct : term;
+    return term * point_ratio_factor(p, pt, ct);
 }
 
 /* Raw modulus of an integer counter register, 0 for float and 64-bit types. */
@@ -533,14 +533,14 @@ static struct pval point_eval(const struct model *mm, const struct cfg_profile *
                               int64_t t, const struct sim_meter_state *st)
 {
     const struct cfg_point *p = &prof->points[pi];
-    double ptct = mm->pt * mm->ct;
+    double f = point_ratio_factor(p, mm->pt, mm->ct);
     struct pval r;
     r.value = point_value(mm, p, (int)pi == profile_billing_point(prof), t, st);
     if (p->type == PT_BOOL || p->fc == 1 || p->fc == 2) {
         r.raw = r.value != 0 ? 1.0 : 0.0;
         return r;
     }
-    r.raw = encode_unscale(p, ptct, r.value);
+    r.raw = encode_unscale(p, mm->pt, mm->ct, r.value);
     /* A DL/T 645 / CJ/T 188 counter wraps at its BCD digits, as the billing
      * engine expects (bill_wrap_modulus). */
     double mod = p->data_len <= 0 ? raw_modulus(p->type)
@@ -550,7 +550,7 @@ static struct pval point_eval(const struct model *mm, const struct cfg_profile *
     if (p->kind == KIND_COUNTER && mod > 0 && !(r.raw < mod - 0.5)) {
         double k = floor((r.raw + 0.5) / mod);
         r.raw -= k * mod;
-        r.value -= k * mod * p->scale * (p->ct_pt ? ptct : 1.0);
+        r.value -= k * mod * p->scale * f;
     }
     return r;
 }
@@ -657,7 +657,7 @@ double sim_expected_decoded(uint64_t seed, const struct config *cfg, const struc
         if (p->has_frac)
             encode_raw(p->frac_type, p->order, frac_raw, regs + (p->frac_address - p->address));
     }
-    if (decode_point(p, mm.pt * mm.ct, regs, &v) < 0)
+    if (decode_point(p, mm.pt, mm.ct, regs, &v) < 0)
         return NAN;
     return v;
 }

@@ -219,7 +219,7 @@ static int read_and_compare(modbus_t *c, const struct config *cfg, const struct 
             uint16_t bit = b2[pt->address < 8 ? pt->address : 0];
             const uint16_t *regs = pt->fc == 2 ? &bit : (pt->fc == 3 ? r3 : r4) + pt->address;
             double got, want = sim_expected_decoded(SEED, cfg, m, i, t, st);
-            if (decode_point(pt, m->pt_ratio * m->ct_ratio, regs, &got) == 0 && got == want)
+            if (decode_point(pt, m->pt_ratio, m->ct_ratio, regs, &got) == 0 && got == want)
                 ok++;
             else if (t == t1)
                 fprintf(stderr, "%s %s at %lld: read %.10g, model %.10g\n", m->id, pt->name,
@@ -245,7 +245,7 @@ static double read_point(modbus_t *c, const struct config *cfg, const struct cfg
         modbus_set_slave(c, m->unit_id);
         int r = pt->fc == 3 ? modbus_read_registers(c, pt->address, n, regs)
                             : modbus_read_input_registers(c, pt->address, n, regs);
-        if (r != n || decode_point(pt, m->pt_ratio * m->ct_ratio, regs, &v) < 0)
+        if (r != n || decode_point(pt, m->pt_ratio, m->ct_ratio, regs, &v) < 0)
             return NAN;
         return v;
     }
@@ -371,8 +371,9 @@ int main(void)
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         CHECK_INT(read_and_compare(i % 2 ? c2 : c, cfg, all[i], NULL),
                   cfg->profiles[all[i]->profile].n_points);
-    /* electricity at 10 kV through PT 100: phase voltage near 57.7 V */
-    CHECK_NEAR(read_point(c, cfg, e1, "voltage_a_v"), 57.7, 2.0);
+    /* electricity at 10 kV through PT 100: the register holds the PT's
+     * secondary phase voltage near 57.7 V, decoded (ratio pt) near 5774 V */
+    CHECK_NEAR(read_point(c, cfg, e1, "voltage_a_v"), 5774.0, 200.0);
 
     /* a unit id nobody has: gateway-target exception (0x0B) */
     CHECK_INT(read_errno(c, 99, 0, 2), EMBXGTAR);
