@@ -77,7 +77,9 @@ struct cfg_alarm {
 
 struct cfg_profile {
     char *name;
-    enum utility utility;
+    enum utility utility;       /* the first utility it suits (its kind: electricity or a fluid) */
+    unsigned utilities;         /* bit 1u << u for each utility the meter model suits (key
+                                 * `utility` or `utilities`); a meter's `utility` must be one */
     enum bus_protocol protocol; /* default Modbus */
     int meter_type;       /* CJ/T 188 meter type T (0x10 cold water, 0x30 gas) */
     struct cfg_point *points;
@@ -224,5 +226,7 @@ const char *point_ratio_name(enum point_ratio r);
 
 /* The billing counter of a profile, or -1. */
 int profile_billing_point(const struct cfg_profile *p);
+/* Whether a meter of utility u may use profile p (p->utilities). */
+bool profile_suits(const struct cfg_profile *p, enum utility u);
 /* Index of the point named 'name' in p->points, or -1. */
 int profile_find_point(const struct cfg_profile *p, const char *name);

@@ -385,9 +385,18 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
     if (m->profile < 0)
         return cfg_fail(ld, s, "unknown profile '%s'", v);
     const struct cfg_profile *p = &cfg->profiles[m->profile];
-    if (p->utility != m->utility)
-        return cfg_fail(ld, s_util, "utility '%s' does not match profile '%s' (%s)",
-                        utility_name(m->utility), p->name, utility_name(p->utility));
+    if (!profile_suits(p, m->utility)) {
+        char list[64] = "";
+        size_t len = 0;
+        for (int u = 0; u < UTIL__COUNT; u++)
+            if (profile_suits(p, (enum utility)u))
+                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "",
+                                        utility_name((enum utility)u));
+        return cfg_fail(ld, s_util,
+                        "utility '%s' is not one profile '%s' suits (%s); a profile may list "
+                        "several: utilities = [ ... ]",
+                        utility_name(m->utility), p->name, list);
+    }
 
     if ((r = cfg_get_str(ld, g, "bus", true, &v, &s)))
         return r;

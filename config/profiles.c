@@ -49,6 +49,11 @@ const char *point_ratio_name(enum point_ratio r)
     return (size_t)r < ARRAY_SIZE(names) ? names[r] : "";
 }
 
+bool profile_suits(const struct cfg_profile *p, enum utility u)
+{
+    return (unsigned)u < UTIL__COUNT && (p->utilities & (1u << u)) != 0;
+}
+
 int profile_find_point(const struct cfg_profile *p, const char *name)
 {
     for (size_t i = 0; i < p->n_points; i++)
@@ -400,10 +405,61 @@ static int check_overlaps(struct ld *ld, const config_setting_t *pts, const stru
     return 0;
 }
 
+/* `utility = "water";` or `utilities = [ "water", "wastewater" ];`: the
+ * utilities the meter model suits (a flow meter meters water as well as
+ * wastewater); the meter entry's utility decides how it is billed. */
+static int parse_utilities(struct ld *ld, const config_setting_t *g, struct cfg_profile *p)
+{
+    config_setting_t *one = config_setting_get_member(g, "utility");
+    config_setting_t *list = config_setting_get_member(g, "utilities");
+    int r;
+
+    if (one && list)
+        return cfg_fail(ld, list, "set either utility or utilities, not both");
+    if (!one && !list)
+        return cfg_fail(ld, g,
+                        "missing required setting 'utility' (or 'utilities', the list of those "
+                        "the meter model suits)");
+    if (!list) {
+        if ((r = cfg_get_utility(ld, g, &p->utility)))
+            return r;
+        p->utilities = 1u << p->utility;
+        return 0;
+    }
+    int n = config_setting_type(list) == CONFIG_TYPE_ARRAY ? config_setting_length(list) : -1;
+    if (n < 1)
+        return cfg_fail(ld, list,
+                        "utilities must be a non-empty array of names, e.g. "
+                        "[ \"water\", \"wastewater\" ]");
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        enum utility u;
+        if (!v || utility_parse(v, &u) < 0)
+            return cfg_fail(ld, list,
+                            "utilities[%d]: '%s' is not a utility (expected electricity, water, "
+                            "gas or wastewater)",
+                            i, v ? v : "(not a string)");
+        if (p->utilities & (1u << u))
+            return cfg_fail(ld, list, "utilities: '%s' listed twice", v);
+        if (i == 0)
+            p->utility = u;
+        p->utilities |= 1u << u;
+    }
+    /* Points of an electricity meter (ratios, phases) mean nothing on a
+     * flow meter and the other way round. */
+    if ((p->utilities & (1u << UTIL_ELECTRICITY)) && p->utilities != (1u << UTIL_ELECTRICITY))
+        return cfg_fail(ld, list,
+                        "an electricity meter model meters only electricity; utilities may "
+                        "list water, gas and wastewater together");
+    return 0;
+}
+
 static int parse_profile(struct ld *ld, const config_setting_t *g, struct config *cfg, size_t idx)
 {
-    static const char *const keys[] = {"name",   "utility",     "points",     "alarms",
-                                       "description", "protocol", "meter_type", NULL};
+    static const char *const keys[] = {"name",        "utility",  "utilities", "points",
+                                       "alarms",      "description", "protocol", "meter_type",
+                                       NULL};
     struct cfg_profile *p = &cfg->profiles[idx];
     config_setting_t *s, *pts, *als = NULL;
     const char *v;
@@ -422,7 +478,7 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
                         cfg->profiles[prev].file, cfg->profiles[prev].line);
     if ((r = cfg_get_str(ld, g, "description", false, &v, NULL)) < 0)
         return r;
-    if ((r = cfg_get_utility(ld, g, &p->utility)) ||
+    if ((r = parse_utilities(ld, g, p)) ||
         (r = cfg_get_protocol(ld, g, &p->protocol)) < 0 || (r = cfg_get_meter_type(ld, g, p)) < 0)
         return r;
     if ((r = cfg_get_list(ld, g, "points", true, &pts)))

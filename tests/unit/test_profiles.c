@@ -193,7 +193,11 @@ static void test_one(const struct expect *ex)
     CHECK(p != NULL);
     if (!p)
         goto out_free_config;
-    CHECK_STR(utility_name(p->utility), ex->utility);
+    {
+        enum utility u = UTIL__COUNT;
+        CHECK_INT(utility_parse(ex->utility, &u), 0);
+        CHECK(profile_suits(p, u));
+    }
     CHECK_INT(p->n_points, ex->n_points);
     /* The profile remembers the file it came from (for error messages). */
     CHECK_CONTAINS(p->file, ex->file);
@@ -356,6 +360,67 @@ static void test_all_together(void)
     config_free(c);
 }
 
+/* One meter model, two utilities: the TUF-2000M (utilities = water,
+ * wastewater) meters an enterprise's water supply and its discharge; each
+ * meter is billed as its own utility (its entry's `utility`), and a gas
+ * meter on it is refused with the utilities the profile suits. */
+static void test_two_utilities(void)
+{
+    char path[1200], err[600] = "", text[2048];
+    struct config *c = NULL;
+    snprintf(text, sizeof text,
+             "%s@include \"%s/config/profiles/tuf-2000m.cfg\"\n"
+             "enterprises = ( { id = \"runyu-plastics\"; name = \"湖南润宇塑业有限公司\";\n"
+             "  meters = (\n"
+             "    { id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1;"
+             " profile = \"tuf-2000m\"; interval = 10; },\n"
+             "    { id = \"ww1\"; utility = \"wastewater\"; bus = \"b1\"; unit_id = 2;"
+             " profile = \"tuf-2000m\"; interval = 10; } ); } );\n"
+             "tariffs = ( { utility = \"water\"; currency = \"CNY\"; price = 3.9; },\n"
+             "  { utility = \"wastewater\"; currency = \"CNY\"; price = 1.4; } );\n",
+             config_head, srcdir);
+    snprintf(path, sizeof path, "%s/two-utilities.cfg", tmpdir);
+    CHECK_INT(write_file(path, text), 0);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "two utilities: %s\n", err);
+        return;
+    }
+    const struct cfg_profile *p = profile_named(c, "tuf-2000m");
+    CHECK(p != NULL);
+    const struct cfg_meter *w = config_find_meter(c, "runyu-plastics/w1");
+    const struct cfg_meter *ww = config_find_meter(c, "runyu-plastics/ww1");
+    CHECK(w && ww);
+    if (p && w && ww) {
+        CHECK_INT(w->profile, ww->profile);
+        CHECK_INT(w->utility, UTIL_WATER);
+        CHECK_INT(ww->utility, UTIL_WASTEWATER);
+        CHECK(profile_suits(p, UTIL_WATER) && profile_suits(p, UTIL_WASTEWATER));
+        CHECK(!profile_suits(p, UTIL_GAS) && !profile_suits(p, UTIL_ELECTRICITY));
+        CHECK_STR(utility_unit(ww->utility), "m3");
+    }
+    config_free(c);
+    c = NULL;
+
+    /* The same model as a gas meter: refused at the meter's utility line. */
+    snprintf(text, sizeof text,
+             "%s@include \"%s/config/profiles/tuf-2000m.cfg\"\n"
+             "enterprises = ( { id = \"a\"; name = \"A\";\n"
+             "  meters = (\n"
+             "    { id = \"g1\";\n"
+             "      utility = \"gas\"; bus = \"b1\"; unit_id = 1; profile = \"tuf-2000m\";"
+             " interval = 10; } ); } );\n",
+             config_head, srcdir);
+    CHECK_INT(write_file(path, text), 0);
+    r = config_load(path, &c, err, sizeof err);
+    CHECK(r < 0);
+    char want[1300];
+    snprintf(want, sizeof want, "%s:9: ", path);
+    CHECK_CONTAINS(err, want);
+    CHECK_CONTAINS(err, "utility 'gas' is not one profile 'tuf-2000m' suits (water, wastewater)");
+    config_free(c);
+}
 
 /* The value of point 'name' of p decoded from 'bytes' (as bus_read_meter
  * delivers them, one per element). */
@@ -481,6 +546,7 @@ int main(void)
         test_one(&profiles[i]);
     test_plan_layout();
     test_all_together();
+    test_two_utilities();
     test_cn_profiles();
     return check_done();
 }
