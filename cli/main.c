@@ -1,6 +1,7 @@
 /*
  * main.c - the parkgw command line: global options (-c FILE, -v, -q), then
- * dispatch to a subcommand (run, check, probe, bill, query, status, import).
+ * dispatch to a subcommand (run, check, probe, bill, query, status, import,
+ * scan).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static const struct {
     {"query", cmd_query, "ENTERPRISE/METER[/POINT] --from T --to T: time-series export"},
     {"status", cmd_status, "meter states, outbox backlog, database size"},
     {"import", cmd_import, "--csv FILE: load readings into the store, all or nothing"},
+    {"scan", cmd_scan, "BUS: the address of the only meter on a DL/T 645 line"},
 };
 
 static void usage(FILE *out)

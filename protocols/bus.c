@@ -386,16 +386,14 @@ static int serial_link_errno(int e)
  * the wire (at 2400 baud its 20 characters take 92 ms), not from write(),
  * which returns as soon as the kernel has the bytes.
  */
-static int cn_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
-                       uint16_t *out)
+/* Parses the reply bytes received so far: 0 whole and accepted, 1 more
+ * needed, or a bus_read error. */
+typedef int (*cn_parse_fn)(const uint8_t *rsp, size_t got, void *ctx);
+
+/* Writes request q, then reads until parse accepts or refuses the reply. */
+static int cn_transact(struct bus *b, const uint8_t *q, size_t qlen, cn_parse_fn parse, void *ctx)
 {
     int fd = modbus_get_socket(b->ctx);
-    uint8_t q[DLT645_READ_REQ_LEN > CJT188_READ_REQ_LEN ? DLT645_READ_REQ_LEN
-                                                         : CJT188_READ_REQ_LEN];
-    bool dlt = b->proto == PROTO_DLT645;
-    size_t qlen = dlt ? dlt645_build_read(q, d->addr, req->di)
-                      : cjt188_build_read(q, req->meter_type, d->addr, (uint16_t)req->di,
-                                          b->ser++);
     int64_t wire_ms = ((int64_t)qlen * b->bits_per_char * 1000 + b->baud - 1) / b->baud;
     int64_t deadline = now_mono_ms() + wire_ms + b->timeout_ms;
 
@@ -405,7 +403,6 @@ static int cn_exchange(struct bus *b, const struct bus_dest *d, const struct pla
 
     /* One byte more than the longest reply, so a longer one is refused. */
     uint8_t rsp[CJT188_MAX_FRAME + 1];
-    uint8_t data[CJT188_MAX_DATA];
     _Static_assert(CJT188_MAX_FRAME >= DLT645_MAX_FRAME, "room for either reply");
     size_t got = 0;
     for (;;) {
@@ -421,20 +418,69 @@ static int cn_exchange(struct bus *b, const struct bus_dest *d, const struct pla
             return serial_link_errno(errno);
         }
         got += (size_t)n;
-        size_t need, len = 0;
-        rc = dlt ? dlt645_parse_read(rsp, got, d->addr, req->di, data, &len, &need)
-                 : cjt188_parse_read(rsp, got, req->meter_type, d->addr, (uint16_t)req->di, data,
-                                     &len, &need);
-        if (rc == 1)
-            continue;
-        if (rc < 0)
+        rc = parse(rsp, got, ctx);
+        if (rc != 1)
             return rc;
-        if (req->exact ? len != req->count : len < req->count)
-            return -EBADMSG;
-        for (size_t i = 0; i < req->count; i++)
-            out[i] = data[i];
-        return 0;
     }
+}
+
+struct cn_read {
+    const struct bus *b;
+    const struct bus_dest *d;
+    const struct plan_req *req;
+    uint16_t *out;
+};
+
+static int cn_parse_read(const uint8_t *rsp, size_t got, void *ctx)
+{
+    const struct cn_read *c = ctx;
+    uint8_t data[CJT188_MAX_DATA];
+    size_t need, len = 0;
+    int rc = c->b->proto == PROTO_DLT645
+                 ? dlt645_parse_read(rsp, got, c->d->addr, c->req->di, data, &len, &need)
+                 : cjt188_parse_read(rsp, got, c->req->meter_type, c->d->addr,
+                                     (uint16_t)c->req->di, data, &len, &need);
+    if (rc != 0)
+        return rc;
+    if (c->req->exact ? len != c->req->count : len < c->req->count)
+        return -EBADMSG;
+    for (size_t i = 0; i < c->req->count; i++)
+        c->out[i] = data[i];
+    return 0;
+}
+
+static int cn_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                       uint16_t *out)
+{
+    uint8_t q[DLT645_READ_REQ_LEN > CJT188_READ_REQ_LEN ? DLT645_READ_REQ_LEN
+                                                         : CJT188_READ_REQ_LEN];
+    size_t qlen = b->proto == PROTO_DLT645
+                      ? dlt645_build_read(q, d->addr, req->di)
+                      : cjt188_build_read(q, req->meter_type, d->addr, (uint16_t)req->di,
+                                          b->ser++);
+    struct cn_read c = {b, d, req, out};
+    return cn_transact(b, q, qlen, cn_parse_read, &c);
+}
+
+/* The DL/T 645 broadcast address: every byte a wildcard. */
+static const uint8_t any[DLT645_ADDR_LEN] = {0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA};
+
+/* The reply to the broadcast read-address: the meter's address, in its
+ * header and as its data (which must agree, and be BCD). */
+static int cn_parse_address(const uint8_t *rsp, size_t got, void *ctx)
+{
+    struct dlt645_frame f;
+    size_t need;
+    int rc = dlt645_parse(rsp, got, any, DLT645_C_READ_ADDR, &f, &need);
+    if (rc != 0)
+        return rc;
+    if (f.len != DLT645_ADDR_LEN || memcmp(f.data, f.addr, DLT645_ADDR_LEN) != 0)
+        return -EBADMSG;
+    for (int i = 0; i < DLT645_ADDR_LEN; i++)
+        if (bcd_byte(f.addr[i]) < 0)
+            return -EBADMSG;
+    memcpy(ctx, f.addr, DLT645_ADDR_LEN);
+    return 0;
 }
 
 static const struct bus_backend bus_tcp = {
@@ -623,18 +669,13 @@ static bool req_fits_bus(const struct bus *b, const struct plan_req *req)
     }
 }
 
-static int bus_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
-                        uint16_t *out)
+/* Connects, keeps the frame delay, runs one exchange (fn) and recovers
+ * from its error as bus_read describes. */
+static int bus_run(struct bus *b, int (*fn)(struct bus *b, void *arg), void *arg)
 {
-    if (!req_fits_bus(b, req))
-        return -EINVAL;
-
     int rc = bus_connect(b);
     if (rc < 0)
         return rc;
-    /* Also the unit id check of both kinds of bus (TCP: 0-247 or 255). */
-    if (b->proto == PROTO_MODBUS && modbus_set_slave(b->ctx, d->unit_id) < 0)
-        return -EINVAL;
     if (b->frame_delay_ms > 0 && b->last_frame_end_ms) {
         /* Slow devices and some RS-232/485 converters need more silence
          * between frames than the 3.5 characters of the standard. */
@@ -643,7 +684,7 @@ static int bus_exchange(struct bus *b, const struct bus_dest *d, const struct pl
             sleep_ms(wait);
     }
 
-    int err = b->backend->exchange(b, d, req, out);
+    int err = fn(b, arg);
     if (b->frame_delay_ms > 0)
         b->last_frame_end_ms = now_mono_ms();
     if (err == 0)
@@ -658,6 +699,48 @@ static int bus_exchange(struct bus *b, const struct bus_dest *d, const struct pl
          * the next read; the device path finds the adapter when it returns. */
         bus_close(b);
     return err;
+}
+
+struct exchange_arg {
+    const struct bus_dest *d;
+    const struct plan_req *req;
+    uint16_t *out;
+};
+
+static int run_exchange(struct bus *b, void *arg)
+{
+    const struct exchange_arg *x = arg;
+    return b->backend->exchange(b, x->d, x->req, x->out);
+}
+
+static int bus_exchange(struct bus *b, const struct bus_dest *d, const struct plan_req *req,
+                        uint16_t *out)
+{
+    if (!req_fits_bus(b, req))
+        return -EINVAL;
+    /* Also the unit id check of both kinds of bus (TCP: 0-247 or 255). */
+    if (b->proto == PROTO_MODBUS && modbus_set_slave(b->ctx, d->unit_id) < 0)
+        return -EINVAL;
+    struct exchange_arg x = {d, req, out};
+    return bus_run(b, run_exchange, &x);
+}
+
+static int run_read_address(struct bus *b, void *arg)
+{
+    uint8_t q[DLT645_PREAMBLE_LEN + DLT645_OVERHEAD];
+    size_t qlen = dlt645_build(q, true, any, DLT645_C_READ_ADDR, NULL, 0);
+    return cn_transact(b, q, qlen, cn_parse_address, arg);
+}
+
+int bus_read_address(struct bus *b, uint8_t ret_addr[BCD_MAX_ADDR])
+{
+    uint8_t a[DLT645_ADDR_LEN];
+    if (b->proto != PROTO_DLT645)
+        return -EINVAL;
+    int rc = bus_run(b, run_read_address, a);
+    if (rc == 0)
+        memcpy(ret_addr, a, sizeof(a));
+    return rc;
 }
 
 int bus_read(struct bus *b, int unit_id, const struct plan_req *req, uint16_t *out)

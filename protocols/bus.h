@@ -70,5 +70,12 @@ int bus_read_meter(struct bus *b, const struct cfg_meter *m, const struct plan_r
  * DL/T 645 and CJ/T 188 buses only (-EINVAL on Modbus). */
 int bus_read_addr(struct bus *b, const uint8_t *addr, const struct plan_req *req, uint16_t *out);
 
+/* DL/T 645 buses: the broadcast read-address (AAAAAAAAAAAA, control code
+ * 13H), which the only meter on a line answers with its address. 0 and
+ * ret_addr[0..6) in wire order (bcd_addr_format prints it), or a bus_read
+ * error: -ETIMEDOUT when no meter answered, -EBADMSG for a garbled reply
+ * (several meters answering at once collide); -EINVAL on another protocol. */
+int bus_read_address(struct bus *b, uint8_t ret_addr[BCD_MAX_ADDR]);
+
 /* Human text for a bus_read error, e.g. "exception 2 (illegal data address)". */
 const char *bus_strerror(int err);

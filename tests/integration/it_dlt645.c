@@ -7,7 +7,8 @@
  * the others on its line at their 1 s rate (and the Modbus line too); a
  * reply from a wrong address is refused (logged as malformed, never
  * published as the meter's value) and the meter is read again once the
- * fault clears; an abnormal reply is logged with the standard's meaning.
+ * fault clears; an abnormal reply is logged with the standard's meaning;
+ * `parkgw scan` reads the address of the single meter of a fourth line.
  * Every live value is compared with the simulator's model. Phases wait on
  * polls and log lines with deadlines, never fixed sleeps.
  */
@@ -35,6 +36,8 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "    device = \"%s/ttyUSB-645\"; baud = 9600; parity = \"E\"; timeout_ms = %d; },\n"
         "  { name = \"line-188\"; type = \"rtu\"; protocol = \"cjt188\";\n"
         "    device = \"%s/ttyUSB-188\"; baud = 2400; parity = \"E\"; timeout_ms = %d; },\n"
+        "  { name = \"line-one\"; type = \"rtu\"; protocol = \"dlt645-2007\";\n"
+        "    device = \"%s/ttyUSB-one\"; baud = 2400; timeout_ms = %d; },\n"
         "  { name = \"line-mb\"; type = \"rtu\"; device = \"%s/ttyUSB-mb\"; baud = 9600;\n"
         "    timeout_ms = %d; },\n"
         "  { name = \"rmu\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d; timeout_ms = %d; }\n"
@@ -62,14 +65,17 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "\"000000000103\";"
         " profile = \"it-dlt645\"; interval = 1; },\n"
         "    { id = \"w1\"; utility = \"water\"; bus = \"line-188\"; address = \"00000000000201\";"
-        " profile = \"cjt188-water\"; interval = 1; } ); },\n"
+        " profile = \"cjt188-water\"; interval = 1; },\n"
+        "    { id = \"e9\"; utility = \"electricity\"; bus = \"line-one\"; address = \"000000000109\";"
+        " profile = \"it-dlt645\"; interval = 1; } ); },\n"
         "  { id = \"modbus-works\"; name = \"Modbus lines\"; meters = (\n"
         "    { id = \"m1\"; utility = \"water\"; bus = \"line-mb\"; unit_id = 1;"
         " profile = \"generic-water\"; interval = 1; },\n"
         "    { id = \"t1\"; utility = \"water\"; bus = \"rmu\"; unit_id = 11;"
         " profile = \"generic-water\"; interval = 1; } ); }\n"
         ");\n",
-        dir, mqtt_port, dir, TIMEOUT_MS, dir, TIMEOUT_MS, dir, TIMEOUT_MS, sim_port, TIMEOUT_MS);
+        dir, mqtt_port, dir, TIMEOUT_MS, dir, TIMEOUT_MS, dir, TIMEOUT_MS, dir, TIMEOUT_MS,
+        sim_port, TIMEOUT_MS);
 }
 
 static const char *ENT = "xiangjiang-steel";
@@ -81,8 +87,8 @@ static struct livetrack lt;
 static void setup(void)
 {
     h_park_start(&pk, "it_dlt645", make_config, SEED);
-    const char *ttys[] = {"ttyUSB-645", "ttyUSB-188", "ttyUSB-mb"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *ttys[] = {"ttyUSB-645", "ttyUSB-188", "ttyUSB-one", "ttyUSB-mb"};
+    for (size_t i = 0; i < 4; i++) {
         char *dev = xasprintf("%s/%s", pk.dir, ttys[i]);
         CHECK(h_wait_path(dev, 10000));
         free(dev);
@@ -108,6 +114,30 @@ static void scenario_check(void)
                         "9600 baud");
     CHECK_CONTAINS(out, "line-188         188        1         2         1       1.0  23.9% of "
                         "2400 baud");
+    free(out);
+    free(errout);
+}
+
+/* `parkgw scan`: the broadcast read-address finds the single meter of
+ * line-one; on line-645 three meters match the wildcard (on a real line
+ * their replies collide; the sim's stay silent): no address, exit 2; a
+ * CJ/T 188 bus is refused (exit 1). Before `run`: one program per line. */
+static void scenario_scan(void)
+{
+    char *out = NULL, *errout = NULL;
+    char *argv[] = {(char *)pk.parkgw, "scan", "-c", pk.gw_cfg, "line-one", NULL};
+    CHECK_INT(h_run(argv, &out, &errout, 10000), 0);
+    CHECK_CONTAINS(out, "bus line-one: address 000000000109 (meter xiangjiang-steel/e9)");
+    free(out);
+    free(errout);
+    argv[4] = "line-645";
+    CHECK_INT(h_run(argv, &out, &errout, 10000), 2);
+    CHECK_CONTAINS(errout, "no meter answered the broadcast");
+    free(out);
+    free(errout);
+    argv[4] = "line-188";
+    CHECK_INT(h_run(argv, &out, &errout, 10000), 1);
+    CHECK_CONTAINS(errout, "bus 'line-188' speaks cjt188");
     free(out);
     free(errout);
 }
@@ -193,6 +223,7 @@ int main(void)
     setenv("TZ", "Asia/Shanghai", 1);
     setup();
     scenario_check();
+    scenario_scan();
     if (scenario_start()) {
         scenario_dead_meter();
         scenario_wrong_address_and_abnormal();
