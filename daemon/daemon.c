@@ -307,10 +307,10 @@ static bool meter_same(const struct config *ca, const struct cfg_meter *a,
                        const struct config *cb, const struct cfg_meter *b)
 {
     return str_eq(a->id, b->id) && str_eq(a->enterprise->id, b->enterprise->id) &&
-           str_eq(a->enterprise->name, b->enterprise->name) &&
+           str_eq(a->enterprise->name, b->enterprise->name) && str_eq(a->address, b->address) &&
            profile_same(&ca->profiles[a->profile], &cb->profiles[b->profile]) &&
-           CFG_SAME(struct cfg_meter, a, b, x_->id = NULL; x_->bus = 0; x_->profile = 0;
-                    x_->enterprise = NULL; x_->line = 0);
+           CFG_SAME(struct cfg_meter, a, b, x_->id = NULL; x_->address = NULL; x_->bus = 0;
+                    x_->profile = 0; x_->enterprise = NULL; x_->line = 0);
 }
 
 /* Index of the bus named 'name', or cfg->n_buses. */

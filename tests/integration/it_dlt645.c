@@ -8,7 +8,8 @@
  * reply from a wrong address is refused (logged as malformed, never
  * published as the meter's value) and the meter is read again once the
  * fault clears; an abnormal reply is logged with the standard's meaning;
- * `parkgw scan` reads the address of the single meter of a fourth line.
+ * `parkgw scan` reads the address of the single meter of a fourth line; a
+ * reload with the same configuration keeps the lines polling.
  * Every live value is compared with the simulator's model. Phases wait on
  * polls and log lines with deadlines, never fixed sleeps.
  */
@@ -207,6 +208,16 @@ static void scenario_wrong_address_and_abnormal(void)
     CHECK(lt_wait_polls(&lt, ENT, "e3", t1, 1, 12000));
 }
 
+/* SIGHUP with the same configuration: the DL/T 645 and CJ/T 188 lines keep
+ * polling (their meters compare equal, addresses by content). */
+static void scenario_reload_keeps_lines(void)
+{
+    kill(pk.gw.pid, SIGHUP);
+    CHECK(h_wait_log(&pk.gw, "reload: bus line-645 unchanged, keeps polling", 1, 10000));
+    CHECK(h_wait_log(&pk.gw, "reload: bus line-188 unchanged, keeps polling", 1, 10000));
+    CHECK(lt_wait_polls(&lt, ENT, "e1", now_real_ms(), 2, 5000));
+}
+
 static void scenario_every_value_is_the_meters(void)
 {
     CHECK(h_park_stop_gw(&pk));
@@ -227,6 +238,7 @@ int main(void)
     if (scenario_start()) {
         scenario_dead_meter();
         scenario_wrong_address_and_abnormal();
+        scenario_reload_keeps_lines();
         scenario_every_value_is_the_meters();
     }
     h_sub_free(sub);
