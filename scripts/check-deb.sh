@@ -64,6 +64,7 @@ for f in "$prefix/bin/parkgw" \
          "$prefix/share/parkgw/profiles/generic-water.cfg" \
          "$prefix/share/parkgw/profiles/generic-gas.cfg" \
          "$prefix/share/parkgw/profiles/generic-wastewater.cfg" \
+         "$prefix/share/parkgw/profiles/tariffs/pf-0.90.cfg" \
          "$prefix/share/man/man1/parkgw.1" \
          "$prefix/share/man/man5/parkgw.cfg.5"; do
   expect "contains $f" grep -qx -- "$f" "$work/files"
