@@ -146,6 +146,18 @@ struct commit_out {
     int64_t last_seq;
 };
 
+/* Tells the summary engine both clocks, read together: a thread preempted
+ * between the two reads (the writer runs at nice 5) must not look like a
+ * step of the wall clock, so a pair read more than 50 ms apart is skipped. */
+static void writer_summary_clock(struct writer *w)
+{
+    int64_t m0 = now_mono_ms();
+    int64_t real = now_real_ms();
+    int64_t m1 = now_mono_ms();
+    if (m1 - m0 <= 50)
+        summary_set_clock(w->sum, real, m0 + (m1 - m0) / 2);
+}
+
 /*
  * One transaction: the group's samples, its messages in queue order, then
  * the summaries that are due, then the outbox bound. On failure everything,
@@ -184,6 +196,7 @@ static int writer_commit(struct writer *w, const struct batch *group, size_t n_s
         out->msgs++;
     }
     if (w->sum && w->sum_loaded) {
+        writer_summary_clock(w);
         summary_add(w->sum, w->buf, n_samples);
         struct summary_msg *ev = NULL;
         size_t n_ev = summary_take_events(w->sum, &ev);
@@ -426,8 +439,11 @@ static void *writer_thread(void *arg)
 
         if (!inflight) {
             int64_t due = last_take + w->commit_interval_ms;
-            bool sum_due = w->sum && w->sum_loaded && !w->paused &&
-                           summary_due(w->sum, now_real_ms());
+            bool sum_due = false;
+            if (w->sum && w->sum_loaded && !w->paused) {
+                writer_summary_clock(w);
+                sum_due = summary_due(w->sum, now_real_ms());
+            }
             if (w->head && !w->paused && !w->stopping && now < due &&
                 w->queued < WRITER_MAX_GROUP) {
                 /* Inside the commit window: let more batches gather. */

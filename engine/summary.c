@@ -72,6 +72,8 @@ struct sstate {
     int64_t open_from;
     bool late_to_oldest;
     bool save_wanted;  /* the saved state is older than a load: save it with the next commit */
+    bool clock_set;
+    int64_t clock_offset; /* wall clock minus monotonic clock at the last summary_set_clock */
     struct pend *pend;
     size_t n_pend, cap_pend;
 };
@@ -210,6 +212,8 @@ static void sstate_copy(const struct summary *s, struct sstate *dst, const struc
     dst->open_from = src->open_from;
     dst->late_to_oldest = src->late_to_oldest;
     dst->save_wanted = src->save_wanted;
+    dst->clock_set = src->clock_set;
+    dst->clock_offset = src->clock_offset;
     dst->n_pend = dst->cap_pend = src->n_pend;
     dst->pend = src->n_pend ? xmalloc(src->n_pend * sizeof(*dst->pend)) : NULL;
     for (size_t i = 0; i < src->n_pend; i++) {
@@ -422,6 +426,41 @@ void summary_add(struct summary *s, const struct sample *samples, size_t n)
         else
             add_power(s, pt->meter, samples[i].ts, samples[i].value);
     }
+}
+
+void summary_set_clock(struct summary *s, int64_t real_ms, int64_t mono_ms)
+{
+    struct sstate *st = &s->st;
+    int64_t offset = real_ms - mono_ms;
+    if (!st->clock_set) {
+        st->clock_set = true;
+        st->clock_offset = offset;
+        return;
+    }
+    int64_t d = offset - st->clock_offset;
+    /* NTP slews at most 0.5 ms/s; anything near a second is a step. */
+    if (d > -SUMMARY_CLOCK_STEP_MS && d < SUMMARY_CLOCK_STEP_MS) {
+        st->clock_offset = offset;
+        return;
+    }
+    st->clock_offset = offset;
+    /* Move the open intervals with the clock, by whole intervals so they
+     * stay aligned, and every counter's last reading by the step itself:
+     * the time since that reading is what the monotonic clock says. */
+    int64_t shift = (d >= 0 ? d + s->iv_ms / 2 : d - s->iv_ms / 2) / s->iv_ms * s->iv_ms;
+    st->open_from += shift;
+    for (size_t k = 0; k < st->n_pend; k++)
+        st->pend[k].from += shift;
+    for (size_t j = 0; j < s->n_meters; j++) {
+        if (st->ms[j].has_prev)
+            st->ms[j].prev_ts += d;
+        if (st->ms[j].last_ts > 0)
+            st->ms[j].last_ts += d;
+    }
+    log_warn("summary: the wall clock stepped %s%.3f s; the summary intervals move with it "
+             "(%+lld intervals): none is published for the time skipped or twice for the time "
+             "repeated, and no consumption moves",
+             d >= 0 ? "+" : "", (double)d / 1000.0, (long long)(shift / s->iv_ms));
 }
 
 bool summary_due(const struct summary *s, int64_t now)

@@ -91,6 +91,18 @@ void summary_add(struct summary *s, const struct sample *samples, size_t n);
  * without wrapping. *ret is malloc'd (summary_msgs_free). Returns the count. */
 size_t summary_take_events(struct summary *s, struct summary_msg **ret);
 
+/*
+ * The clocks now: wall (Unix ms) and monotonic (ms). Called before every
+ * summary_add and summary_due. A change of their difference by
+ * SUMMARY_CLOCK_STEP_MS or more is a step of the wall clock (NTP's first
+ * sync, an operator's date -s): it is logged, and the open intervals move
+ * with it by whole intervals (each counter's last reading by the step), so
+ * a step forward publishes no empty intervals for the time skipped and a
+ * step back neither holds summaries back nor lumps consumption.
+ */
+#define SUMMARY_CLOCK_STEP_MS 1000
+void summary_set_clock(struct summary *s, int64_t real_ms, int64_t mono_ms);
+
 /* True when at least one interval is ready to publish at now (Unix ms). */
 bool summary_due(const struct summary *s, int64_t now);
 

@@ -9,9 +9,10 @@ PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl
 # Test-only tools: openssl makes certificates for the TLS tests, clang and its
 # runtime build the libFuzzer targets of the fuzz smoke run, chromium opens
 # the dashboard in it_dashboard (with a CJK font so its screenshots show the
-# enterprises' Chinese names).
+# enterprises' Chinese names), faketime's libfaketime steps the daemon's
+# wall clock (and only it) in it_clock.
 if [ "${1:-}" = --test ]; then
-  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei)
+  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei faketime)
 fi
 
 missing=()
