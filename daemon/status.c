@@ -43,8 +43,9 @@ static json_t *table_alarms(struct alarmlog *al, const struct config *cfg,
 }
 
 /* The state the open alarms imply: comm_lost (comm_lost, bus_down) before
- * supply_lost (any other alarm); NULL when none is open. */
-static const char *alarms_state(json_t *alarms)
+ * supply_lost (the supply rule only), with the deciding alarm's start in
+ * *ret_since; NULL when neither is open. */
+static const char *alarms_state(json_t *alarms, json_int_t *ret_since)
 {
     const char *state = NULL;
     size_t i;
@@ -53,9 +54,16 @@ static const char *alarms_state(json_t *alarms)
         const char *name = json_string_value(json_object_get(a, "alarm"));
         if (!name)
             continue;
-        if (strcmp(name, "comm_lost") == 0 || strcmp(name, "bus_down") == 0)
+        if (strcmp(name, "comm_lost") == 0 || strcmp(name, "bus_down") == 0) {
+            *ret_since = json_integer_value(json_object_get(a, "since"));
             return "comm_lost";
-        state = "supply_lost";
+        }
+        /* Only the supply rule makes a meter supply_lost (as the state topic
+         * says); low_pressure or phase_loss alone leave it ok. */
+        if (strcmp(name, "supply_lost") == 0) {
+            *ret_since = json_integer_value(json_object_get(a, "since"));
+            state = "supply_lost";
+        }
     }
     return state;
 }
@@ -177,11 +185,10 @@ static json_t *meter_status(const struct config *cfg, const struct cfg_meter *m,
         alarms = table;
     }
     const char *state = status_age_state(last ? age : -1, m->interval);
-    const char *astate = alarms_state(alarms);
     json_int_t since = 0;
+    const char *astate = alarms_state(alarms, &since);
     if (astate) {
         state = astate;
-        since = json_integer_value(json_object_get(json_array_get(alarms, 0), "since"));
         if (json_is_string(json_object_get(rsm, "state")) &&
             strcmp(json_string_value(json_object_get(rsm, "state")), "ok") != 0)
             since = json_integer_value(json_object_get(rsm, "since"));
