@@ -22,7 +22,7 @@
 static int check_top_keys(struct ld *ld, const config_setting_t *root)
 {
     static const char *const keys[] = {"gateway",     "storage", "mqtt",    "buses",
-                                       "profiles",    "enterprises", "tariffs", NULL};
+                                       "profiles",    "enterprises", "tariffs", "alerts", NULL};
     int n = config_setting_length(root);
     for (int i = 0; i < n; i++) {
         const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
@@ -70,7 +70,8 @@ int config_load(const char *path, struct config **ret, char *err, size_t errlen)
     if ((r = check_top_keys(&ld, root)) || (r = cfg_parse_gateway(&ld, root, cfg)) ||
         (r = cfg_parse_storage(&ld, root, cfg)) || (r = cfg_parse_mqtt(&ld, root, cfg)) ||
         (r = cfg_parse_buses(&ld, root, cfg)) || (r = cfg_parse_profiles(&ld, root, cfg)) ||
-        (r = cfg_parse_enterprises(&ld, root, cfg)) || (r = cfg_parse_tariffs(&ld, root, cfg)))
+        (r = cfg_parse_enterprises(&ld, root, cfg)) || (r = cfg_parse_tariffs(&ld, root, cfg)) ||
+        (r = cfg_parse_alerts(&ld, root, cfg)))
         goto out_free_cfg;
 
     *ret = cfg;
@@ -138,6 +139,7 @@ void config_free(struct config *cfg)
     free(cfg->mqtt_username);
     free(cfg->mqtt_password_file);
     cfg_free_http(cfg);
+    cfg_free_alerts(cfg);
     if (cfg->mqtt_password) {
         /* Do not leave the broker password in freed heap memory. */
         explicit_bzero(cfg->mqtt_password, strlen(cfg->mqtt_password));

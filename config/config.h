@@ -162,6 +162,21 @@ struct cfg_tls {
     char *key_file;
 };
 
+enum webhook_format { WEBHOOK_JSON, WEBHOOK_WECOM, WEBHOOK_DINGTALK };
+
+/* One alert target (alerts.webhooks): events of the listed kinds are POSTed
+ * to url in its format. */
+struct cfg_webhook {
+    char *name;           /* [a-z0-9_-]+, unique: keys its delivery cursor */
+    char *url;            /* http:// or https:// */
+    enum webhook_format format;
+    char **events;        /* alarm names, "comm_lost", "bus_down"; default the three */
+    size_t n_events;
+    int timeout_ms;       /* per request; default 5000 */
+    int min_interval;     /* s; default alerts.min_interval */
+    int line;
+};
+
 struct config {
     char *path;
     char *gateway_id;
@@ -182,6 +197,11 @@ struct config {
     long outbox_max_messages;   /* default 1000000 */
     bool tls_set;
     struct cfg_tls tls;
+
+    /* alerts (docs/OPERATOR.md "Alerts"): webhook targets. */
+    struct cfg_webhook *webhooks;
+    size_t n_webhooks;
+    int alerts_min_interval;    /* s between two messages about one meter to a target */
 
     /* gateway.http (docs/OPERATOR.md): NULL listen = no listener. */
     char *http_listen;          /* "HOST:PORT" */

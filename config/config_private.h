@@ -139,6 +139,9 @@ int cfg_parse_gateway(struct ld *ld, const config_setting_t *root, struct config
 int cfg_parse_http(struct ld *ld, const config_setting_t *gw, struct config *cfg);
 /* Frees what cfg_parse_http set (the password wiped first). */
 void cfg_free_http(struct config *cfg);
+/* The top-level alerts group (absent: no alerts). */
+int cfg_parse_alerts(struct ld *ld, const config_setting_t *root, struct config *cfg);
+void cfg_free_alerts(struct config *cfg);
 int cfg_parse_storage(struct ld *ld, const config_setting_t *root, struct config *cfg);
 int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *cfg);
 int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *cfg);

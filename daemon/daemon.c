@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "daemon/alerter.h"
 #include "daemon/daemon.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
@@ -32,6 +33,8 @@
 #include "common/utility.h"
 #include "protocols/mqtt.h"
 #include "protocols/payload.h"
+#include "protocols/webhook.h"
+#include "storage/alertq.h"
 #include "storage/dblock.h"
 #include "storage/store.h"
 #include "daemon/writer.h"
@@ -107,6 +110,7 @@ struct daemon {
     struct cfg_gen *gen;         /* the generation of cfg (NULL before the pollers) */
     struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
     struct http *http;           /* NULL unless gateway.http is configured */
+    struct alerter *alerter;     /* NULL unless alerts.webhooks are configured */
     /* Held for writing while reload replaces cfg; for reading by an HTTP
      * thread computing a statement with it (GET /api/bill). */
     pthread_rwlock_t cfg_lock;
@@ -408,6 +412,10 @@ static void reload(struct daemon *d, const char *cfg_path)
         r = register_points_in(st2, ncfg, &nids, &nn);
         if (r < 0)
             snprintf(err, sizeof(err), "cannot register points: %s", strerror(-r));
+        if (r == 0 && alertq_install(store_db(st2), ncfg->n_webhooks > 0) < 0) {
+            snprintf(err, sizeof(err), "cannot set up the alert queue");
+            r = -EIO;
+        }
         store_close(st2);
     }
     if (r < 0) {
@@ -450,6 +458,10 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->poller_gen = ng;
     d->n_pollers = nb;
 
+    /* The alerter reads the old config: it restarts on the new one (its
+     * cursors and held messages are in the database). */
+    alerter_stop(d->alerter);
+    d->alerter = NULL;
     pthread_rwlock_wrlock(&d->cfg_lock);
     gen_retire(d->gen);  /* owns old cfg and ids now; freed with its last poller */
     d->cfg = ncfg;
@@ -459,6 +471,7 @@ static void reload(struct daemon *d, const char *cfg_path)
     pthread_rwlock_unlock(&d->cfg_lock);
     writer_set_max_queued(d->writer, writer_bound(ncfg));
     start_summaries(d);
+    alerter_start(d->cfg, &d->alerter);
     for (size_t b = 0; b < nb; b++) {
         if (np[b])
             continue;
@@ -631,6 +644,13 @@ int daemon_run(struct config *cfg, const char *cfg_path)
         goto out_release_lock;
     }
     store_set_retention(d.store, d.cfg->raw_retention_days);
+    /* Alert events are queued by a trigger in the writer's transactions:
+     * it must be there (or gone) before the first one. */
+    if (alertq_install(store_db(d.store), d.cfg->n_webhooks > 0) < 0) {
+        log_err("storage: cannot set up the alert queue in %s", d.cfg->storage_path);
+        goto out_close_store;
+    }
+    webhook_global_init();
     r = register_points(&d);
     if (r < 0) {
         log_err("storage: cannot register points in %s: %s", d.cfg->storage_path, strerror(-r));
@@ -677,6 +697,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
              PARKGW_VERSION, d.cfg->gateway_id, d.cfg->n_enterprises, d.n_meters, d.cfg->n_buses,
              d.cfg->storage_path, d.cfg->mqtt_uri);
     start_http(&d);
+    alerter_start(d.cfg, &d.alerter);
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d.n_meters, d.cfg->n_buses);
 
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
@@ -730,6 +751,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     rc = failed ? 2 : 0;
 
 out_stop_pollers:
+    alerter_stop(d.alerter);
     http_stop(d.http);
     store_close(d.status_store);
     stop_pollers(&d);

@@ -76,7 +76,7 @@ else ok "does not ship $etc/parkgw/parkgw.cfg"; fi
 dpkg-deb -f "$deb" Package >"$work/pkg"
 expect "Package: parkgw" grep -qx parkgw "$work/pkg"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libmodbus5 libpaho-mqtt1.3 libsqlite3-0 libconfig9 libsystemd0 libjansson4 libmicrohttpd12; do
+for lib in libmodbus5 libpaho-mqtt1.3 libsqlite3-0 libconfig9 libsystemd0 libjansson4 libmicrohttpd12 libcurl4; do
   case ", $depends," in *", $lib,"*) ok "Depends on $lib" ;; *) fail "Depends lacks $lib ($depends)" ;; esac
 done
 # Every shared library the binary links directly (DT_NEEDED) comes from one

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl-dev
           libsqlite3-dev libconfig-dev libsystemd-dev libjansson-dev libmicrohttpd-dev
-          mosquitto mosquitto-clients)
+          libcurl4-openssl-dev mosquitto mosquitto-clients)
 # Test-only tools: openssl makes certificates for the TLS tests, clang and its
 # runtime build the libFuzzer targets of the fuzz smoke run, chromium opens
 # the dashboard in it_dashboard (with a CJK font so its screenshots show the

@@ -195,20 +195,20 @@ int main(void)
     char err[1024];
     struct config *cfg = NULL;
     CHECK(config_load(cfg_path, &cfg, err, sizeof(err)) == 0);
+    char *portfile = xasprintf("%s/sim.port", dir), *simlog = xasprintf("%s/sim.log", dir);
+    char *gwlog = xasprintf("%s/parkgw.log", dir);
     if (!cfg) {
         fprintf(stderr, "%s\n", err);
-        return check_done();
+        goto out;
     }
 
     /* The sim serves every bus on the port its config names. */
-    char *portfile = xasprintf("%s/sim.port", dir), *simlog = xasprintf("%s/sim.log", dir);
     char *sim_argv[] = {(char *)h_env("PARKGW_SIM_BIN", "parkgw-sim"), "--config", cfg_path,
                         "--seed", "5", "--port-file", portfile, "--control", "-", NULL};
     h_spawn(&sim, sim_argv, simlog, true);
     CHECK(h_wait_file(portfile, 10000));
     for (size_t b = 0; b < cfg->n_buses; b++)
         CHECK(h_wait_port(cfg->buses[b].port, 10000));
-    char *gwlog = xasprintf("%s/parkgw.log", dir);
     char *run_argv[] = {(char *)h_env("PARKGW_BIN", "parkgw"), "run", "-c", cfg_path, NULL};
     h_spawn(&gw, run_argv, gwlog, false);
     CHECK(h_wait_port(http_port, 15000));

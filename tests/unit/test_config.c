@@ -457,6 +457,17 @@ static const struct ecase cases[] = {
     {"http-pass", .gateway = "gateway = { id = \"gw1\";\n http = { listen = \"10.0.0.5:80\";\n"
                              "  password_file = \"/nonexistent/http.pass\"; }; }; #!\n",
      .want = "cannot read password_file '/nonexistent/http.pass'"},
+    /* alerts (docs/OPERATOR.md) */
+    {"alerts-format", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\";\n url = \"http://h/x\";\n format = \"slack\"; } ); }; #!\n",
+     .want = "format 'slack' must be json, wecom or dingtalk"},
+    {"alerts-url", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\";\n url = \"ftp://h/x\"; } ); }; #!\n",
+     .want = "must start with http:// or https://"},
+    {"alerts-dup", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\"; url = \"http://h/x\"; },\n { name = \"a\"; url = \"http://h/y\"; } ); }; #!\n",
+     .want = "duplicate webhook name 'a'"},
+    {"alerts-events", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\"; url = \"http://h/x\";\n events = [ ]; } ); }; #!\n",
+     .want = "events must be a non-empty list"},
+    {"alerts-interval", .tariffs = TARIFFS "alerts = {\n min_interval = -1; }; #!\n",
+     .want = "'min_interval' = -1 is out of range"},
     /* storage, mqtt */
     {"storage-path", .storage = "storage = { #!\n  raw_retention_days = 10; };\n",
      .want = "missing required setting 'path'"},
