@@ -90,8 +90,10 @@ static void free_profile(struct cfg_profile *p)
     for (size_t i = 0; i < p->n_points; i++)
         free(p->points[i].name);
     free(p->points);
-    for (size_t i = 0; i < p->n_alarms; i++)
+    for (size_t i = 0; i < p->n_alarms; i++) {
         free(p->alarms[i].name);
+        free(p->alarms[i].hours);
+    }
     free(p->alarms);
     free(p->name);
     free(p->file);
@@ -115,6 +117,9 @@ void config_free(struct config *cfg)
         for (size_t i = 0; i < ent->n_meters; i++) {
             free(ent->meters[i].id);
             free(ent->meters[i].address);
+            for (size_t k = 0; k < ent->meters[i].n_alarm_overrides; k++)
+                free(ent->meters[i].alarm_overrides[k].hours);
+            free(ent->meters[i].alarm_overrides);
         }
         free(ent->meters);
         free(ent->id);

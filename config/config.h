@@ -65,6 +65,12 @@ struct cfg_point {
     int line;
 };
 
+/* A span of minutes of the day in the gateway's time zone: from 0..1439,
+ * to 1..1440 ("24:00"); to < from crosses midnight. */
+struct cfg_minutes {
+    int from_min, to_min;
+};
+
 struct cfg_alarm {
     char *name;
     int point;            /* index into the profile's points */
@@ -72,6 +78,24 @@ struct cfg_alarm {
     double below, above;
     double for_s;         /* seconds the condition must hold */
     double hysteresis;    /* clear only when back by this much; default 0 */
+    /* Schedule (key `hours`): the condition only raises the alarm while the
+     * local time is inside one of these spans (a plant idle at night is not
+     * an outage); none = always. Outside, a raised alarm still clears. */
+    struct cfg_minutes *hours;
+    size_t n_hours;
+    int line;
+};
+
+/* A meter's changes to one of its profile's alarms (meter key `alarms`):
+ * the window, thresholds or schedule of that plant, or the alarm off. */
+struct cfg_alarm_override {
+    int alarm;            /* index into the profile's alarms */
+    bool disabled;        /* enabled = false */
+    bool has_for, has_below, has_above, has_hysteresis;
+    double for_s, below, above, hysteresis;
+    struct cfg_minutes *hours; /* replaces the profile's schedule when has_hours */
+    size_t n_hours;
+    bool has_hours;
     int line;
 };
 
@@ -126,6 +150,8 @@ struct cfg_meter {
     int max_registers_per_read; /* default 125 */
     bool no_gap_fill;
     bool one_request_per_point;
+    struct cfg_alarm_override *alarm_overrides;
+    size_t n_alarm_overrides;
     struct cfg_enterprise *enterprise; /* back pointer */
     int line;
 };
@@ -246,6 +272,17 @@ const char *point_ratio_name(enum point_ratio r);
 
 /* The billing counter of a profile, or -1. */
 int profile_billing_point(const struct cfg_profile *p);
+/*
+ * The alarm k of meter m's profile as it applies to m (the meter's
+ * overrides applied) into *ret, a shallow copy pointing into cfg; false when
+ * the meter turned it off.
+ */
+bool config_meter_alarm(const struct config *cfg, const struct cfg_meter *m, size_t k,
+                        struct cfg_alarm *ret);
+/* Whether minute of the day 'minute' (0..1439) lies in a's schedule (always
+ * true without one). */
+bool alarm_in_schedule(const struct cfg_alarm *a, int minute);
+
 /* Whether a meter of utility u may use profile p (p->utilities). */
 bool profile_suits(const struct cfg_profile *p, enum utility u);
 /* Index of the point named 'name' in p->points, or -1. */

@@ -85,6 +85,15 @@ int cfg_get_list(struct ld *ld, const config_setting_t *g, const char *key, bool
 /* The required setting `utility`, one of the utility names. */
 int cfg_get_utility(struct ld *ld, const config_setting_t *g, enum utility *ret);
 
+/* "HH:MM-HH:MM" into minutes of the day (the end may be 24:00); false when
+ * malformed. */
+bool cfg_parse_hours(const char *s, int *ret_from, int *ret_to);
+/* An alarm's schedule: the array 'key' of "HH:MM-HH:MM" spans (end after
+ * start, or before it to cross midnight) into *ret (caller frees). 0, 1
+ * when absent, -EINVAL with the message written. */
+int cfg_get_schedule(struct ld *ld, const config_setting_t *g, const char *what,
+                     struct cfg_minutes **ret, size_t *ret_n);
+
 /* ---- include.c ---- */
 
 /* p is a regular file this process can read. */
@@ -129,6 +138,11 @@ int cfg_parse_meter_address(struct ld *ld, const config_setting_t *g, const stru
 const struct cfg_meter *cfg_meter_clash(const struct config *cfg, const struct cfg_meter *m,
                                         bool (*same)(const struct cfg_meter *,
                                                      const struct cfg_meter *));
+
+/* A meter's `alarms = ( { name; for; below; above; hysteresis; hours;
+ * enabled; }, ... )`: changes to its profile's alarms. Needs m->profile. */
+int cfg_parse_alarm_overrides(struct ld *ld, const config_setting_t *g, const struct config *cfg,
+                              struct cfg_meter *m);
 
 /* ---- park.c: the sections, each 0 or -EINVAL/-errno with the message written ---- */
 

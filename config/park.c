@@ -340,7 +340,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                                        "unit_id",  "profile",  "interval",
                                        "pt_ratio", "ct_ratio", "max_registers_per_read",
                                        "no_gap_fill", "one_request_per_point", "description",
-                                       "address", NULL};
+                                       "address", "alarms", NULL};
     struct cfg_meter *m = &ent->meters[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -444,7 +444,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
         (r = cfg_get_bool(ld, g, "no_gap_fill", &m->no_gap_fill, NULL)) < 0 ||
         (r = cfg_get_bool(ld, g, "one_request_per_point", &m->one_request_per_point, NULL)) < 0)
         return r;
-    return 0;
+    return cfg_parse_alarm_overrides(ld, g, cfg, m);
 }
 
 static const char *const reserved_ids[] = {"status", "summary", "events", NULL};
@@ -519,8 +519,7 @@ static int two_digits(const char *s)
     return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
-/* "HH:MM-HH:MM" into minutes of the day; the end may be 24:00. */
-static bool parse_hours(const char *s, int *ret_from, int *ret_to)
+bool cfg_parse_hours(const char *s, int *ret_from, int *ret_to)
 {
     if (strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':')
         return false;
@@ -570,7 +569,7 @@ static int parse_band(struct ld *ld, const config_setting_t *g, struct cfg_tarif
                             ? config_setting_get_string(e)
                             : NULL;
         int from, to;
-        if (!v || !parse_hours(v, &from, &to) || from == to)
+        if (!v || !cfg_parse_hours(v, &from, &to) || from == to)
             return cfg_fail(ld, e,
                             "band '%s': hours entry %zu must be \"HH:MM-HH:MM\" (end after "
                             "start, or before it to cross midnight; 24:00 allowed as end)",

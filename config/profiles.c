@@ -49,6 +49,73 @@ const char *point_ratio_name(enum point_ratio r)
     return (size_t)r < ARRAY_SIZE(names) ? names[r] : "";
 }
 
+bool alarm_in_schedule(const struct cfg_alarm *a, int minute)
+{
+    if (a->n_hours == 0)
+        return true;
+    for (size_t i = 0; i < a->n_hours; i++) {
+        int f = a->hours[i].from_min, t = a->hours[i].to_min;
+        if (f < t ? minute >= f && minute < t : minute >= f || minute < t)
+            return true;
+    }
+    return false;
+}
+
+bool config_meter_alarm(const struct config *cfg, const struct cfg_meter *m, size_t k,
+                        struct cfg_alarm *ret)
+{
+    const struct cfg_profile *p = &cfg->profiles[m->profile];
+    *ret = p->alarms[k];
+    for (size_t i = 0; i < m->n_alarm_overrides; i++) {
+        const struct cfg_alarm_override *o = &m->alarm_overrides[i];
+        if ((size_t)o->alarm != k)
+            continue;
+        if (o->disabled)
+            return false;
+        if (o->has_for)
+            ret->for_s = o->for_s;
+        if (o->has_below)
+            ret->below = o->below;
+        if (o->has_above)
+            ret->above = o->above;
+        if (o->has_hysteresis)
+            ret->hysteresis = o->hysteresis;
+        if (o->has_hours) {
+            ret->hours = o->hours;
+            ret->n_hours = o->n_hours;
+        }
+    }
+    return true;
+}
+
+int cfg_get_schedule(struct ld *ld, const config_setting_t *g, const char *what,
+                     struct cfg_minutes **ret, size_t *ret_n)
+{
+    config_setting_t *hs = config_setting_get_member(g, "hours");
+    if (!hs)
+        return 1;
+    int n = config_setting_type(hs) == CONFIG_TYPE_ARRAY ? config_setting_length(hs) : -1;
+    if (n < 1)
+        return cfg_fail(ld, hs, "%s: hours must be a non-empty array [ \"HH:MM-HH:MM\", ... ]",
+                        what);
+    struct cfg_minutes *h = xcalloc((size_t)n, sizeof(*h));
+    for (int i = 0; i < n; i++) {
+        const char *v = config_setting_get_string_elem(hs, (unsigned)i);
+        if (!v || !cfg_parse_hours(v, &h[i].from_min, &h[i].to_min) ||
+            h[i].from_min == h[i].to_min) {
+            free(h);
+            return cfg_fail(ld, hs,
+                            "%s: hours entry %d must be \"HH:MM-HH:MM\" (local time; an end "
+                            "before the start crosses midnight)",
+                            what, i);
+        }
+    }
+    free(*ret);
+    *ret = h;
+    *ret_n = (size_t)n;
+    return 0;
+}
+
 bool profile_suits(const struct cfg_profile *p, enum utility u)
 {
     return (unsigned)u < UTIL__COUNT && (p->utilities & (1u << u)) != 0;
@@ -327,8 +394,8 @@ static int parse_point(struct ld *ld, const config_setting_t *g, struct cfg_prof
 
 static int parse_alarm(struct ld *ld, const config_setting_t *g, struct cfg_profile *p, size_t idx)
 {
-    static const char *const keys[] = {"name", "point", "below", "above", "for", "hysteresis",
-                                       NULL};
+    static const char *const keys[] = {"name",       "point", "below", "above", "for",
+                                       "hysteresis", "hours", NULL};
     struct cfg_alarm *a = &p->alarms[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -369,6 +436,85 @@ static int parse_alarm(struct ld *ld, const config_setting_t *g, struct cfg_prof
         return r;
     if (!(a->hysteresis >= 0))
         return cfg_fail(ld, s, "alarm '%s': hysteresis must be >= 0", a->name);
+    char what[96];
+    snprintf(what, sizeof(what), "alarm '%s'", a->name);
+    if ((r = cfg_get_schedule(ld, g, what, &a->hours, &a->n_hours)) < 0)
+        return r;
+    return 0;
+}
+
+int cfg_parse_alarm_overrides(struct ld *ld, const config_setting_t *g, const struct config *cfg,
+                              struct cfg_meter *m)
+{
+    static const char *const keys[] = {"name",       "for",   "below",   "above",
+                                       "hysteresis", "hours", "enabled", NULL};
+    const struct cfg_profile *p = &cfg->profiles[m->profile];
+    config_setting_t *l = NULL, *s = NULL;
+    const char *v;
+    int r;
+
+    if ((r = cfg_get_list(ld, g, "alarms", false, &l)))
+        return r < 0 ? r : 0;
+    size_t n = (size_t)config_setting_length(l);
+    m->alarm_overrides = xcalloc(n ? n : 1, sizeof(*m->alarm_overrides));
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+        struct cfg_alarm_override *o = &m->alarm_overrides[i];
+        m->n_alarm_overrides = i + 1;
+        o->line = cfg_setting_line(e);
+        if ((r = cfg_check_keys(ld, e, keys)) || (r = cfg_get_str(ld, e, "name", true, &v, &s)))
+            return r;
+        o->alarm = -1;
+        for (size_t k = 0; k < p->n_alarms; k++)
+            if (strcmp(p->alarms[k].name, v) == 0)
+                o->alarm = (int)k;
+        if (o->alarm < 0) {
+            char names[256] = "";
+            size_t len = 0;
+            for (size_t k = 0; k < p->n_alarms && len < sizeof(names); k++)
+                len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+                                        k ? ", " : "", p->alarms[k].name);
+            return cfg_fail(ld, s, "alarms: profile '%s' has no alarm '%s' (it has: %s)",
+                            p->name, v, p->n_alarms ? names : "none");
+        }
+        for (size_t k = 0; k < i; k++)
+            if (m->alarm_overrides[k].alarm == o->alarm)
+                return cfg_fail(ld, s, "alarms: '%s' changed twice (first at line %d)", v,
+                                m->alarm_overrides[k].line);
+        bool enabled = true;
+        if ((r = cfg_get_bool(ld, e, "enabled", &enabled, NULL)) < 0)
+            return r;
+        o->disabled = !enabled;
+        if ((r = cfg_get_double(ld, e, "for", false, &o->for_s, &s)) < 0)
+            return r;
+        o->has_for = r == 0;
+        if (o->has_for && (!(o->for_s >= 0) || o->for_s > 86400))
+            return cfg_fail(ld, s, "alarm '%s': for must be 0..86400 seconds", v);
+        if ((r = cfg_get_double(ld, e, "below", false, &o->below, NULL)) < 0)
+            return r;
+        o->has_below = r == 0;
+        if ((r = cfg_get_double(ld, e, "above", false, &o->above, NULL)) < 0)
+            return r;
+        o->has_above = r == 0;
+        if ((r = cfg_get_double(ld, e, "hysteresis", false, &o->hysteresis, &s)) < 0)
+            return r;
+        o->has_hysteresis = r == 0;
+        if (o->has_hysteresis && !(o->hysteresis >= 0))
+            return cfg_fail(ld, s, "alarm '%s': hysteresis must be >= 0", v);
+        char what[96];
+        snprintf(what, sizeof(what), "alarm '%s'", v);
+        if ((r = cfg_get_schedule(ld, e, what, &o->hours, &o->n_hours)) < 0)
+            return r;
+        o->has_hours = r == 0;
+        struct cfg_alarm eff;
+        config_meter_alarm(cfg, m, (size_t)o->alarm, &eff);
+        if ((o->has_below && !eff.has_below) || (o->has_above && !eff.has_above))
+            return cfg_fail(ld, e, "alarm '%s': the profile's rule has no '%s' to change", v,
+                            o->has_below && !eff.has_below ? "below" : "above");
+        if (eff.has_below && eff.has_above && !(eff.below < eff.above))
+            return cfg_fail(ld, e, "alarm '%s': below (%g) must be less than above (%g)", v,
+                            eff.below, eff.above);
+    }
     return 0;
 }
 

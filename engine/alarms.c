@@ -11,7 +11,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/timeutil.h"
 #include "common/util.h"
 #include "storage/alarmlog.h"
 
@@ -37,6 +39,8 @@ struct rule {
     bool has_below, has_above;
     double below, above, hyst;
     int64_t for_ms;
+    const struct cfg_alarm *sched; /* the schedule (hours) to respect, or NULL */
+    struct cfg_alarm eff;          /* the rule as it applies to the meter */
     bool raised;
     bool pending;          /* in the alarm zone since cond_since */
     int64_t cond_since;
@@ -128,8 +132,12 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
     m->active = xcalloc(prof->n_alarms + 1, sizeof(*m->active));
     m->supply_rule = -1;
     for (size_t k = 0; k < prof->n_alarms; k++) {
-        const struct cfg_alarm *ca = &prof->alarms[k];
         struct rule *r = &m->rules[m->n_rules];
+        if (!config_meter_alarm(cfg, cm, k, &r->eff))
+            continue; /* the meter turned it off */
+        const struct cfg_alarm *ca = &r->eff;
+        if (ca->n_hours)
+            r->sched = ca;
         /* A threshold on a point with a ratio is a secondary value (the
          * meter's terminals, as its manual states them): scaled like the
          * point, so one profile serves any PT or CT. */
@@ -172,6 +180,7 @@ static void meter_init(struct meter *m, const struct config *cfg, const struct c
         r->below = supply->below;
         r->hyst = supply->hyst;
         r->for_ms = supply->for_ms;
+        r->sched = supply->sched;
     }
     m->state = METER_OK;
     m->state_since = now;
@@ -339,6 +348,17 @@ static enum zone rule_zone(struct rule *r, const double *values, const bool *val
     return ZONE_BAND;
 }
 
+/* Minute of the day of ts (Unix ms) in the process's time zone (the
+ * gateway's: the CLI sets TZ from the config). */
+static int local_minute(int64_t ts)
+{
+    time_t t = (time_t)floor_div(ts, 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return 0;
+    return tm.tm_hour * 60 + tm.tm_min;
+}
+
 static void rule_step(struct alarms *a, size_t i, struct rule *r, int64_t ts,
                       const double *values, const bool *valid)
 {
@@ -347,6 +367,16 @@ static void rule_step(struct alarms *a, size_t i, struct rule *r, int64_t ts,
     enum zone z = rule_zone(r, values, valid, &v);
     if (z == ZONE_UNKNOWN)
         return;
+    if (z == ZONE_ALARM && r->sched && !alarm_in_schedule(r->sched, local_minute(ts))) {
+        /* Outside the schedule (a plant idle at night) the condition does
+         * not count: nothing raises and the window starts over; a raised
+         * alarm stays until the value clears. */
+        if (!r->raised)
+            r->pending = false;
+        else
+            r->threshold = prev_threshold;
+        return;
+    }
     if (r->raised) {
         /* Report the threshold that raised it, not the other side's. */
         r->threshold = prev_threshold;

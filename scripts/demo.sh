@@ -48,7 +48,7 @@ trap cleanup INT TERM EXIT
 
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" > "$run/mosquitto.conf"
 /usr/sbin/mosquitto -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 & pids+=($!)
-build/tools/sim/parkgw-sim --config "$cfg" --seed 2016 >"$run/sim.log" 2>&1 & pids+=($!)
+build/tools/sim/parkgw-sim --config "$cfg" --seed 2016 --control "$run/control" >"$run/sim.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do in_use "$mqtt_port" && grep -q listening "$run/sim.log" && break; sleep 0.1; done
 
 build/parkgw check -c "$cfg"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,14 +50,25 @@ static const char *cfg_text =
     "      { name = \"voltage_b_v\"; fc = 3; address = 12; type = \"float32\"; ratio = \"pt\"; },\n"
     "      { name = \"voltage_c_v\"; fc = 3; address = 14; type = \"float32\"; ratio = \"pt\"; } );\n"
     "    alarms = ( { name = \"supply_lost\"; point = \"voltage_a_v\"; below = 30.0; for = 5;\n"
-    "                 hysteresis = 5.0; } ); }\n"
+    "                 hysteresis = 5.0; } ); },\n"
+    "  { name = \"flow\"; utilities = [ \"water\", \"wastewater\" ]; points = (\n"
+    "      { name = \"total_m3\"; fc = 4; address = 0; type = \"uint32\"; kind = \"counter\";\n"
+    "        billing = true; },\n"
+    "      { name = \"flow_m3h\"; fc = 4; address = 4; type = \"float32\"; } );\n"
+    "    alarms = ( { name = \"no_flow\"; point = \"flow_m3h\"; below = 0.05; for = 10;\n"
+    "                 hours = [ \"08:00-18:00\" ]; } ); }\n"
     ");\n"
     "enterprises = ( { id = \"acme\"; name = \"Acme\"; meters = (\n"
     "  { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1; profile = \"elec\"; interval = 1; },\n"
     "  { id = \"e2\"; utility = \"electricity\"; bus = \"b\"; unit_id = 2; profile = \"elec\"; interval = 1; },\n"
     "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 3; profile = \"wat\"; interval = 1; },\n"
     "  { id = \"e3\"; utility = \"electricity\"; bus = \"b\"; unit_id = 4; profile = \"elecpt\"; interval = 1;\n"
-    "    pt_ratio = 100.0; ct_ratio = 40.0; } ); } );\n";
+    "    pt_ratio = 100.0; ct_ratio = 40.0; },\n"
+    "  { id = \"f1\"; utility = \"wastewater\"; bus = \"b\"; unit_id = 5; profile = \"flow\"; interval = 1; },\n"
+    "  { id = \"f2\"; utility = \"water\"; bus = \"b\"; unit_id = 6; profile = \"flow\"; interval = 1;\n"
+    "    alarms = ( { name = \"no_flow\"; hours = [ \"22:00-06:00\" ]; for = 3; } ) },\n"
+    "  { id = \"f3\"; utility = \"water\"; bus = \"b\"; unit_id = 7; profile = \"flow\"; interval = 1;\n"
+    "    alarms = ( { name = \"no_flow\"; enabled = false; } ) } ); } );\n";
 
 #define MAX_EV 64
 struct rec {
@@ -85,7 +97,7 @@ static size_t count_type(const struct rec *r, enum alarm_event_type t)
 }
 
 static struct config *cfg;
-static const struct cfg_meter *E1, *E2, *W1, *E3;
+static const struct cfg_meter *E1, *E2, *W1, *E3, *F1, *F2, *F3;
 
 static struct alarms *engine(const struct cfg_meter *const *ms, size_t n, struct rec *r)
 {
@@ -511,6 +523,71 @@ static void test_ratio_thresholds(void)
     alarms_free(a);
 }
 
+/* Monday 2026-03-02 00:00 UTC (the test runs with TZ=UTC), in ms. */
+#define DAY0 INT64_C(1772409600000)
+#define HOUR_MS INT64_C(3600000)
+
+/* no_flow with a schedule: flow below 0.05 for 10 s raises only inside
+ * 08:00-18:00; outside, the window starts over and nothing raises; a raised
+ * alarm stays past the schedule's end until flow returns. A meter's own
+ * hours and window replace the profile's; a meter may turn it off. */
+static void test_no_flow_schedule(void)
+{
+    struct rec r;
+    const struct cfg_meter *ms[] = {F1};
+    struct alarms *a = engine(ms, 1, &r);
+    struct alarms_view v;
+    /* 07:59:50 .. 08:00:09 no flow: the condition counts from 08:00:00
+     * (before that it is outside the schedule), so nothing yet at 08:00:09. */
+    int64_t t0 = DAY0 + 8 * HOUR_MS - 10000;
+    for (int64_t t = t0; t < t0 + 20000; t += 1000)
+        water_ok(a, 0, t, 0.0);
+    CHECK_INT(r.n, 0);
+    /* 08:00:10: 10 s since 08:00:00: raised; the state stays ok (a flow
+     * meter cannot tell a dead main from a stopped plant), alarm listed. */
+    water_ok(a, 0, t0 + 20000, 0.0);
+    CHECK_INT(r.n, 1);
+    CHECK_INT(r.ev[0].type, AEV_ALARM_RAISED);
+    CHECK_STR(r.ev[0].alarm, "no_flow");
+    CHECK_INT(r.ev[0].since, DAY0 + 8 * HOUR_MS);
+    CHECK_NEAR(r.ev[0].threshold, 0.05, 1e-12);
+    alarms_get_view(a, 0, &v);
+    CHECK_INT(v.state, METER_OK);
+    CHECK_INT(v.n_alarms, 1);
+    /* Still no flow at 18:30 (outside the schedule): stays raised. */
+    water_ok(a, 0, DAY0 + 18 * HOUR_MS + 1800000, 0.0);
+    CHECK_INT(r.n, 1);
+    /* Flow back at 19:00: cleared, even outside the schedule. */
+    water_ok(a, 0, DAY0 + 19 * HOUR_MS, 12.0);
+    CHECK_INT(r.n, 2);
+    CHECK_INT(r.ev[1].type, AEV_ALARM_CLEARED);
+    /* The plant idle all night (19:00 .. 07:59): nothing. */
+    for (int64_t t = DAY0 + 19 * HOUR_MS + 1000; t < DAY0 + 32 * HOUR_MS; t += 60000)
+        water_ok(a, 0, t, 0.0);
+    CHECK_INT(r.n, 2);
+    alarms_free(a);
+
+    /* f2: its own night shift 22:00-06:00 and a 3 s window: no flow at
+     * 12:00 for a minute does nothing; at 23:00 it raises after 3 s. */
+    const struct cfg_meter *ms2[] = {F2, F3};
+    a = engine(ms2, 2, &r);
+    for (int64_t t = DAY0 + 12 * HOUR_MS; t < DAY0 + 12 * HOUR_MS + 60000; t += 1000) {
+        water_ok(a, 0, t, 0.0);
+        water_ok(a, 1, t, 0.0);
+    }
+    CHECK_INT(r.n, 0);
+    for (int64_t t = DAY0 + 23 * HOUR_MS; t <= DAY0 + 23 * HOUR_MS + 3000; t += 1000) {
+        water_ok(a, 0, t, 0.0);
+        water_ok(a, 1, t, 0.0);
+    }
+    CHECK_INT(r.n, 1);
+    CHECK_INT(r.ev[0].meter, 0);
+    CHECK_INT(r.ev[0].ts, DAY0 + 23 * HOUR_MS + 3000);
+    /* f3 turned no_flow off: it has no rule at all. */
+    CHECK_INT(alarms_rule_count(a, 1), 0);
+    alarms_free(a);
+}
+
 static void test_seed(void)
 {
     struct rec r;
@@ -560,6 +637,8 @@ static void test_seed(void)
 
 int main(void)
 {
+    setenv("TZ", "UTC", 1);
+    tzset();
     const char *tmp = getenv("PARKGW_TEST_TMP");
     char dir[512], path[600];
     if (tmp)
@@ -584,6 +663,9 @@ int main(void)
     E2 = config_find_meter(cfg, "acme/e2");
     W1 = config_find_meter(cfg, "acme/w1");
     E3 = config_find_meter(cfg, "acme/e3");
+    F1 = config_find_meter(cfg, "acme/f1");
+    F2 = config_find_meter(cfg, "acme/f2");
+    F3 = config_find_meter(cfg, "acme/f3");
     CHECK(E1 && E2 && W1);
     if (!E1 || !E2 || !W1)
         return check_done();
@@ -597,6 +679,7 @@ int main(void)
     test_bus_down();
     test_phase_loss();
     test_ratio_thresholds();
+    test_no_flow_schedule();
     test_seed();
 
     config_free(cfg);

@@ -174,7 +174,21 @@ static void test_demo(void)
     }
     const struct cfg_profile *pw = profile_named(c, "generic-wastewater");
     CHECK(pw && pw->n_points == 2 && pw->points[0].type == PT_FLOAT64 &&
-          pw->points[1].order == WO_DCBA && pw->n_alarms == 0);
+          pw->points[1].order == WO_DCBA && pw->n_alarms == 1);
+    if (pw && pw->n_alarms == 1)
+        CHECK_STR(pw->alarms[0].name, "no_flow");
+    /* Water and gas lose their supply as a pressure drop: supply_lost. */
+    const char *pressure_profiles[] = {"generic-water", "generic-gas"};
+    for (size_t k = 0; k < 2; k++) {
+        const struct cfg_profile *pp = profile_named(c, pressure_profiles[k]);
+        int found = -1;
+        for (size_t a = 0; pp && a < pp->n_alarms; a++)
+            if (strcmp(pp->alarms[a].name, "supply_lost") == 0)
+                found = (int)a;
+        CHECK(found >= 0);
+        if (found >= 0)
+            CHECK_INT(pp->alarms[found].point, profile_find_point(pp, "pressure_kpa"));
+    }
     config_free(c);
 }
 
@@ -1108,6 +1122,91 @@ static void test_ratio_keys(void)
     config_free(c);
 }
 
+/* A meter's alarms = ( ... ): the plant's own window and hours for
+ * no_flow, an alarm turned off, and what is refused. */
+static void test_alarm_overrides(void)
+{
+    char path[1200], err[512] = "";
+    struct config *c = NULL;
+    snprintf(path, sizeof path, "%s/alarm-overrides.cfg", tmpdir);
+    write_file(path, GATEWAY STORAGE MQTT
+               "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; } );\n"
+               "profiles = (\n"
+               "  { name = \"f\"; utilities = [ \"water\", \"wastewater\" ]; points = (\n"
+               "    { name = \"total_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\";"
+               " billing = true; },\n"
+               "    { name = \"flow_m3h\"; fc = 3; address = 2; type = \"float32\"; } );\n"
+               "    alarms = ( { name = \"no_flow\"; point = \"flow_m3h\"; below = 0.05; for = 1800;\n"
+               "                 hours = [ \"08:00-18:00\" ]; },\n"
+               "               { name = \"high_flow\"; point = \"flow_m3h\"; above = 90.0; } ); }\n"
+               ");\n"
+               "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+               "  { id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"f\"; interval = 10;\n"
+               "    alarms = ( { name = \"no_flow\"; for = 900; hours = [ \"22:00-06:00\", \"12:00-13:00\" ]; },\n"
+               "               { name = \"high_flow\"; enabled = false; } ); },\n"
+               "  { id = \"ww1\"; utility = \"wastewater\"; bus = \"b1\"; unit_id = 2; profile = \"f\"; interval = 10; }\n"
+               "  ); } );\n" TARIFFS);
+    int r = config_load(path, &c, err, sizeof err);
+    CHECK_INT(r, 0);
+    if (r) {
+        fprintf(stderr, "alarm overrides: %s\n", err);
+        return;
+    }
+    const struct cfg_meter *w1 = config_find_meter(c, "a/w1"), *ww1 = config_find_meter(c, "a/ww1");
+    struct cfg_alarm a;
+    CHECK(config_meter_alarm(c, w1, 0, &a));
+    CHECK_NEAR(a.for_s, 900, 0);
+    CHECK_NEAR(a.below, 0.05, 0);  /* not changed: the profile's */
+    CHECK_INT(a.n_hours, 2);
+    /* a night shift: 22:00-06:00 crosses midnight */
+    CHECK(alarm_in_schedule(&a, 23 * 60) && alarm_in_schedule(&a, 5 * 60 + 59));
+    CHECK(!alarm_in_schedule(&a, 6 * 60) && !alarm_in_schedule(&a, 9 * 60));
+    CHECK(alarm_in_schedule(&a, 12 * 60 + 30) && !alarm_in_schedule(&a, 13 * 60));
+    CHECK(!config_meter_alarm(c, w1, 1, &a)); /* high_flow off on w1 */
+    CHECK(config_meter_alarm(c, ww1, 0, &a)); /* ww1: the profile's rule */
+    CHECK_NEAR(a.for_s, 1800, 0);
+    CHECK(alarm_in_schedule(&a, 8 * 60) && !alarm_in_schedule(&a, 18 * 60));
+    CHECK(config_meter_alarm(c, ww1, 1, &a));
+    config_free(c);
+
+    static const struct {
+        const char *name, *meter_alarms, *want;
+    } bad[] = {
+        {"override-unknown", "{ name = \"no_water\"; for = 10; }",
+         "profile 'f' has no alarm 'no_water' (it has: no_flow)"},
+        {"override-twice", "{ name = \"no_flow\"; for = 10; }, { name = \"no_flow\"; for = 20; }",
+         "'no_flow' changed twice"},
+        {"override-above", "{ name = \"no_flow\"; above = 10.0; }",
+         "the profile's rule has no 'above' to change"},
+        {"override-hours", "{ name = \"no_flow\"; hours = [ \"8-18\" ]; }",
+         "hours entry 0 must be \"HH:MM-HH:MM\""},
+        {"override-for", "{ name = \"no_flow\"; for = -1; }", "for must be 0..86400"},
+        {"override-key", "{ name = \"no_flow\"; window = 10; }", "unknown setting 'window'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[2048];
+        snprintf(text, sizeof text,
+                 GATEWAY STORAGE MQTT
+                 "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; } );\n"
+                 "profiles = (\n"
+                 "  { name = \"f\"; utility = \"water\"; points = (\n"
+                 "    { name = \"total_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\";"
+                 " billing = true; },\n"
+                 "    { name = \"flow_m3h\"; fc = 3; address = 2; type = \"float32\"; } );\n"
+                 "    alarms = ( { name = \"no_flow\"; point = \"flow_m3h\"; below = 0.05; for = 1800; } ); }\n"
+                 ");\n"
+                 "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+                 "  { id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"f\"; interval = 10;\n"
+                 "    alarms = ( %s ); } #!\n"
+                 "  ); } );\n" TARIFFS,
+                 bad[i].meter_alarms);
+        snprintf(path, sizeof path, "%s/%s.cfg", tmpdir, bad[i].name);
+        write_file(path, text);
+        int line = marker_line(text);
+        expect_error(path, path, line, bad[i].want);
+    }
+}
+
 int main(void)
 {
     const char *s = getenv("PARKGW_SOURCE_DIR");
@@ -1119,6 +1218,7 @@ int main(void)
 
     test_helpers();
     test_ratio_keys();
+    test_alarm_overrides();
     test_demo();
     test_example();
     test_errors();

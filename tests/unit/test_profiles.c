@@ -222,8 +222,8 @@ static void test_one(const struct expect *ex)
     CHECK_INT(decode_point(bp, ex->pt_ct, 1.0, ex->regs, &v), 0);
     CHECK_NEAR(v, ex->reading, 1e-6 * (ex->reading > 1 ? ex->reading : 1));
 
-    /* Electricity profiles raise supply_lost on phase A; water and
-     * wastewater meters here measure no pressure and have no alarm. */
+    /* Electricity profiles raise supply_lost on phase A; the flow meters
+     * here measure no pressure: a no_flow alarm on their flow, scheduled. */
     if (ex->supply_lost_below > 0) {
         CHECK_INT(p->n_alarms, 1);
         if (p->n_alarms == 1) {
@@ -235,7 +235,17 @@ static void test_one(const struct expect *ex)
             CHECK_NEAR(a->for_s, 5.0, 1e-9);
         }
     } else {
-        CHECK_INT(p->n_alarms, 0);
+        CHECK_INT(p->n_alarms, 1);
+        if (p->n_alarms == 1) {
+            const struct cfg_alarm *a = &p->alarms[0];
+            CHECK_STR(a->name, "no_flow");
+            CHECK_INT(a->point, profile_find_point(p, "flow_m3h"));
+            CHECK(a->has_below && !a->has_above && a->below > 0);
+            CHECK(a->for_s >= 600);
+            CHECK_INT(a->n_hours, 1);
+            /* a plant idle at night is not an outage */
+            CHECK(alarm_in_schedule(a, 12 * 60) && !alarm_in_schedule(a, 2 * 60));
+        }
     }
 
     /* Only electricity points may be scaled by PT or CT; and every shipped
