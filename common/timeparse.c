@@ -260,6 +260,14 @@ int64_t timeparse_midnight(int64_t ms)
     return m <= ms ? m : ms;
 }
 
+int64_t timeparse_offset_ms(int64_t ms)
+{
+    time_t s = (time_t)floor_div(ms, 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    return (int64_t)tm.tm_gmtoff * 1000;
+}
+
 int64_t timeparse_next_midnight(int64_t ms)
 {
     time_t s = (time_t)floor_div(ms, 1000);

@@ -51,3 +51,5 @@ int64_t timeparse_midnight(int64_t ms);
 /* The next local midnight strictly after ms (a zone whose midnight was
  * skipped still moves forward by a day). */
 int64_t timeparse_next_midnight(int64_t ms);
+/* The local zone's UTC offset in force at ms, in ms (+08:00 = 28800000). */
+int64_t timeparse_offset_ms(int64_t ms);

@@ -8,6 +8,7 @@
  * it raw samples through struct rollup_io; it never calls the store.
  */
 #include "storage/rollup.h"
+#include "common/timeparse.h"
 #include "common/timeutil.h"
 #include "common/util.h"
 
@@ -49,38 +50,6 @@ struct rollup {
     bool day_fixed;
 };
 
-static int64_t offset_ms_at(int64_t ms)
-{
-    time_t s = (time_t)floor_div(ms, 1000);
-    struct tm tm;
-    localtime_r(&s, &tm);
-    return (int64_t)tm.tm_gmtoff * 1000;
-}
-
-static int64_t local_midnight(int64_t ms)
-{
-    time_t s = (time_t)floor_div(ms, 1000);
-    struct tm tm;
-    localtime_r(&s, &tm);
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    tm.tm_isdst = -1;
-    int64_t m = (int64_t)mktime(&tm) * 1000;
-    return m <= ms ? m : ms;
-}
-
-static int64_t next_local_midnight(int64_t ms)
-{
-    time_t s = (time_t)floor_div(ms, 1000);
-    struct tm tm;
-    localtime_r(&s, &tm);
-    tm.tm_mday++;
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    tm.tm_isdst = -1;
-    int64_t m = (int64_t)mktime(&tm) * 1000;
-    /* a zone whose midnight was skipped still moves forward */
-    return m > ms ? m : ms + MS_DAY;
-}
-
 static int64_t step_ms(enum rollup_level l)
 {
     return l == ROLLUP_15M ? MS_15M : l == ROLLUP_1H ? MS_1H : MS_DAY;
@@ -89,15 +58,15 @@ static int64_t step_ms(enum rollup_level l)
 int64_t rollup_floor(int64_t ts, enum rollup_level l)
 {
     if (l == ROLLUP_1D)
-        return local_midnight(ts);
-    int64_t off = offset_ms_at(ts), step = step_ms(l);
+        return timeparse_midnight(ts);
+    int64_t off = timeparse_offset_ms(ts), step = step_ms(l);
     return floor_div(ts + off, step) * step - off;
 }
 
 int64_t rollup_next(int64_t bucket, enum rollup_level l)
 {
     if (l == ROLLUP_1D)
-        return next_local_midnight(bucket);
+        return timeparse_next_midnight(bucket);
     int64_t n = rollup_floor(bucket + step_ms(l), l);
     return n > bucket ? n : bucket + step_ms(l);
 }
@@ -131,10 +100,10 @@ const char *rollup_level_name(enum rollup_level l)
 static void rollup_buckets(struct rollup *r, int64_t ts, int64_t ret[ROLLUP__COUNT])
 {
     if (!(ts >= r->day0 && ts < r->day1)) {
-        r->day0 = local_midnight(ts);
-        r->day1 = next_local_midnight(r->day0);
-        r->day_off_ms = offset_ms_at(r->day0);
-        r->day_fixed = offset_ms_at(r->day1 - 1) == r->day_off_ms;
+        r->day0 = timeparse_midnight(ts);
+        r->day1 = timeparse_next_midnight(r->day0);
+        r->day_off_ms = timeparse_offset_ms(r->day0);
+        r->day_fixed = timeparse_offset_ms(r->day1 - 1) == r->day_off_ms;
     }
     ret[ROLLUP_1D] = r->day0;
     if (r->day_fixed) {
