@@ -765,7 +765,10 @@ out_stop_pollers:
     }
 out_stop_writer:
     if (d.writer)
-        writer_stop(d.writer);
+        if (writer_stop(d.writer) < 0 && rc == 0) {
+            log_err("stopping with a failure: samples were not written (see above)");
+            rc = 2;
+        }
 out_close_store:
     store_close(d.store);
 out_release_lock:

@@ -74,6 +74,7 @@ struct writer {
     void (*notify)(void *ctx);
     void *notify_ctx;
     int file_lost;              /* store_check_file's error once the file went: writing stopped */
+    size_t lost_at_stop;        /* samples and messages a stop could not write */
 
     /* Thread only: */
     struct sample *buf;
@@ -540,6 +541,7 @@ static void *writer_thread(void *arg)
             log_err("storage: stopping with %zu samples not written to %s (%s)", lost,
                     store_path(w->st), r == -ENOSPC ? "disk full" : store_errmsg(w->st));
             pthread_mutex_lock(&w->mu);
+            w->lost_at_stop = lost;
             break;
         }
     }
@@ -720,13 +722,13 @@ void writer_set_outbox_notify(struct writer *w, void (*fn)(void *ctx), void *ctx
     pthread_mutex_unlock(&w->mu);
 }
 
-void writer_stop(struct writer *w)
+int writer_stop(struct writer *w)
 {
     uint64_t drops;
     size_t bound;
 
     if (!w)
-        return;
+        return 0;
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
     w->paused = false;
@@ -757,7 +759,9 @@ void writer_stop(struct writer *w)
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w->buf);
+    int r = w->lost_at_stop || w->file_lost ? -EIO : 0;
     free(w);
+    return r;
 }
 
 int writer_file_lost(struct writer *w)

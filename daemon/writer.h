@@ -63,8 +63,10 @@ void writer_set_outbox_max(struct writer *w, long max);
 void writer_set_outbox_notify(struct writer *w, void (*fn)(void *ctx), void *ctx);
 
 /* Commits everything queued (and the summaries then due), stops the thread
- * and frees w (and its summary engine). */
-void writer_stop(struct writer *w);
+ * and frees w (and its summary engine). 0, or -EIO when queued samples or
+ * messages could not be written (the store refused them at the stop, or its
+ * file was gone): the daemon then exits with a failure. */
+int writer_stop(struct writer *w);
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret);
 

@@ -139,6 +139,128 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* "file:PATH?immutable=1" with the URI's special characters escaped. */
+static char *store_immutable_uri(const char *path)
+{
+    size_t n = strlen(path);
+    char *u = xmalloc(3 * n + 32), *o = u;
+    o += sprintf(o, "file:");
+    for (const char *c = path; *c; c++) {
+        if (*c == '%' || *c == '?' || *c == '#')
+            o += sprintf(o, "%%%02X", (unsigned char)*c);
+        else
+            *o++ = *c;
+    }
+    strcpy(o, "?immutable=1");
+    return u;
+}
+
+/*
+ * A read-only handle's first read. A WAL database needs its -shm file
+ * beside it, which a reader creates when it is missing: on a read-only
+ * mount, or for a user who may read the file but not write its directory,
+ * that fails. With no -wal file there (no daemon is writing it) the file is
+ * then read as immutable; otherwise the reason is said.
+ */
+static int store_ro_first_read(struct store *s, int flags, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    int base = rc & 0xff;
+    if (base == SQLITE_NOTADB || base == SQLITE_CORRUPT) {
+        store_seterr(err, errlen,
+                     "%s: not a parkgw database, or damaged beyond opening: %s; restore it "
+                     "from a backup (docs/OPERATIONS.md \"Backup of the database\")",
+                     s->path, sqlite3_errmsg(s->db));
+        return -EIO;
+    }
+    if (base != SQLITE_CANTOPEN && base != SQLITE_READONLY && base != SQLITE_PERM) {
+        store_seterr(err, errlen, "%s: cannot read database: %s", s->path,
+                     sqlite3_errmsg(s->db));
+        return store_errno(rc);
+    }
+    char *wal = xasprintf("%s-wal", s->path);
+    struct stat sb;
+    bool busy = stat(wal, &sb) == 0 && sb.st_size > 0;
+    free(wal);
+    if (busy) {
+        store_seterr(err, errlen,
+                     "%s: cannot read database: SQLite must open or create %s-shm beside it "
+                     "(the daemon is writing it in WAL mode) and this user cannot (a read-only "
+                     "mount, or no write access to the directory): run as the service's user "
+                     "or a member of its group with write access, or read a copy made with "
+                     "sqlite3 .backup (%s)",
+                     s->path, s->path, sqlite3_errmsg(s->db));
+        return -EACCES;
+    }
+    /* Nobody is writing it: read the file as it is, without -shm. */
+    sqlite3_close_v2(s->db);
+    s->db = NULL;
+    char *uri = store_immutable_uri(s->path);
+    rc = sqlite3_open_v2(uri, &s->db, flags | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        store_seterr(err, errlen, "%s: cannot read database (read-only): %s", s->path,
+                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return store_errno(rc);
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+/*
+ * A read-only handle's look at every table's first pages (a cheap probe:
+ * the root and leftmost pages), so a damaged database is refused with a
+ * clear word instead of reading as empty. On damage PRAGMA quick_check
+ * names it (it reads every page: only then).
+ */
+static int store_ro_probe(struct store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char msg[256] = "";
+    int rc = sqlite3_prepare_v2(s->db, "SELECT name FROM sqlite_schema WHERE type = 'table'", -1,
+                                &st, NULL);
+    while (rc == SQLITE_OK) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = step;
+            break;
+        }
+        char *q = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1",
+                                  (const char *)sqlite3_column_text(st, 0));
+        rc = sqlite3_exec(s->db, q, NULL, NULL, NULL);
+        sqlite3_free(q);
+    }
+    if (rc != SQLITE_OK)
+        snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        return 0;
+    char word[256] = "no answer";
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            snprintf(word, sizeof(word), "%s", (const char *)sqlite3_column_text(st, 0));
+        else
+            snprintf(word, sizeof(word), "%s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+    }
+    /* quick_check's report spans lines: one line for the log. */
+    for (char *c = word; *c; c++)
+        if (*c == '\n')
+            *c = ' ';
+    store_seterr(err, errlen,
+                 "%s: the database is damaged: %s (PRAGMA quick_check: %s); restore it from a "
+                 "backup (docs/OPERATIONS.md \"Backup of the database\")",
+                 s->path, msg, word);
+    return -EIO;
+}
+
 int store_open(const char *path, bool readonly, struct store **ret, char *err, size_t errlen)
 {
     struct store *s;
@@ -188,6 +310,11 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     }
     s->file_dev = stbuf.st_dev;
     s->file_ino = stbuf.st_ino;
+    if (readonly) {
+        r = store_ro_first_read(s, flags, err, errlen);
+        if (r < 0)
+            goto out_close;
+    }
 
     /*
      * Durability: WAL with synchronous=NORMAL fsyncs the WAL only at
@@ -230,6 +357,11 @@ int store_open(const char *path, bool readonly, struct store **ret, char *err, s
     r = store_schema_open(s, err, errlen);
     if (r < 0)
         goto out_close;
+    if (readonly) {
+        r = store_ro_probe(s, err, errlen);
+        if (r < 0)
+            goto out_close;
+    }
 
     r = store_prepare(s, err, errlen);
     if (r < 0)

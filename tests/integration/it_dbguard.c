@@ -7,7 +7,11 @@
  *    the daemon exits with a failure (2) and writes nothing more (no file
  *    appears at the path, its WAL is gone); a restart creates a fresh one;
  * 3. the database file replaced (renamed over) under the daemon: the same,
- *    and the replacement is left as it was (intact, same row count).
+ *    and the replacement is left as it was (intact, same row count);
+ * 4. a clean stop whose last samples cannot be written (another process
+ *    holds the write lock past the busy timeout) exits 2, not 0;
+ * 5. `parkgw status` on a database whose first pages are garbage exits 2
+ *    with PRAGMA quick_check's word instead of showing every meter "never".
  */
 #include <signal.h>
 #include <sqlite3.h>
@@ -161,6 +165,55 @@ static void scenario_database_replaced(void)
     free(other);
 }
 
+/* A stop whose last samples cannot be written exits with a failure. */
+static void scenario_stop_unwritten(void)
+{
+    start_gw();
+    sqlite3 *locker = NULL;
+    CHECK_INT(sqlite3_open(db, &locker), SQLITE_OK);
+    sqlite3_busy_timeout(locker, 5000);
+    CHECK_INT(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    /* The writer holds samples it cannot commit (after its 5 s busy wait). */
+    CHECK(h_wait_log(&pk.gw, "busy (locked by another process)", 1, 15000));
+    int64_t t0 = now_mono_ms();
+    int st = h_stop(&pk.gw, SIGTERM, 30000);
+    printf("stop with the write lock held elsewhere: exit status %d after %lld ms\n", st,
+           (long long)(now_mono_ms() - t0));
+    CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    CHECK(h_log_count(&pk.gw, "samples not written to") >= 1);
+    CHECK_INT(h_log_count(&pk.gw, "stopping with a failure: samples were not written"), 1);
+    sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(locker);
+}
+
+/* Garbage in the first pages: status says so, with quick_check's word. */
+static void scenario_status_damaged(void)
+{
+    char *status_argv[] = {(char *)pk.parkgw, "status", "-c", pk.gw_cfg, NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_INT(h_run(status_argv, &out, &err, 15000), 0);
+    free(out);
+    free(err);
+    FILE *f = fopen(db, "r+");
+    CHECK(f != NULL);
+    if (f) {
+        char junk[3 * 4096];
+        for (size_t i = 0; i < sizeof(junk); i++)
+            junk[i] = (char)(i * 7919 % 251);
+        fseek(f, 4096, SEEK_SET);
+        CHECK_INT(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+        fclose(f);
+    }
+    out = err = NULL;
+    int rc = h_run(status_argv, &out, &err, 15000);
+    printf("status on a damaged database: exit %d: %s", rc, err ? err : "");
+    CHECK_INT(rc, 2);
+    CHECK_CONTAINS(err, "the database is damaged");
+    CHECK_CONTAINS(err, "PRAGMA quick_check: ");
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     h_park_start(&pk, "it_dbguard", make_config, SEED);
@@ -169,6 +222,8 @@ int main(void)
     scenario_second_daemon_refused();
     scenario_database_unlinked();
     scenario_database_replaced();
+    scenario_stop_unwritten();
+    scenario_status_damaged();
     h_park_free(&pk, check_failed);
     free(db);
     free(wal);
