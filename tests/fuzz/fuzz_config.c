@@ -62,9 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t a = 0; a < prof->n_alarms; a++)
             if (prof->alarms[a].point < 0 || (size_t)prof->alarms[a].point >= prof->n_points)
                 abort();
-        for (size_t i = 0; i < prof->n_points; i++)
-            if (prof->points[i].fc < 1 || prof->points[i].fc > 4)
+        for (size_t i = 0; i < prof->n_points; i++) {
+            const struct cfg_point *pt = &prof->points[i];
+            /* A Modbus point has a function code; a DL/T 645 / CJ/T 188
+             * point a place in its data item's reply. */
+            if (prof->protocol == PROTO_MODBUS ? pt->fc < 1 || pt->fc > 4 || pt->data_len
+                                               : pt->data_len < 1 || pt->data_offset < 0 ||
+                                                     pt->data_offset + pt->data_len > 255)
                 abort();
+        }
     }
     config_free(cfg);
     return 0;
