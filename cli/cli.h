@@ -15,6 +15,7 @@ int cmd_probe(int argc, char **argv, const char *cfg_path);
 int cmd_status(int argc, char **argv, const char *cfg_path);
 int cmd_import(int argc, char **argv, const char *cfg_path);
 int cmd_scan(int argc, char **argv, const char *cfg_path);
+int cmd_meter(int argc, char **argv, const char *cfg_path);
 
 /* Loads the config, printing "FILE:LINE: message" to stderr on failure.
  * Returns NULL on failure. Also sets TZ to the gateway's time zone. */

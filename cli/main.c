@@ -23,6 +23,7 @@ static const struct {
     {"bill", cmd_bill, "--from DATE --to DATE: billing statement per enterprise"},
     {"query", cmd_query, "ENTERPRISE/METER[/POINT] --from T --to T: time-series export"},
     {"status", cmd_status, "meter states, outbox backlog, database size"},
+    {"meter", cmd_meter, "ENT/METER history|ratio|replace: the meter's PT/CT and replacement history"},
     {"import", cmd_import, "--csv FILE: load readings into the store, all or nothing"},
     {"scan", cmd_scan, "BUS: the address of the only meter on a DL/T 645 line"},
 };

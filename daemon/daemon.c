@@ -28,6 +28,7 @@
 #include "daemon/publisher.h"
 #include "engine/statement.h"
 #include "engine/statement_out.h"
+#include "engine/meterhist.h"
 #include "engine/summary.h"
 #include "common/timeparse.h"
 #include "common/utility.h"
@@ -163,6 +164,49 @@ static int register_points_in(struct store *st, const struct config *cfg, uint32
     *ret_ids = ids;
     *ret_n = n;
     return 0;
+}
+
+/*
+ * Records in the meter history what cfg's ratios change (engine/meterhist.h):
+ * on st's connection, at now. The changes go to *ret (free()) for
+ * announce_ratio_changes once the writer runs. 0 or -errno.
+ */
+static int record_ratios(struct store *st, const struct config *cfg, const char *source,
+                         struct meterhist_change **ret, size_t *ret_n)
+{
+    return meterhist_sync(store_db(st), cfg, now_real_ms(), source, false, ret, ret_n);
+}
+
+/* A warning and a durable meter_changed event on P/events per change. */
+static void announce_ratio_changes(struct daemon *d, const struct meterhist_change *c, size_t n,
+                                   int64_t ts)
+{
+    char *topic = n ? topic_events(d->topic_base) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        log_warn("meter %s/%s: PT/CT ratio %g x %g (multiplier %g) -> %g x %g (multiplier %g) "
+                 "from now on, recorded in the meter history; readings before stay billed at "
+                 "%g",
+                 c[i].ent->id, c[i].m->id, c[i].old_pt, c[i].old_ct, c[i].old_mult, c[i].pt,
+                 c[i].ct, c[i].mult, c[i].old_mult);
+        struct payload_field f[] = {
+            {.key = "enterprise", .type = PF_STR, .s = c[i].ent->id},
+            {.key = "meter", .type = PF_STR, .s = c[i].m->id},
+            {.key = "utility", .type = PF_STR, .s = utility_name(c[i].m->utility)},
+            {.key = "change", .type = PF_STR, .s = "ratio"},
+            {.key = "pt_ratio_before", .type = PF_REAL, .d = c[i].old_pt},
+            {.key = "ct_ratio_before", .type = PF_REAL, .d = c[i].old_ct},
+            {.key = "pt_ratio", .type = PF_REAL, .d = c[i].pt},
+            {.key = "ct_ratio", .type = PF_REAL, .d = c[i].ct},
+            {.key = "multiplier_before", .type = PF_REAL, .d = c[i].old_mult},
+            {.key = "multiplier", .type = PF_REAL, .d = c[i].mult},
+        };
+        char *payload = payload_event(-1, ts, "meter_changed", f, ARRAY_SIZE(f));
+        if (writer_submit_msg(d->writer, topic, payload, 1, false) < 0)
+            log_err("meter %s/%s: the meter_changed event could not be queued", c[i].ent->id,
+                    c[i].m->id);
+        free(payload);
+    }
+    free(topic);
 }
 
 static int register_points(struct daemon *d)
@@ -406,7 +450,9 @@ static void reload(struct daemon *d, const char *cfg_path)
      * first one); SQLite's busy timeout serialises it with the writer. */
     struct store *st2;
     uint32_t **nids = NULL;
-    size_t nn = 0;
+    size_t nn = 0, n_changes = 0;
+    struct meterhist_change *changes = NULL;
+    int64_t changes_ts = 0;
     int r = store_open(ncfg->storage_path, false, &st2, err, sizeof(err));
     if (r == 0) {
         r = register_points_in(st2, ncfg, &nids, &nn);
@@ -415,6 +461,16 @@ static void reload(struct daemon *d, const char *cfg_path)
         if (r == 0 && alertq_install(store_db(st2), ncfg->n_webhooks > 0) < 0) {
             snprintf(err, sizeof(err), "cannot set up the alert queue");
             r = -EIO;
+        }
+        if (r == 0) {
+            changes_ts = now_real_ms();
+            r = record_ratios(st2, ncfg, "reload", &changes, &n_changes);
+            if (r < 0) {
+                free_point_ids(nids, nn);
+                nids = NULL;
+                snprintf(err, sizeof(err), "cannot record the meter history: %s",
+                         strerror(-r));
+            }
         }
         store_close(st2);
     }
@@ -470,6 +526,8 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->gen = gen_new(d);
     pthread_rwlock_unlock(&d->cfg_lock);
     writer_set_max_queued(d->writer, writer_bound(ncfg));
+    announce_ratio_changes(d, changes, n_changes, changes_ts);
+    free(changes);
     start_summaries(d);
     alerter_start(d->cfg, &d->alerter);
     for (size_t b = 0; b < nb; b++) {
@@ -656,6 +714,17 @@ int daemon_run(struct config *cfg, const char *cfg_path)
         log_err("storage: cannot register points in %s: %s", d.cfg->storage_path, strerror(-r));
         goto out_close_store;
     }
+    /* The config edited while the daemon was down: its ratio changes count
+     * from this start (announced once the writer runs). */
+    struct meterhist_change *start_changes = NULL;
+    size_t n_start_changes = 0;
+    int64_t start_ts = now_real_ms();
+    r = record_ratios(d.store, d.cfg, "start", &start_changes, &n_start_changes);
+    if (r < 0) {
+        log_err("storage: cannot record the meter history in %s: %s", d.cfg->storage_path,
+                strerror(-r));
+        goto out_close_store;
+    }
     r = writer_start(d.store, writer_bound(d.cfg), &d.writer);
     if (r < 0) {
         log_err("storage: cannot start the writer: %s", strerror(-r));
@@ -665,6 +734,9 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     start_summaries(&d);
 
     d.topic_base = topic_base(d.cfg->topic_prefix, d.cfg->gateway_id);
+    announce_ratio_changes(&d, start_changes, n_start_changes, start_ts);
+    free(start_changes);
+    start_changes = NULL;
     char *online = payload_status_online(PARKGW_VERSION, now_real_ms(), d.n_meters);
     r = mqtt_new(d.cfg, online, &d.mqtt);
     free(online);

@@ -453,6 +453,15 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
             pm->samples[n].point = pm->point_ids[i];
             pm->samples[n].ts = ts;
             pm->samples[n].value = pm->values[i];
+            /* The billing counter is stored as the dial reading (before PT x
+             * CT): a bill applies the multiplier of the meter's history in
+             * force (storage/meterlog.h), so a ratio change never rewrites
+             * what was stored. Decoded again rather than divided, so the
+             * stored value is exactly the register's. */
+            const struct cfg_point *cp = &pm->prof->points[i];
+            if (cp->billing && cp->ratio != RATIO_NONE &&
+                decode_point(cp, 1.0, 1.0, regs, &pm->samples[n].value) < 0)
+                continue;
             n++;
         }
     }

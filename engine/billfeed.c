@@ -22,7 +22,8 @@ void billfeed_params(struct bill_params *p, const struct cfg_point *pt,
 {
     p->from = from;
     p->to = to;
-    p->wrap = bill_wrap_modulus(pt, m);
+    /* a billing counter is stored as the dial reading: it wraps before PT x CT */
+    p->wrap = bill_wrap_modulus(pt, pt->billing ? NULL : m);
     p->max_rate = pt->max_rate;
     p->gap_ms = (int64_t)GAP_INTERVALS * m->interval * 1000;
 }

@@ -46,6 +46,10 @@ struct bill_acc {
     double pend_delta;      /* its delta from the base, when pend_kind is good or wrap */
     bool pend_span;         /* fed by bill_acc_add_span: its interval is covered */
 
+    bool hi_fed;            /* the final reading of a replaced meter was fed */
+    bool has_s_edge, has_e_edge; /* an accepted interval spans from / to */
+    double s_edge, e_edge;  /* the readings interpolated there */
+
     int64_t covered_ms;
     struct bill_result r;
 };
@@ -143,17 +147,20 @@ static bool in_period(const struct bill_acc *a, int64_t ts)
     return ts >= a->p.from && ts < a->p.to;
 }
 
-/* Spreads delta uniformly over [t0, t1) and books the share inside the period. */
-static void spread(struct bill_acc *a, int64_t t0, int64_t t1, double delta, bool covered)
+/* Spreads delta uniformly over [t0, t1) and books the share inside the
+ * period; every share of an interval longer than gap_ms is an estimate. */
+static void spread(struct bill_acc *a, int64_t t0, int64_t t1, double delta, bool short_gap)
 {
     int64_t c0 = t0 > a->p.from ? t0 : a->p.from;
     int64_t c1 = t1 < a->p.to ? t1 : a->p.to;
     if (c0 >= c1)
         return;
     double len = (double)(t1 - t0);
-    a->r.consumption += delta * ((double)(c1 - c0) / len);
-    if (covered)
-        a->covered_ms += c1 - c0;
+    double share = delta * ((double)(c1 - c0) / len);
+    a->r.consumption += share;
+    if (!short_gap)
+        a->r.estimated += share;
+    a->covered_ms += c1 - c0;
     if (!a->banded || delta == 0)
         return;
     int64_t t = c0;
@@ -220,13 +227,34 @@ static void take_reading(struct bill_acc *a, int64_t ts, double v)
     a->r.end_reading = v;
 }
 
+/* The counter's reading at t inside the interval [t0, t1) that rose by
+ * delta from v0, on the register's dial (a wrap taken off). */
+static double reading_at(const struct bill_acc *a, int64_t t0, int64_t t1, double v0,
+                         double delta, int64_t t)
+{
+    double v = v0 + delta * ((double)(t - t0) / (double)(t1 - t0));
+    if (a->p.wrap > 0 && v >= a->p.wrap)
+        v -= a->p.wrap;
+    return v;
+}
+
 static void accept(struct bill_acc *a, int64_t ts, double v, double delta, enum pair_kind kind,
                    bool span)
 {
-    bool covered = span || a->p.gap_ms <= 0 || ts - a->base_ts <= a->p.gap_ms;
+    bool short_gap = span || a->p.gap_ms <= 0 || ts - a->base_ts <= a->p.gap_ms;
     if (a->p.on_delta)
         a->p.on_delta(a->p.ud, a->base_ts, ts, delta);
-    spread(a, a->base_ts, ts, delta, covered);
+    spread(a, a->base_ts, ts, delta, short_gap);
+    if (a->base_ts <= a->p.from && ts > a->p.from) {
+        a->has_s_edge = true;
+        a->s_edge = a->base_ts == a->p.from ? a->base_v
+                                             : reading_at(a, a->base_ts, ts, a->base_v, delta,
+                                                          a->p.from);
+    }
+    if (a->base_ts < a->p.to && ts >= a->p.to) {
+        a->has_e_edge = true;
+        a->e_edge = ts == a->p.to ? v : reading_at(a, a->base_ts, ts, a->base_v, delta, a->p.to);
+    }
     if (kind == PAIR_WRAP && in_period(a, ts))
         a->r.n_wraps++;
     take_reading(a, ts, v);
@@ -265,6 +293,8 @@ int bill_acc_new(const struct bill_params *p, struct bill_acc **ret)
         return r;
     }
     a->r.n_bands = a->banded ? p->tariff->n_bands : 0;
+    if (p->has_lo)
+        take_reading(a, p->lo_ts, p->lo_v);
     *ret = a;
     return 0;
 }
@@ -339,20 +369,60 @@ static void add_reading(struct bill_acc *a, int64_t ts, double value, bool span)
     set_pending(a, ts, value, k_pn, d_pn, span);
 }
 
+/* Whether a stored reading belongs to this accumulator's meter (not to the
+ * one before or after a recorded replacement), and its dial value. */
+static bool admit(struct bill_acc *a, int64_t ts, double *value)
+{
+    if (a->p.has_lo && ts <= a->p.lo_ts)
+        return false;
+    if (a->p.has_hi && ts >= a->p.hi_ts) {
+        if (!a->hi_fed) {
+            a->hi_fed = true;
+            add_reading(a, a->p.hi_ts, a->p.hi_v, false);
+        }
+        return false;
+    }
+    if (a->p.legacy_div > 0 && ts < a->p.dial_since)
+        *value /= a->p.legacy_div;
+    return true;
+}
+
 void bill_acc_add(struct bill_acc *a, int64_t ts, double value)
 {
-    add_reading(a, ts, value, false);
+    if (admit(a, ts, &value))
+        add_reading(a, ts, value, false);
 }
 
 void bill_acc_add_span(struct bill_acc *a, int64_t ts, double value)
 {
-    add_reading(a, ts, value, true);
+    if (admit(a, ts, &value))
+        add_reading(a, ts, value, true);
 }
 
 void bill_acc_finish(struct bill_acc *a, struct bill_result *ret)
 {
+    if (a->p.has_hi && !a->hi_fed) {
+        a->hi_fed = true;
+        add_reading(a, a->p.hi_ts, a->p.hi_v, false);
+    }
     if (a->has_pend)
         settle_pending(a);
+    if (a->has_s_edge) {
+        a->r.start_ts = a->p.from;
+        a->r.start_reading = a->s_edge;
+    }
+    if (a->has_e_edge) {
+        a->r.end_ts = a->p.to;
+        a->r.end_reading = a->e_edge;
+    }
+    if (a->has_s_edge || a->has_e_edge) {
+        if (!a->r.has_readings) {
+            /* one interval spans the whole period */
+            a->r.start_reading = a->has_s_edge ? a->s_edge : a->e_edge;
+            a->r.end_reading = a->has_e_edge ? a->e_edge : a->s_edge;
+        }
+        a->r.has_readings = true;
+    }
     a->r.coverage_pct = (double)a->covered_ms * 100.0 / (double)(a->p.to - a->p.from);
     const struct cfg_tariff *t = a->p.tariff;
     a->r.amount = 0;

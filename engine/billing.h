@@ -29,11 +29,12 @@
  *    a spike or a reset) while prev -> next is plausible was a bad read; it is
  *    dropped (n_outliers) and prev..next is a normal interval. Otherwise a
  *    spike's delta is excluded and the counter continues from the new level.
- *  - the interval of an excluded spike or of a reset is not covered. A normal
- *    interval is covered when it is at most gap_ms long. Longer gaps still
- *    count their delta (the counter is cumulative, so the consumption over
- *    the gap is measured even if nobody watched it), but not as covered:
- *    coverage_pct tells the billing office how much of the period was seen.
+ *  - the interval of an excluded spike or of a reset is not covered; every
+ *    other interval between two good readings is, however long (imported
+ *    hourly readings cover their hours). An interval longer than gap_ms
+ *    still counts its delta (the counter is cumulative), but how it is
+ *    spread over the time-of-use bands is an estimate: its consumption is
+ *    reported as 'estimated'.
  *  - each delta is spread uniformly over its interval. Intervals straddling
  *    'from' or 'to' count only the share of their delta that falls inside
  *    the period, so consecutive periods add up exactly to the whole.
@@ -58,6 +59,18 @@ struct bill_params {
      * unclipped interval [t0, t1), before it is clipped to the period. */
     void (*on_delta)(void *ud, int64_t t0, int64_t t1, double delta);
     void *ud;
+    /* Samples older than dial_since were stored multiplied (schema < 6,
+     * storage/meterlog.h): they are divided by legacy_div (the multiplier
+     * then in force) as they are fed. legacy_div 0 = no such samples. */
+    int64_t dial_since;
+    double legacy_div;
+    /* A replaced meter: readings at or before lo_ts belong to the old meter
+     * and are ignored, the new meter's initial dial reading lo_v is the
+     * reading at lo_ts; readings at or after hi_ts belong to the next meter,
+     * the final reading hi_v is the reading at hi_ts. */
+    bool has_lo, has_hi;
+    int64_t lo_ts, hi_ts;
+    double lo_v, hi_v;
 };
 
 struct bill_reset {
@@ -66,11 +79,17 @@ struct bill_reset {
 };
 
 struct bill_result {
-    bool has_readings;      /* a good reading lies in [from, to) */
+    bool has_readings;      /* a good reading lies in [from, to], or an interval spans an edge */
     int64_t start_ts, end_ts;
-    double start_reading;   /* first good reading at or after from */
-    double end_reading;     /* last good reading before to */
+    /* The readings at from and at to: interpolated along the interval that
+     * spans the edge (wrap taken off), so that without wrap or reset
+     * end_reading - start_reading = consumption; where no counted interval
+     * spans an edge, the first good reading at or after from / the last
+     * before to (start_ts, end_ts say which instant). */
+    double start_reading;
+    double end_reading;
     double consumption;
+    double estimated;       /* the part of consumption spread over intervals longer than gap_ms */
     size_t n_bands;         /* the tariff's bands, same order */
     double band[BILL_MAX_BANDS];
     double unbanded;        /* consumption at hours no band covers (0 without bands) */

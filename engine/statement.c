@@ -14,10 +14,12 @@
 #include "common/utility.h"
 #include "common/util.h"
 #include "engine/billfeed.h"
+#include "storage/meterlog.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
 
-const char *const statement_column_band[STATEMENT_COLUMN_BANDS] = {"peak", "flat", "valley"};
+const char *const statement_column_band[STATEMENT_COLUMN_BANDS] = {"peak", "flat", "valley",
+                                                                 "critical", "deep_valley"};
 
 static const struct cfg_tariff *find_tariff(const struct config *cfg, enum utility u)
 {
@@ -32,9 +34,106 @@ double statement_round(double v, double unit)
     return round(v / unit) * unit;
 }
 
+/* The multiplier a history record puts on the billing counter. */
+static double rec_mult(const struct cfg_point *pt, const struct meterlog_rec *rec)
+{
+    return point_ratio_factor(pt, rec->pt, rec->ct);
+}
+
+/* The replacement records nearest around [a, b): the last at or before a,
+ * the first at or after b. */
+static void replacements(const struct meterlog_list *h, int64_t a, int64_t b,
+                         const struct meterlog_rec **ret_lo, const struct meterlog_rec **ret_hi)
+{
+    *ret_lo = *ret_hi = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->v[i].kind != METERLOG_REPLACE)
+            continue;
+        if (h->v[i].ts <= a)
+            *ret_lo = &h->v[i];
+        else if (h->v[i].ts >= b && !*ret_hi)
+            *ret_hi = &h->v[i];
+    }
+}
+
+/* Adds segment result sr (dial units) x mult into the row's result. */
+static void add_segment(struct statement_row *row, const struct bill_result *sr, double mult,
+                        int64_t len_ms, double *covered_ms)
+{
+    struct bill_result *r = &row->r;
+    r->consumption += sr->consumption * mult;
+    r->estimated += sr->estimated * mult;
+    r->n_bands = sr->n_bands;
+    for (size_t b = 0; b < sr->n_bands; b++)
+        r->band[b] += sr->band[b] * mult;
+    r->unbanded += sr->unbanded * mult;
+    r->amount += sr->amount * mult;
+    *covered_ms += sr->coverage_pct / 100.0 * (double)len_ms;
+    r->n_wraps += sr->n_wraps;
+    r->n_spikes += sr->n_spikes;
+    r->n_outliers += sr->n_outliers;
+    for (size_t k = 0; k < sr->n_resets && k < BILL_MAX_RESETS; k++)
+        if (r->n_resets + k < BILL_MAX_RESETS)
+            r->resets[r->n_resets + k] = sr->resets[k];
+    r->n_resets += sr->n_resets;
+    if (sr->has_readings) {
+        if (!r->has_readings) {
+            r->has_readings = true;
+            r->start_ts = sr->start_ts;
+            r->start_reading = sr->start_reading * mult;
+        }
+        r->end_ts = sr->end_ts;
+        r->end_reading = sr->end_reading * mult;
+    }
+}
+
+/* Runs one segment [a, b) of the row's meter through its own accumulator. */
+static int compute_segment(struct store *st, const struct statement_request *req,
+                           struct statement_row *row, const struct cfg_point *pt, int has_id,
+                           uint32_t id, const struct meterlog_list *h,
+                           const struct meterlog_rec *in_force, int64_t dial_since,
+                           struct statement_segment *sg, struct bill_result *sr)
+{
+    const struct meterlog_rec *lo, *hi;
+    struct bill_params p = {.tariff = row->tariff};
+    billfeed_params(&p, pt, row->m, sg->from, sg->to);
+    p.dial_since = dial_since;
+    p.legacy_div = rec_mult(pt, in_force);
+    replacements(h, sg->from, sg->to, &lo, &hi);
+    bool raw = req->raw_only;
+    if (lo) {
+        p.has_lo = true;
+        p.lo_ts = lo->ts;
+        p.lo_v = lo->initial_dial;
+        raw |= lo->ts > sg->from - BILLFEED_MARGIN_MS;
+    }
+    if (hi) {
+        p.has_hi = true;
+        p.hi_ts = hi->ts;
+        p.hi_v = hi->final_dial;
+        raw |= hi->ts < sg->to + BILLFEED_MARGIN_MS;
+    }
+    struct bill_acc *acc;
+    int r = bill_acc_new(&p, &acc);
+    if (r < 0)
+        return r;
+    if (has_id)
+        r = billfeed_counter(st, id, &p, raw, ROLLUP_1D, acc);
+    bill_acc_finish(acc, sr);
+    bill_acc_free(acc);
+    if (r < 0)
+        return -EIO;
+    sg->multiplier = p.legacy_div;
+    sg->has_readings = sr->has_readings;
+    sg->start_dial = sr->start_reading;
+    sg->end_dial = sr->end_reading;
+    sg->consumption = sr->consumption * sg->multiplier;
+    return 0;
+}
+
 static int compute_row(const struct config *cfg, struct store *st,
-                       const struct statement_request *req, struct statement_row *row, char *err,
-                       size_t errlen)
+                       const struct statement_request *req, int64_t dial_since,
+                       struct statement_row *row, char *err, size_t errlen)
 {
     const struct cfg_meter *m = row->m;
     const struct cfg_profile *prof = &cfg->profiles[m->profile];
@@ -45,39 +144,89 @@ static int compute_row(const struct config *cfg, struct store *st,
         return -EINVAL;
     }
     const struct cfg_point *pt = &prof->points[bp];
-    struct bill_params p = {.tariff = row->tariff};
-    billfeed_params(&p, pt, m, req->from, req->to);
-    struct bill_acc *acc;
-    int r = bill_acc_new(&p, &acc);
-    if (r < 0) {
-        snprintf(err, errlen, "%s/%s: the %s tariff's bands are not usable", row->ent->id, m->id,
-                 utility_name(m->utility));
-        return r;
-    }
-    uint32_t id;
-    r = store_find_point(st, row->ent->id, m->id, pt->name, &id);
-    if (r == 0) {
-        r = billfeed_counter(st, id, &p, req->raw_only, ROLLUP_1D, acc);
-    } else if (r == -ENOENT) {
-        r = 0; /* never stored: a row with no readings */
-    }
-    if (r < 0) {
-        snprintf(err, errlen, "reading %s/%s/%s from the store: %s", row->ent->id, m->id,
-                 pt->name, store_errmsg(st));
-        bill_acc_free(acc);
+
+    /* The meter's history; without any record, the config's ratios have
+     * been in force since ever. */
+    struct meterlog_list h = {0};
+    if (meterlog_read(store_db(st), row->ent->id, m->id, &h) < 0) {
+        snprintf(err, errlen, "reading the history of %s/%s: %s", row->ent->id, m->id,
+                 store_errmsg(st));
         return -EIO;
     }
-    bill_acc_finish(acc, &row->r);
-    bill_acc_free(acc);
-    for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++) {
-        row->band_idx[i] = -1;
+    struct meterlog_rec cfg_rec = {.ts = INT64_MIN, .kind = METERLOG_INITIAL,
+                                   .pt = m->pt_ratio, .ct = m->ct_ratio};
+
+    uint32_t id = 0;
+    int r = store_find_point(st, row->ent->id, m->id, pt->name, &id);
+    bool has_id = r == 0;
+    if (r < 0 && r != -ENOENT) {
+        meterlog_list_free(&h);
+        snprintf(err, errlen, "reading %s/%s/%s from the store: %s", row->ent->id, m->id,
+                 pt->name, store_errmsg(st));
+        return -EIO;
+    }
+
+    /* Segments: the period cut at every record inside it. */
+    row->seg = xcalloc(h.n + 1, sizeof(*row->seg));
+    row->n_seg = 0;
+    int64_t a = req->from;
+    int cause = -1;
+    size_t i = 0;
+    while (i < h.n && h.v[i].ts <= req->from)
+        i++;
+    double covered_ms = 0;
+    for (;;) {
+        int64_t b = req->to;
+        int next_cause = -1;
+        size_t j = i;
+        if (j < h.n && h.v[j].ts < req->to) {
+            b = h.v[j].ts;
+            /* several records at one instant: one cut, a replacement wins */
+            for (; j < h.n && h.v[j].ts == b; j++)
+                if (next_cause != METERLOG_REPLACE)
+                    next_cause = (int)h.v[j].kind;
+        }
+        const struct meterlog_rec *rec = meterlog_at(&h, a);
+        struct statement_segment *sg = &row->seg[row->n_seg++];
+        sg->from = a;
+        sg->to = b;
+        sg->cause = cause;
+        struct bill_result sr;
+        r = compute_segment(st, req, row, pt, has_id, id, &h, rec ? rec : &cfg_rec, dial_since,
+                            sg, &sr);
+        if (r == -EINVAL) {
+            snprintf(err, errlen, "%s/%s: the %s tariff's bands are not usable", row->ent->id,
+                     m->id, utility_name(m->utility));
+            goto out;
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "reading %s/%s/%s from the store: %s", row->ent->id, m->id,
+                     pt->name, store_errmsg(st));
+            goto out;
+        }
+        add_segment(row, &sr, sg->multiplier, b - a, &covered_ms);
+        row->multiplier = sg->multiplier;
+        if (b >= req->to)
+            break;
+        a = b;
+        cause = next_cause;
+        i = j;
+    }
+    row->r.coverage_pct = covered_ms * 100.0 / (double)(req->to - req->from);
+    row->estimated_pct =
+        row->r.consumption > 0 ? row->r.estimated * 100.0 / row->r.consumption : 0.0;
+    for (int c = 0; c < STATEMENT_COLUMN_BANDS; c++) {
+        row->band_idx[c] = -1;
         for (size_t b = 0; row->tariff && b < row->r.n_bands; b++)
-            if (strcmp(row->tariff->bands[b].name, statement_column_band[i]) == 0) {
-                row->band_idx[i] = (int)b;
+            if (strcmp(row->tariff->bands[b].name, statement_column_band[c]) == 0) {
+                row->band_idx[c] = (int)b;
                 break;
             }
     }
-    return 0;
+    r = 0;
+out:
+    meterlog_list_free(&h);
+    return r;
 }
 
 double statement_row_band(const struct statement_row *row, int i)
@@ -126,6 +275,11 @@ int statement_build(const struct config *cfg, struct store *st,
         return -EINVAL;
     }
 
+    int64_t dial_since;
+    if (meterlog_dial_since(store_db(st), &dial_since) < 0) {
+        snprintf(err, errlen, "reading the store's meta: %s", store_errmsg(st));
+        return -EIO;
+    }
     struct statement *s = xcalloc(1, sizeof(*s));
     s->from = req->from;
     s->to = req->to;
@@ -144,8 +298,9 @@ int statement_build(const struct config *cfg, struct store *st,
             w->ent_idx = e;
             w->m = m;
             w->tariff = find_tariff(cfg, m->utility);
-            int r = compute_row(cfg, st, req, w, err, errlen);
+            int r = compute_row(cfg, st, req, dial_since, w, err, errlen);
             if (r < 0) {
+                s->n_rows++; /* its segments are freed with the rest */
                 statement_free(s);
                 return r;
             }
@@ -163,6 +318,8 @@ void statement_free(struct statement *s)
     if (!s)
         return;
     free(s->ent_total);
+    for (size_t i = 0; i < s->n_rows; i++)
+        free(s->rows[i].seg);
     free(s->rows);
     free(s);
 }

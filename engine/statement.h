@@ -24,8 +24,10 @@
 
 struct store;
 
-/* The bands with a column of their own, in column order. */
-#define STATEMENT_COLUMN_BANDS 3
+/* The bands with a column of their own, in column order: peak, flat,
+ * valley (Part 1's columns), then critical and deep_valley (the second
+ * version's, after the first 15 columns). */
+#define STATEMENT_COLUMN_BANDS 5
 extern const char *const statement_column_band[STATEMENT_COLUMN_BANDS];
 
 struct statement_request {
@@ -36,13 +38,33 @@ struct statement_request {
     bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
 };
 
+/* A stretch of a meter's period with one multiplier and one physical
+ * meter: the period is cut at every record of its history (ratio change,
+ * replacement; storage/meterlog.h) inside it. Dial readings before PT x CT. */
+struct statement_segment {
+    int64_t from, to;
+    bool has_readings;
+    double start_dial, end_dial;    /* at from and at to (bill_result's rules) */
+    double multiplier;              /* pt x ct in force (1 for a counter without ratio) */
+    double consumption;             /* (dial delta + wraps) x multiplier */
+    int cause;                      /* what starts it: -1 the period's start, else an
+                                     * enum meterlog_kind */
+};
+
 struct statement_row {
     const struct cfg_enterprise *ent;
     size_t ent_idx;                  /* in cfg->enterprises */
     const struct cfg_meter *m;
     const struct cfg_tariff *tariff; /* NULL: no tariff for the utility */
     int band_idx[STATEMENT_COLUMN_BANDS]; /* tariff band of each column, -1 = none */
+    /* The whole period in billing units (the segments' sums, multiplied):
+     * start_reading/end_reading are the first segment's start and the last
+     * one's end dial reading x their multipliers. */
     struct bill_result r;
+    double multiplier;               /* in force at 'to' */
+    double estimated_pct;            /* share of consumption spread over long gaps */
+    struct statement_segment *seg;   /* n_seg >= 1 */
+    size_t n_seg;
 };
 
 struct statement_total {

@@ -17,6 +17,7 @@
 #include "common/timeparse.h"
 #include "common/utility.h"
 #include "common/util.h"
+#include "storage/meterlog.h"
 
 /* ---- CSV ---- */
 
@@ -25,7 +26,9 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
     const struct statement_row *rows = s->rows;
     size_t n = s->n_rows;
     fputs("enterprise,meter,utility,unit,from,to,start_reading,end_reading,consumption,"
-          "peak,flat,valley,coverage_pct,amount,currency\n",
+          "peak,flat,valley,coverage_pct,amount,currency,"
+          "enterprise_name,multiplier,critical,deep_valley,energy_charge,demand_kw,basic_charge,"
+          "pf,pf_adjustment,surcharge,fixed_charge\n",
           out);
     for (size_t i = 0; i < n; i++) {
         const struct statement_row *w = &rows[i];
@@ -51,6 +54,20 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
         } else {
             fputc(',', out);
         }
+        /* The second version's columns (docs/CLI.md): what this version
+         * computes; demand and power factor stay empty (not billed), the
+         * charges it does not bill are 0 where there is a tariff. */
+        fputc(',', out);
+        csv_field(out, w->ent->name ? w->ent->name : "");
+        fprintf(out, ",%.10g,", w->multiplier);
+        if (w->r.n_bands > 0)
+            fprintf(out, "%.3f,%.3f", statement_row_band(w, 3), statement_row_band(w, 4));
+        else
+            fputc(',', out);
+        if (w->tariff)
+            fprintf(out, ",%.2f,,0.00,,0.00,0.00,0.00", statement_row_amount(w));
+        else
+            fputs(",,,,,,,", out);
         fputc('\n', out);
     }
 }
@@ -113,12 +130,53 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
     json_object_set_new(o, "coverage_pct", num(w->r.coverage_pct, 0.1));
     json_object_set_new(o, "amount", w->tariff ? num(statement_row_amount(w), 0.01) : json_null());
     json_object_set_new(o, "currency", w->tariff ? json_string(w->tariff->currency) : json_null());
+    json_object_set_new(o, "enterprise_name",
+                        w->ent->name ? json_string(w->ent->name) : json_null());
+    json_object_set_new(o, "multiplier", num(w->multiplier, 1e-9));
+    json_object_set_new(o, "energy_charge",
+                        w->tariff ? num(statement_row_amount(w), 0.01) : json_null());
+    json_object_set_new(o, "demand_kw", json_null());
+    json_object_set_new(o, "basic_charge", w->tariff ? json_real(0) : json_null());
+    json_object_set_new(o, "pf", json_null());
+    json_object_set_new(o, "pf_adjustment", w->tariff ? json_real(0) : json_null());
+    json_object_set_new(o, "surcharge", w->tariff ? json_real(0) : json_null());
+    json_object_set_new(o, "fixed_charge", w->tariff ? json_real(0) : json_null());
+    json_object_set_new(o, "estimated_pct", num(w->estimated_pct, 0.1));
+    json_t *segs = json_array();
+    for (size_t k = 0; k < w->n_seg; k++) {
+        const struct statement_segment *g = &w->seg[k];
+        json_t *e = json_object();
+        json_object_set_new(e, "from", json_string(timeparse_format(g->from, false, buf,
+                                                                    sizeof(buf))));
+        json_object_set_new(e, "to", json_string(timeparse_format(g->to, false, buf,
+                                                                  sizeof(buf))));
+        json_object_set_new(e, "start_dial",
+                            g->has_readings ? num(g->start_dial, 0.001) : json_null());
+        json_object_set_new(e, "end_dial", g->has_readings ? num(g->end_dial, 0.001) : json_null());
+        json_object_set_new(e, "multiplier", num(g->multiplier, 1e-9));
+        json_object_set_new(e, "consumption", num(g->consumption, 0.001));
+        json_object_set_new(e, "cause", json_string(g->cause < 0 ? "period"
+                                                    : meterlog_kind_name((enum meterlog_kind)
+                                                                             g->cause)));
+        json_array_append_new(segs, e);
+    }
+    json_object_set_new(o, "segments", segs);
     if (w->r.n_bands > 0) {
-        json_t *bands = json_object();
-        for (size_t b = 0; b < w->r.n_bands; b++)
-            json_object_set_new(bands, w->tariff->bands[b].name, num(w->r.band[b], 0.001));
-        if (w->r.unbanded != 0)
-            json_object_set_new(bands, "unbanded", num(w->r.unbanded, 0.001));
+        json_t *bands = json_array();
+        for (size_t b = 0; b <= w->r.n_bands; b++) {
+            bool unb = b == w->r.n_bands;
+            double c = unb ? w->r.unbanded : w->r.band[b];
+            if (unb && c == 0)
+                break;
+            double price = unb ? w->tariff->price : w->tariff->bands[b].price;
+            json_t *e = json_object();
+            json_object_set_new(e, "name", json_string(unb ? "unbanded"
+                                                           : w->tariff->bands[b].name));
+            json_object_set_new(e, "consumption", num(c, 0.001));
+            json_object_set_new(e, "price", num(price, 1e-6));
+            json_object_set_new(e, "charge", num(c * price, 0.01));
+            json_array_append_new(bands, e);
+        }
         json_object_set_new(o, "bands", bands);
     }
     json_t *resets = json_array();
@@ -193,10 +251,11 @@ static int write_json(FILE *out, const struct config *cfg, const struct statemen
 
 /* ---- table ---- */
 
-#define TCOLS 12
+#define TCOLS 13
+#define TBANDS 3 /* peak, flat, valley */
 static const char *const table_head[TCOLS] = {
-    "ENTERPRISE", "METER", "UTILITY", "START", "END",      "CONSUMPTION",
-    "UNIT",       "PEAK",  "FLAT",    "VALLEY", "COVERAGE", "AMOUNT"};
+    "ENTERPRISE", "METER", "UTILITY", "START", "END",      "CONSUMPTION", "UNIT",
+    "PEAK",       "FLAT",  "VALLEY",  "COVERAGE", "AMOUNT", "ESTIMATED"};
 
 struct table {
     char *(*cells)[TCOLS];
@@ -226,7 +285,7 @@ static void table_total_row(struct table *t, const char *ent, const char *label,
     c[5] = fmt3(tot->consumption);
     c[6] = xstrdup(utility_unit(u));
     if (tot->banded)
-        for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++)
+        for (int i = 0; i < TBANDS; i++)
             c[7 + i] = fmt3(tot->band[i]);
     if (tot->currency)
         c[11] = xasprintf("%.2f %s", tot->amount, tot->currency);
@@ -278,11 +337,12 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
             c[5] = fmt3(w->r.consumption);
             c[6] = xstrdup(utility_unit(w->m->utility));
             if (w->r.n_bands > 0)
-                for (int k = 0; k < STATEMENT_COLUMN_BANDS; k++)
+                for (int k = 0; k < TBANDS; k++)
                     c[7 + k] = fmt3(statement_row_band(w, k));
             c[10] = xasprintf("%.1f%%", w->r.coverage_pct);
             if (w->tariff)
                 c[11] = xasprintf("%.2f %s", statement_row_amount(w), w->tariff->currency);
+            c[12] = xasprintf("%.1f%%", w->estimated_pct);
         }
         for (int u = 0; u < UTIL__COUNT; u++)
             if (ent_tot[e][u].used)
@@ -316,7 +376,20 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
     }
     for (size_t k = 0; k < n; k++) {
         const struct statement_row *w = &rows[k];
-        char buf[64];
+        char buf[64], buf2[64];
+        /* dial readings x multiplier, one line per segment, when there is
+         * more than one segment or a multiplier to show */
+        for (size_t z = 0; (w->n_seg > 1 || w->multiplier != 1) && z < w->n_seg; z++) {
+            const struct statement_segment *g = &w->seg[z];
+            fprintf(out, "segment: %s/%s %s to %s", w->ent->id, w->m->id,
+                    timeparse_format(g->from, false, buf, sizeof(buf)),
+                    timeparse_format(g->to, false, buf2, sizeof(buf2)));
+            if (g->has_readings)
+                fprintf(out, " dial %.3f -> %.3f", g->start_dial, g->end_dial);
+            fprintf(out, " x %.10g = %.3f %s%s%s\n", g->multiplier, g->consumption,
+                    utility_unit(w->m->utility), g->cause >= 0 ? " after " : "",
+                    g->cause >= 0 ? meterlog_kind_name((enum meterlog_kind)g->cause) : "");
+        }
         for (size_t z = 0; z < w->r.n_resets && z < BILL_MAX_RESETS; z++)
             fprintf(out, "note: %s/%s meter reset or replaced at %s (%.3f -> %.3f)\n",
                     w->ent->id, w->m->id,

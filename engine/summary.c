@@ -37,7 +37,8 @@ struct smeter {
     size_t ent;
     enum utility util;
     int64_t interval_ms;
-    double wrap;
+    double wrap;      /* of the dial reading */
+    double mult;      /* pt x ct of the config: dial units to billing units */
     double max_rate;
     bool has_billing;
     bool has_power_pt;
@@ -143,7 +144,9 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
             if (bp >= 0 && point_ids && point_ids[j]) {
                 sm->has_billing = true;
                 sm->billing_id = point_ids[j][bp];
-                sm->wrap = bill_wrap_modulus(&prof->points[bp], cm);
+                /* stored and fed as the dial reading (daemon/poller.c) */
+                sm->wrap = bill_wrap_modulus(&prof->points[bp], NULL);
+                sm->mult = point_ratio_factor(&prof->points[bp], cm->pt_ratio, cm->ct_ratio);
                 sm->max_rate = prof->points[bp].max_rate;
                 sm->ent_id = xstrdup(ent->id);
                 sm->meter_id = xstrdup(cm->id);
@@ -386,7 +389,7 @@ static void add_billing(struct summary *s, size_t j, int64_t ts, double v)
     ms->prev_ts = ts;
     ms->prev_v = v;
     if (d > 0)
-        spread(s, j, t0, ts, d);
+        spread(s, j, t0, ts, d * s->m[j].mult);
 }
 
 static void add_power(struct summary *s, size_t j, int64_t ts, double v)

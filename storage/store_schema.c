@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "storage/alarmlog.h"
 #include "storage/chunk.h"
+#include "storage/meterlog.h"
 
 #include <errno.h>
 #include <math.h>
@@ -107,6 +108,14 @@ static const char *const store_migrations[] = {
     "  n INTEGER NOT NULL,"
     "  data BLOB NOT NULL,"
     "  PRIMARY KEY(ts, mk)) STRICT, WITHOUT ROWID;",
+    /* 5 -> 6: the meter history (storage/meterlog.h): ratio changes and
+     * replacements, and from now on the billing counters' samples are dial
+     * readings (before PT x CT). Older samples stay as stored, multiplied:
+     * meta.dial_since tells readers where the dial readings begin. The
+     * summary engine's saved state held a multiplied reading: it goes, and
+     * the engine starts again from the stored readings. */
+    METERLOG_SCHEMA_V6
+    "DELETE FROM meta WHERE key = 'summary_state';",
 };
 
 /* The version whose step creates the rollup tables (built from the samples

@@ -304,6 +304,10 @@ static void scenario_stored_equals_live(void)
             }
             store_scan(st, id, seen[k].ts, seen[k].ts + 1, find_value, &v);
             double want = json_number_value(jv);
+            /* the billing counter is stored as the dial reading (before PT x CT) */
+            if (prof->points[pi].billing)
+                v *= point_ratio_factor(&prof->points[pi], seen[k].m->pt_ratio,
+                                        seen[k].m->ct_ratio);
             if (live_matches(&prof->points[pi], want, v))
                 stored_ok++;
             else

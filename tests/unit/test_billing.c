@@ -61,7 +61,9 @@ static void test_wrap_scale1(void)
     CHECK_INT(r.n_resets, 0);
     CHECK(r.has_readings);
     CHECK_NEAR(r.start_reading, 4294967280.0, 0);
-    CHECK_NEAR(r.end_reading, 5, 0); /* the 30 s reading is at 'to', outside */
+    CHECK_NEAR(r.end_reading, 15, 0); /* the reading at 'to' (30 s) */
+    /* wrapped once: end - start + 2^32 = 15 - 4294967280 + 4294967296 = 31 */
+    CHECK_NEAR(r.end_reading - r.start_reading + p.wrap, r.consumption, 1e-6);
     CHECK_NEAR(r.coverage_pct, 100, 1e-9);
 
     /* With max_rate 36000/h (100 per 10 s) the wrap is plausible too. */
@@ -132,7 +134,7 @@ static void test_reset(void)
     CHECK_NEAR(r.resets[0].after, 3, 0);
     CHECK_NEAR(r.coverage_pct, 50.0 / 60.0 * 100.0, 1e-9);
     CHECK_NEAR(r.start_reading, 100, 0);
-    CHECK_NEAR(r.end_reading, 18, 0);
+    CHECK_NEAR(r.end_reading, 28, 0); /* the reading at 'to' (60 s) */
 
     /* A uint16 register that drops from the middle of its range is a reset,
      * not a wrap: 30000 -> 10 (adding 65536 gives 35546 > 20 % of 65536). */
@@ -163,7 +165,8 @@ static void test_outlier(void)
     CHECK_INT(r.n_resets, 0);
     CHECK_INT(r.n_outliers, 1);
     CHECK_NEAR(r.coverage_pct, 100, 1e-9);
-    CHECK_NEAR(r.end_reading, 130, 0);
+    CHECK_NEAR(r.end_reading, 140, 0); /* at 'to' (40 s) */
+    CHECK_NEAR(r.end_reading - r.start_reading, r.consumption, 1e-9);
 
     /* An upward bad read (1e9) with no max_rate to call it a spike: the drop
      * after it would be a reset, but 110 -> 130 agree, so it is dropped too. */
@@ -224,8 +227,9 @@ static void test_spike(void)
 }
 
 /* Gap limit 30 s: 0 1 2 at 0/10/20 s, then 8 at 80 s, 9 at 90 s, period
- * [0, 90 s). Consumption 1+1+6+1 = 9 (the gap's 6 is measured); covered
- * [0,20) + [80,90) = 30 s of 90 -> 33.33 %. No data at all: 0 and 0 %. */
+ * [0, 90 s). Consumption 1+1+6+1 = 9 (the gap's 6 is measured); every second
+ * lies between two good readings: covered 100 %; the 6 spread over the 60 s
+ * gap (longer than 30 s) is the estimated part. No data at all: 0 and 0 %. */
 static void test_gaps(void)
 {
     int64_t t0 = lt("2026-11-01T00:00");
@@ -236,7 +240,8 @@ static void test_gaps(void)
     struct bill_result r;
     CHECK_INT(bill_compute(&p, s, 5, &r), 0);
     CHECK_NEAR(r.consumption, 9, 1e-9);
-    CHECK_NEAR(r.coverage_pct, 100.0 / 3.0, 1e-9);
+    CHECK_NEAR(r.coverage_pct, 100.0, 1e-9);
+    CHECK_NEAR(r.estimated, 6, 1e-9);
 
     CHECK_INT(bill_compute(&p, NULL, 0, &r), 0);
     CHECK(!r.has_readings);
@@ -280,9 +285,14 @@ static void test_edges_add_up(void)
     CHECK_NEAR(rb.consumption, 45, 1e-9);
     CHECK_NEAR(rw.consumption, 120, 1e-9);
     CHECK_NEAR(ra.consumption + rb.consumption, rw.consumption, 1e-9);
-    CHECK_NEAR(ra.start_reading, 10, 0);
-    CHECK_NEAR(ra.end_reading, 60, 0);
-    CHECK_NEAR(rb.start_reading, 100, 0);
+    /* readings at the edges, interpolated: 21:00 halfway 0 -> 10 = 5,
+     * 00:00 halfway 60 -> 100 = 80, 01:00 halfway 100 -> 150 = 125;
+     * end - start = 80 - 5 = 75 and 125 - 80 = 45, the consumptions */
+    CHECK_NEAR(ra.start_reading, 5, 1e-9);
+    CHECK_NEAR(ra.end_reading, 80, 1e-9);
+    CHECK_NEAR(rb.start_reading, 80, 1e-9);
+    CHECK_NEAR(rb.end_reading, 125, 1e-9);
+    CHECK_NEAR(ra.end_reading - ra.start_reading, ra.consumption, 1e-9);
     CHECK_NEAR(ra.coverage_pct, 100, 1e-9);
     CHECK_NEAR(rb.coverage_pct, 100, 1e-9);
 }
@@ -488,13 +498,18 @@ static void test_end_to_end(void)
     CHECK_INT(store_open(db_path, true, &st, err, sizeof(err)), 0);
 
     /*
-     * Nov 1 (local): e1 reads 1010 at 00:00 .. 1240 at 23:00, 10 kWh/h:
-     * 240 kWh; peak 08-11 + 18-23 = 8 h = 80, flat 07-08 + 11-18 = 80,
-     * valley 00-07 + 23-24 = 80; amount 80 x (1.0525 + 0.6793 + 0.3218) =
-     * 164.288 -> 164.29. w1: 24 x 0.2 = 4.8 m3 across the wrap, from
-     * 4294966.7 at 00:00 (k = 1) to (4294966.5 + 24 x 0.2) - 4294967.296 =
-     * 4.004 at 23:00 (k = 24);
+     * Nov 1 (local): e1's dial reads 1010 at 00:00 .. 1250 at 24:00, 10/h,
+     * multiplier PT 100 x CT 40 = 4000 (no history: the config's ratios):
+     * 240 x 4000 = 960000 kWh, from 1010 x 4000 = 4040000 to 1250 x 4000 =
+     * 5000000 (end - start = consumption); peak 08-11 + 18-23 = 8 h =
+     * 320000, flat 07-08 + 11-18 = 320000, valley 00-07 + 23-24 = 320000;
+     * amount 320000 x (1.0525 + 0.6793 + 0.3218) = 657152.00. w1: 24 x 0.2 =
+     * 4.8 m3 across the wrap, from 4294966.7 at 00:00 (k = 1) to
+     * (4294966.5 + 25 x 0.2) - 4294967.296 = 4.204 at 24:00 (k = 25);
      * 4.8 x 3.90 = 18.72. beta/g1 never reported: empty readings, 0, 0 %.
+     * The second version's columns: the names, the multiplier, no critical
+     * or deep_valley band (0 with bands, empty without), energy_charge =
+     * amount, demand and pf empty, the other charges 0.00.
      */
     struct statement_request req = {.from = lt("2026-11-01"), .to = lt("2026-11-02")};
     enum statement_format fmt = STATEMENT_CSV;
@@ -502,13 +517,16 @@ static void test_end_to_end(void)
     CHECK_INT(r, 0);
     CHECK_STR(out,
               "enterprise,meter,utility,unit,from,to,start_reading,end_reading,consumption,"
-              "peak,flat,valley,coverage_pct,amount,currency\n"
+              "peak,flat,valley,coverage_pct,amount,currency,enterprise_name,multiplier,critical,"
+              "deep_valley,energy_charge,demand_kw,basic_charge,pf,pf_adjustment,surcharge,"
+              "fixed_charge\n"
               "acme,e1,electricity,kWh,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
-              "1010.000,1240.000,240.000,80.000,80.000,80.000,100.0,164.29,CNY\n"
+              "4040000.000,5000000.000,960000.000,320000.000,320000.000,320000.000,100.0,"
+              "657152.00,CNY,Acme,4000,0.000,0.000,657152.00,,0.00,,0.00,0.00,0.00\n"
               "acme,w1,water,m3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
-              "4294966.700,4.004,4.800,,,,100.0,18.72,CNY\n"
+              "4294966.700,4.204,4.800,,,,100.0,18.72,CNY,Acme,1,,,18.72,,0.00,,0.00,0.00,0.00\n"
               "beta,g1,gas,Nm3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
-              ",,0.000,,,,0.0,0.00,CNY\n");
+              ",,0.000,,,,0.0,0.00,CNY,Beta,1,,,0.00,,0.00,,0.00,0.00,0.00\n");
     free(out);
 
     /* Filters */
@@ -539,12 +557,15 @@ static void test_end_to_end(void)
     fmt = STATEMENT_JSON;
     out = capture_bill(cfg, st, &req, fmt, &r);
     CHECK_INT(r, 0);
-    CHECK_CONTAINS(out, "\"consumption\": 240.0");
-    CHECK_CONTAINS(out, "\"amount\": 164.29");
+    CHECK_CONTAINS(out, "\"consumption\": 960000.0");
+    CHECK_CONTAINS(out, "\"amount\": 657152.0");
+    CHECK_CONTAINS(out, "\"start_dial\": 1010.0");
+    CHECK_CONTAINS(out, "\"end_dial\": 1250.0");
+    CHECK_CONTAINS(out, "\"multiplier\": 4000.0");
     CHECK_CONTAINS(out, "\"start_reading\": null");
     CHECK_CONTAINS(out, "\"wraps\": 1");
-    /* acme's amount: 164.29 + 18.72 = 183.01; park adds beta's 0.00 */
-    CHECK_CONTAINS(out, "\"CNY\": 183.01");
+    /* acme's amount: 657152.00 + 18.72 = 657170.72; park adds beta's 0.00 */
+    CHECK_CONTAINS(out, "\"CNY\": 657170.72");
     free(out);
 
     /* Table: one line per meter plus totals */
@@ -552,7 +573,8 @@ static void test_end_to_end(void)
     out = capture_bill(cfg, st, &req, fmt, &r);
     CHECK_INT(r, 0);
     CHECK_CONTAINS(out, "ENTERPRISE");
-    CHECK_CONTAINS(out, "183.01 CNY");
+    CHECK_CONTAINS(out, "657170.72 CNY");
+    CHECK_CONTAINS(out, "dial 1010.000 -> 1250.000 x 4000 = 960000.000 kWh");
     CHECK_CONTAINS(out, "PARK");
     free(out);
 

@@ -659,7 +659,10 @@ static void test_equality(void)
         CHECK_INT(billfeed_counter(s, pa, &p, true, ROLLUP_1D, acc), 0);
         bill_acc_finish(acc, &r2);
         bill_acc_free(acc);
-        CHECK(r2.coverage_pct < r1.coverage_pct - 0.2);
+        /* The raw path sees the gap the deleted chunks left: still covered
+         * (two good readings either side), but its consumption is spread
+         * over a long gap, an estimate; the rollups saw every minute. */
+        CHECK(r2.estimated > r1.estimated + 0.1);
         store_close(s);
     }
     for (int i = 0; i < 3; i++)
@@ -1015,7 +1018,8 @@ static void test_migration_v4(void)
                        " value REAL NOT NULL, PRIMARY KEY(point, ts)) STRICT, WITHOUT ROWID;"
                        "CREATE TABLE samples_recent(ts INTEGER NOT NULL, point INTEGER NOT NULL,"
                        " value REAL NOT NULL, PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;"
-                       "DROP TABLE series; DROP TABLE staged; PRAGMA user_version = 4;"),
+                       "DROP TABLE series; DROP TABLE staged; DROP TABLE meter_history;"
+                       "DELETE FROM meta WHERE key = 'dial_since'; PRAGMA user_version = 4;"),
               SQLITE_OK);
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;

@@ -94,14 +94,19 @@ static void test_split_midnight_month(void)
     CHECK_NEAR(r.unbanded, 0, 0);
     CHECK_NEAR(fabs(r.band[0] + r.band[1] + r.band[2] - r.consumption) / r.consumption, 0, 1e-9);
     CHECK_NEAR(r.amount, 112.648, 1e-9);
-    CHECK_NEAR(r.start_reading, 20, 0);
-    CHECK_NEAR(r.end_reading, 180, 0);
+    /* at 20:00 halfway 0 -> 20 = 10; at 10:00 halfway 180 -> 200 = 190;
+     * 190 - 10 = 180, the consumption */
+    CHECK_NEAR(r.start_reading, 10, 1e-9);
+    CHECK_NEAR(r.end_reading, 190, 1e-9);
     CHECK_NEAR(r.coverage_pct, 100, 1e-9);
+    CHECK_NEAR(r.estimated, 0, 0);
 
-    /* A 4 h gap limit leaves 01:00-09:00 uncovered: 6 of 14 h covered. */
+    /* A 4 h gap limit: 01:00-09:00 is still covered (a good reading each
+     * side) but its 80 are spread over an 8 h gap: estimated 80 of 180. */
     p.gap_ms = 4 * H;
     CHECK_INT(bill_compute(&p, s, 5, &r), 0);
-    CHECK_NEAR(r.coverage_pct, 6.0 / 14.0 * 100.0, 1e-9);
+    CHECK_NEAR(r.coverage_pct, 100, 1e-9);
+    CHECK_NEAR(r.estimated, 80, 1e-9);
     CHECK_NEAR(r.consumption, 180, 1e-9);
 
     /* Without bands: consumption x flat price; no band figures. */

@@ -1,0 +1,346 @@
+/*
+ * test_meterhist.c - statements that reconcile over a meter's history
+ * (storage/meterlog.h, engine/meterhist.h, engine/statement.c): a ratio
+ * change mid-month recorded by `meter ratio` and by a reload, a replacement
+ * recorded after the fact, an unrecorded one, a month of hourly imported
+ * readings. Every figure is worked out by hand in the comments. November
+ * 2026 in Asia/Shanghai: [Nov 1, Dec 1) = 720 hours. The billing counter is
+ * stored as dial readings (before PT x CT).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/timeparse.h"
+#include "common/util.h"
+#include "engine/meterhist.h"
+#include "engine/statement.h"
+#include "storage/meterlog.h"
+#include "storage/store.h"
+#include "tests/unit/check.h"
+
+#define H 3600000LL
+
+static char tmpdir[512];
+
+static int64_t lt(const char *s)
+{
+    int64_t ms = 0;
+    if (timeparse(s, &ms) < 0)
+        abort();
+    return ms;
+}
+
+/* acme/e1: generic-electricity, PT 100 x CT ct; acme/w1: water polled every
+ * 60 s (so hourly readings are gaps longer than 3 intervals). Flat prices:
+ * electricity 1.00, water 3.90. */
+static struct config *load_cfg(const char *name, double ct, const char *db)
+{
+    char *path = xasprintf("%s/%s", tmpdir, name);
+    char *text = xasprintf(
+        "gateway = { id = \"t1\"; timezone = \"Asia/Shanghai\"; };\n"
+        "storage = { path = \"%s\"; };\n"
+        "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
+        "buses = ( { name = \"b\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 502; } );\n"
+        "@include \"profiles/generic-electricity.cfg\"\n"
+        "@include \"profiles/generic-water.cfg\"\n"
+        "enterprises = ( { id = \"acme\"; name = \"Acme\"; meters = (\n"
+        "  { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1;\n"
+        "    profile = \"generic-electricity\"; interval = 3600; pt_ratio = 100.0;"
+        " ct_ratio = %.1f; },\n"
+        "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 2;\n"
+        "    profile = \"generic-water\"; interval = 60; } ); } );\n"
+        "tariffs = ( { utility = \"electricity\"; currency = \"CNY\"; price = 1.0; },\n"
+        "            { utility = \"water\"; currency = \"CNY\"; price = 3.90; } );\n",
+        db, ct);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    struct config *cfg = NULL;
+    char err[512];
+    if (config_load(path, &cfg, err, sizeof(err)) < 0)
+        fprintf(stderr, "config_load: %s\n", err);
+    free(text);
+    free(path);
+    return cfg;
+}
+
+static struct store *new_store(const char *name, char *ret_path, size_t len)
+{
+    snprintf(ret_path, len, "%s/%s", tmpdir, name);
+    unlink(ret_path);
+    struct store *st = NULL;
+    char err[512];
+    if (store_open(ret_path, false, &st, err, sizeof(err)) < 0)
+        fprintf(stderr, "store_open: %s\n", err);
+    return st;
+}
+
+/* Hourly dial readings of acme/e1 at Nov 1 00:00 + k h for k = -1..721:
+ * value(k); k = drop_k on a new meter reading value2(k). */
+static void put_e1(struct store *st, double (*value)(int k))
+{
+    uint32_t id;
+    CHECK_INT(store_point_id(st, "acme", "e1", "energy_import_kwh", UTIL_ELECTRICITY,
+                             KIND_COUNTER, &id), 0);
+    struct sample s[723];
+    int64_t t0 = lt("2026-11-01");
+    for (int k = -1; k <= 721; k++)
+        s[k + 1] = (struct sample){id, t0 + k * H, value(k)};
+    CHECK_INT(store_insert(st, s, 723), 0);
+}
+
+static double steady(int k)
+{
+    return 1000.0 + 0.01 * k;
+}
+
+/* The old meter up to k = 228 (Nov 10 12:00, 1002.28), swapped at 12:30
+ * (final 1002.285), the new one from 5.000 at 12:30: 5 + 0.01 (k - 228.5). */
+static double swapped(int k)
+{
+    return k <= 228 ? 1000.0 + 0.01 * k : 5.0 + 0.01 * (k - 228.5);
+}
+
+static struct statement *bill(const struct config *cfg, struct store *st)
+{
+    struct statement_request req = {.from = lt("2026-11-01"), .to = lt("2026-12-01"),
+                                    .raw_only = false};
+    struct statement *s = NULL;
+    char err[512] = "";
+    int r = statement_build(cfg, st, &req, &s, err, sizeof(err));
+    if (r < 0)
+        fprintf(stderr, "statement_build: %s\n", err);
+    CHECK_INT(r, 0);
+    return s;
+}
+
+static const struct statement_row *row(const struct statement *s, const char *meter)
+{
+    for (size_t i = 0; s && i < s->n_rows; i++)
+        if (!strcmp(s->rows[i].m->id, meter))
+            return &s->rows[i];
+    CHECK(!"row");
+    return NULL;
+}
+
+/*
+ * CT 40 -> 60 on Nov 16 00:00 (k = 360), recorded by `meter ratio`: dial
+ * 1000 + 0.01 k. Segment 1 [Nov 1, Nov 16): 1000.00 -> 1003.60 = 3.6 x 4000
+ * = 14400 kWh; segment 2 [Nov 16, Dec 1): 1003.60 -> 1007.20 = 3.6 x 6000 =
+ * 21600 kWh; 36000 kWh, 36000.00 CNY at 1.00. start_reading 1000 x 4000 =
+ * 4,000,000, end_reading 1007.2 x 6000 = 6,043,200. Applied backwards (the
+ * old fake bill) it would be 7.2 x 6000 = 43200.
+ */
+static void check_ratio_month(const struct statement *s)
+{
+    const struct statement_row *w = row(s, "e1");
+    if (!w)
+        return;
+    CHECK_INT(w->n_seg, 2);
+    CHECK_NEAR(w->r.consumption, 36000, 1e-6);
+    CHECK_NEAR(w->seg[0].consumption, 14400, 1e-6);
+    CHECK_NEAR(w->seg[0].multiplier, 4000, 0);
+    CHECK_NEAR(w->seg[0].start_dial, 1000.0, 1e-9);
+    CHECK_NEAR(w->seg[0].end_dial, 1003.6, 1e-9);
+    CHECK_NEAR(w->seg[1].consumption, 21600, 1e-6);
+    CHECK_NEAR(w->seg[1].multiplier, 6000, 0);
+    CHECK_NEAR(w->seg[1].start_dial, 1003.6, 1e-9);
+    CHECK_NEAR(w->seg[1].end_dial, 1007.2, 1e-9);
+    CHECK_INT(w->seg[1].cause, METERLOG_RATIO);
+    CHECK_NEAR(w->multiplier, 6000, 0);
+    CHECK_NEAR(w->r.start_reading, 4000000, 1e-6);
+    CHECK_NEAR(w->r.end_reading, 6043200, 1e-6);
+    CHECK_NEAR(w->r.coverage_pct, 100, 1e-9);
+    CHECK_NEAR(statement_row_amount(w), 36000.00, 0);
+}
+
+static void test_ratio_by_command(void)
+{
+    char db[600];
+    struct store *st = new_store("ratio_cmd.db", db, sizeof(db));
+    struct config *cfg = load_cfg("ratio_cmd.cfg", 40, db);
+    if (!st || !cfg)
+        return;
+    put_e1(st, steady);
+    /* what `parkgw meter acme/e1 ratio --at 2026-11-16 --ct 60` writes */
+    CHECK_INT(meterhist_ensure_initial(store_db(st), &cfg->enterprises[0],
+                                       &cfg->enterprises[0].meters[0]), 0);
+    struct meterlog_rec rec = {.ts = lt("2026-11-16"), .kind = METERLOG_RATIO, .pt = 100,
+                               .ct = 60, .source = "meter"};
+    CHECK_INT(meterlog_add(store_db(st), "acme", "e1", &rec, NULL), 0);
+    struct statement *s = bill(cfg, st);
+    check_ratio_month(s);
+    statement_free(s);
+    store_close(st);
+    config_free(cfg);
+}
+
+static void test_ratio_by_reload(void)
+{
+    char db[600];
+    struct store *st = new_store("ratio_reload.db", db, sizeof(db));
+    struct config *c40 = load_cfg("reload40.cfg", 40, db), *c60 = load_cfg("reload60.cfg", 60, db);
+    if (!st || !c40 || !c60)
+        return;
+    put_e1(st, steady);
+    struct meterhist_change *ch = NULL;
+    size_t n = 9;
+    /* first start: the initial record (CT 40 since ever), no change */
+    CHECK_INT(meterhist_sync(store_db(st), c40, lt("2026-10-01"), "start", false, &ch, &n), 0);
+    CHECK_INT(n, 0);
+    free(ch);
+    /* check's dry run with CT 60: one change 4000 -> 6000, nothing written */
+    CHECK_INT(meterhist_sync(store_db(st), c60, lt("2026-11-16"), "reload", true, &ch, &n), 0);
+    CHECK_INT(n, 1);
+    if (n == 1) {
+        CHECK_NEAR(ch[0].old_mult, 4000, 0);
+        CHECK_NEAR(ch[0].mult, 6000, 0);
+    }
+    free(ch);
+    /* the config edited but not yet loaded: the history's CT 40 stays in
+     * force for the whole month, 7.2 x 4000 = 28800 (not 7.2 x 6000) */
+    struct statement *s = bill(c60, st);
+    const struct statement_row *w = row(s, "e1");
+    if (w)
+        CHECK_NEAR(w->r.consumption, 28800, 1e-6);
+    statement_free(s);
+    /* the reload at Nov 16 00:00 records it */
+    CHECK_INT(meterhist_sync(store_db(st), c60, lt("2026-11-16"), "reload", false, &ch, &n), 0);
+    CHECK_INT(n, 1);
+    free(ch);
+    s = bill(c60, st);
+    check_ratio_month(s);
+    statement_free(s);
+    /* a second reload of the same config records nothing */
+    CHECK_INT(meterhist_sync(store_db(st), c60, lt("2026-11-20"), "reload", false, &ch, &n), 0);
+    CHECK_INT(n, 0);
+    free(ch);
+    store_close(st);
+    config_free(c40);
+    config_free(c60);
+}
+
+/*
+ * Replaced on Nov 10 at 12:30, recorded afterwards with the old meter's
+ * final 1002.285 and the new one's initial 5.000. Old segment [Nov 1,
+ * 12:30): 1000.000 -> 1002.285 = 2.285; new [12:30, Dec 1): 5.000 -> at Dec 1
+ * 00:00 (k = 720) 5 + 0.01 x 491.5 = 9.915, 4.915; 7.2 x 4000 = 28800 kWh,
+ * coverage 100 %. Unrecorded, the drop 1002.28 -> 5.005 between 12:00 and
+ * 13:00 is a reset: that hour counts 0 and is not covered: 2.28 + (9.915 -
+ * 5.005) = 7.19 x 4000 = 28760 kWh, coverage 719/720 = 99.861 %.
+ */
+static void test_replacement(void)
+{
+    char db[600];
+    struct store *st = new_store("replace.db", db, sizeof(db));
+    struct config *cfg = load_cfg("replace.cfg", 40, db);
+    if (!st || !cfg)
+        return;
+    put_e1(st, swapped);
+
+    struct statement *s = bill(cfg, st);
+    const struct statement_row *w = row(s, "e1");
+    if (w) {
+        CHECK_NEAR(w->r.consumption, 28760, 1e-6);
+        CHECK_INT(w->r.n_resets, 1);
+        CHECK_NEAR(w->r.coverage_pct, 719.0 / 720.0 * 100.0, 1e-9);
+        CHECK_INT(w->n_seg, 1);
+    }
+    statement_free(s);
+
+    CHECK_INT(meterhist_ensure_initial(store_db(st), &cfg->enterprises[0],
+                                       &cfg->enterprises[0].meters[0]), 0);
+    struct meterlog_rec rec = {.ts = lt("2026-11-10T12:30"), .kind = METERLOG_REPLACE,
+                               .pt = 100, .ct = 40, .final_dial = 1002.285,
+                               .initial_dial = 5.0, .source = "meter"};
+    CHECK_INT(meterlog_add(store_db(st), "acme", "e1", &rec, NULL), 0);
+    s = bill(cfg, st);
+    w = row(s, "e1");
+    if (w) {
+        CHECK_INT(w->n_seg, 2);
+        CHECK_NEAR(w->r.consumption, 28800, 1e-6);
+        CHECK_INT(w->r.n_resets, 0);
+        CHECK_NEAR(w->r.coverage_pct, 100, 1e-9);
+        if (w->n_seg == 2) {
+            CHECK_NEAR(w->seg[0].start_dial, 1000.0, 1e-9);
+            CHECK_NEAR(w->seg[0].end_dial, 1002.285, 1e-9);
+            CHECK_NEAR(w->seg[0].consumption, 2.285 * 4000, 1e-6);
+            CHECK_NEAR(w->seg[1].start_dial, 5.0, 1e-9);
+            CHECK_NEAR(w->seg[1].end_dial, 9.915, 1e-9);
+            CHECK_NEAR(w->seg[1].consumption, 4.915 * 4000, 1e-6);
+            CHECK_INT(w->seg[1].cause, METERLOG_REPLACE);
+        }
+        /* the row's readings: the first meter's start, the last one's end */
+        CHECK_NEAR(w->r.start_reading, 1000.0 * 4000, 1e-6);
+        CHECK_NEAR(w->r.end_reading, 9.915 * 4000, 1e-6);
+    }
+    statement_free(s);
+    store_close(st);
+    config_free(cfg);
+}
+
+/*
+ * w1 read once an hour (imported), polled every 60 s: 500 + 0.5 k m3 at
+ * Nov 1 00:00 + k h, k = -1..721. Every hour lies between two good
+ * readings: coverage 100 %; each hour is a gap longer than 3 x 60 s, so the
+ * whole time-of-use spread is estimated: estimated_pct 100. Consumption
+ * 720 x 0.5 = 360 m3 = end 860 - start 500; 360 x 3.90 = 1404.00 CNY.
+ */
+static void test_hourly_import(void)
+{
+    char db[600];
+    struct store *st = new_store("hourly.db", db, sizeof(db));
+    struct config *cfg = load_cfg("hourly.cfg", 40, db);
+    if (!st || !cfg)
+        return;
+    uint32_t id;
+    CHECK_INT(store_point_id(st, "acme", "w1", "total_m3", UTIL_WATER, KIND_COUNTER, &id), 0);
+    struct sample smp[723];
+    int64_t t0 = lt("2026-11-01");
+    for (int k = -1; k <= 721; k++)
+        smp[k + 1] = (struct sample){id, t0 + k * H, 500.0 + 0.5 * k};
+    CHECK_INT(store_insert(st, smp, 723), 0);
+    struct statement *s = bill(cfg, st);
+    const struct statement_row *w = row(s, "w1");
+    if (w) {
+        CHECK_NEAR(w->r.consumption, 360, 1e-9);
+        CHECK_NEAR(w->r.start_reading, 500, 1e-9);
+        CHECK_NEAR(w->r.end_reading, 860, 1e-9);
+        CHECK_NEAR(w->r.end_reading - w->r.start_reading, w->r.consumption, 1e-9);
+        CHECK_NEAR(w->r.coverage_pct, 100, 1e-9);
+        CHECK_NEAR(w->estimated_pct, 100, 1e-9);
+        CHECK_NEAR(w->multiplier, 1, 0);
+        CHECK_NEAR(statement_row_amount(w), 1404.00, 1e-9);
+    }
+    statement_free(s);
+    store_close(st);
+    config_free(cfg);
+}
+
+int main(void)
+{
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+    const char *tmp = getenv("PARKGW_TEST_TMP"), *src = getenv("PARKGW_SOURCE_DIR");
+    if (!src) {
+        fprintf(stderr, "PARKGW_SOURCE_DIR not set: run through ctest\n");
+        return 1;
+    }
+    if (tmp)
+        mkdir(tmp, 0755);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/meterhistXXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(tmpdir))
+        return 1;
+    char *pdir = xasprintf("%s/config/profiles", src);
+    setenv("PARKGW_PROFILE_DIR", pdir, 1);
+    free(pdir);
+    test_ratio_by_command();
+    test_ratio_by_reload();
+    test_replacement();
+    test_hourly_import();
+    return check_done();
+}
