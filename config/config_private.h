@@ -71,7 +71,9 @@ int cfg_get_integer(struct ld *ld, const config_setting_t *g, const char *key, b
                     long long min, long long max, long long *ret, config_setting_t **ret_s);
 int cfg_get_int(struct ld *ld, const config_setting_t *g, const char *key, bool required, int min,
                 int max, int *ret, config_setting_t **ret_s);
-/* An integer or a number with a fraction. */
+/* An integer or a number with a fraction, finite and at most CFG_DOUBLE_MAX
+ * in magnitude (else a FILE:LINE error). */
+#define CFG_DOUBLE_MAX 1e12
 int cfg_get_double(struct ld *ld, const config_setting_t *g, const char *key, bool required,
                    double *ret, config_setting_t **ret_s);
 /* Always optional. */

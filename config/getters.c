@@ -9,6 +9,7 @@
 #include "config/config_private.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,13 @@ int cfg_get_double(struct ld *ld, const config_setting_t *g, const char *key, bo
     default:
         return cfg_fail(ld, s, "'%s' must be a number, not %s", key, type_word(s));
     }
+    /* libconfig reads 1e400 as infinity. Bounded, a product of a register
+     * value (< 2^64), a scale and two ratios stays finite: no inf reaches
+     * a reading, a bill or a JSON payload. */
+    if (!isfinite(*ret) || fabs(*ret) > CFG_DOUBLE_MAX)
+        return cfg_fail(ld, s, "'%s' is out of range (%g): a number here must be finite and at "
+                               "most %g in magnitude",
+                        key, *ret, CFG_DOUBLE_MAX);
     if (ret_s)
         *ret_s = s;
     return 0;

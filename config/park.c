@@ -7,6 +7,7 @@
  */
 #include "config/config_private.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,37 @@ int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *c
     return parse_tls(ld, g, cfg);
 }
 
+
+/* An IPv4 or IPv6 address, or a syntactically valid host name (RFC 1123
+ * labels). Digits and dots only is an IPv4 address: "999.1.1.1" is not a
+ * name, and would only fail when the poller resolves it. */
+static bool host_valid(const char *h)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (strchr(h, ':'))
+        return inet_pton(AF_INET6, h, buf) == 1;
+    if (strspn(h, "0123456789.") == strlen(h))
+        return inet_pton(AF_INET, h, buf) == 1;
+    size_t n = strlen(h), label = 0;
+    if (n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (c != '-' || label == 0))
+            return false;
+        if (++label > 63)
+            return false;
+    }
+    return label > 0 && h[n - 1] != '-';
+}
+
 static int find_bus(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_buses; i++)
@@ -264,6 +296,11 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
             return r;
         if (!b->host[0])
             return cfg_fail(ld, s, "host must not be empty");
+        if (!host_valid(b->host))
+            return cfg_fail(ld, s,
+                            "host '%s' is not an address or a host name (an IPv4 address is "
+                            "four numbers 0-255: 10.0.0.21)",
+                            b->host);
         if ((r = cfg_get_int(ld, g, "port", false, 1, 65535, &b->port, NULL)) < 0)
             return r;
     } else {

@@ -503,6 +503,25 @@ static const struct ecase cases[] = {
      .want = "missing required setting 'host'"},
     {"rtu-device", .buses = "buses = (\n { name = \"b1\"; type = \"rtu\"; baud = 9600; } #!\n);\n",
      .want = "missing required setting 'device'"},
+    /* issue 14: numbers past the double range and impossible addresses */
+    {"host-ipv4", .buses = "buses = (\n { name = \"b1\"; type = \"tcp\"; host = \"999.1.1.1\"; } #!\n);\n",
+     .want = "host '999.1.1.1' is not an address or a host name"},
+    {"host-name", .buses = "buses = (\n { name = \"b1\"; type = \"tcp\"; host = \"rmu_1.park\"; } #!\n);\n",
+     .want = "host 'rmu_1.park' is not an address or a host name"},
+    {"pt-ratio-inf", .ents = "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+                             " { id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"p\";\n"
+                             "   interval = 10; pt_ratio = 1e400; } #!\n ); } );\n",
+     .want = "'pt_ratio' is out of range (inf)"},
+    {"ct-ratio-huge", .ents = "enterprises = ( { id = \"a\"; name = \"A\"; meters = (\n"
+                              " { id = \"w1\"; utility = \"water\"; bus = \"b1\"; unit_id = 1; profile = \"p\";\n"
+                              "   interval = 10; ct_ratio = 1.7e308; } #!\n ); } );\n",
+     .want = "'ct_ratio' is out of range"},
+    {"scale-inf", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; scale = 1e400; } #!\n"),
+     .want = "'scale' is out of range (inf)"},
+    {"offset-inf", .profiles = PROF_WITH("      { name = \"x\"; fc = 3; address = 9; type = \"int16\"; offset = -1e400; } #!\n"),
+     .want = "'offset' is out of range (-inf)"},
+    {"price-inf", .tariffs = "tariffs = (\n { utility = \"water\"; currency = \"CNY\"; price = 1e400; } #!\n);\n",
+     .want = "'price' is out of range (inf)"},
     {"bus-type", .buses = "buses = ( { name = \"b1\";\n type = \"udp\"; } ); #!\n",
      .want = "type 'udp'"},
     {"parity", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
