@@ -145,6 +145,8 @@ struct cfg_meter {
     uint8_t addr[BCD_MAX_ADDR];
     int profile;          /* index into config.profiles */
     int interval;         /* seconds, >= 1 */
+    int comm_timeout;     /* seconds without a good reading (and >= 2 failed polls in a row)
+                           * before comm_lost; 0 = not set: the third failed poll in a row */
     double pt_ratio;      /* default 1 */
     double ct_ratio;      /* default 1 */
     int max_registers_per_read; /* default 125 */

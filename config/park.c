@@ -377,7 +377,7 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                                        "unit_id",  "profile",  "interval",
                                        "pt_ratio", "ct_ratio", "max_registers_per_read",
                                        "no_gap_fill", "one_request_per_point", "description",
-                                       "address", "alarms", NULL};
+                                       "address", "alarms", "comm_timeout", NULL};
     struct cfg_meter *m = &ent->meters[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -463,7 +463,8 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                             m->unit_id, b->name, o->enterprise->id, o->id, o->line);
     }
 
-    if ((r = cfg_get_int(ld, g, "interval", true, 1, 86400, &m->interval, NULL)))
+    if ((r = cfg_get_int(ld, g, "interval", true, 1, 86400, &m->interval, NULL)) ||
+        (r = cfg_get_int(ld, g, "comm_timeout", false, 1, 86400, &m->comm_timeout, NULL)) < 0)
         return r;
     m->pt_ratio = 1.0;
     m->ct_ratio = 1.0;

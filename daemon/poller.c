@@ -51,6 +51,7 @@ struct pmeter {
     int64_t next_due;        /* monotonic ms */
     int64_t slot_real;       /* wall-clock slot next_due aims at; 0 = realign */
     int64_t backoff_ms;
+    int64_t first_fail_ts;   /* Unix ms of the first failed poll in a row */
     int late_streak;         /* polls in a row started > half an interval late */
     struct poller_meter_stats st;
 };
@@ -210,7 +211,7 @@ static void count_failure(struct poller_meter_stats *st, int err)
         st->conn_errors++;
 }
 
-static void poll_failed(struct poller *p, struct pmeter *pm, int err)
+static void poll_failed(struct poller *p, struct pmeter *pm, int err, int64_t ts)
 {
     const struct cfg_meter *m = pm->cfg;
     pthread_mutex_lock(&p->lock);
@@ -218,7 +219,11 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
     pm->st.consecutive_failures++;
     pm->st.last_error = err;
     int fails = pm->st.consecutive_failures;
-    bool became_lost = !pm->st.comm_lost && fails >= POLL_FAILS_TO_LOST;
+    if (fails == 1)
+        pm->first_fail_ts = ts;
+    int64_t since_ok = ts - (pm->st.last_ok_ts ? pm->st.last_ok_ts : pm->first_fail_ts);
+    bool became_lost = !pm->st.comm_lost &&
+                       alarms_comm_lost_due(m, fails, since_ok, POLL_FAILS_TO_LOST);
     if (became_lost)
         pm->st.comm_lost = true;
     bool lost = pm->st.comm_lost;
@@ -235,9 +240,10 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
         log_debug("meter %s/%s: read failed again (%d): %s", m->enterprise->id, m->id, fails,
                   bus_strerror(err));
     if (became_lost)
-        log_warn("meter %s/%s: communication lost after %d failed polls (last: %s); retrying "
-                 "with backoff",
-                 m->enterprise->id, m->id, fails, bus_strerror(err));
+        log_warn("meter %s/%s: communication lost after %d failed polls, %lld s without a good "
+                 "reading (last: %s); retrying with backoff",
+                 m->enterprise->id, m->id, fails, (long long)(since_ok / 1000),
+                 bus_strerror(err));
     if (lost) {
         pm->slot_real = 0;
         pm->next_due = now_mono_ms() + pm->backoff_ms;
@@ -245,6 +251,15 @@ static void poll_failed(struct poller *p, struct pmeter *pm, int err)
                                                                   : pm->backoff_ms * 2;
     } else {
         schedule_next(pm);
+        /* With comm_timeout, a failing meter is asked again sooner than its
+         * interval, so comm_lost is decided about comm_timeout after the
+         * last good reading, not up to two intervals later. */
+        if (m->comm_timeout > 0) {
+            int64_t half = (int64_t)m->comm_timeout * 500;
+            int64_t early = now_mono_ms() + (half < 1000 ? 1000 : half);
+            if (early < pm->next_due)
+                pm->next_due = early;
+        }
     }
 }
 
@@ -430,7 +445,7 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
             pthread_mutex_lock(&p->lock);
             pm->st.polls++;
             pthread_mutex_unlock(&p->lock);
-            poll_failed(p, pm, r);
+            poll_failed(p, pm, r, ts);
             /* Events stamped before the clock floor would be decades off. */
             if (ts >= POLL_CLOCK_FLOOR_MS)
                 alarms_poll_failed(p->alarms, (size_t)(pm - p->meters), ts);

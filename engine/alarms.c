@@ -59,6 +59,8 @@ struct meter {
     int supply_rule;       /* index of supply_lost in rules, or -1 */
     int fails;
     int64_t first_fail_ts;
+    int64_t last_ok_ts;    /* last good reading, when had_ok */
+    bool had_ok;
     bool lost;
     enum report report;
     uint64_t mark;         /* bus ok_count when the report was held back */
@@ -439,9 +441,19 @@ void alarms_poll_ok(struct alarms *a, size_t i, int64_t ts, const double *values
         m->report = REP_NONE;
     }
     m->fails = 0;
+    m->last_ok_ts = ts;
+    m->had_ok = true;
     for (size_t k = 0; k < m->n_rules; k++)
         rule_step(a, i, &m->rules[k], ts, values, valid);
     refresh(a, i, ts);
+}
+
+bool alarms_comm_lost_due(const struct cfg_meter *m, int fails, int64_t since_ok_ms,
+                          int fails_to_lost)
+{
+    if (m->comm_timeout > 0)
+        return fails >= 2 && since_ok_ms >= (int64_t)m->comm_timeout * 1000;
+    return fails >= fails_to_lost;
 }
 
 void alarms_poll_failed(struct alarms *a, size_t i, int64_t ts)
@@ -451,7 +463,8 @@ void alarms_poll_failed(struct alarms *a, size_t i, int64_t ts)
     struct meter *m = &a->m[i];
     if (m->fails++ == 0)
         m->first_fail_ts = ts;
-    if (!m->lost && m->fails >= a->fails_to_lost) {
+    int64_t since_ok = ts - (m->had_ok ? m->last_ok_ts : m->first_fail_ts);
+    if (!m->lost && alarms_comm_lost_due(m->cfg, m->fails, since_ok, a->fails_to_lost)) {
         m->lost = true;
         /* Values are unknown now: a delay in progress starts over. */
         for (size_t k = 0; k < m->n_rules; k++)

@@ -69,6 +69,16 @@ void alarms_free(struct alarms *a);
 void alarms_poll_ok(struct alarms *a, size_t i, int64_t ts, const double *values,
                     const bool *valid);
 
+/*
+ * Whether a meter failing its polls is comm_lost: with comm_timeout set,
+ * after at least two failed polls in a row and comm_timeout seconds since
+ * its last good reading (since_ok_ms); without it, at fails_to_lost failed
+ * polls in a row. The poller (backoff, logs) and the engine (state, events)
+ * both decide with it.
+ */
+bool alarms_comm_lost_due(const struct cfg_meter *m, int fails, int64_t since_ok_ms,
+                          int fails_to_lost);
+
 /* Meter i failed a poll at ts. Emits comm_lost or bus_down when due. */
 void alarms_poll_failed(struct alarms *a, size_t i, int64_t ts);
 

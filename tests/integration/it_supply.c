@@ -7,8 +7,10 @@
  * returns. Two flow-only TUF-2000M discharge meters lose their flow at the
  * same moment: the one whose no_flow schedule covers the current local time
  * raises no_flow after its window, the one whose plant is idle now (hours
- * elsewhere in the day) raises nothing however many polls pass. Each step
- * waits on a message with a deadline.
+ * elsewhere in the day) raises nothing however many polls pass. A 10 s
+ * meter with comm_timeout = 2 that stops answering is comm_lost within one
+ * interval and a 1 s retry (three failed polls would take 20 s more). Each
+ * step waits on a message with a deadline.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,8 @@
 #define SUPPLY_FOR_MS 2000
 #define NO_FLOW_FOR_MS 3000
 #define INTERVAL_MS 1000
+#define SLOW_INTERVAL_MS 10000
+#define SLOW_COMM_TIMEOUT_MS 2000
 
 /* "HH:MM-HH:MM" of local minutes [from, to) (mod 1440) into buf. */
 static void span(char *buf, size_t len, int from, int to)
@@ -64,7 +68,9 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "  { id = \"main\"; name = \"湘张大道供水主管\"; meters = (\n"
         "    { id = \"w1\"; utility = \"water\"; bus = \"line-a\"; unit_id = 11;\n"
         "      profile = \"generic-water\"; interval = 1;\n"
-        "      alarms = ( { name = \"supply_lost\"; for = %d; } ); } ); },\n"
+        "      alarms = ( { name = \"supply_lost\"; for = %d; } ); },\n"
+        "    { id = \"w2\"; utility = \"water\"; bus = \"line-a\"; unit_id = 14;\n"
+        "      profile = \"generic-water\"; interval = %d; comm_timeout = %d; } ); },\n"
         "  { id = \"plant\"; name = \"湖南润宇塑业有限公司\"; meters = (\n"
         "    { id = \"ww1\"; utility = \"wastewater\"; bus = \"line-a\"; unit_id = 12;\n"
         "      profile = \"tuf-2000m\"; interval = 1;\n"
@@ -73,7 +79,8 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "      profile = \"tuf-2000m\"; interval = 1;\n"
         "      alarms = ( { name = \"no_flow\"; for = %d; hours = [ \"%s\" ]; } ); } ); }\n"
         ");\n",
-        dir, mqtt_port, sim_port, SUPPLY_FOR_MS / 1000, NO_FLOW_FOR_MS / 1000, in,
+        dir, mqtt_port, sim_port, SUPPLY_FOR_MS / 1000, SLOW_INTERVAL_MS / 1000,
+        SLOW_COMM_TIMEOUT_MS / 1000, NO_FLOW_FOR_MS / 1000, in,
         NO_FLOW_FOR_MS / 1000, out);
 }
 
@@ -192,6 +199,33 @@ static void scenario_no_flow_schedule(void)
     CHECK(h_sub_wait(sub, mark, WW1_STATE, "\"alarms\":[]", 10000) >= 0);
 }
 
+/* main/w2 (10 s polls, comm_timeout 2 s) stops answering: comm_lost on
+ * P/events within an interval (the next poll fails), the 1 s early retry
+ * and two 300 ms timeouts (+ 1.5 s); back: comm_restored. */
+static void scenario_comm_timeout(void)
+{
+    CHECK(h_sub_wait(sub, 0, BASE "/main/water/w2/live", NULL, 25000) >= 0);
+    size_t mark = h_sub_count(sub);
+    int64_t t0 = now_real_ms();
+    CHECK(h_sim_do(&pk.sim, "fault main/w2 noreply"));
+    long ei = h_sub_wait(sub, mark, EVENTS, "\"type\":\"comm_lost\"", 30000);
+    CHECK(ei >= 0);
+    if (ei >= 0) {
+        int64_t took = rx_of((size_t)ei) - t0;
+        int limit = SLOW_INTERVAL_MS + SLOW_COMM_TIMEOUT_MS / 2 + 600 + 1500;
+        printf("main/w2: comm_lost %lld ms after it stopped answering (interval %d ms, "
+               "comm_timeout %d ms, limit %d)\n",
+               (long long)took, SLOW_INTERVAL_MS, SLOW_COMM_TIMEOUT_MS, limit);
+        CHECK(took <= limit);
+        CHECK(has(ei, "\"meter\":\"w2\""));
+    }
+    mark = h_sub_count(sub);
+    CHECK(h_sim_do(&pk.sim, "fault main/w2 none"));
+    long ri = h_sub_wait(sub, mark, EVENTS, "\"type\":\"comm_restored\"", 70000);
+    CHECK(ri >= 0);
+    CHECK(has(ri, "\"meter\":\"w2\""));
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -202,6 +236,7 @@ int main(void)
     if (scenario_all_ok()) {
         scenario_water_main_by_pressure();
         scenario_no_flow_schedule();
+        scenario_comm_timeout();
     }
     h_sub_free(sub);
     h_park_free(&pk, check_failed);

@@ -68,7 +68,13 @@ static const char *cfg_text =
     "  { id = \"f2\"; utility = \"water\"; bus = \"b\"; unit_id = 6; profile = \"flow\"; interval = 1;\n"
     "    alarms = ( { name = \"no_flow\"; hours = [ \"22:00-06:00\" ]; for = 3; } ) },\n"
     "  { id = \"f3\"; utility = \"water\"; bus = \"b\"; unit_id = 7; profile = \"flow\"; interval = 1;\n"
-    "    alarms = ( { name = \"no_flow\"; enabled = false; } ) } ); } );\n";
+    "    alarms = ( { name = \"no_flow\"; enabled = false; } ) },\n"
+    "  { id = \"c1\"; utility = \"water\"; bus = \"b\"; unit_id = 8; profile = \"wat\"; interval = 30;\n"
+    "    comm_timeout = 10; },\n"
+    "  { id = \"c2\"; utility = \"water\"; bus = \"b\"; unit_id = 9; profile = \"wat\"; interval = 30;\n"
+    "    comm_timeout = 120; },\n"
+    "  { id = \"c3\"; utility = \"water\"; bus = \"b\"; unit_id = 10; profile = \"wat\"; interval = 30; }\n"
+    "  ); } );\n";
 
 #define MAX_EV 64
 struct rec {
@@ -97,7 +103,7 @@ static size_t count_type(const struct rec *r, enum alarm_event_type t)
 }
 
 static struct config *cfg;
-static const struct cfg_meter *E1, *E2, *W1, *E3, *F1, *F2, *F3;
+static const struct cfg_meter *E1, *E2, *W1, *E3, *F1, *F2, *F3, *C1, *C2, *C3;
 
 static struct alarms *engine(const struct cfg_meter *const *ms, size_t n, struct rec *r)
 {
@@ -588,6 +594,51 @@ static void test_no_flow_schedule(void)
     alarms_free(a);
 }
 
+/* comm_timeout on 30 s meters, last good reading at 0: c1 (10 s) is lost
+ * at its second failed poll, the early retry at 35 s; c2 (120 s) at the
+ * first failure at or after 120 s, however many came before; c3 (not set)
+ * at the third failure in a row, as always. One meter per engine, so the
+ * loss is reported at once. */
+static void test_comm_timeout(void)
+{
+    struct rec r;
+    const struct cfg_meter *m1[] = {C1}, *m2[] = {C2}, *m3[] = {C3};
+    struct alarms *a = engine(m1, 1, &r);
+    water_ok(a, 0, 0, 5.0);
+    alarms_poll_failed(a, 0, 30000); /* one failure: a glitch is not a loss */
+    CHECK_INT(r.n, 0);
+    alarms_poll_failed(a, 0, 35000);
+    CHECK_INT(r.n, 1);
+    CHECK_INT(r.ev[0].type, AEV_COMM_LOST);
+    CHECK_INT(r.ev[0].since, 30000);
+    alarms_free(a);
+
+    a = engine(m2, 1, &r);
+    water_ok(a, 0, 0, 5.0);
+    for (int64_t t = 30000; t <= 90000; t += 30000)
+        alarms_poll_failed(a, 0, t);
+    CHECK_INT(r.n, 0);
+    alarms_poll_failed(a, 0, 120000);
+    CHECK_INT(r.n, 1);
+    alarms_free(a);
+
+    a = engine(m3, 1, &r);
+    water_ok(a, 0, 0, 5.0);
+    alarms_poll_failed(a, 0, 30000);
+    alarms_poll_failed(a, 0, 60000);
+    CHECK_INT(r.n, 0);
+    alarms_poll_failed(a, 0, 90000);
+    CHECK_INT(r.n, 1);
+    alarms_free(a);
+
+    /* The rule itself. */
+    CHECK(!alarms_comm_lost_due(C1, 1, 60000, 3));
+    CHECK(alarms_comm_lost_due(C1, 2, 10000, 3));
+    CHECK(!alarms_comm_lost_due(C1, 5, 9999, 3));
+    CHECK(!alarms_comm_lost_due(C3, 2, 600000, 3));
+    CHECK(alarms_comm_lost_due(C3, 3, 0, 3));
+}
+
 static void test_seed(void)
 {
     struct rec r;
@@ -666,6 +717,9 @@ int main(void)
     F1 = config_find_meter(cfg, "acme/f1");
     F2 = config_find_meter(cfg, "acme/f2");
     F3 = config_find_meter(cfg, "acme/f3");
+    C1 = config_find_meter(cfg, "acme/c1");
+    C2 = config_find_meter(cfg, "acme/c2");
+    C3 = config_find_meter(cfg, "acme/c3");
     CHECK(E1 && E2 && W1);
     if (!E1 || !E2 || !W1)
         return check_done();
@@ -680,6 +734,7 @@ int main(void)
     test_phase_loss();
     test_ratio_thresholds();
     test_no_flow_schedule();
+    test_comm_timeout();
     test_seed();
 
     config_free(cfg);

@@ -692,6 +692,9 @@ static const struct ecase cases[] = {
     {"interval", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
                                   "        interval = 0; } #!\n"),
      .want = "'interval' = 0 is out of range"},
+    {"comm-timeout", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                      "        interval = 30; comm_timeout = 0; } #!\n"),
+     .want = "'comm_timeout' = 0 is out of range 1..86400"},
     {"missing-interval", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; #!\n"
                                           "        profile = \"p\"; unit_id = 1; }\n"),
      .want = "missing required setting 'interval'"},
