@@ -7,11 +7,57 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "cli/cli.h"
 #include "common/log.h"
+#include "engine/meterhist.h"
 #include "protocols/plan.h"
+#include "storage/store.h"
+
+/*
+ * Meter ratios: a meter whose billing counter is scaled by PT/CT with
+ * neither ratio set bills secondary-side energy (a 10 kV meter behind PT
+ * 100 and CT 40 would bill 4000 times too little): a warning. Then the
+ * ratio changes a reload would record in the database's meter history
+ * (engine/meterhist.h), when the database exists.
+ */
+static void check_ratios(const struct config *cfg)
+{
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        for (size_t i = 0; i < cfg->enterprises[e].n_meters; i++) {
+            const struct cfg_meter *m = &cfg->enterprises[e].meters[i];
+            if (meterhist_scaled(cfg, m) && m->pt_ratio == 1.0 && m->ct_ratio == 1.0)
+                fprintf(stderr,
+                        "%s:%d: warning: meter %s/%s: profile %s's billing counter is metered "
+                        "through PT/CT (ratio) but the meter sets neither pt_ratio nor "
+                        "ct_ratio: it would bill secondary-side energy\n",
+                        cfg->path, m->line, cfg->enterprises[e].id, m->id,
+                        cfg->profiles[m->profile].name);
+        }
+
+    struct store *st;
+    char err[512];
+    if (store_open(cfg->storage_path, true, &st, err, sizeof(err)) < 0)
+        return; /* no database yet (or not readable): nothing recorded to compare with */
+    struct meterhist_change *ch = NULL;
+    size_t n = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (meterhist_sync(store_db(st), cfg, (int64_t)now.tv_sec * 1000, "check", true, &ch, &n) ==
+            0 &&
+        n > 0) {
+        printf("\nratio changes a reload (or start) would record in the meter history, "
+               "from that instant on:\n");
+        for (size_t k = 0; k < n; k++)
+            printf("  %s/%s: PT %g x CT %g (multiplier %g) -> PT %g x CT %g (multiplier %g)\n",
+                   ch[k].ent->id, ch[k].m->id, ch[k].old_pt, ch[k].old_ct, ch[k].old_mult,
+                   ch[k].pt, ch[k].ct, ch[k].mult);
+    }
+    free(ch);
+    store_close(st);
+}
 
 /* 1 start bit + data bits + parity bit (if any) + stop bits. */
 static int bits_per_char(const struct cfg_bus *b)
@@ -108,6 +154,7 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
         }
     printf("), %zu buses, %zu profiles, %zu points\n", cfg->n_buses, cfg->n_profiles, n_points);
     printf("%zu requests per cycle (one request per point would be %zu)\n", n_reqs, n_points);
+    check_ratios(cfg);
     config_free(cfg);
     return rc;
 }

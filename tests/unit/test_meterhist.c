@@ -16,6 +16,7 @@
 
 #include "common/timeparse.h"
 #include "common/util.h"
+#include "cli/cli.h"
 #include "engine/meterhist.h"
 #include "engine/statement.h"
 #include "storage/meterlog.h"
@@ -166,12 +167,42 @@ static void test_ratio_by_command(void)
     if (!st || !cfg)
         return;
     put_e1(st, steady);
-    /* what `parkgw meter acme/e1 ratio --at 2026-11-16 --ct 60` writes */
-    CHECK_INT(meterhist_ensure_initial(store_db(st), &cfg->enterprises[0],
-                                       &cfg->enterprises[0].meters[0]), 0);
-    struct meterlog_rec rec = {.ts = lt("2026-11-16"), .kind = METERLOG_RATIO, .pt = 100,
-                               .ct = 60, .source = "meter"};
-    CHECK_INT(meterlog_add(store_db(st), "acme", "e1", &rec, NULL), 0);
+    store_close(st);
+    char *path = xasprintf("%s/ratio_cmd.cfg", tmpdir);
+    /* refused: no such meter, a water meter has no ratio, a bad number, no --at */
+    char *bad1[] = {"meter", "-c", path, "acme/e9", "history", NULL};
+    char *bad2[] = {"meter", "-c", path, "acme/w1", "ratio", "--at", "2026-11-16", "--ct", "60",
+                    NULL};
+    char *bad3[] = {"meter", "-c", path, "acme/e1", "ratio", "--at", "2026-11-16", "--ct", "0",
+                    NULL};
+    char *bad4[] = {"meter", "-c", path, "acme/e1", "ratio", "--ct", "60", NULL};
+    char *ok[] = {"meter", "-c", path, "acme/e1", "ratio", "--at", "2026-11-16", "--ct", "60",
+                  NULL};
+    char *hist[] = {"meter", "-c", path, "acme/e1", "history", NULL};
+    CHECK_INT(cmd_meter(5, bad1, NULL), 1);
+    CHECK_INT(cmd_meter(9, bad2, NULL), 1);
+    CHECK_INT(cmd_meter(9, bad3, NULL), 1);
+    CHECK_INT(cmd_meter(7, bad4, NULL), 1);
+    CHECK_INT(cmd_meter(9, ok, NULL), 0);
+    CHECK_INT(cmd_meter(5, hist, NULL), 0);
+    free(path);
+    char err[512];
+    st = NULL;
+    CHECK_INT(store_open(db, true, &st, err, sizeof(err)), 0);
+    if (!st)
+        return;
+    /* the command wrote the initial record (CT 40 since ever), then its own */
+    struct meterlog_list h = {0};
+    CHECK_INT(meterlog_read(store_db(st), "acme", "e1", &h), 0);
+    CHECK_INT(h.n, 2);
+    if (h.n == 2) {
+        CHECK_INT(h.v[0].kind, METERLOG_INITIAL);
+        CHECK_NEAR(h.v[0].ct, 40, 0);
+        CHECK_INT(h.v[1].ts, lt("2026-11-16"));
+        CHECK_NEAR(h.v[1].ct, 60, 0);
+        CHECK_NEAR(h.v[1].pt, 100, 0);
+    }
+    meterlog_list_free(&h);
     struct statement *s = bill(cfg, st);
     check_ratio_month(s);
     statement_free(s);
