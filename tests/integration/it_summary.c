@@ -6,6 +6,8 @@
  * stopped and every interval up to the last reading is published. Each
  * meter's consumption in its enterprise's summaries (one per seq) must equal
  * its billing counter's increase from the first stored reading to the last.
+ * The run lengths and downtimes are the test's input; everything else waits
+ * on a log line, a message or the stored series, with a deadline.
  */
 #include <jansson.h>
 #include <math.h>
@@ -21,6 +23,8 @@
 
 #define SEED 314
 #define TOPIC "park/itsum/ent0/summary"
+#define W1_LIVE "park/itsum/ent0/water/w1/live"
+#define E1_LIVE "park/itsum/ent0/electricity/e1/live"
 
 static char *make_config(const char *dir, int mqtt_port, int sim_port)
 {
@@ -115,82 +119,118 @@ static struct sums sum_summaries(struct h_sub *sub)
     return r;
 }
 
-int main(void)
+static struct h_park pk;
+static struct h_sub *sub;
+static char *db;
+
+/* The poll time stamp of the latest live message on topic, or -1. */
+static int64_t last_live_ts(const char *topic)
 {
-    char *dir = h_park_dir("it_summary");
-    struct proc mosq = {.stdin_fd = -1}, sim = {.stdin_fd = -1}, gw = {.stdin_fd = -1};
-    int mport = h_start_mosquitto(&mosq, dir);
-    char *sim_cfg = xasprintf("%s/sim.cfg", dir), *gw_cfg = xasprintf("%s/gw.cfg", dir);
-    char *text = make_config(dir, mport, 502);
-    h_write_file(sim_cfg, text);
-    free(text);
-    int sport = h_start_sim(&sim, dir, sim_cfg, SEED);
-    text = make_config(dir, mport, sport);
-    h_write_file(gw_cfg, text);
-    free(text);
-    struct h_sub *sub = h_sub_new_persistent(mport, "itsum-billing", "park/itsum/#");
+    int64_t last = -1;
+    size_t n = h_sub_count(sub);
+    for (size_t i = 0; i < n; i++) {
+        struct h_msg m;
+        if (!h_sub_get(sub, i, &m))
+            continue;
+        if (strcmp(m.topic, topic) == 0) {
+            json_t *j = json_loads(m.payload, 0, NULL);
+            int64_t ts = json_integer_value(json_object_get(j, "ts"));
+            if (ts > last)
+                last = ts;
+            json_decref(j);
+        }
+        h_msg_free(&m);
+    }
+    return last;
+}
 
-    const char *parkgw = h_env("PARKGW_BIN", "parkgw");
-    char *gw_log = xasprintf("%s/parkgw.log", dir), *db = xasprintf("%s/parkgw.db", dir);
-    char *run_argv[] = {(char *)parkgw, "run", "-c", gw_cfg, "-v", NULL};
-
-    /* Five runs of about 3 s, stopped by SIGTERM and kill -9 in turn, with
-     * 0-3 s of downtime, then a run of well under a second. */
+/* Five runs of about 3 s, stopped by SIGTERM and kill -9 in turn, with
+ * 0-3 s of downtime, then a run of well under a second: each starts
+ * committing; a SIGTERM stop exits 0. */
+static void run_restarts(void)
+{
     for (int k = 0; k < 6; k++) {
-        size_t before = h_log_count(&gw, "storage: committed");
-        h_spawn(&gw, run_argv, gw_log, false);
-        CHECK(h_wait_log(&gw, "storage: committed", before + 1, 15000));
+        size_t before = h_log_count(&pk.gw, "storage: committed");
+        h_park_run(&pk, true);
+        CHECK(h_wait_log(&pk.gw, "storage: committed", before + 1, 15000));
         if (k < 5)
-            sleep_ms(2500 + 300 * k);
+            sleep_ms(2500 + 300 * k); /* the run's length: the test's input */
         int sig = k % 2 && k < 5 ? SIGKILL : SIGTERM;
-        int st = h_stop(&gw, sig, 10000);
+        int st = h_stop(&pk.gw, sig, 10000);
         if (sig == SIGTERM)
             CHECK(st == 0);
         printf("run %d stopped by %s\n", k + 1, sig == SIGKILL ? "kill -9" : "SIGTERM");
-        sleep_ms(1000 * (k % 4));
+        sleep_ms(1000 * (k % 4)); /* the downtime: the test's input */
     }
+}
 
-    /* The last run: the meters stop answering (the simulator goes), so the
-     * counters stop; every interval up to the last reading is published
-     * (a silent meter holds an interval for its poll interval + 2.5 s). */
-    h_spawn(&gw, run_argv, gw_log, false);
-    CHECK(h_wait_log(&gw, "storage: committed", h_log_count(&gw, "storage: committed") + 2, 15000));
-    h_stop(&sim, SIGTERM, 5000);
-    sleep_ms(1500);   /* the last commit window */
-    struct span w = stored_span(db, "w1", "total_m3");
-    struct span e = stored_span(db, "e1", "energy_import_kwh");
-    int64_t last_ts = w.last_ts > e.last_ts ? w.last_ts : e.last_ts;
+/* The last run: the meters stop answering (the simulator goes), so the
+ * counters stop. Once both meters failed a poll and their last live
+ * readings are stored, every interval up to the last reading is
+ * published (a silent meter holds an interval for its poll interval +
+ * 2.5 s). Returns the stored spans. */
+static void run_until_the_meters_stop(struct span *w, struct span *e)
+{
+    h_park_run(&pk, true);
+    CHECK(h_wait_log(&pk.gw, "storage: committed",
+                     h_log_count(&pk.gw, "storage: committed") + 2, 15000));
+    size_t w_fail = h_log_count(&pk.gw, "meter ent0/w1 (bus line, unit 2): read failed");
+    size_t e_fail = h_log_count(&pk.gw, "meter ent0/e1 (bus line, unit 1): read failed");
+    h_stop(&pk.sim, SIGTERM, 5000);
+    CHECK(h_wait_log(&pk.gw, "meter ent0/w1 (bus line, unit 2): read failed", w_fail + 1, 5000));
+    CHECK(h_wait_log(&pk.gw, "meter ent0/e1 (bus line, unit 1): read failed", e_fail + 1, 5000));
+    /* No reading comes after a failed poll: the last live values are the
+     * last readings; wait until the writer stored them (its commit
+     * window). */
+    int64_t w_last = last_live_ts(W1_LIVE), e_last = last_live_ts(E1_LIVE);
+    int64_t end = now_mono_ms() + 5000;
+    do {
+        *w = stored_span(db, "w1", "total_m3");
+        *e = stored_span(db, "e1", "energy_import_kwh");
+        if (w->last_ts >= w_last && e->last_ts >= e_last)
+            break;
+        sleep_ms(50);
+    } while (now_mono_ms() < end);
+    CHECK(w->last_ts >= w_last && e->last_ts >= e_last);
+    int64_t last_ts = w->last_ts > e->last_ts ? w->last_ts : e->last_ts;
     struct sums s = {0};
-    for (int64_t end = now_mono_ms() + 20000; now_mono_ms() < end; sleep_ms(200)) {
+    for (end = now_mono_ms() + 20000; now_mono_ms() < end; sleep_ms(200)) {
         s = sum_summaries(sub);
         if (s.max_to > last_ts)
             break;
     }
     CHECK(s.max_to > last_ts);
-    CHECK(h_stop(&gw, SIGTERM, 10000) == 0);
-    s = sum_summaries(sub);
+    CHECK(h_park_stop_gw(&pk));
+}
 
-    printf("water: counter %.6f -> %.6f (+%.6f m3), summaries %.6f m3 in %zu messages\n", w.first,
-           w.last, w.last - w.first, s.m3, s.msgs);
-    printf("electricity: counter %.6f -> %.6f (+%.6f kWh), summaries %.6f kWh\n", e.first, e.last,
-           e.last - e.first, s.kwh);
-    CHECK(w.any && e.any);
-    CHECK(w.last - w.first > 0.01);
-    /* To the last digit of the register (0.001 m3) and far below. */
-    CHECK_NEAR(s.m3, w.last - w.first, 1e-7);
-    CHECK_NEAR(s.kwh, e.last - e.first, 1e-6 * fmax(1.0, e.last - e.first));
-    if (check_failed)
-        h_dump_log(&gw, "parkgw");
+/* Each meter's consumption in its enterprise's summaries (one per seq)
+ * equals its billing counter's increase from the first stored reading to
+ * the last: water to the last digit of the register (0.001 m3) and far
+ * below. */
+static void scenario_summaries_add_up(const struct span *w, const struct span *e)
+{
+    struct sums s = sum_summaries(sub);
+    printf("water: counter %.6f -> %.6f (+%.6f m3), summaries %.6f m3 in %zu messages\n", w->first,
+           w->last, w->last - w->first, s.m3, s.msgs);
+    printf("electricity: counter %.6f -> %.6f (+%.6f kWh), summaries %.6f kWh\n", e->first,
+           e->last, e->last - e->first, s.kwh);
+    CHECK(w->any && e->any);
+    CHECK(w->last - w->first > 0.01);
+    CHECK_NEAR(s.m3, w->last - w->first, 1e-7);
+    CHECK_NEAR(s.kwh, e->last - e->first, 1e-6 * fmax(1.0, e->last - e->first));
+}
 
+int main(void)
+{
+    h_park_start(&pk, "it_summary", make_config, SEED);
+    db = xasprintf("%s/parkgw.db", pk.dir);
+    sub = h_sub_new_persistent(pk.mport, "itsum-billing", "park/itsum/#");
+    run_restarts();
+    struct span w = {0}, e = {0};
+    run_until_the_meters_stop(&w, &e);
+    scenario_summaries_add_up(&w, &e);
     h_sub_free(sub);
-    h_stop(&mosq, SIGTERM, 5000);
-    h_proc_release(&gw);
-    h_proc_release(&sim);
-    h_proc_release(&mosq);
-    free(gw_log);
+    h_park_free(&pk, check_failed);
     free(db);
-    free(gw_cfg);
-    free(sim_cfg);
-    free(dir);
     return check_done();
 }
