@@ -10,11 +10,15 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "engine/statement_html.h"
 #include "engine/statement_out.h"
 #include "common/timeparse.h"
+#include "common/util.h"
 #include "common/utility.h"
 #include "storage/store.h"
 
@@ -22,9 +26,66 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: parkgw bill [-c FILE] --from DATE --to DATE [--enterprise ID]\n"
                "                   [--utility electricity|water|gas|wastewater]\n"
-               "                   [--format table|csv|json]\n"
+               "                   [--format table|csv|json] [--excel]\n"
+               "       parkgw bill ... --format html --out DIR\n"
                "DATE is " TIMEPARSE_FORMS ";\n"
-               "--from is inclusive, --to exclusive.\n");
+               "--from is inclusive, --to exclusive. --excel starts the CSV with a UTF-8\n"
+               "byte-order mark (spreadsheets then read the Chinese names); html writes\n"
+               "DIR/index.html and one DIR/ENTERPRISE.html per enterprise.\n");
+}
+
+/* Writes one page through a temporary file renamed into place, so that a
+ * failure never leaves a half page under the final name. */
+static int write_page(const char *dir, const char *file, const struct config *cfg,
+                      const struct statement *s, size_t e, bool index, char *err, size_t errlen)
+{
+    char *tmp = xasprintf("%s/.%s.tmp", dir, file), *dst = xasprintf("%s/%s", dir, file);
+    int r = -EIO;
+    FILE *f = fopen(tmp, "we");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto out_free;
+    }
+    r = index ? statement_html_index(f, cfg, s) : statement_html_page(f, cfg, s, e);
+    if (fclose(f) != 0 || r < 0) {
+        r = -EIO;
+        snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto out_free;
+    }
+    if (rename(tmp, dst) < 0) {
+        r = -EIO;
+        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
+        unlink(tmp);
+    }
+out_free:
+    free(tmp);
+    free(dst);
+    return r;
+}
+
+/* --format html: DIR/index.html and a page per enterprise with rows. */
+static int write_html(const char *dir, const struct config *cfg, struct store *st,
+                      struct statement_request *req, char *err, size_t errlen)
+{
+    struct statement *s;
+    char file[256];
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -EIO;
+    }
+    req->daily = true;
+    int r = statement_build(cfg, st, req, &s, err, errlen);
+    if (r < 0)
+        return r;
+    for (size_t e = 0; e < cfg->n_enterprises && r == 0; e++)
+        if (statement_html_has(s, e))
+            r = write_page(dir, statement_html_file(cfg, e, file, sizeof(file)), cfg, s, e, false,
+                           err, errlen);
+    if (r == 0)
+        r = write_page(dir, "index.html", cfg, s, 0, true, err, errlen);
+    statement_free(s);
+    return r;
 }
 
 int cmd_bill(int argc, char **argv, const char *cfg_path)
@@ -33,9 +94,12 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         {"config", required_argument, NULL, 'c'},  {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},      {"enterprise", required_argument, NULL, 'e'},
         {"utility", required_argument, NULL, 'u'}, {"format", required_argument, NULL, 'F'},
+        {"out", required_argument, NULL, 'o'},     {"excel", no_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *from_arg = NULL, *to_arg = NULL, *util_arg = NULL, *fmt_arg = "table";
+    const char *out_dir = NULL;
+    bool excel = false, html = false;
     struct statement_request req = {0};
     enum statement_format format;
     struct config *cfg = NULL;
@@ -64,6 +128,12 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         case 'F':
             fmt_arg = optarg;
             break;
+        case 'o':
+            out_dir = optarg;
+            break;
+        case 'x':
+            excel = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -88,8 +158,19 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         format = STATEMENT_CSV;
     } else if (!strcmp(fmt_arg, "json")) {
         format = STATEMENT_JSON;
+    } else if (!strcmp(fmt_arg, "html")) {
+        html = true;
+        format = STATEMENT_TABLE;
     } else {
-        fprintf(stderr, "parkgw bill: unknown format '%s' (table, csv, json)\n", fmt_arg);
+        fprintf(stderr, "parkgw bill: unknown format '%s' (table, csv, json, html)\n", fmt_arg);
+        return 1;
+    }
+    if (html != (out_dir != NULL)) {
+        fprintf(stderr, "parkgw bill: --out DIR goes with --format html, and html needs it\n");
+        return 1;
+    }
+    if (excel && format != STATEMENT_CSV) {
+        fprintf(stderr, "parkgw bill: --excel is for --format csv\n");
         return 1;
     }
     if (util_arg) {
@@ -113,7 +194,14 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         ret = 2;
         goto out_free_cfg;
     }
-    int r = statement_out_print(stdout, cfg, st, &req, format, err, sizeof(err));
+    int r;
+    if (html) {
+        r = write_html(out_dir, cfg, st, &req, err, sizeof(err));
+    } else {
+        if (excel)
+            fputs("\xEF\xBB\xBF", stdout);
+        r = statement_out_print(stdout, cfg, st, &req, format, err, sizeof(err));
+    }
     ret = cli_exit_code("bill", r, err);
     store_close(st);
 out_free_cfg:

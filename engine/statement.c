@@ -34,6 +34,19 @@ double statement_round(double v, double unit)
     return round(v / unit) * unit;
 }
 
+/* on_delta of a segment: its dial deltas x the segment's multiplier into
+ * the row's daily series. */
+struct daily_ctx {
+    struct tariff_series *daily;
+    double mult;
+};
+
+static void on_daily_delta(void *ud, int64_t t0, int64_t t1, double delta)
+{
+    struct daily_ctx *c = ud;
+    tariff_series_add(c->daily, t0, t1, delta * c->mult);
+}
+
 /* The multiplier a history record puts on the billing counter. */
 static double rec_mult(const struct cfg_point *pt, const struct meterlog_rec *rec)
 {
@@ -113,6 +126,11 @@ static int compute_segment(struct store *st, const struct statement_request *req
         p.hi_v = hi->final_dial;
         raw |= hi->ts < sg->to + BILLFEED_MARGIN_MS;
     }
+    struct daily_ctx daily = {&row->daily, p.legacy_div};
+    if (row->daily.n > 0) {
+        p.on_delta = on_daily_delta;
+        p.ud = &daily;
+    }
     struct bill_acc *acc;
     int r = bill_acc_new(&p, &acc);
     if (r < 0)
@@ -144,6 +162,8 @@ static int compute_row(const struct config *cfg, struct store *st,
         return -EINVAL;
     }
     const struct cfg_point *pt = &prof->points[bp];
+    if (req->daily)
+        tariff_series_init(&row->daily, TARIFF_DAY, req->from, req->to);
 
     /* The meter's history; without any record, the config's ratios have
      * been in force since ever. */
@@ -317,6 +337,8 @@ void statement_free(struct statement *s)
 {
     if (!s)
         return;
+    for (size_t i = 0; i < s->n_rows; i++)
+        tariff_series_free(&s->rows[i].daily);
     free(s->ent_total);
     for (size_t i = 0; i < s->n_rows; i++)
         free(s->rows[i].seg);

@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "engine/billing.h"
+#include "engine/tariff.h"
 
 struct store;
 
@@ -36,6 +37,7 @@ struct statement_request {
     bool has_utility;
     enum utility utility;
     bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
+    bool daily;             /* also each row's consumption by local day (the HTML chart) */
 };
 
 /* A stretch of a meter's period with one multiplier and one physical
@@ -65,6 +67,7 @@ struct statement_row {
     double estimated_pct;            /* share of consumption spread over long gaps */
     struct statement_segment *seg;   /* n_seg >= 1 */
     size_t n_seg;
+    struct tariff_series daily;      /* by local day when req->daily, else n = 0 */
 };
 
 struct statement_total {

@@ -10,9 +10,10 @@ PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl
 # runtime build the libFuzzer targets of the fuzz smoke run, chromium opens
 # the dashboard in it_dashboard (with a CJK font so its screenshots show the
 # enterprises' Chinese names), faketime's libfaketime steps the daemon's
-# wall clock (and only it) in it_clock.
+# wall clock (and only it) in it_clock, poppler-utils' pdftotext reads back
+# the PDF that chromium prints of the HTML statements (it_bill_html).
 if [ "${1:-}" = --test ]; then
-  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei faketime)
+  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei faketime poppler-utils)
 fi
 
 missing=()
