@@ -1,9 +1,10 @@
 /*
  * cmd_import.c - `parkgw import --csv FILE`: loads manual readings or a
  * meter's stored load profile. Every row (enterprise,meter,point,ts,value) is
- * validated against the config first; the samples then go in one transaction,
- * so the import is all or nothing, rollups included (store_insert keeps them
- * in the same transaction). ts takes every form of common/timeparse.h; a
+ * validated against the config first, so a bad row imports nothing. The
+ * samples then go in transactions of about IMPORT_TXN_MS each with a pause
+ * between them, so a daemon writing the same database never waits long for
+ * the write lock (rollups commit with their samples). ts takes every form of common/timeparse.h; a
  * value is a plain decimal number within +-IMPORT_MAX_ABS. Rows the store
  * already holds (same point and time) are reported apart from the new ones.
  */
@@ -122,6 +123,42 @@ static void usage(FILE *f)
     fprintf(f, "usage: parkgw import [-c FILE] --csv FILE\n"
                "rows: enterprise,meter,point,ts,value; a header row is allowed\n"
                "ts is " TIMEPARSE_FORMS "\n");
+}
+
+
+/* Transactions of about this long (the batch size adapts to it), each
+ * followed by a pause, so the daemon's writer, whose SQLite busy handler
+ * retries at most every 100 ms, takes the write lock between two of them:
+ * it waits at most about IMPORT_TXN_MS + a retry. */
+#define IMPORT_TXN_MS 250
+#define IMPORT_PAUSE_MS 120
+#define IMPORT_BATCH_MIN 1000
+#define IMPORT_BATCH_MAX 1000000
+
+/* Writes samples[0..n) in bounded transactions; *ret_done of them are
+ * committed whatever happens. 0 or the store's -errno. */
+static int import_bounded(struct store *st, const struct sample *samples, size_t n,
+                          size_t *ret_done)
+{
+    size_t done = 0, batch = 10000;
+    int r = 0;
+    while (done < n) {
+        size_t k = n - done < batch ? n - done : batch;
+        int64_t t0 = now_mono_ms();
+        r = store_insert(st, samples + done, k);
+        if (r < 0)
+            break;
+        done += k;
+        int64_t dt = now_mono_ms() - t0;
+        if (dt < IMPORT_TXN_MS / 2 && batch < IMPORT_BATCH_MAX)
+            batch *= 2;
+        else if (dt > IMPORT_TXN_MS && batch > IMPORT_BATCH_MIN)
+            batch /= 2;
+        if (done < n)
+            sleep_ms(IMPORT_PAUSE_MS);
+    }
+    *ret_done = done;
+    return r;
 }
 
 int cmd_import(int argc, char **argv, const char *cfg_path)
@@ -293,10 +330,19 @@ int cmd_import(int argc, char **argv, const char *cfg_path)
         if (rows[i].seq != UINT32_MAX)
             fresh[nf++] = (struct sample){
                 .point = rows[i].point, .ts = rows[i].ts, .value = rows[i].value};
-    int r = nf ? store_insert(st, fresh, nf) : 0;
-    if (r < 0) {
+    size_t done = 0;
+    int r = import_bounded(st, fresh, nf, &done);
+    if (r < 0 && done == 0) {
         fprintf(stderr, "parkgw import: nothing imported: %s\n",
                 r == -ENOSPC ? "disk full" : "database error");
+        goto out;
+    }
+    if (r < 0) {
+        fprintf(stderr,
+                "parkgw import: stopped after %zu of %zu new readings: %s; those stay in %s, "
+                "and running the same import again adds the rest (readings already present "
+                "are skipped)\n",
+                done, nf, r == -ENOSPC ? "disk full" : "database error", cfg->storage_path);
         goto out;
     }
     printf("imported %zu readings from %s into %s, %zu already present\n", nf, csv,

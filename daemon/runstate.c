@@ -109,12 +109,13 @@ json_t *runstate_build(int64_t started_ms, struct poller *const *pollers, size_t
         struct writer_stats ws;
         writer_get_stats(w, &ws);
         json_object_set_new(root, "writer",
-                            json_pack("{s:I,s:I,s:I,s:I,s:I}", "samples_committed",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "samples_committed",
                                       (json_int_t)ws.samples_committed, "batches_dropped",
                                       (json_int_t)ws.batches_dropped, "commit_errors",
                                       (json_int_t)ws.commit_errors, "queue_len",
                                       (json_int_t)ws.queue_len, "outbox_dropped",
-                                      (json_int_t)ws.outbox_dropped));
+                                      (json_int_t)ws.outbox_dropped, "lock_wait_max_ms",
+                                      (json_int_t)ws.lock_wait_max_ms));
     }
     if (m) {
         struct mqtt_stats ms;

@@ -145,6 +145,7 @@ struct commit_out {
     uint64_t msgs;
     int64_t dropped;
     int64_t last_seq;
+    int64_t lock_wait_ms;   /* BEGIN IMMEDIATE waiting for another process's write lock */
 };
 
 /* Tells the summary engine both clocks, read together: a thread preempted
@@ -178,7 +179,9 @@ static int writer_commit(struct writer *w, const struct batch *group, size_t n_s
         if (r < 0)
             return r;
     }
+    int64_t t_begin = now_mono_ms();
     r = store_begin(w->st);
+    out->lock_wait_ms = now_mono_ms() - t_begin;
     if (r < 0)
         return r;
     if (w->sum && w->sum_loaded)
@@ -238,7 +241,9 @@ out_restore:
     if (w->sum && w->sum_loaded)
         summary_rollback(w->sum);
     summary_msgs_free(sm, n_sm);
+    int64_t waited = out->lock_wait_ms;
     memset(out, 0, sizeof(*out));
+    out->lock_wait_ms = waited;
     return r;
 }
 
@@ -483,6 +488,14 @@ static void *writer_thread(void *arg)
         size_t n_samples = writer_flatten(w, group, group_n);
         struct commit_out co;
         int r = writer_commit(w, group, n_samples, outbox_max, &co);
+        if (co.lock_wait_ms > 500)
+            log_debug("storage: waited %" PRId64 " ms for the write lock of %s (another process "
+                      "writing: an import?)",
+                      co.lock_wait_ms, store_path(w->st));
+        pthread_mutex_lock(&w->mu);
+        if (co.lock_wait_ms > w->stats.lock_wait_max_ms)
+            w->stats.lock_wait_max_ms = co.lock_wait_ms;
+        pthread_mutex_unlock(&w->mu);
 
         if (r == 0) {
             size_t nb = 0;

@@ -25,6 +25,7 @@ struct writer_stats {
     uint64_t msgs_dropped;      /* writer_submit_msg refused (queue full) */
     uint64_t outbox_dropped;    /* oldest outbox rows dropped by the bound */
     int64_t outbox_last_seq;    /* seq of the last outbox row written, 0 = none yet */
+    int64_t lock_wait_max_ms;   /* longest wait for the write lock (another process) */
 };
 
 /* Starts the thread on an open store (the writer uses it exclusively until
