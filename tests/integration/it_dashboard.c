@@ -176,6 +176,22 @@ static void check_supply_loss(struct proc *sim, const char *dir)
                    3 * E1_INTERVAL_MS));
 }
 
+/* A daemon restart: the page says so, then is live again by itself and
+ * names the new daemon's pid. */
+static void check_daemon_restart(struct proc *gw, char *const run_argv[], const char *gwlog)
+{
+    CHECK(h_stop(gw, SIGTERM, 15000) == 0);
+    CHECK(wait_dom("document.getElementById('conn').className === 'conn live' ? 'live' : 'not'",
+                   "not", 10000));
+    h_spawn(gw, run_argv, gwlog, false);
+    CHECK(wait_dom("document.getElementById('conn').className", "conn live", 20000));
+    char *pid = cdp_eval(page, "document.getElementById('foot').textContent");
+    char *want = xasprintf("pid %d ", (int)gw->pid);
+    CHECK(pid && strstr(pid, want));
+    free(want);
+    free(pid);
+}
+
 int main(void)
 {
     const char *browser = cdp_browser();
@@ -231,17 +247,7 @@ int main(void)
     free(shot);
     check_supply_loss(&sim, dir);
 
-    /* A daemon restart: the page says so, then is live again by itself. */
-    CHECK(h_stop(&gw, SIGTERM, 15000) == 0);
-    CHECK(wait_dom("document.getElementById('conn').className === 'conn live' ? 'live' : 'not'",
-                   "not", 10000));
-    h_spawn(&gw, run_argv, gwlog, false);
-    CHECK(wait_dom("document.getElementById('conn').className", "conn live", 20000));
-    char *pid = cdp_eval(page, "document.getElementById('foot').textContent");
-    char *want = xasprintf("pid %d ", (int)gw.pid);
-    CHECK(pid && strstr(pid, want));
-    free(want);
-    free(pid);
+    check_daemon_restart(&gw, run_argv, gwlog);
 
 out:
     cdp_close(page);
