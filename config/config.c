@@ -134,6 +134,7 @@ void config_free(struct config *cfg)
         }
         free(tf->bands);
         free(tf->currency);
+        free(tf->valid_from);
     }
     free(cfg->tariffs);
     free(cfg->tls.ca_file);

@@ -175,8 +175,11 @@ struct cfg_band {
     size_t n_hours;
 };
 
+/* One version of a utility's tariff: in force from valid_from on (NULL:
+ * since ever) until the next version's valid_from. */
 struct cfg_tariff {
     enum utility utility;
+    char *valid_from;     /* as written (a date or time, common/timeparse.h), or NULL */
     char *currency;
     double price;         /* flat price when there are no bands */
     struct cfg_band *bands;
@@ -256,6 +259,15 @@ struct config {
  */
 int config_load(const char *path, struct config **ret, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/* The instant tariff version t comes into force (Unix ms; valid_from read
+ * in the process's TZ, which the callers set to the gateway's zone), or
+ * INT64_MIN without valid_from. */
+int64_t config_tariff_from(const struct cfg_tariff *t);
+/* The version of utility u's tariff in force at ts: the one with the latest
+ * valid_from at or before ts; before every version, the earliest one; NULL
+ * when u has no tariff. */
+const struct cfg_tariff *config_tariff_at(const struct config *cfg, enum utility u, int64_t ts);
 
 /* Index of the profile named 'name' in cfg->profiles, or -1. */
 int config_find_profile(const struct config *cfg, const char *name);

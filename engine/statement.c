@@ -21,14 +21,6 @@
 const char *const statement_column_band[STATEMENT_COLUMN_BANDS] = {"peak", "flat", "valley",
                                                                  "critical", "deep_valley"};
 
-static const struct cfg_tariff *find_tariff(const struct config *cfg, enum utility u)
-{
-    for (size_t i = 0; i < cfg->n_tariffs; i++)
-        if (cfg->tariffs[i].utility == u)
-            return &cfg->tariffs[i];
-    return NULL;
-}
-
 double statement_round(double v, double unit)
 {
     return round(v / unit) * unit;
@@ -69,16 +61,39 @@ static void replacements(const struct meterlog_list *h, int64_t a, int64_t b,
     }
 }
 
+/* Books band consumption c of a segment priced by t: into the band
+ * columns by name and into the row's band lines by (name, price). */
+static void add_band(struct statement_row *row, const char *name, double price, double c)
+{
+    for (int k = 0; k < STATEMENT_COLUMN_BANDS; k++)
+        if (!strcmp(name, statement_column_band[k]))
+            row->col_band[k] += c;
+    size_t n = row->r.n_bands, i;
+    for (i = 0; i < n; i++)
+        if (!strcmp(row->bands[i].name, name) && row->bands[i].price == price)
+            break;
+    if (i == n) {
+        if (n == STATEMENT_MAX_BAND_LINES)
+            i = n - 1; /* more lines than kept: the last one takes the rest */
+        else
+            row->r.n_bands = n + 1;
+        row->bands[i] = (struct statement_band){.name = name, .price = price};
+    }
+    row->bands[i].consumption += c;
+}
+
 /* Adds segment result sr (dial units) x mult into the row's result. */
-static void add_segment(struct statement_row *row, const struct bill_result *sr, double mult,
-                        int64_t len_ms, double *covered_ms)
+static void add_segment(struct statement_row *row, const struct cfg_tariff *t,
+                        const struct bill_result *sr, double mult, int64_t len_ms,
+                        double *covered_ms)
 {
     struct bill_result *r = &row->r;
     r->consumption += sr->consumption * mult;
     r->estimated += sr->estimated * mult;
-    r->n_bands = sr->n_bands;
     for (size_t b = 0; b < sr->n_bands; b++)
-        r->band[b] += sr->band[b] * mult;
+        add_band(row, t->bands[b].name, t->bands[b].price, sr->band[b] * mult);
+    if (sr->n_bands > 0 && sr->unbanded != 0)
+        add_band(row, "unbanded", t->price, sr->unbanded * mult);
     r->unbanded += sr->unbanded * mult;
     r->amount += sr->amount * mult;
     *covered_ms += sr->coverage_pct / 100.0 * (double)len_ms;
@@ -108,7 +123,7 @@ static int compute_segment(struct store *st, const struct statement_request *req
                            struct statement_segment *sg, struct bill_result *sr)
 {
     const struct meterlog_rec *lo, *hi;
-    struct bill_params p = {.tariff = row->tariff};
+    struct bill_params p = {.tariff = sg->tariff};
     billfeed_params(&p, pt, row->m, sg->from, sg->to);
     p.dial_since = dial_since;
     p.legacy_div = rec_mult(pt, in_force);
@@ -149,6 +164,23 @@ static int compute_segment(struct store *st, const struct statement_request *req
     return 0;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* What starts a segment at ts > from: a history record there (a
+ * replacement before a ratio change), else a tariff version. */
+static int cause_at(const struct meterlog_list *h, int64_t ts)
+{
+    int cause = STATEMENT_CAUSE_TARIFF;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].ts == ts && cause != METERLOG_REPLACE)
+            cause = (int)h->v[i].kind;
+    return cause;
+}
+
 static int compute_row(const struct config *cfg, struct store *st,
                        const struct statement_request *req, int64_t dial_since,
                        struct statement_row *row, char *err, size_t errlen)
@@ -186,31 +218,38 @@ static int compute_row(const struct config *cfg, struct store *st,
         return -EIO;
     }
 
-    /* Segments: the period cut at every record inside it. */
-    row->seg = xcalloc(h.n + 1, sizeof(*row->seg));
+    /* Segments: the period cut at every history record and every tariff
+     * version's start inside it. */
+    int64_t *cut = xcalloc(h.n + cfg->n_tariffs + 2, sizeof(*cut));
+    size_t n_cut = 0;
+    cut[n_cut++] = req->from;
+    for (size_t i = 0; i < h.n; i++)
+        if (h.v[i].ts > req->from && h.v[i].ts < req->to)
+            cut[n_cut++] = h.v[i].ts;
+    for (size_t i = 0; i < cfg->n_tariffs; i++) {
+        int64_t f = config_tariff_from(&cfg->tariffs[i]);
+        if (cfg->tariffs[i].utility == m->utility && f > req->from && f < req->to)
+            cut[n_cut++] = f;
+    }
+    qsort(cut, n_cut, sizeof(*cut), cmp_i64);
+    row->seg = xcalloc(n_cut, sizeof(*row->seg));
     row->n_seg = 0;
-    int64_t a = req->from;
-    int cause = -1;
-    size_t i = 0;
-    while (i < h.n && h.v[i].ts <= req->from)
-        i++;
     double covered_ms = 0;
-    for (;;) {
-        int64_t b = req->to;
-        int next_cause = -1;
-        size_t j = i;
-        if (j < h.n && h.v[j].ts < req->to) {
-            b = h.v[j].ts;
-            /* several records at one instant: one cut, a replacement wins */
-            for (; j < h.n && h.v[j].ts == b; j++)
-                if (next_cause != METERLOG_REPLACE)
-                    next_cause = (int)h.v[j].kind;
-        }
+    for (size_t k = 0; k < n_cut; k++) {
+        if (k > 0 && cut[k] == cut[k - 1])
+            continue;
+        int64_t a = cut[k], b = req->to;
+        for (size_t j = k + 1; j < n_cut; j++)
+            if (cut[j] > a) {
+                b = cut[j];
+                break;
+            }
         const struct meterlog_rec *rec = meterlog_at(&h, a);
         struct statement_segment *sg = &row->seg[row->n_seg++];
         sg->from = a;
         sg->to = b;
-        sg->cause = cause;
+        sg->cause = k == 0 ? STATEMENT_CAUSE_PERIOD : cause_at(&h, a);
+        sg->tariff = config_tariff_at(cfg, m->utility, a);
         struct bill_result sr;
         r = compute_segment(st, req, row, pt, has_id, id, &h, rec ? rec : &cfg_rec, dial_since,
                             sg, &sr);
@@ -224,34 +263,23 @@ static int compute_row(const struct config *cfg, struct store *st,
                      pt->name, store_errmsg(st));
             goto out;
         }
-        add_segment(row, &sr, sg->multiplier, b - a, &covered_ms);
+        add_segment(row, sg->tariff, &sr, sg->multiplier, b - a, &covered_ms);
         row->multiplier = sg->multiplier;
-        if (b >= req->to)
-            break;
-        a = b;
-        cause = next_cause;
-        i = j;
+        row->tariff = sg->tariff;
     }
     row->r.coverage_pct = covered_ms * 100.0 / (double)(req->to - req->from);
     row->estimated_pct =
         row->r.consumption > 0 ? row->r.estimated * 100.0 / row->r.consumption : 0.0;
-    for (int c = 0; c < STATEMENT_COLUMN_BANDS; c++) {
-        row->band_idx[c] = -1;
-        for (size_t b = 0; row->tariff && b < row->r.n_bands; b++)
-            if (strcmp(row->tariff->bands[b].name, statement_column_band[c]) == 0) {
-                row->band_idx[c] = (int)b;
-                break;
-            }
-    }
     r = 0;
 out:
+    free(cut);
     meterlog_list_free(&h);
     return r;
 }
 
 double statement_row_band(const struct statement_row *row, int i)
 {
-    return row->band_idx[i] >= 0 ? row->r.band[row->band_idx[i]] : 0.0;
+    return row->col_band[i];
 }
 
 double statement_row_amount(const struct statement_row *row)
@@ -317,7 +345,6 @@ int statement_build(const struct config *cfg, struct store *st,
             w->ent = ent;
             w->ent_idx = e;
             w->m = m;
-            w->tariff = find_tariff(cfg, m->utility);
             int r = compute_row(cfg, st, req, dial_since, w, err, errlen);
             if (r < 0) {
                 s->n_rows++; /* its segments are freed with the rest */

@@ -49,21 +49,34 @@ struct statement_segment {
     double start_dial, end_dial;    /* at from and at to (bill_result's rules) */
     double multiplier;              /* pt x ct in force (1 for a counter without ratio) */
     double consumption;             /* (dial delta + wraps) x multiplier */
-    int cause;                      /* what starts it: -1 the period's start, else an
-                                     * enum meterlog_kind */
+    int cause;                      /* what starts it: STATEMENT_CAUSE_PERIOD, an enum
+                                     * meterlog_kind, or STATEMENT_CAUSE_TARIFF */
+    const struct cfg_tariff *tariff; /* the version in force (NULL: none) */
 };
+#define STATEMENT_CAUSE_PERIOD (-1)
+#define STATEMENT_CAUSE_TARIFF 16   /* a tariff version comes into force */
+
+/* One band line of a row: a band name at one unit price (a period that
+ * spans a price change has a line per price). */
+struct statement_band {
+    const char *name;               /* the tariff's, or "unbanded" */
+    double price;
+    double consumption;
+};
+#define STATEMENT_MAX_BAND_LINES 32
 
 struct statement_row {
     const struct cfg_enterprise *ent;
     size_t ent_idx;                  /* in cfg->enterprises */
     const struct cfg_meter *m;
-    const struct cfg_tariff *tariff; /* NULL: no tariff for the utility */
-    int band_idx[STATEMENT_COLUMN_BANDS]; /* tariff band of each column, -1 = none */
+    const struct cfg_tariff *tariff; /* in force at 'to' (NULL: no tariff for the utility) */
     /* The whole period in billing units (the segments' sums, multiplied):
      * start_reading/end_reading are the first segment's start and the last
      * one's end dial reading x their multipliers. */
     struct bill_result r;
     double multiplier;               /* in force at 'to' */
+    double col_band[STATEMENT_COLUMN_BANDS]; /* consumption per band column, by name */
+    struct statement_band bands[STATEMENT_MAX_BAND_LINES]; /* n_bands in r.n_bands */
     double estimated_pct;            /* share of consumption spread over long gaps */
     struct statement_segment *seg;   /* n_seg >= 1 */
     size_t n_seg;

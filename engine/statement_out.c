@@ -72,6 +72,16 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
     }
 }
 
+/* What starts a segment, as JSON and the table name it. */
+static const char *cause_name(int cause)
+{
+    if (cause == STATEMENT_CAUSE_PERIOD)
+        return "period";
+    if (cause == STATEMENT_CAUSE_TARIFF)
+        return "tariff";
+    return meterlog_kind_name((enum meterlog_kind)cause);
+}
+
 /* ---- JSON ---- */
 
 /* v rounded to unit; null for inf and NaN, which JSON cannot carry. */
@@ -155,26 +165,19 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
         json_object_set_new(e, "end_dial", g->has_readings ? num(g->end_dial, 0.001) : json_null());
         json_object_set_new(e, "multiplier", num(g->multiplier, 1e-9));
         json_object_set_new(e, "consumption", num(g->consumption, 0.001));
-        json_object_set_new(e, "cause", json_string(g->cause < 0 ? "period"
-                                                    : meterlog_kind_name((enum meterlog_kind)
-                                                                             g->cause)));
+        json_object_set_new(e, "cause", json_string(cause_name(g->cause)));
         json_array_append_new(segs, e);
     }
     json_object_set_new(o, "segments", segs);
     if (w->r.n_bands > 0) {
         json_t *bands = json_array();
-        for (size_t b = 0; b <= w->r.n_bands; b++) {
-            bool unb = b == w->r.n_bands;
-            double c = unb ? w->r.unbanded : w->r.band[b];
-            if (unb && c == 0)
-                break;
-            double price = unb ? w->tariff->price : w->tariff->bands[b].price;
+        for (size_t b = 0; b < w->r.n_bands; b++) {
+            const struct statement_band *l = &w->bands[b];
             json_t *e = json_object();
-            json_object_set_new(e, "name", json_string(unb ? "unbanded"
-                                                           : w->tariff->bands[b].name));
-            json_object_set_new(e, "consumption", num(c, 0.001));
-            json_object_set_new(e, "price", num(price, 1e-6));
-            json_object_set_new(e, "charge", num(c * price, 0.01));
+            json_object_set_new(e, "name", json_string(l->name));
+            json_object_set_new(e, "consumption", num(l->consumption, 0.001));
+            json_object_set_new(e, "price", num(l->price, 1e-6));
+            json_object_set_new(e, "charge", num(l->consumption * l->price, 0.01));
             json_array_append_new(bands, e);
         }
         json_object_set_new(o, "bands", bands);
@@ -387,8 +390,9 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
             if (g->has_readings)
                 fprintf(out, " dial %.3f -> %.3f", g->start_dial, g->end_dial);
             fprintf(out, " x %.10g = %.3f %s%s%s\n", g->multiplier, g->consumption,
-                    utility_unit(w->m->utility), g->cause >= 0 ? " after " : "",
-                    g->cause >= 0 ? meterlog_kind_name((enum meterlog_kind)g->cause) : "");
+                    utility_unit(w->m->utility),
+                    g->cause != STATEMENT_CAUSE_PERIOD ? " after " : "",
+                    g->cause != STATEMENT_CAUSE_PERIOD ? cause_name(g->cause) : "");
         }
         for (size_t z = 0; z < w->r.n_resets && z < BILL_MAX_RESETS; z++)
             fprintf(out, "note: %s/%s meter reset or replaced at %s (%.3f -> %.3f)\n",

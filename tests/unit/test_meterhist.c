@@ -38,7 +38,8 @@ static int64_t lt(const char *s)
 /* acme/e1: generic-electricity, PT 100 x CT ct; acme/w1: water polled every
  * 60 s (so hourly readings are gaps longer than 3 intervals). Flat prices:
  * electricity 1.00, water 3.90. */
-static struct config *load_cfg(const char *name, double ct, const char *db)
+static struct config *load_cfg_t(const char *name, double ct, const char *db,
+                                 const char *more_tariffs)
 {
     char *path = xasprintf("%s/%s", tmpdir, name);
     char *text = xasprintf(
@@ -55,8 +56,8 @@ static struct config *load_cfg(const char *name, double ct, const char *db)
         "  { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 2;\n"
         "    profile = \"generic-water\"; interval = 60; } ); } );\n"
         "tariffs = ( { utility = \"electricity\"; currency = \"CNY\"; price = 1.0; },\n"
-        "            { utility = \"water\"; currency = \"CNY\"; price = 3.90; } );\n",
-        db, ct);
+        "            { utility = \"water\"; currency = \"CNY\"; price = 3.90; }%s );\n",
+        db, ct, more_tariffs);
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);
@@ -67,6 +68,11 @@ static struct config *load_cfg(const char *name, double ct, const char *db)
     free(text);
     free(path);
     return cfg;
+}
+
+static struct config *load_cfg(const char *name, double ct, const char *db)
+{
+    return load_cfg_t(name, ct, db, "");
 }
 
 static struct store *new_store(const char *name, char *ret_path, size_t len)
@@ -92,6 +98,19 @@ static void put_e1(struct store *st, double (*value)(int k))
     for (int k = -1; k <= 721; k++)
         s[k + 1] = (struct sample){id, t0 + k * H, value(k)};
     CHECK_INT(store_insert(st, s, 723), 0);
+}
+
+/* Hourly readings of acme/w1: 500 + 0.5 k m3 at Nov 1 00:00 + k h, k =
+ * -1..721. */
+static void put_w1(struct store *st)
+{
+    uint32_t id;
+    CHECK_INT(store_point_id(st, "acme", "w1", "total_m3", UTIL_WATER, KIND_COUNTER, &id), 0);
+    struct sample smp[723];
+    int64_t t0 = lt("2026-11-01");
+    for (int k = -1; k <= 721; k++)
+        smp[k + 1] = (struct sample){id, t0 + k * H, 500.0 + 0.5 * k};
+    CHECK_INT(store_insert(st, smp, 723), 0);
 }
 
 static double steady(int k)
@@ -328,13 +347,7 @@ static void test_hourly_import(void)
     struct config *cfg = load_cfg("hourly.cfg", 40, db);
     if (!st || !cfg)
         return;
-    uint32_t id;
-    CHECK_INT(store_point_id(st, "acme", "w1", "total_m3", UTIL_WATER, KIND_COUNTER, &id), 0);
-    struct sample smp[723];
-    int64_t t0 = lt("2026-11-01");
-    for (int k = -1; k <= 721; k++)
-        smp[k + 1] = (struct sample){id, t0 + k * H, 500.0 + 0.5 * k};
-    CHECK_INT(store_insert(st, smp, 723), 0);
+    put_w1(st);
     struct statement *s = bill(cfg, st);
     const struct statement_row *w = row(s, "w1");
     if (w) {
@@ -347,6 +360,48 @@ static void test_hourly_import(void)
         CHECK_NEAR(w->multiplier, 1, 0);
         CHECK_NEAR(statement_row_amount(w), 1404.00, 1e-9);
     }
+    statement_free(s);
+    store_close(st);
+    config_free(cfg);
+}
+
+/*
+ * The water price goes from 3.90 to 4.90 on Nov 16 (a second version with
+ * valid_from): w1 hourly 500 + 0.5 k. [Nov 1, Nov 16) 360 h x 0.5 = 180 m3 x
+ * 3.90 = 702.00; [Nov 16, Dec 1) 180 m3 x 4.90 = 882.00; 1584.00 CNY for 360
+ * m3. Oct 31 23:00-24:00, before the new version: 0.5 m3 x 3.90 = 1.95.
+ */
+static void test_price_change(void)
+{
+    char db[600];
+    struct store *st = new_store("price.db", db, sizeof(db));
+    struct config *cfg = load_cfg_t("price.cfg", 40, db,
+                                    ",\n { utility = \"water\"; currency = \"CNY\";"
+                                    " valid_from = \"2026-11-16\"; price = 4.90; }");
+    if (!st || !cfg)
+        return;
+    put_w1(st);
+    struct statement *s = bill(cfg, st);
+    const struct statement_row *w = row(s, "w1");
+    if (w) {
+        CHECK_NEAR(w->r.consumption, 360, 1e-9);
+        CHECK_INT(w->n_seg, 2);
+        if (w->n_seg == 2) {
+            CHECK_INT(w->seg[0].to, lt("2026-11-16"));
+            CHECK_NEAR(w->seg[0].consumption, 180, 1e-9);
+            CHECK_NEAR(w->seg[1].consumption, 180, 1e-9);
+            CHECK_INT(w->seg[1].cause, STATEMENT_CAUSE_TARIFF);
+            CHECK_NEAR(w->seg[1].tariff->price, 4.90, 0);
+        }
+        CHECK_NEAR(statement_row_amount(w), 1584.00, 1e-9);
+    }
+    statement_free(s);
+    struct statement_request req = {.from = lt("2026-10-31T23:00"), .to = lt("2026-11-01")};
+    char err[256];
+    CHECK_INT(statement_build(cfg, st, &req, &s, err, sizeof(err)), 0);
+    w = row(s, "w1");
+    if (w)
+        CHECK_NEAR(statement_row_amount(w), 1.95, 1e-9);
     statement_free(s);
     store_close(st);
     config_free(cfg);
@@ -373,5 +428,6 @@ int main(void)
     test_ratio_by_reload();
     test_replacement();
     test_hourly_import();
+    test_price_change();
     return check_done();
 }
