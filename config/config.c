@@ -145,6 +145,7 @@ void config_free(struct config *cfg)
     free(cfg->mqtt_username);
     free(cfg->mqtt_password_file);
     cfg_free_http(cfg);
+    free(cfg->ha_prefix);
     cfg_free_alerts(cfg);
     if (cfg->mqtt_password) {
         /* Do not leave the broker password in freed heap memory. */

@@ -228,6 +228,8 @@ struct config {
     long outbox_max_messages;   /* default 1000000 */
     bool tls_set;
     struct cfg_tls tls;
+    bool ha_discovery;          /* publish Home Assistant MQTT discovery configs */
+    char *ha_prefix;            /* their topic prefix; default "homeassistant" */
 
     /* alerts (docs/OPERATOR.md "Alerts"): webhook targets. */
     struct cfg_webhook *webhooks;

@@ -134,7 +134,8 @@ int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *c
 {
     static const char *const keys[] = {"uri",          "client_id",        "username",
                                        "password_file", "topic_prefix",     "summary_interval",
-                                       "outbox_max_messages", "tls",        NULL};
+                                       "outbox_max_messages", "tls",        "ha_discovery",
+                                       "ha_prefix",           NULL};
     static const char *const schemes[] = {"tcp://", "ssl://", "mqtt://", "mqtts://",
                                           "ws://",  "wss://"};
     config_setting_t *g, *s;
@@ -195,6 +196,13 @@ int cfg_parse_mqtt(struct ld *ld, const config_setting_t *root, struct config *c
     if ((r = cfg_get_integer(ld, g, "outbox_max_messages", false, 1, 1000000000LL, &obm, NULL)) < 0)
         return r;
     cfg->outbox_max_messages = (long)obm;
+    if ((r = cfg_get_bool(ld, g, "ha_discovery", &cfg->ha_discovery, NULL)) < 0)
+        return r;
+    cfg->ha_prefix = xstrdup("homeassistant");
+    if ((r = cfg_dup_str(ld, g, "ha_prefix", false, &cfg->ha_prefix, &s)) < 0)
+        return r;
+    if (r == 0 && (!cfg->ha_prefix[0] || strpbrk(cfg->ha_prefix, "+#")))
+        return cfg_fail(ld, s, "ha_prefix '%s' must be non-empty, without + or #", cfg->ha_prefix);
     return parse_tls(ld, g, cfg);
 }
 

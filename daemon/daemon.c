@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "daemon/alerter.h"
 #include "daemon/daemon.h"
+#include "daemon/hadisc.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "daemon/status.h"
@@ -112,6 +113,7 @@ struct daemon {
     struct cfg_gen **poller_gen; /* [n_pollers] the generation each poller runs on */
     struct http *http;           /* NULL unless gateway.http is configured */
     struct alerter *alerter;     /* NULL unless alerts.webhooks are configured */
+    struct hadisc *hadisc;       /* NULL unless mqtt.ha_discovery is on */
     /* Held for writing while reload replaces cfg; for reading by an HTTP
      * thread computing a statement with it (GET /api/bill). */
     pthread_rwlock_t cfg_lock;
@@ -524,6 +526,8 @@ static void reload(struct daemon *d, const char *cfg_path)
     d->point_ids = nids;
     d->n_meters = nn;
     d->gen = gen_new(d);
+    hadisc_free(d->hadisc);
+    d->hadisc = hadisc_new(d->cfg);   /* publishes the new config's sensors */
     pthread_rwlock_unlock(&d->cfg_lock);
     writer_set_max_queued(d->writer, writer_bound(ncfg));
     announce_ratio_changes(d, changes, n_changes, changes_ts);
@@ -770,6 +774,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
              d.cfg->storage_path, d.cfg->mqtt_uri);
     start_http(&d);
     alerter_start(d.cfg, &d.alerter);
+    d.hadisc = hadisc_new(d.cfg);
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d.n_meters, d.cfg->n_buses);
 
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
@@ -799,6 +804,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
         }
         if (http_wanted(d.http))
             publish_http(&d, started);
+        hadisc_tick(d.hadisc, d.mqtt);
         if (got_reload) {
             got_reload = 0;
             log_notice("SIGHUP: reloading %s", cfg_path);
@@ -823,6 +829,7 @@ int daemon_run(struct config *cfg, const char *cfg_path)
     rc = failed ? 2 : 0;
 
 out_stop_pollers:
+    hadisc_free(d.hadisc);
     alerter_stop(d.alerter);
     http_stop(d.http);
     store_close(d.status_store);
