@@ -260,3 +260,20 @@ int cfg_parse_meter_address(struct ld *ld, const config_setting_t *g, const stru
                         m->address, b->name, o->enterprise->id, o->id, o->line);
     return 0;
 }
+
+int cfg_get_settlement(struct ld *ld, const config_setting_t *g, struct cfg_profile *p)
+{
+    config_setting_t *s;
+    int r = cfg_get_bool(ld, g, "settlement", &p->settlement, &s);
+    if (r || !p->settlement)
+        return r < 0 ? r : 0;
+    if (p->protocol != PROTO_DLT645)
+        return cfg_fail(ld, s, "settlement applies only to dlt645-2007 profiles");
+    int b = profile_billing_point(p);
+    /* The settlement-day items are the current ones with DI0 = 01..0C. */
+    if (b < 0 || (p->points[b].di & 0xFF) != 0)
+        return cfg_fail(ld, s,
+                        "settlement needs a billing point whose di ends in 00 (a current "
+                        "value, e.g. 00010000, whose settlement-day reading is 00010001)");
+    return 0;
+}

@@ -106,6 +106,10 @@ struct cfg_profile {
                                  * `utility` or `utilities`); a meter's `utility` must be one */
     enum bus_protocol protocol; /* default Modbus */
     int meter_type;       /* CJ/T 188 meter type T (0x10 cold water, 0x30 gas) */
+    /* DL/T 645: after an outage across the meter's settlement instant, its
+     * settlement-day reading of the billing item is stored at that instant
+     * (docs/DLT645.md, "Settlement-day readings"). */
+    bool settlement;
     struct cfg_point *points;
     size_t n_points;
     struct cfg_alarm *alarms;

@@ -25,6 +25,7 @@
 #include "protocols/plan.h"
 #include "storage/alarmlog.h"
 #include "storage/store.h"
+#include "daemon/settle.h"
 #include "daemon/writer.h"
 
 struct pmeter {
@@ -53,6 +54,11 @@ struct pmeter {
     int64_t backoff_ms;
     int64_t first_fail_ts;   /* Unix ms of the first failed poll in a row */
     int late_streak;         /* polls in a row started > half an interval late */
+    /* DL/T 645 settlement-day reading (profile settlement): read after the
+     * next good poll when due; stored when its instant lies after the last
+     * reading we had (settle_after, Unix ms; -1 none) and before that poll. */
+    bool settle_due;
+    int64_t settle_after;
     struct poller_meter_stats st;
 };
 
@@ -433,6 +439,68 @@ static void seed_alarms(struct poller *p)
         alarms_seed_bus_down(p->alarms, sd.bus_since);
 }
 
+/* Where a bus has DL/T 645 meters that keep settlement-day readings: the
+ * last stored reading of each one's billing counter, so that the first
+ * good poll stores the meter's reading at a settlement instant the gateway
+ * missed while it was down. One short read before the thread starts. */
+static void seed_settlement(struct poller *p)
+{
+    struct store *st = NULL;
+    char err[256];
+    for (size_t i = 0; i < p->n_meters; i++) {
+        struct pmeter *pm = &p->meters[i];
+        int b = profile_billing_point(pm->prof);
+        if (!pm->prof->settlement || b < 0 || !pm->point_ids || !p->env->writer)
+            continue;
+        if (!st && store_open(p->env->cfg->storage_path, true, &st, err, sizeof(err)) < 0)
+            return;
+        int64_t ts;
+        double v;
+        pm->settle_after = store_latest(st, pm->point_ids[b], &ts, &v) == 0 ? ts : -1;
+        pm->settle_due = true;
+    }
+    store_close(st);
+}
+
+/* Reads the meter's latest settlement-day reading and, when its instant
+ * falls in the time no reading was taken, stores it there with a
+ * frozen_reading event (docs/DLT645.md). */
+static void settle_backfill(struct poller *p, struct pmeter *pm, int64_t now)
+{
+    const struct cfg_meter *m = pm->cfg;
+    int64_t at;
+    double v;
+    pm->settle_due = false;
+    int r = settle_read(p->bus, m, pm->prof, now, &at, &v);
+    if (r < 0) {
+        log_info("meter %s/%s: no settlement-day reading: %s", m->enterprise->id, m->id,
+                 bus_strerror(r));
+        return;
+    }
+    if (at <= pm->settle_after || at >= now)
+        return;
+    int b = profile_billing_point(pm->prof);
+    const char *name = pm->prof->points[b].name;
+    struct sample smp = {.point = pm->point_ids[b], .ts = at, .value = v};
+    if (writer_submit(p->env->writer, &smp, 1) < 0)
+        return;
+    struct payload_field f[] = {
+        {.key = ALARMLOG_KEY_ENTERPRISE, .type = PF_STR, .s = m->enterprise->id},
+        {.key = ALARMLOG_KEY_METER, .type = PF_STR, .s = m->id},
+        {.key = "utility", .type = PF_STR, .s = utility_name(m->utility)},
+        {.key = "point", .type = PF_STR, .s = name},
+        {.key = "value", .type = PF_REAL, .d = v},
+        {.key = "source", .type = PF_STR, .s = "settlement_day"},
+    };
+    char *payload = payload_event(-1, at, "frozen_reading", f, ARRAY_SIZE(f));
+    log_notice("meter %s/%s: stored the settlement-day reading %s = %.12g at %lld (missed "
+               "while not polling): event %s",
+               m->enterprise->id, m->id, name, v, (long long)at, payload);
+    if (writer_submit_msg(p->env->writer, p->events_topic, payload, 1, false) < 0)
+        log_err("event frozen_reading could not be queued");
+    free(payload);
+}
+
 static void poll_meter(struct poller *p, struct pmeter *pm)
 {
     const struct cfg_meter *m = pm->cfg;
@@ -500,6 +568,11 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     pthread_mutex_lock(&p->lock);
     bool was_lost = pm->st.comm_lost;
     int fails = pm->st.consecutive_failures;
+    if (was_lost && pm->prof->settlement && pm->point_ids && p->env->writer) {
+        /* Back after an outage: the meter may have settled meanwhile. */
+        pm->settle_due = true;
+        pm->settle_after = pm->st.last_ok_ts;
+    }
     pm->st.polls++;
     pm->st.polls_ok++;
     pm->st.bad_values += bad;
@@ -522,6 +595,8 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     if (clock_ok)
         alarms_poll_ok(p->alarms, (size_t)(pm - p->meters), ts, pm->values, pm->valid);
     publish_states(p, false);
+    if (pm->settle_due && clock_ok)
+        settle_backfill(p, pm, ts);
 }
 
 /* Polls in a row more than half an interval late before the bus says it
@@ -699,6 +774,7 @@ int poller_start(const struct poller_env *env, int bus_index, struct poller **re
     free(ms);
     p->events_topic = topic_events(env->topic_base);
     seed_alarms(p);
+    seed_settlement(p);
     r = -pthread_create(&p->thread, NULL, poller_thread, p);
     if (r < 0)
         goto out_free;

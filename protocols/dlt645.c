@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "protocols/cnframe.h"
 
@@ -122,4 +123,26 @@ const char *dlt645_err_text(uint8_t err)
         if (err & (1u << i))
             return text[i];
     return "abnormal reply without an error bit";
+}
+
+int64_t dlt645_settlement_instant(int day, int hour, int64_t now_ms, int k)
+{
+    if (day < 1 || day > 28 || hour < 0 || hour > 23 || k < 1)
+        return -1;
+    time_t now = (time_t)(now_ms / 1000);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    /* This month's instant, or last month's when it is still ahead; then
+     * k - 1 months further back. */
+    int y = tm.tm_year, mon = tm.tm_mon;
+    bool ahead = tm.tm_mday < day || (tm.tm_mday == day && tm.tm_hour < hour);
+    int back = (ahead ? 1 : 0) + k - 1;
+    mon -= back;
+    while (mon < 0) {
+        mon += 12;
+        y--;
+    }
+    struct tm t = {.tm_year = y, .tm_mon = mon, .tm_mday = day, .tm_hour = hour, .tm_isdst = -1};
+    time_t at = mktime(&t);
+    return at == (time_t)-1 ? -1 : (int64_t)at * 1000;
 }

@@ -105,6 +105,18 @@ int dlt645_parse(const uint8_t *buf, size_t len, const uint8_t addr[DLT645_ADDR_
 int dlt645_parse_read(const uint8_t *buf, size_t len, const uint8_t addr[DLT645_ADDR_LEN],
                       uint32_t di, uint8_t *out, size_t *ret_n, size_t *need);
 
+/* The parameter "1st settlement day" (Table A.5): day and hour, DDhh. */
+#define DLT645_DI_SETTLEMENT_DAY 0x04000B01
+
+/*
+ * The k-th last settlement instant (k = 1 the latest) at or before now_ms
+ * for a meter settling on day 'day' (1..28) at hour 'hour' (0..23) of each
+ * month, in local time (the process's TZ, the gateway's time zone): the
+ * instant its settlement-day readings (DI0 = k, e.g. 00010001) belong to.
+ * Unix ms, or -1 for a day or hour out of range.
+ */
+int64_t dlt645_settlement_instant(int day, int hour, int64_t now_ms, int k);
+
 /* The standard's meaning of the lowest set bit of an error byte, e.g.
  * "no data requested" (static text). */
 const char *dlt645_err_text(uint8_t err);

@@ -14,6 +14,7 @@
  * polls and log lines with deadlines, never fixed sleeps.
  */
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 #include "config/config.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/livetrack.h"
+#include "protocols/dlt645.h"
+#include "tools/sim/sim_cn.h"
 
 #define SEED 645
 #define TIMEOUT_MS 200
@@ -48,7 +51,7 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         /* Two requests a poll: the energy block (total, tariff 1) and the
          * phase A voltage. */
         "profiles_it = ( { name = \"it-dlt645\"; utility = \"electricity\";\n"
-        "  protocol = \"dlt645-2007\"; points = (\n"
+        "  protocol = \"dlt645-2007\"; settlement = true; points = (\n"
         "    { name = \"energy_import_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\";\n"
         "      block = \"0001FF00\"; kind = \"counter\"; billing = true; },\n"
         "    { name = \"energy_import_t1_kwh\"; di = \"00010100\"; format = \"XXXXXX.XX\";\n"
@@ -218,6 +221,54 @@ static void scenario_reload_keeps_lines(void)
     CHECK(lt_wait_polls(&lt, ENT, "e1", now_real_ms(), 2, 5000));
 }
 
+/* The store was empty: the gateway "was down" at the meters' last
+ * settlement instant (the sim's meters settle on day 1 at 00:00), so each
+ * DL/T 645 meter's first good poll stored its settlement-day reading there,
+ * with a frozen_reading event; the month's bill starts from it exactly. */
+static void scenario_settlement_reading(void)
+{
+    CHECK(h_wait_log(&pk.gw, "stored the settlement-day reading energy_import_kwh", 4, 10000));
+    CHECK(h_sub_wait(sub, 0, "park/it645/events", "\"frozen_reading\"", 10000) >= 0);
+}
+
+/* After the stop: `parkgw bill` from the settlement instant has the
+ * meter's own reading then as its start reading. */
+static void scenario_bill_from_frozen(void)
+{
+    int64_t at = dlt645_settlement_instant(SIM_SETTLE_DAY, SIM_SETTLE_HOUR, now_real_ms(), 1);
+    time_t t = (time_t)(at / 1000), tomorrow = time(NULL) + 86400;
+    struct tm tm;
+    char from[16], to[16];
+    localtime_r(&t, &tm);
+    strftime(from, sizeof(from), "%Y-%m-%d", &tm);
+    localtime_r(&tomorrow, &tm);
+    strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+    char *out = NULL, *errout = NULL;
+    char *argv[] = {(char *)pk.parkgw, "bill",   "-c",     pk.gw_cfg, "--from", from, "--to", to,
+                    "--enterprise",    (char *)ENT, "--format", "csv", NULL};
+    CHECK_INT(h_run(argv, &out, &errout, 20000), 0);
+    const struct cfg_meter *e1 = config_find_meter(cfg, "xiangjiang-steel/e1");
+    int bp = e1 ? profile_billing_point(&cfg->profiles[e1->profile]) : -1;
+    double want = e1 ? sim_expected_decoded(SEED, cfg, e1, (size_t)bp, at / 1000, NULL) : 0;
+    char *line = out ? strstr(out, "\nxiangjiang-steel,e1,") : NULL;
+    double start = -1;
+    if (line) {
+        /* enterprise,meter,utility,unit,from,to,start_reading,... */
+        const char *c = line + 1;
+        for (int k = 0; k < 6 && c; k++) {
+            c = strchr(c, ',');
+            c = c ? c + 1 : NULL;
+        }
+        start = c ? strtod(c, NULL) : -1;
+    }
+    printf("bill from the settlement instant %s: start reading %.2f kWh, the meter's own %.2f\n",
+           from, start, want);
+    CHECK(line != NULL);
+    CHECK_NEAR(start, want, 0.005);
+    free(out);
+    free(errout);
+}
+
 static void scenario_every_value_is_the_meters(void)
 {
     CHECK(h_park_stop_gw(&pk));
@@ -238,8 +289,10 @@ int main(void)
     if (scenario_start()) {
         scenario_dead_meter();
         scenario_wrong_address_and_abnormal();
+        scenario_settlement_reading();
         scenario_reload_keeps_lines();
         scenario_every_value_is_the_meters();
+        scenario_bill_from_frozen();
     }
     h_sub_free(sub);
     h_park_free(&pk, check_failed);

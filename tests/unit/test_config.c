@@ -438,6 +438,15 @@ static const struct ecase cases[] = {
             "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; #!\n"
             "  points = ( { name = \"v_m3\"; di = \"901F\"; field = \"flow\"; kind = \"counter\"; billing = true; } ); } );\n",
             "", "missing required setting 'meter_type'"),
+    CN_CASE("cn-settlement-modbus", CN_BUSES,
+            "profiles = ( { name = \"p\"; utility = \"water\"; settlement = true; #!\n"
+            "  points = ( { name = \"t_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "settlement applies only to dlt645-2007 profiles"),
+    CN_CASE("cn-settlement-di", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\";\n"
+            "  settlement = true; #!\n"
+            "  points = ( { name = \"e_kwh\"; di = \"00010001\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "settlement needs a billing point whose di ends in 00"),
     CN_CASE("cn-field", CN_BUSES,
             "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; meter_type = 0x10;\n"
             "  points = ( { name = \"v_m3\"; di = \"901F\"; kind = \"counter\"; billing = true;\n"

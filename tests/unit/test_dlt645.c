@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/bcd.h"
 #include "common/util.h"
@@ -400,8 +401,41 @@ static void test_times(void)
     CHECK_INT(t.hour * 3600 + t.min * 60 + t.sec, 86399);
 }
 
+/* Unix ms of a local time (TZ is set by main). */
+static int64_t local_ms(int y, int mon, int d, int h, int mi)
+{
+    struct tm t = {.tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d, .tm_hour = h,
+                   .tm_min = mi, .tm_isdst = -1};
+    return (int64_t)mktime(&t) * 1000;
+}
+
+/* The settlement instant a settlement-day reading (DI0 = k) belongs to. */
+static void test_settlement_instant(void)
+{
+    /* Day 1, 00:00 (the usual setting, 04000B01 = 0100). */
+    CHECK_INT(dlt645_settlement_instant(1, 0, local_ms(2026, 12, 6, 10, 0), 1),
+              local_ms(2026, 12, 1, 0, 0));
+    CHECK_INT(dlt645_settlement_instant(1, 0, local_ms(2026, 12, 1, 0, 0), 1),
+              local_ms(2026, 12, 1, 0, 0));
+    CHECK_INT(dlt645_settlement_instant(1, 0, local_ms(2026, 11, 30, 23, 59), 1),
+              local_ms(2026, 11, 1, 0, 0));
+    /* k = 2 is a month earlier; across a year. */
+    CHECK_INT(dlt645_settlement_instant(1, 0, local_ms(2026, 12, 6, 10, 0), 2),
+              local_ms(2026, 11, 1, 0, 0));
+    CHECK_INT(dlt645_settlement_instant(15, 8, local_ms(2027, 1, 3, 0, 0), 1),
+              local_ms(2026, 12, 15, 8, 0));
+    CHECK_INT(dlt645_settlement_instant(15, 8, local_ms(2027, 1, 15, 7, 59), 12),
+              local_ms(2026, 1, 15, 8, 0));
+    /* The day the standard allows is 1-28; hours 0-23. */
+    CHECK_INT(dlt645_settlement_instant(29, 0, local_ms(2026, 12, 6, 10, 0), 1), -1);
+    CHECK_INT(dlt645_settlement_instant(1, 24, local_ms(2026, 12, 6, 10, 0), 1), -1);
+    CHECK_INT(dlt645_settlement_instant(1, 0, local_ms(2026, 12, 6, 10, 0), 0), -1);
+}
+
 int main(void)
 {
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
     test_request();
     test_reply();
     test_abnormal();
@@ -409,5 +443,6 @@ int main(void)
     test_fields();
     test_formats();
     test_times();
+    test_settlement_instant();
     return check_done();
 }

@@ -55,6 +55,22 @@ static size_t dlt645_item(uint64_t seed, const struct config *cfg, const struct 
     const struct cfg_profile *p = &cfg->profiles[m->profile];
     size_t n = 0;
     memset(d, 0, DLT645_MAX_DATA - 4);
+    if (di == DLT645_DI_SETTLEMENT_DAY) {
+        /* DDhh: settles on day SIM_SETTLE_DAY at SIM_SETTLE_HOUR. */
+        d[0] = (uint8_t)((SIM_SETTLE_HOUR / 10) << 4 | SIM_SETTLE_HOUR % 10);
+        d[1] = (uint8_t)((SIM_SETTLE_DAY / 10) << 4 | SIM_SETTLE_DAY % 10);
+        return 2;
+    }
+    int k = (int)(di & 0xFF);
+    if (k >= 1 && k <= 12 && !(di >> 24)) {
+        /* An energy at the k-th last settlement instant: the current item's
+         * point, valued then (the model's counters are exact integrals). */
+        int64_t at = dlt645_settlement_instant(SIM_SETTLE_DAY, SIM_SETTLE_HOUR, t * 1000, k);
+        for (size_t i = 0; i < p->n_points && at >= 0; i++)
+            if (p->points[i].di == (di & 0xFFFFFF00u))
+                return (size_t)sim_item_bytes(seed, cfg, m, i, at / 1000, st, d);
+        return 0;
+    }
     for (size_t i = 0; i < p->n_points; i++) {
         const struct cfg_point *pt = &p->points[i];
         if (pt->req_di != di)

@@ -15,6 +15,12 @@
 /* Longest reply: a preamble and the longest frame of either protocol. */
 #define SIM_CN_MAX_REPLY 300
 
+/* The simulated DL/T 645 meters settle on day 1 at 00:00 local time
+ * (04000B01 = 0100) and keep their settlement-day energies (DI0 = 01..0C)
+ * for the profile's items with DI0 = 00. */
+#define SIM_SETTLE_DAY 1
+#define SIM_SETTLE_HOUR 0
+
 /* Ways a reply goes wrong (fault injection). */
 #define SIM_CN_WRONG_ADDR 0x01 /* from another address, otherwise correct */
 #define SIM_CN_BAD_SUM 0x02    /* the checksum off by one */
