@@ -34,6 +34,15 @@ struct config *cli_load_config(const char *cfg_path)
     int r = config_load(cfg_path, &cfg, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "%s\n", err);
+        /* The default path on a box without it (a checkout, a workstation):
+         * say how to give one instead of only that it is missing. */
+        if (r == -ENOENT && strcmp(cfg_path, PARKGW_DEFAULT_CONFIG) == 0)
+            fprintf(stderr,
+                    "parkgw: no configuration at %s: give one with -c FILE (or "
+                    "PARKGW_CONFIG=FILE),\n"
+                    "  e.g. -c config/demo.cfg in a checkout; the package installs %s.example\n"
+                    "  (copy it to %s and adapt it, docs/OPERATIONS.md)\n",
+                    PARKGW_DEFAULT_CONFIG, PARKGW_DEFAULT_CONFIG, PARKGW_DEFAULT_CONFIG);
         return NULL;
     }
     if (cfg->timezone) {
@@ -47,10 +56,13 @@ struct config *cli_load_config(const char *cfg_path)
 int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct config *cfg,
                    int64_t *ret_ms)
 {
-    int r = timeparse(s, ret_ms);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int r = timeparse_relative(s, now_ms, ret_ms);
     if (r < 0) {
-        fprintf(stderr, "parkgw %s: bad %s '%s': %s\n  use %s (time zone %s)\n", cmd, opt, s,
-                timeparse_why(r), TIMEPARSE_FORMS,
+        fprintf(stderr, "parkgw %s: bad %s '%s': %s\n  use %s, or %s (time zone %s)\n", cmd,
+                opt, s, timeparse_why(r), TIMEPARSE_FORMS, TIMEPARSE_WORDS,
                 cfg && cfg->timezone ? cfg->timezone : "UTC");
         return -EINVAL;
     }
@@ -58,17 +70,34 @@ int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct
 }
 
 int cli_load_period(const char *cmd, const char *cfg_path, const char *from_arg,
-                    const char *to_arg, struct config **ret_cfg, int64_t *ret_from,
-                    int64_t *ret_to)
+                    const char *to_arg, const char *month_arg, struct config **ret_cfg,
+                    int64_t *ret_from, int64_t *ret_to)
 {
     int64_t from, to;
+    if (month_arg && (from_arg || to_arg)) {
+        fprintf(stderr, "parkgw %s: --month is a whole period: give it or --from/--to, not both\n",
+                cmd);
+        return -EINVAL;
+    }
+    if (!month_arg && (!from_arg || !to_arg)) {
+        fprintf(stderr, "parkgw %s: --from and --to (or --month YYYY-MM) are required\n", cmd);
+        return -EINVAL;
+    }
     /* FILE:LINE errors on stderr; TZ set to the gateway's time zone. */
     struct config *cfg = cli_load_config(cfg_path ? cfg_path : PARKGW_DEFAULT_CONFIG);
     if (!cfg)
         return -EINVAL;
-    if (cli_parse_time(cmd, "--from", from_arg, cfg, &from) < 0 ||
-        cli_parse_time(cmd, "--to", to_arg, cfg, &to) < 0)
+    if (month_arg) {
+        int r = timeparse_month(month_arg, &from, &to);
+        if (r < 0) {
+            fprintf(stderr, "parkgw %s: bad --month '%s': %s; use YYYY-MM (2026-11)\n", cmd,
+                    month_arg, timeparse_why(r));
+            goto out_free_cfg;
+        }
+    } else if (cli_parse_time(cmd, "--from", from_arg, cfg, &from) < 0 ||
+               cli_parse_time(cmd, "--to", to_arg, cfg, &to) < 0) {
         goto out_free_cfg;
+    }
     if (from >= to) {
         fprintf(stderr, "parkgw %s: --from %s is not before --to %s\n", cmd, from_arg, to_arg);
         goto out_free_cfg;

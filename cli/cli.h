@@ -29,12 +29,14 @@ int cli_parse_time(const char *cmd, const char *opt, const char *s, const struct
                    int64_t *ret_ms);
 
 /* For a command over a period (bill, query): loads the config (cfg_path
- * NULL = the default) and parses from_arg/to_arg with cli_parse_time. 0 with
+ * NULL = the default) and parses from_arg/to_arg with cli_parse_time, or
+ * month_arg ("YYYY-MM", the whole local month; not with from/to). 0 with
  * *ret_cfg (config_free it), *ret_from < *ret_to; or -EINVAL after printing
- * why (FILE:LINE, bad time, --from not before --to), nothing to free. */
+ * why (FILE:LINE, bad time, --from not before --to, missing or conflicting
+ * options), nothing to free. */
 int cli_load_period(const char *cmd, const char *cfg_path, const char *from_arg,
-                    const char *to_arg, struct config **ret_cfg, int64_t *ret_from,
-                    int64_t *ret_to);
+                    const char *to_arg, const char *month_arg, struct config **ret_cfg,
+                    int64_t *ret_from, int64_t *ret_to);
 
 /* Opens cfg's store read-only for a report. 0 and *ret, or -EIO after
  * printing "parkgw CMD: why" (the caller exits 2). */

@@ -24,13 +24,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: parkgw bill [-c FILE] --from DATE --to DATE [--enterprise ID]\n"
-               "                   [--utility electricity|water|gas|wastewater]\n"
+    fprintf(f, "usage: parkgw bill [-c FILE] (--from DATE --to DATE | --month YYYY-MM)\n"
+               "                   [--enterprise ID|NAME] [--utility electricity|water|gas|wastewater]\n"
                "                   [--format table|csv|json] [--excel]\n"
                "       parkgw bill ... --format html --out DIR\n"
-               "DATE is " TIMEPARSE_FORMS ";\n"
-               "--from is inclusive, --to exclusive. --excel starts the CSV with a UTF-8\n"
-               "byte-order mark (spreadsheets then read the Chinese names); html writes\n"
+               "DATE is " TIMEPARSE_FORMS ",\nor " TIMEPARSE_WORDS ";\n"
+               "--from is inclusive, --to exclusive; --month is the whole local month.\n"
+               "--enterprise takes the enterprise's id or its registered name. --excel starts\n"
+               "the CSV with a UTF-8 byte-order mark (spreadsheets then read the Chinese\n"
+               "names); html writes\n"
                "DIR/index.html and one DIR/ENTERPRISE.html per enterprise.\n");
 }
 
@@ -95,9 +97,11 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         {"to", required_argument, NULL, 't'},      {"enterprise", required_argument, NULL, 'e'},
         {"utility", required_argument, NULL, 'u'}, {"format", required_argument, NULL, 'F'},
         {"out", required_argument, NULL, 'o'},     {"excel", no_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          {"month", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
     };
     const char *from_arg = NULL, *to_arg = NULL, *util_arg = NULL, *fmt_arg = "table";
+    const char *month_arg = NULL;
     const char *out_dir = NULL;
     bool excel = false, html = false;
     struct statement_request req = {0};
@@ -122,6 +126,9 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         case 'e':
             req.enterprise = optarg;
             break;
+        case 'm':
+            month_arg = optarg;
+            break;
         case 'u':
             util_arg = optarg;
             break;
@@ -144,11 +151,6 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
     }
     if (optind < argc) {
         fprintf(stderr, "parkgw bill: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 1;
-    }
-    if (!from_arg || !to_arg) {
-        fprintf(stderr, "parkgw bill: --from and --to are required\n");
         usage(stderr);
         return 1;
     }
@@ -183,11 +185,19 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         req.has_utility = true;
     }
 
-    if (cli_load_period("bill", cfg_path, from_arg, to_arg, &cfg, &req.from, &req.to) < 0)
+    if (cli_load_period("bill", cfg_path, from_arg, to_arg, month_arg, &cfg, &req.from,
+                        &req.to) < 0)
         return 1;
-    if (req.enterprise && !statement_has_enterprise(cfg, req.enterprise)) {
-        fprintf(stderr, "parkgw bill: unknown enterprise '%s'\n", req.enterprise);
-        goto out_free_cfg;
+    if (req.enterprise) {
+        /* By id or by the registered (Chinese) name. */
+        const struct cfg_enterprise *ent = config_find_enterprise(cfg, req.enterprise);
+        if (!ent || !statement_has_enterprise(cfg, ent->id)) {
+            fprintf(stderr, "parkgw bill: unknown enterprise '%s' (an id or a name of the "
+                            "config's enterprises)\n",
+                    req.enterprise);
+            goto out_free_cfg;
+        }
+        req.enterprise = ent->id;
     }
 
     if (cli_open_store("bill", cfg, &st) < 0) {

@@ -18,9 +18,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: parkgw query [-c FILE] ENTERPRISE/METER[/POINT] --from T --to T\n"
+            "usage: parkgw query [-c FILE] ENTERPRISE/METER[/POINT] (--from T --to T | --month YYYY-MM)\n"
             "                    [--step raw|1m|15m|1h|1d] [--format csv|json]\n"
-            "T is " TIMEPARSE_FORMS ".\n");
+            "T is " TIMEPARSE_FORMS ",\nor " TIMEPARSE_WORDS ".\n");
 }
 
 static int parse_step(const char *s, int *ret)
@@ -43,9 +43,9 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
         {"config", required_argument, NULL, 'c'}, {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},     {"step", required_argument, NULL, 's'},
         {"format", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"month", required_argument, NULL, 'm'},  {NULL, 0, NULL, 0},
     };
-    const char *from_arg = NULL, *to_arg = NULL, *target = NULL;
+    const char *from_arg = NULL, *to_arg = NULL, *month_arg = NULL, *target = NULL;
     int step_s = 0, c, ret = 1;
     bool json = false;
     struct config *cfg = NULL;
@@ -64,6 +64,9 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
             break;
         case 't':
             to_arg = optarg;
+            break;
+        case 'm':
+            month_arg = optarg;
             break;
         case 's':
             if (parse_step(optarg, &step_s) < 0) {
@@ -90,28 +93,41 @@ int cmd_query(int argc, char **argv, const char *cfg_path)
             return 1;
         }
     }
-    if (optind + 1 != argc || !from_arg || !to_arg) {
+    if (optind + 1 != argc) {
         fprintf(stderr, "parkgw query: %s\n",
-                optind >= argc   ? "ENTERPRISE/METER[/POINT] is required"
-                : optind + 1 < argc ? "one ENTERPRISE/METER[/POINT] only"
-                                    : "--from and --to are required");
+                optind >= argc ? "ENTERPRISE/METER[/POINT] is required"
+                               : "one ENTERPRISE/METER[/POINT] only");
         usage(stderr);
         return 1;
     }
     target = argv[optind];
 
-    if (cli_load_period("query", cfg_path, from_arg, to_arg, &cfg, &from, &to) < 0)
+    if (cli_load_period("query", cfg_path, from_arg, to_arg, month_arg, &cfg, &from, &to) < 0) {
         return 1;
+    }
     /* Check the target before touching the store, so a typo is exit 1. */
     char *em = xstrdup(target), *s1 = strchr(em, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
     if (s2)
         *s2 = '\0';
-    bool known = config_find_meter(cfg, em) != NULL;
+    const struct cfg_meter *m = config_find_meter(cfg, em);
+    const char *point = s2 ? target + (s2 - em) + 1 : NULL;
     free(em);
-    if (!known) {
+    if (!m) {
         fprintf(stderr, "parkgw query: unknown meter '%s' (ENTERPRISE/METER[/POINT])\n",
                 target);
         goto out_free_cfg;
+    }
+    if (point) {
+        /* An unknown point is answered with the ones the meter has. */
+        const struct cfg_profile *prof = &cfg->profiles[m->profile];
+        if (profile_find_point(prof, point) < 0) {
+            fprintf(stderr, "parkgw query: meter %s/%s has no point '%s'; its points (profile %s):\n",
+                    m->enterprise->id, m->id, point, prof->name);
+            for (size_t i = 0; i < prof->n_points; i++)
+                fprintf(stderr, "  %s%s\n", prof->points[i].name,
+                        prof->points[i].billing ? "  (billing)" : "");
+            goto out_free_cfg;
+        }
     }
 
     if (cli_open_store("query", cfg, &st) < 0) {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define MS_PER_DAY 86400000LL
@@ -215,6 +216,51 @@ int timeparse(const char *s, int64_t *ret_ms)
     while (len <= MAX_LEN && s[len])
         len++;
     return timeparse_mem(s, len, ret_ms);
+}
+
+int timeparse_relative(const char *s, int64_t now_ms, int64_t *ret_ms)
+{
+    static const struct {
+        const char *word;
+        int days;
+    } words[] = {{"today", 0}, {"yesterday", -1}, {"tomorrow", 1}};
+    for (size_t i = 0; s && i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(s, words[i].word) != 0)
+            continue;
+        int64_t m = timeparse_midnight(now_ms);
+        /* Step through midnights, not by 24 h: a DST day is 23 or 25 h. */
+        for (int k = 0; k < words[i].days; k++)
+            m = timeparse_next_midnight(m);
+        for (int k = 0; k > words[i].days; k--)
+            m = timeparse_midnight(m - 1);
+        if (m <= 0 || m > TIMEPARSE_MAX_MS)
+            return -ERANGE;
+        *ret_ms = m;
+        return 0;
+    }
+    return timeparse(s, ret_ms);
+}
+
+int timeparse_month(const char *s, int64_t *ret_from, int64_t *ret_to)
+{
+    struct cursor c = {s, s ? s + strlen(s) : s};
+    int y, mo;
+    if (!s || !digits(&c, 4, &y) || !take(&c, '-') || !digits(&c, 2, &mo) || !at_end(&c))
+        return -EINVAL;
+    if (mo < 1 || mo > 12 || y < 1970 || y > 9998)
+        return -ERANGE;
+    char a[32], b[32];
+    snprintf(a, sizeof(a), "%04d-%02d-01", y, mo);
+    snprintf(b, sizeof(b), "%04d-%02d-01", mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1);
+    int64_t from, to;
+    int r = timeparse(a, &from);
+    if (r == 0)
+        r = timeparse(b, &to);
+    if (r < 0)
+        return r;
+    *ret_from = from;
+    *ret_to = to;
+    return 0;
 }
 
 const char *timeparse_why(int r)

@@ -39,6 +39,19 @@
 int timeparse_mem(const char *s, size_t len, int64_t *ret_ms);
 /* The same for a NUL-terminated string. */
 int timeparse(const char *s, int64_t *ret_ms);
+/* The forms a command line takes besides TIMEPARSE_FORMS. */
+#define TIMEPARSE_WORDS "today, yesterday or tomorrow (local midnight)"
+
+/* As timeparse, and also the words "today", "yesterday", "tomorrow": the
+ * local midnight of the day that holds now_ms, the one before, the one after.
+ * For command-line options (not for data files). */
+int timeparse_relative(const char *s, int64_t now_ms, int64_t *ret_ms);
+
+/* A calendar month "YYYY-MM" (month 01..12): its first local midnight into
+ * *ret_from and the next month's into *ret_to. 0, or -EINVAL / -ERANGE
+ * with both untouched. */
+int timeparse_month(const char *s, int64_t *ret_from, int64_t *ret_to);
+
 /* Why timeparse refused: a short phrase for its return value r. */
 const char *timeparse_why(int r);
 

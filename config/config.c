@@ -161,6 +161,18 @@ void config_free(struct config *cfg)
     free(cfg);
 }
 
+const struct cfg_enterprise *config_find_enterprise(const struct config *cfg, const char *s)
+{
+    /* Ids first: an id never matches another enterprise's name by accident. */
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        if (strcmp(cfg->enterprises[e].id, s) == 0)
+            return &cfg->enterprises[e];
+    for (size_t e = 0; e < cfg->n_enterprises; e++)
+        if (cfg->enterprises[e].name && strcmp(cfg->enterprises[e].name, s) == 0)
+            return &cfg->enterprises[e];
+    return NULL;
+}
+
 struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_slash_meter)
 {
     const char *slash = strchr(ent_slash_meter, '/');

@@ -277,6 +277,9 @@ const struct cfg_tariff *config_tariff_at(const struct config *cfg, enum utility
 
 /* Index of the profile named 'name' in cfg->profiles, or -1. */
 int config_find_profile(const struct config *cfg, const char *name);
+/* The enterprise whose id or name (the registered name, as written in the
+ * config) is s; NULL when none. */
+const struct cfg_enterprise *config_find_enterprise(const struct config *cfg, const char *s);
 /* Looks up "ENTERPRISE/METER"; NULL when not found. */
 struct cfg_meter *config_find_meter(const struct config *cfg, const char *ent_slash_meter);
 size_t config_count_meters(const struct config *cfg);

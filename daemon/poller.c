@@ -340,6 +340,70 @@ static char *event_json(const struct alarm_event *ev, const struct payload_field
 /* The engine's sink: one event on P/events through the durable outbox (its
  * row in the alarm history follows from it by the keys of
  * storage/alarmlog.h). */
+/* "HH:MM:SS" local time of ts (Unix ms), into buf (16 bytes). */
+static const char *hms(int64_t ts, char *buf, size_t len)
+{
+    time_t t = (time_t)floor_div(ts, 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || strftime(buf, len, "%H:%M:%S", &tm) == 0)
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+/* An event as the journal tells it to a person: the type first (for grep),
+ * then a sentence with the enterprise's registered name. The JSON goes to
+ * P/events. */
+static void log_event(const struct poller *p, const struct pmeter *pm,
+                      const struct alarm_event *ev)
+{
+    char since[16], who[256] = "";
+    bool bad = ev->type == AEV_ALARM_RAISED || ev->type == AEV_COMM_LOST ||
+               ev->type == AEV_BUS_DOWN;
+    enum log_level lvl = bad ? LOG_LVL_WARN : LOG_LVL_NOTICE;
+    const char *what = "value";
+    hms(ev->since, since, sizeof(since));
+    if (pm) {
+        const struct cfg_meter *m = pm->cfg;
+        const char *name = m->enterprise->name && *m->enterprise->name ? m->enterprise->name
+                                                                       : m->enterprise->id;
+        snprintf(who, sizeof(who), "%s (%s/%s, %s)", name, m->enterprise->id, m->id,
+                 utility_name(m->utility));
+        /* The watched point, by the alarm's name (a derived phase_loss
+         * watches the lowest phase voltage). */
+        for (size_t k = 0; ev->alarm && k < pm->prof->n_alarms; k++)
+            if (strcmp(pm->prof->alarms[k].name, ev->alarm) == 0)
+                what = pm->prof->points[pm->prof->alarms[k].point].name;
+        if (ev->alarm && strcmp(what, "value") == 0 && strcmp(ev->alarm, "phase_loss") == 0)
+            what = "lowest phase voltage";
+    }
+    switch (ev->type) {
+    case AEV_ALARM_RAISED:
+        log_msg(lvl, "%s raised: %s: %s %g %s %g since %s (bus %s)", ev->alarm, who, what,
+                ev->value, ev->value < ev->threshold ? "below" : "above", ev->threshold, since,
+                p->bus_cfg->name);
+        break;
+    case AEV_ALARM_CLEARED:
+        log_msg(lvl, "%s cleared: %s: %s %g, back past %g; it began at %s (bus %s)", ev->alarm,
+                who, what, ev->value, ev->threshold, since, p->bus_cfg->name);
+        break;
+    case AEV_COMM_LOST:
+        log_msg(lvl, "comm_lost: %s does not answer since %s: %d failed polls, last: %s (bus %s)", who,
+            since, ev->failures, pm ? bus_strerror(pm->st.last_error) : "?", p->bus_cfg->name);
+        break;
+    case AEV_COMM_RESTORED:
+        log_msg(lvl, "comm_restored: %s answers again, silent since %s (bus %s)", who, since,
+            p->bus_cfg->name);
+        break;
+    case AEV_BUS_DOWN:
+        log_msg(lvl, "bus_down: bus %s, none of its %zu meters answers since %s", p->bus_cfg->name,
+            ev->n_meters, since);
+        break;
+    case AEV_BUS_RESTORED:
+        log_msg(lvl, "bus_restored: bus %s answers again, down since %s", p->bus_cfg->name, since);
+        break;
+    }
+}
+
 static void on_alarm_event(void *ud, const struct alarm_event *ev)
 {
     struct poller *p = ud;
@@ -371,10 +435,7 @@ static void on_alarm_event(void *ud, const struct alarm_event *ev)
         f[n++] = (struct payload_field){.key = "meters", .type = PF_INT,
                                         .i = (int64_t)ev->n_meters};
     char *payload = event_json(ev, f, n);
-    if (ev->type == AEV_ALARM_RAISED || ev->type == AEV_COMM_LOST || ev->type == AEV_BUS_DOWN)
-        log_warn("event %s", payload);
-    else
-        log_notice("event %s", payload);
+    log_event(p, pm, ev);
     int r = 0;
     if (p->env->writer)
         r = writer_submit_msg(p->env->writer, p->events_topic, payload, 1, false);

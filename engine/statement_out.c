@@ -262,14 +262,17 @@ static const char *const table_head[TCOLS] = {
 
 struct table {
     char *(*cells)[TCOLS];
-    size_t n, cap;
+    char **heading;        /* per row: a line printed above it (an enterprise's name), or NULL */
+    size_t n, cap, hcap;
 };
 
 static char **table_add(struct table *t)
 {
     t->cells = xgrow(t->cells, &t->cap, t->n + 1, sizeof(*t->cells));
+    t->heading = xgrow(t->heading, &t->hcap, t->n + 1, sizeof(*t->heading));
     for (int c = 0; c < TCOLS; c++)
         t->cells[t->n][c] = NULL;
+    t->heading[t->n] = NULL;
     return t->cells[t->n++];
 }
 
@@ -327,6 +330,10 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
     size_t i = 0;
     while (i < n) {
         size_t e = rows[i].ent_idx;
+        /* People read enterprises by their registered (Chinese) names: one
+         * heading line per enterprise, the grid keeps the ids. */
+        const struct cfg_enterprise *ce = &cfg->enterprises[e];
+        size_t first = t.n;
         for (; i < n && rows[i].ent_idx == e; i++) {
             const struct statement_row *w = &rows[i];
             char **c = table_add(&t);
@@ -352,11 +359,17 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
                 table_total_row(&t, cfg->enterprises[e].id, "total", (enum utility)u,
                                 &ent_tot[e][u]);
         table_amount_rows(&t, cfg->enterprises[e].id, ent_tot[e]);
+        if (first < t.n)
+            t.heading[first] = ce->name && *ce->name ? xasprintf("%s (%s)", ce->name, ce->id)
+                                                     : xstrdup(ce->id);
     }
+    size_t park_first = t.n;
     for (int u = 0; u < UTIL__COUNT; u++)
         if (park[u].used)
             table_total_row(&t, "PARK", "total", (enum utility)u, &park[u]);
     table_amount_rows(&t, "PARK", park);
+    if (park_first < t.n)
+        t.heading[park_first] = xstrdup("Park");
 
     size_t width[TCOLS];
     for (int c = 0; c < TCOLS; c++) {
@@ -368,6 +381,8 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
     fprintf(out, "Billing statement %s to %s (%s)\n\n", from_s, to_s,
             cfg->timezone ? cfg->timezone : "UTC");
     for (size_t r = 0; r <= t.n; r++) {
+        if (r > 0 && t.heading[r - 1])
+            fprintf(out, "%s\n", t.heading[r - 1]);
         for (int c = 0; c < TCOLS; c++) {
             const char *cell = r == 0 ? table_head[c] : t.cells[r - 1][c];
             bool left = c <= 2 || c == 6;
@@ -406,10 +421,13 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
             fprintf(out, "note: %s/%s %zu implausible jumps excluded\n", w->ent->id, w->m->id,
                     w->r.n_spikes);
     }
-    for (size_t r = 0; r < t.n; r++)
+    for (size_t r = 0; r < t.n; r++) {
         for (int c = 0; c < TCOLS; c++)
             free(t.cells[r][c]);
+        free(t.heading[r]);
+    }
     free(t.cells);
+    free(t.heading);
 }
 
 int statement_out_write(FILE *out, const struct config *cfg, const struct statement *s,

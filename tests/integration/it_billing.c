@@ -43,7 +43,7 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "            timeout_ms = 500; } );\n"
         "@include \"profiles/generic-electricity.cfg\"\n"
         "@include \"profiles/generic-water.cfg\"\n"
-        "enterprises = ( { id = \"xiangjiang-pharma\"; meters = (\n"
+        "enterprises = ( { id = \"xiangjiang-pharma\"; name = \"湘江制药有限公司\"; meters = (\n"
         "  { id = \"e1\"; utility = \"electricity\"; bus = \"line\"; unit_id = 1;\n"
         "    profile = \"generic-electricity\"; interval = 1; pt_ratio = 100.0; ct_ratio = 20.0; },\n"
         "  { id = \"w1\"; utility = \"water\"; bus = \"line\"; unit_id = 2;\n"
@@ -379,6 +379,65 @@ static void scenario_bill_json(void)
     free(eout);
 }
 
+/* The forms a person types: the table names the enterprise by its
+ * registered name (with the id), --enterprise takes that name, --month
+ * the whole local month holding the window, --to today; an unknown point
+ * of query is answered with the meter's points. */
+static void scenario_bill_for_people(void)
+{
+    char *out = NULL, *eout = NULL;
+    char *table_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--from", from_s,
+                          "--to", to_s, "--enterprise", "湘江制药有限公司", "--format", "table",
+                          NULL};
+    CHECK_INT(h_run(table_argv, &out, &eout, 20000), 0);
+    CHECK_CONTAINS(out ? out : "", "\n湘江制药有限公司 (xiangjiang-pharma)\n");
+    CHECK_CONTAINS(out ? out : "", "\nPark\n");
+    free(out);
+    free(eout);
+
+    time_t t = (time_t)(from_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char month[32], first[64];
+    snprintf(month, sizeof month, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+    snprintf(first, sizeof first, ",%s-01T00:00:00+08:00,", month);
+    char *month_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--month", month,
+                          "--format", "csv", NULL};
+    out = eout = NULL;
+    CHECK_INT(h_run(month_argv, &out, &eout, 20000), 0);
+    CHECK_CONTAINS(out ? out : "", "xiangjiang-pharma,w1,water,m3");
+    CHECK_CONTAINS(out ? out : "", first);
+    free(out);
+    free(eout);
+
+    char *both_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--month", month,
+                         "--from", "yesterday", NULL};
+    out = eout = NULL;
+    CHECK_INT(h_run(both_argv, &out, &eout, 20000), 1);
+    CHECK_CONTAINS(eout ? eout : "", "--month is a whole period");
+    free(out);
+    free(eout);
+
+    char *words_argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--from", from_s,
+                          "--to", "tomorrow", "--format", "csv", NULL};
+    out = eout = NULL;
+    CHECK_INT(h_run(words_argv, &out, &eout, 20000), 0);
+    CHECK_CONTAINS(out ? out : "", "xiangjiang-pharma,e1,electricity");
+    free(out);
+    free(eout);
+
+    char *point_argv[] = {(char *)pk.parkgw, "query", "-c", pk.gw_cfg,
+                          "xiangjiang-pharma/w1/flow", "--from", "yesterday", "--to", "tomorrow",
+                          NULL};
+    out = eout = NULL;
+    CHECK_INT(h_run(point_argv, &out, &eout, 20000), 1);
+    CHECK_CONTAINS(eout ? eout : "", "has no point 'flow'");
+    CHECK_CONTAINS(eout ? eout : "", "\n  flow_m3h\n");
+    CHECK_CONTAINS(eout ? eout : "", "\n  total_m3  (billing)\n");
+    free(out);
+    free(eout);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -390,6 +449,7 @@ int main(void)
     if (!check_failed && scenario_stored_series()) {
         scenario_bill_csv();
         scenario_bill_json();
+        scenario_bill_for_people();
     }
     h_sub_free(sub);
     h_park_free(&pk, check_failed);

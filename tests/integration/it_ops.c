@@ -7,7 +7,9 @@
  *    2020-01-01, the first polls are held back (not stored), logged once,
  *    and polls stamped after the floor are stored;
  * 3. a dead meter logs its failure and its comm loss once each, not every
- *    poll (five failed polls are waited for).
+ *    poll (five failed polls are waited for);
+ * 4. `parkgw status` without -c on a box without /etc/parkgw says how to
+ *    give a configuration (exit 1).
  * Runs wait on log lines, notifications and live messages with deadlines.
  */
 #include <signal.h>
@@ -241,8 +243,33 @@ static void scenario_dead_meter_logged_once(void)
     CHECK_INT(h_log_count(&clock_gw, "meter chengtong-plastics/e9: communication lost"), 1);
 }
 
+/* No -c, no PARKGW_CONFIG, no /etc/parkgw/parkgw.cfg: exit 1 with the way
+ * out, not only "No such file". Skipped on a box that has the file. */
+static void scenario_default_config_missing(void)
+{
+    if (access("/etc/parkgw/parkgw.cfg", F_OK) == 0) {
+        printf("skipped: /etc/parkgw/parkgw.cfg exists here\n");
+        return;
+    }
+    const char *bin = h_env("PARKGW_BIN", "parkgw");
+    char *saved = getenv("PARKGW_CONFIG") ? xstrdup(getenv("PARKGW_CONFIG")) : NULL;
+    unsetenv("PARKGW_CONFIG");
+    char *argv[] = {(char *)bin, "status", NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_INT(h_run(argv, &out, &err, 10000), 1);
+    CHECK_CONTAINS(err ? err : "", "/etc/parkgw/parkgw.cfg");
+    CHECK_CONTAINS(err ? err : "", "give one with -c FILE (or PARKGW_CONFIG=FILE)");
+    CHECK_CONTAINS(err ? err : "", "parkgw.cfg.example");
+    free(out);
+    free(err);
+    if (saved)
+        setenv("PARKGW_CONFIG", saved, 1);
+    free(saved);
+}
+
 int main(void)
 {
+    scenario_default_config_missing();
     char *dir = h_tmpdir("it_ops");
     const char *src = h_env("PARKGW_SOURCE_DIR", ".");
     char *profiles = xasprintf("%s/config/profiles", src);

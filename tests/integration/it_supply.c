@@ -144,6 +144,12 @@ static void scenario_water_main_by_pressure(void)
     CHECK(has(ei, "\"enterprise\":\"main\""));
     CHECK(has(ei, "\"meter\":\"w1\""));
     CHECK(has(ei, "\"utility\":\"water\""));
+    /* The journal tells it as a sentence with the enterprise's name. */
+    CHECK(h_wait_log(&pk.gw,
+                     "supply_lost raised: 湘张大道供水主管 (main/w1, water): pressure_kpa 0 below 30 "
+                     "since ",
+                     1, 5000));
+    CHECK_INT(h_log_count(&pk.gw, "event {"), 0);
 
     mark = h_sub_count(sub);
     CHECK(h_sim_do(&pk.sim, "supply main/w1 on"));
@@ -151,6 +157,8 @@ static void scenario_water_main_by_pressure(void)
     long ci = h_sub_wait(sub, mark, EVENTS, "\"type\":\"alarm_cleared\"", 10000);
     CHECK(ci >= 0);
     CHECK(has(ci, "\"alarm\":\"supply_lost\""));
+    CHECK(h_wait_log(&pk.gw, "supply_lost cleared: 湘张大道供水主管 (main/w1, water): pressure_kpa ",
+                     1, 5000));
 }
 
 /* Both discharge meters lose their flow. ww1 (working hours now) raises
@@ -219,6 +227,8 @@ static void scenario_comm_timeout(void)
         CHECK(took <= limit);
         CHECK(has(ei, "\"meter\":\"w2\""));
     }
+    CHECK(h_wait_log(&pk.gw, "comm_lost: 湘张大道供水主管 (main/w2, water) does not answer since ",
+                     1, 5000));
     mark = h_sub_count(sub);
     CHECK(h_sim_do(&pk.sim, "fault main/w2 none"));
     long ri = h_sub_wait(sub, mark, EVENTS, "\"type\":\"comm_restored\"", 70000);

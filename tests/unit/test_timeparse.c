@@ -259,8 +259,61 @@ static void test_format_round_trip(void)
     CHECK_INT(timeparse_next_midnight(parse("2026-11-30", &e)), parse("2026-12-01", &e));
 }
 
+/* today / yesterday / tomorrow: local midnights around 'now' (DST days
+ * included); everything else as timeparse. --month YYYY-MM: the month's
+ * first local midnight and the next month's. */
+static void test_words_and_months(void)
+{
+    int e;
+    int64_t f = 0, t = 0;
+    set_tz("Asia/Shanghai");
+    int64_t now = parse("2026-11-15T09:30", &e), got = 0;
+    CHECK_INT(timeparse_relative("today", now, &got), 0);
+    CHECK_INT(got, parse("2026-11-15", &e));
+    CHECK_INT(timeparse_relative("yesterday", now, &got), 0);
+    CHECK_INT(got, parse("2026-11-14", &e));
+    CHECK_INT(timeparse_relative("tomorrow", now, &got), 0);
+    CHECK_INT(got, parse("2026-11-16", &e));
+    /* just before midnight is still the same day */
+    CHECK_INT(timeparse_relative("today", parse("2026-11-15T23:59:59.999", &e), &got), 0);
+    CHECK_INT(got, parse("2026-11-15", &e));
+    CHECK_INT(timeparse_relative("2026-11-01T08:00", now, &got), 0);
+    CHECK_INT(got, parse("2026-11-01T08:00", &e));
+    got = 7;
+    CHECK_INT(timeparse_relative("Today", now, &got), -EINVAL);
+    CHECK_INT(timeparse_relative("today ", now, &got), -EINVAL);
+    CHECK_INT(timeparse_relative("now", now, &got), -EINVAL);
+    CHECK_INT(got, 7);
+    /* The 23-hour day: yesterday of 2026-03-30 in Berlin is 23 h earlier. */
+    set_tz("Europe/Berlin");
+    now = parse("2026-03-30T10:00", &e);
+    CHECK_INT(timeparse_relative("yesterday", now, &got), 0);
+    CHECK_INT(got, parse("2026-03-29", &e));
+    CHECK_INT(parse("2026-03-30", &e) - got, 23 * H);
+
+    set_tz("Asia/Shanghai");
+    CHECK_INT(timeparse_month("2026-11", &f, &t), 0);
+    CHECK_INT(f, NOV1_UTC - 8 * H);
+    CHECK_INT(t, parse("2026-12-01", &e));
+    CHECK_INT(timeparse_month("2026-12", &f, &t), 0);
+    CHECK_INT(t, parse("2027-01-01", &e));
+    CHECK_INT(timeparse_month("2028-02", &f, &t), 0);
+    CHECK_INT(t - f, 29 * 24 * H); /* a leap February */
+    f = t = 5;
+    CHECK_INT(timeparse_month("2026-13", &f, &t), -ERANGE);
+    CHECK_INT(timeparse_month("2026-00", &f, &t), -ERANGE);
+    CHECK_INT(timeparse_month("2026-1", &f, &t), -EINVAL);
+    CHECK_INT(timeparse_month("2026-11-01", &f, &t), -EINVAL);
+    CHECK_INT(timeparse_month("26-11", &f, &t), -EINVAL);
+    CHECK_INT(timeparse_month("", &f, &t), -EINVAL);
+    CHECK_INT(timeparse_month(NULL, &f, &t), -EINVAL);
+    CHECK_INT(f, 5);
+    CHECK_INT(t, 5);
+}
+
 int main(void)
 {
+    test_words_and_months();
     test_forms();
     test_refusals();
     test_dst();
