@@ -135,6 +135,7 @@ void config_free(struct config *cfg)
         free(tf->bands);
         free(tf->currency);
         free(tf->valid_from);
+        cfg_free_tariff_charges(tf);
     }
     free(cfg->tariffs);
     free(cfg->tls.ca_file);

@@ -149,6 +149,12 @@ struct cfg_meter {
     uint8_t addr[BCD_MAX_ADDR];
     int profile;          /* index into config.profiles */
     int interval;         /* seconds, >= 1 */
+    /* The basic charge (docs/CONFIG.md "Tariffs"): capacity_kva > 0 bills the
+     * contracted capacity, max_demand the month's maximum demand. */
+    double capacity_kva;
+    bool max_demand;
+    int reactive;         /* the reactive energy counter (point index) for the power
+                           * factor, -1 = none */
     int comm_timeout;     /* seconds without a good reading (and >= 2 failed polls in a row)
                            * before comm_lost; 0 = not set: the third failed poll in a row */
     double pt_ratio;      /* default 1 */
@@ -171,12 +177,29 @@ struct cfg_enterprise {
 };
 
 struct cfg_band {
-    char *name;           /* "peak", "flat" or "valley": the billing statement's columns */
+    char *name;           /* critical, peak, flat, valley or deep_valley (engine/tariff.h) */
+    int season;           /* index into the tariff's seasons (0 without seasons) */
     double price;
     struct { int from_min, to_min; } *hours; /* minutes of the day, from 0..1439, to 1..1440
                                               * ("24:00"); to < from crosses midnight. The
                                               * bands of a tariff cover each minute once. */
     size_t n_hours;
+};
+
+/* A season of a time-of-use tariff: the months its bands apply to. */
+struct cfg_season {
+    unsigned months;      /* bit m set for month m, 1..12 */
+    int line;
+};
+
+/* (pf, percent) of pf_adjust: from this PF up, percent of energy + basic. */
+struct cfg_pf_step {
+    double pf, pct;
+};
+
+/* (threshold, price) of blocks: the unit price above the threshold. */
+struct cfg_block {
+    double threshold, price;
 };
 
 /* One version of a utility's tariff: in force from valid_from on (NULL:
@@ -186,8 +209,20 @@ struct cfg_tariff {
     char *valid_from;     /* as written (a date or time, common/timeparse.h), or NULL */
     char *currency;
     double price;         /* flat price when there are no bands */
-    struct cfg_band *bands;
+    struct cfg_band *bands; /* with seasons: every season's bands, season by season */
     size_t n_bands;
+    struct cfg_season *seasons; /* NULL: `bands` directly, one season of every month */
+    size_t n_seasons;
+    /* The two-part tariff's other charges (docs/CONFIG.md "Tariffs"); 0 = none. */
+    double surcharge;       /* per unit consumed, outside the PF adjustment */
+    double fixed_monthly;   /* per meter and month */
+    double demand_price;    /* per kW-month of maximum 15-minute demand */
+    double capacity_price;  /* per kVA-month of contracted capacity */
+    double pf_standard;     /* 0: no power-factor adjustment */
+    struct cfg_pf_step *pf_adjust; /* highest PF first */
+    size_t n_pf_adjust;
+    struct cfg_block *blocks; /* ascending thresholds; replaces price/bands */
+    size_t n_blocks;
     int line;
 };
 

@@ -167,3 +167,14 @@ int cfg_parse_buses(struct ld *ld, const config_setting_t *root, struct config *
 /* Needs the buses and profiles parsed (meters refer to them by name). */
 int cfg_parse_enterprises(struct ld *ld, const config_setting_t *root, struct config *cfg);
 int cfg_parse_tariffs(struct ld *ld, const config_setting_t *root, struct config *cfg);
+
+/* ---- twopart.c: the two-part tariff's and ladder prices' keys ---- */
+/* surcharge, fixed_monthly, demand_price, capacity_price, pf_standard,
+ * pf_adjust, blocks of tariff group g into t. 0 or -EINVAL (FILE:LINE). */
+int cfg_parse_tariff_charges(struct ld *ld, const config_setting_t *g, struct cfg_tariff *t);
+/* Frees what the tariff's two-part keys and seasons allocated. */
+void cfg_free_tariff_charges(struct cfg_tariff *t);
+/* capacity_kva, max_demand, reactive of meter group g (its profile and
+ * utility already set). 0 or -EINVAL. */
+int cfg_parse_meter_charges(struct ld *ld, const config_setting_t *g, const struct config *cfg,
+                            struct cfg_meter *m);

@@ -384,7 +384,8 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                                        "unit_id",  "profile",  "interval",
                                        "pt_ratio", "ct_ratio", "max_registers_per_read",
                                        "no_gap_fill", "one_request_per_point", "description",
-                                       "address", "alarms", "comm_timeout", NULL};
+                                       "address", "alarms", "comm_timeout",
+                                       "capacity_kva", "max_demand", "reactive", NULL};
     struct cfg_meter *m = &ent->meters[idx];
     config_setting_t *s = NULL;
     const char *v;
@@ -488,6 +489,8 @@ static int parse_meter(struct ld *ld, const config_setting_t *g, struct config *
                          NULL)) < 0 ||
         (r = cfg_get_bool(ld, g, "no_gap_fill", &m->no_gap_fill, NULL)) < 0 ||
         (r = cfg_get_bool(ld, g, "one_request_per_point", &m->one_request_per_point, NULL)) < 0)
+        return r;
+    if ((r = cfg_parse_meter_charges(ld, g, cfg, m)))
         return r;
     return cfg_parse_alarm_overrides(ld, g, cfg, m);
 }

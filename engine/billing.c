@@ -31,7 +31,10 @@ enum pair_kind {
 struct bill_acc {
     struct bill_params p;
     bool banded;
-    signed char band_of_min[MIN_PER_DAY]; /* band index per local minute, -1 = none */
+    /* band index per local minute of each season, -1 = none; the season of
+     * each month (-1: none) */
+    signed char band_of_min[BILL_MAX_SEASONS][MIN_PER_DAY];
+    signed char season_of_month[13];
     /* Cached TOU segment: every instant of [seg_lo, seg_hi) is in seg_band. */
     int64_t seg_lo, seg_hi;
     int seg_band;
@@ -72,24 +75,36 @@ static int build_band_table(struct bill_acc *a)
 {
     const struct cfg_tariff *t = a->p.tariff;
     memset(a->band_of_min, -1, sizeof(a->band_of_min));
+    /* bands given directly: one season of every month */
+    memset(a->season_of_month, 0, sizeof(a->season_of_month));
     if (!t || t->n_bands == 0)
         return 0;
-    if (t->n_bands > BILL_MAX_BANDS)
+    if (t->n_bands > BILL_MAX_BANDS || t->n_seasons > BILL_MAX_SEASONS)
         return -EINVAL;
+    if (t->n_seasons > 0) {
+        memset(a->season_of_month, -1, sizeof(a->season_of_month));
+        for (size_t k = 0; k < t->n_seasons; k++)
+            for (int mo = 1; mo <= 12; mo++)
+                if ((t->seasons[k].months & (1u << mo)) && a->season_of_month[mo] < 0)
+                    a->season_of_month[mo] = (signed char)k;
+    }
     for (size_t i = 0; i < t->n_bands; i++) {
         const struct cfg_band *b = &t->bands[i];
+        if (b->season < 0 || b->season >= BILL_MAX_SEASONS)
+            return -EINVAL;
+        signed char *tab = a->band_of_min[b->season];
         for (size_t h = 0; h < b->n_hours; h++) {
             int from = b->hours[h].from_min, to = b->hours[h].to_min;
             if (from < 0 || from >= MIN_PER_DAY || to < 0 || to > MIN_PER_DAY)
                 return -EINVAL;
             if (to > from) {
-                mark_minutes(a->band_of_min, from, to, (int)i);
+                mark_minutes(tab, from, to, (int)i);
             } else if (to < from) {
                 /* crosses midnight: "23:00-07:00" */
-                mark_minutes(a->band_of_min, from, MIN_PER_DAY, (int)i);
-                mark_minutes(a->band_of_min, 0, to, (int)i);
+                mark_minutes(tab, from, MIN_PER_DAY, (int)i);
+                mark_minutes(tab, 0, to, (int)i);
             } else {
-                mark_minutes(a->band_of_min, 0, MIN_PER_DAY, (int)i);
+                mark_minutes(tab, 0, MIN_PER_DAY, (int)i);
             }
         }
     }
@@ -111,14 +126,21 @@ static void tou_segment(struct bill_acc *a, int64_t t, int64_t *ret_end, int *re
         return;
     }
     time_t s = (time_t)floor_div(t, 1000);
-    long off = gmtoff_at(s);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    long off = tm.tm_gmtoff;
     int64_t off_ms = (int64_t)off * 1000;
     int64_t local = t + off_ms;
     int64_t day0 = floor_div(local, MS_PER_DAY) * MS_PER_DAY;
     int m = (int)((local - day0) / MS_PER_MIN);
-    int band = a->band_of_min[m];
+    /* the season of the local day's month; the stretch ends at midnight at
+     * the latest, where the month and so the season may change */
+    int season = a->season_of_month[tm.tm_mon + 1];
+    static const signed char none[MIN_PER_DAY] = {0};
+    const signed char *tab = season >= 0 ? a->band_of_min[season] : none;
+    int band = season >= 0 ? tab[m] : -1;
     int m2 = m + 1;
-    while (m2 < MIN_PER_DAY && a->band_of_min[m2] == band)
+    while (m2 < MIN_PER_DAY && (season >= 0 ? tab[m2] : -1) == band)
         m2++;
     int64_t end = day0 + (int64_t)m2 * MS_PER_MIN - off_ms;
 

@@ -46,7 +46,8 @@
  * the later reading's timestamp.
  */
 
-#define BILL_MAX_BANDS 16
+#define BILL_MAX_BANDS 60  /* every season's bands */
+#define BILL_MAX_SEASONS 12
 #define BILL_MAX_RESETS 16
 
 struct bill_params {
