@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +30,17 @@ double statement_round(double v, double unit)
 /* on_delta of a segment: its dial deltas x the segment's multiplier into
  * the row's daily series. */
 struct daily_ctx {
-    struct tariff_series *daily;
+    struct tariff_series *daily, *quarter;
     double mult;
 };
 
 static void on_daily_delta(void *ud, int64_t t0, int64_t t1, double delta)
 {
     struct daily_ctx *c = ud;
-    tariff_series_add(c->daily, t0, t1, delta * c->mult);
+    if (c->daily->n > 0)
+        tariff_series_add(c->daily, t0, t1, delta * c->mult);
+    if (c->quarter->n > 0)
+        tariff_series_add(c->quarter, t0, t1, delta * c->mult);
 }
 
 /* The multiplier a history record puts on the billing counter. */
@@ -141,8 +145,8 @@ static int compute_segment(struct store *st, const struct statement_request *req
         p.hi_v = hi->final_dial;
         raw |= hi->ts < sg->to + BILLFEED_MARGIN_MS;
     }
-    struct daily_ctx daily = {&row->daily, p.legacy_div};
-    if (row->daily.n > 0) {
+    struct daily_ctx daily = {&row->daily, &row->quarter, p.legacy_div};
+    if (row->daily.n > 0 || row->quarter.n > 0) {
         p.on_delta = on_daily_delta;
         p.ud = &daily;
     }
@@ -150,8 +154,9 @@ static int compute_segment(struct store *st, const struct statement_request *req
     int r = bill_acc_new(&p, &acc);
     if (r < 0)
         return r;
+    /* the demand's quarter hours need buckets no longer than 15 minutes */
     if (has_id)
-        r = billfeed_counter(st, id, &p, raw, ROLLUP_1D, acc);
+        r = billfeed_counter(st, id, &p, raw, row->quarter.n > 0 ? ROLLUP_15M : ROLLUP_1D, acc);
     bill_acc_finish(acc, sr);
     bill_acc_free(acc);
     if (r < 0)
@@ -196,6 +201,9 @@ static int compute_row(const struct config *cfg, struct store *st,
     const struct cfg_point *pt = &prof->points[bp];
     if (req->daily)
         tariff_series_init(&row->daily, TARIFF_DAY, req->from, req->to);
+    const struct cfg_tariff *t_end = config_tariff_at(cfg, m->utility, req->to - 1);
+    if (m->max_demand && t_end && t_end->demand_price > 0)
+        tariff_series_init(&row->quarter, TARIFF_QUARTER_HOUR, req->from, req->to);
 
     /* The meter's history; without any record, the config's ratios have
      * been in force since ever. */
@@ -277,6 +285,159 @@ out:
     return r;
 }
 
+/* Consumption of the row's meter over [a, b) by the same rules (segments,
+ * multipliers): for ladder prices, the month's consumption before the
+ * period. 0 and *ret, or compute_row's error. */
+static int consumption_of(const struct config *cfg, struct store *st,
+                          const struct statement_request *req, int64_t dial_since,
+                          const struct statement_row *row, int64_t a, int64_t b, double *ret,
+                          char *err, size_t errlen)
+{
+    struct statement_request q = *req;
+    q.from = a;
+    q.to = b;
+    q.daily = false;
+    struct statement_row tmp = {.ent = row->ent, .ent_idx = row->ent_idx, .m = row->m};
+    int r = compute_row(cfg, st, &q, dial_since, &tmp, err, errlen);
+    *ret = tmp.r.consumption;
+    free(tmp.seg);
+    tariff_series_free(&tmp.daily);
+    tariff_series_free(&tmp.quarter);
+    return r;
+}
+
+/* The reactive counter's increase over the period (stored as it is read,
+ * x PT x CT: only the billing counter is kept as dial readings). NaN when
+ * the meter has none; 0 when it was never stored. */
+static int reactive_of(const struct config *cfg, struct store *st,
+                       const struct statement_request *req, const struct statement_row *row,
+                       double *ret)
+{
+    const struct cfg_meter *m = row->m;
+    *ret = NAN;
+    if (m->reactive < 0)
+        return 0;
+    const struct cfg_point *pt = &cfg->profiles[m->profile].points[m->reactive];
+    struct bill_params p = {0};
+    billfeed_params(&p, pt, m, req->from, req->to);
+    uint32_t id;
+    int r = store_find_point(st, row->ent->id, m->id, pt->name, &id);
+    if (r == -ENOENT) {
+        *ret = 0;
+        return 0;
+    }
+    if (r < 0)
+        return -EIO;
+    struct bill_acc *acc;
+    if ((r = bill_acc_new(&p, &acc)) < 0)
+        return r;
+    r = billfeed_counter(st, id, &p, req->raw_only, ROLLUP_1D, acc);
+    struct bill_result res;
+    bill_acc_finish(acc, &res);
+    bill_acc_free(acc);
+    if (r < 0)
+        return -EIO;
+    *ret = res.consumption;
+    return 0;
+}
+
+#define MAX_MONTHS 240
+
+/* The config's tables are handed to engine/tariff.c as they are: the same
+ * two doubles in the same order. */
+_Static_assert(sizeof(struct cfg_block) == sizeof(struct tariff_block) &&
+                   offsetof(struct cfg_block, price) == offsetof(struct tariff_block, price),
+               "cfg_block and tariff_block differ");
+_Static_assert(sizeof(struct cfg_pf_step) == sizeof(struct tariff_pf_step) &&
+                   offsetof(struct cfg_pf_step, pct) == offsetof(struct tariff_pf_step, pct),
+               "cfg_pf_step and tariff_pf_step differ");
+
+/*
+ * The row's charges under the two-part tariff (engine/tariff.h): energy
+ * from the bands or flat price (the segments' amounts) or from the ladder
+ * blocks per calendar month, the basic charge per month (capacity or the
+ * month's maximum demand, pro-rated by days), the power-factor percent on
+ * the period's kWh and kvarh, surcharges per unit and fixed charges per
+ * month. Each month is priced by the tariff version in force at its start
+ * within the period; the PF table is the version's at the period's end.
+ */
+static int compute_charges(const struct config *cfg, struct store *st,
+                           const struct statement_request *req, int64_t dial_since,
+                           struct statement_row *row, char *err, size_t errlen)
+{
+    const struct cfg_meter *m = row->m;
+    const struct cfg_tariff *t_end = row->tariff;
+    row->demand_ts = -1;
+    row->kvarh = row->pf = NAN;
+    if (!t_end)
+        return 0;
+    struct tariff_month *mo = xcalloc(MAX_MONTHS, sizeof(*mo));
+    size_t n_mo = 0;
+    int r = tariff_months(req->from, req->to, mo, MAX_MONTHS, &n_mo);
+    if (r < 0) {
+        snprintf(err, errlen, "a statement spans at most %d months", MAX_MONTHS);
+        goto out;
+    }
+    double energy = row->r.amount, basic = 0, fixed = 0, surcharge = 0;
+    for (size_t k = 0; k < row->n_seg; k++)
+        if (row->seg[k].tariff)
+            surcharge += row->seg[k].consumption * row->seg[k].tariff->surcharge;
+    bool blocks = false;
+    for (size_t i = 0; i < n_mo; i++) {
+        const struct cfg_tariff *t = config_tariff_at(cfg, m->utility, mo[i].from);
+        if (!t)
+            continue;
+        fixed += t->fixed_monthly * mo[i].fraction;
+        if (m->capacity_kva > 0 && t->capacity_price > 0) {
+            basic += m->capacity_kva * t->capacity_price * mo[i].fraction;
+            row->basic_kva = m->capacity_kva;
+        }
+        if (row->quarter.n > 0 && t->demand_price > 0) {
+            double kw;
+            int64_t at;
+            tariff_max_demand(&row->quarter, mo[i].from, mo[i].to, &kw, &at);
+            basic += kw * t->demand_price * mo[i].fraction;
+            if (at >= 0 && kw > row->demand_kw) {
+                row->demand_kw = kw;
+                row->demand_ts = at;
+            }
+        }
+        if (t->n_blocks > 0) {
+            if (!blocks)
+                energy = 0;
+            blocks = true;
+            double before = 0, q = row->r.consumption;
+            if (mo[i].from > mo[i].start &&
+                (r = consumption_of(cfg, st, req, dial_since, row, mo[i].start, mo[i].from,
+                                    &before, err, errlen)) < 0)
+                goto out;
+            if (n_mo > 1 && (r = consumption_of(cfg, st, req, dial_since, row, mo[i].from,
+                                                mo[i].to, &q, err, errlen)) < 0)
+                goto out;
+            energy += tariff_block_charge((const struct tariff_block *)t->blocks, t->n_blocks,
+                                          before, q);
+        }
+    }
+    double pct = 0;
+    if (t_end->pf_standard > 0) {
+        if ((r = reactive_of(cfg, st, req, row, &row->kvarh)) < 0) {
+            snprintf(err, errlen, "reading %s/%s's reactive counter: %s", row->ent->id, m->id,
+                     store_errmsg(st));
+            goto out;
+        }
+        if (!isnan(row->kvarh)) {
+            row->pf = tariff_pf(row->r.consumption, row->kvarh);
+            pct = tariff_pf_percent((const struct tariff_pf_step *)t_end->pf_adjust,
+                                    t_end->n_pf_adjust, row->pf);
+        }
+    }
+    tariff_charges_sum(energy, basic, pct, surcharge, fixed, &row->ch);
+    r = 0;
+out:
+    free(mo);
+    return r;
+}
+
 double statement_row_band(const struct statement_row *row, int i)
 {
     return row->col_band[i];
@@ -284,7 +445,7 @@ double statement_row_band(const struct statement_row *row, int i)
 
 double statement_row_amount(const struct statement_row *row)
 {
-    return statement_round(row->r.amount, 0.01);
+    return row->ch.amount;
 }
 
 static void add_total(struct statement_total *t, const struct statement_row *row)
@@ -346,6 +507,8 @@ int statement_build(const struct config *cfg, struct store *st,
             w->ent_idx = e;
             w->m = m;
             int r = compute_row(cfg, st, req, dial_since, w, err, errlen);
+            if (r == 0)
+                r = compute_charges(cfg, st, req, dial_since, w, err, errlen);
             if (r < 0) {
                 s->n_rows++; /* its segments are freed with the rest */
                 statement_free(s);
@@ -364,8 +527,10 @@ void statement_free(struct statement *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_rows; i++)
+    for (size_t i = 0; i < s->n_rows; i++) {
         tariff_series_free(&s->rows[i].daily);
+        tariff_series_free(&s->rows[i].quarter);
+    }
     free(s->ent_total);
     for (size_t i = 0; i < s->n_rows; i++)
         free(s->rows[i].seg);

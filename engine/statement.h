@@ -81,6 +81,16 @@ struct statement_row {
     struct statement_segment *seg;   /* n_seg >= 1 */
     size_t n_seg;
     struct tariff_series daily;      /* by local day when req->daily, else n = 0 */
+    /* The two-part tariff (docs/CLI.md "Charges"): the charges rounded to
+     * cents, their sum the row's amount; quarter-hour consumption of a
+     * max_demand meter (n = 0 otherwise) and its maximum demand; the
+     * reactive energy and the power factor (NaN: none). */
+    struct tariff_charges ch;
+    struct tariff_series quarter;
+    double demand_kw;
+    int64_t demand_ts;               /* the window's start, -1 = none */
+    double basic_kva;                /* capacity billed (0: none) */
+    double kvarh, pf;
 };
 
 struct statement_total {
@@ -114,7 +124,7 @@ void statement_free(struct statement *s);
 double statement_row_band(const struct statement_row *row, int i);
 /* v rounded to a multiple of unit (0.01: cents), as the statement rounds. */
 double statement_round(double v, double unit);
-/* The row's amount rounded to cents. */
+/* The row's amount rounded to cents: the sum of its charges (ch). */
 double statement_row_amount(const struct statement_row *row);
 /* Whether cfg has an enterprise of that id. */
 bool statement_has_enterprise(const struct config *cfg, const char *id);

@@ -97,6 +97,8 @@ static const char css[] =
     "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
     "table.meta th{width:22%}\n"
     "tr.total td{font-weight:700;border-top:1.5px solid #333;border-bottom:none}\n"
+    "tr.sub td{font-weight:600;background:#fafbfc}\n"
+    "small{color:#555;font-size:8.5pt;white-space:nowrap}\n"
     "section.meter{break-inside:avoid;page-break-inside:avoid;margin:5mm 0}\n"
     "section.sum{margin:4mm 0}\n"
     ".two{display:flex;gap:4mm}.two>div{flex:1}\n"
@@ -237,41 +239,81 @@ static void meter_section(FILE *out, const struct config *cfg, const struct stat
                 grouped(w->r.consumption, 3, b4, sizeof(b4)), unit);
     fputs("</table>\n", out);
 
-    /* charges by band or flat price */
+    /* charges: energy by band (or flat, or ladder), then the two-part lines */
     if (t) {
-        fputs("<h3>电度/用量费 Energy and volume charges</h3>\n<table>\n<tr><th>时段 Band</th>"
-              "<th class=\"n\">用量 Consumption</th><th class=\"n\">单价 Unit price</th>"
+        fputs("<h3>电费/用量费 Charges</h3>\n<table>\n<tr><th>项目 Item</th>"
+              "<th class=\"n\">用量 Quantity</th><th class=\"n\">单价 Unit price</th>"
               "<th class=\"n\">金额 Charge</th></tr>\n",
               out);
         if (w->r.n_bands > 0) {
             for (size_t b = 0; b < w->r.n_bands; b++) {
+                const struct statement_band *bl = &w->bands[b];
                 enum tariff_band tb;
-                const char *zh = tariff_band_parse(t->bands[b].name, &tb) == 0
-                                     ? tariff_band_name_zh(tb)
-                                     : "";
+                const char *zh =
+                    tariff_band_parse(bl->name, &tb) == 0 ? tariff_band_name_zh(tb) : "未分时段";
                 fprintf(out,
                         "<tr><td>%s %s</td><td class=\"n\">%s %s</td><td class=\"n\">%.4f</td>"
                         "<td class=\"n\">%s</td></tr>\n",
-                        zh, t->bands[b].name, grouped(w->r.band[b], 3, b1, sizeof(b1)), unit,
-                        t->bands[b].price,
-                        grouped(statement_round(w->r.band[b] * t->bands[b].price, 0.01), 2, b2,
+                        zh, bl->name, grouped(bl->consumption, 3, b1, sizeof(b1)), unit,
+                        bl->price,
+                        grouped(statement_round(bl->consumption * bl->price, 0.01), 2, b2,
                                 sizeof(b2)));
             }
-            if (w->r.unbanded != 0)
-                fprintf(out,
-                        "<tr><td>未分时段 unbanded</td><td class=\"n\">%s %s</td>"
-                        "<td class=\"n\">%.4f</td><td class=\"n\">%s</td></tr>\n",
-                        grouped(w->r.unbanded, 3, b1, sizeof(b1)), unit, t->price,
-                        grouped(statement_round(w->r.unbanded * t->price, 0.01), 2, b2,
-                                sizeof(b2)));
+        } else if (t->n_blocks > 0) {
+            fprintf(out,
+                    "<tr><td>阶梯价 block prices</td><td class=\"n\">%s %s</td>"
+                    "<td class=\"n\">",
+                    grouped(w->r.consumption, 3, b1, sizeof(b1)), unit);
+            for (size_t k = 0; k < t->n_blocks; k++)
+                fprintf(out, "%s&gt;%s: %.4f", k ? "<br>" : "",
+                        grouped(t->blocks[k].threshold, 0, b2, sizeof(b2)), t->blocks[k].price);
+            fprintf(out, "</td><td class=\"n\">%s</td></tr>\n",
+                    grouped(w->ch.energy_charge, 2, b3, sizeof(b3)));
         } else {
             fprintf(out,
                     "<tr><td>单一价 flat price</td><td class=\"n\">%s %s</td>"
                     "<td class=\"n\">%.4f</td><td class=\"n\">%s</td></tr>\n",
                     grouped(w->r.consumption, 3, b1, sizeof(b1)), unit, t->price,
-                    grouped(statement_round(w->r.consumption * t->price, 0.01), 2, b2,
-                            sizeof(b2)));
+                    grouped(w->ch.energy_charge, 2, b2, sizeof(b2)));
         }
+        fprintf(out,
+                "<tr class=\"sub\"><td>电度/用量费 Energy charge</td><td></td><td></td>"
+                "<td class=\"n\">%s</td></tr>\n",
+                grouped(w->ch.energy_charge, 2, b1, sizeof(b1)));
+        if (w->basic_kva > 0)
+            fprintf(out,
+                    "<tr><td>基本电费 Basic charge<br><small>容量 contracted capacity</small></td><td class=\"n\">%s kVA</td>"
+                    "<td class=\"n\">%.4f</td><td class=\"n\">%s</td></tr>\n",
+                    grouped(w->basic_kva, 0, b1, sizeof(b1)), t->capacity_price,
+                    grouped(w->ch.basic_charge, 2, b2, sizeof(b2)));
+        else if (w->demand_ts >= 0) {
+            char at[32];
+            fprintf(out,
+                    "<tr><td>基本电费 Basic charge<br><small>最大需量 max demand at %s</small></td>"
+                    "<td class=\"n\">%s kW</td><td class=\"n\">%.4f</td>"
+                    "<td class=\"n\">%s</td></tr>\n",
+                    local_min(w->demand_ts, at, sizeof(at)),
+                    grouped(w->demand_kw, 1, b1, sizeof(b1)), t->demand_price,
+                    grouped(w->ch.basic_charge, 2, b2, sizeof(b2)));
+        }
+        if (!isnan(w->pf))
+            fprintf(out,
+                    "<tr><td>力调电费 PF adjustment<br><small>功率因数 PF %.2f · 标准 standard "
+                    "%.2f · %s kvarh</small></td><td class=\"n\">%+.2f %%</td><td></td>"
+                    "<td class=\"n\">%s</td></tr>\n",
+                    w->pf, t->pf_standard, grouped(w->kvarh, 0, b3, sizeof(b3)), w->ch.pf_pct,
+                    grouped(w->ch.pf_adjustment, 2, b1, sizeof(b1)));
+        if (w->ch.surcharge != 0)
+            fprintf(out,
+                    "<tr><td>代征基金及附加 Surcharges</td><td class=\"n\">%s %s</td>"
+                    "<td class=\"n\">%.4f</td><td class=\"n\">%s</td></tr>\n",
+                    grouped(w->r.consumption, 3, b1, sizeof(b1)), unit, t->surcharge,
+                    grouped(w->ch.surcharge, 2, b2, sizeof(b2)));
+        if (w->ch.fixed_charge != 0)
+            fprintf(out,
+                    "<tr><td>固定费用 Fixed charge</td><td></td><td class=\"n\">%.2f / 月</td>"
+                    "<td class=\"n\">%s</td></tr>\n",
+                    t->fixed_monthly, grouped(w->ch.fixed_charge, 2, b1, sizeof(b1)));
         fprintf(out,
                 "<tr class=\"total\"><td>合计 Amount</td><td class=\"n\">%s %s</td><td></td>"
                 "<td class=\"n\">%s %s</td></tr>\n</table>\n",

@@ -54,9 +54,8 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
         } else {
             fputc(',', out);
         }
-        /* The second version's columns (docs/CLI.md): what this version
-         * computes; demand and power factor stay empty (not billed), the
-         * charges it does not bill are 0 where there is a tariff. */
+        /* The second version's columns (docs/CLI.md): amount = energy_charge +
+         * basic_charge + pf_adjustment + surcharge + fixed_charge. */
         fputc(',', out);
         csv_field(out, w->ent->name ? w->ent->name : "");
         fprintf(out, ",%.10g,", w->multiplier);
@@ -64,10 +63,18 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
             fprintf(out, "%.3f,%.3f", statement_row_band(w, 3), statement_row_band(w, 4));
         else
             fputc(',', out);
-        if (w->tariff)
-            fprintf(out, ",%.2f,,0.00,,0.00,0.00,0.00", statement_row_amount(w));
-        else
+        if (w->tariff) {
+            fprintf(out, ",%.2f,", w->ch.energy_charge);
+            if (w->demand_ts >= 0)
+                fprintf(out, "%.3f", w->demand_kw);
+            fprintf(out, ",%.2f,", w->ch.basic_charge);
+            if (!isnan(w->pf))
+                fprintf(out, "%.2f", w->pf);
+            fprintf(out, ",%.2f,%.2f,%.2f", w->ch.pf_adjustment, w->ch.surcharge,
+                    w->ch.fixed_charge);
+        } else {
             fputs(",,,,,,,", out);
+        }
         fputc('\n', out);
     }
 }
@@ -144,13 +151,25 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
                         w->ent->name ? json_string(w->ent->name) : json_null());
     json_object_set_new(o, "multiplier", num(w->multiplier, 1e-9));
     json_object_set_new(o, "energy_charge",
-                        w->tariff ? num(statement_row_amount(w), 0.01) : json_null());
-    json_object_set_new(o, "demand_kw", json_null());
-    json_object_set_new(o, "basic_charge", w->tariff ? json_real(0) : json_null());
-    json_object_set_new(o, "pf", json_null());
-    json_object_set_new(o, "pf_adjustment", w->tariff ? json_real(0) : json_null());
-    json_object_set_new(o, "surcharge", w->tariff ? json_real(0) : json_null());
-    json_object_set_new(o, "fixed_charge", w->tariff ? json_real(0) : json_null());
+                        w->tariff ? num(w->ch.energy_charge, 0.01) : json_null());
+    json_object_set_new(o, "demand_kw",
+                        w->tariff && w->demand_ts >= 0 ? num(w->demand_kw, 0.001) : json_null());
+    json_object_set_new(o, "demand_time",
+                        w->tariff && w->demand_ts >= 0
+                            ? json_string(timeparse_format(w->demand_ts, false, buf, sizeof(buf)))
+                            : json_null());
+    json_object_set_new(o, "capacity_kva",
+                        w->basic_kva > 0 ? num(w->basic_kva, 0.001) : json_null());
+    json_object_set_new(o, "basic_charge", w->tariff ? num(w->ch.basic_charge, 0.01) : json_null());
+    json_object_set_new(o, "kvarh",
+                        w->tariff && !isnan(w->kvarh) ? num(w->kvarh, 0.001) : json_null());
+    json_object_set_new(o, "pf", w->tariff && !isnan(w->pf) ? num(w->pf, 0.01) : json_null());
+    json_object_set_new(o, "pf_adjustment_pct",
+                        w->tariff ? num(w->ch.pf_pct, 0.01) : json_null());
+    json_object_set_new(o, "pf_adjustment",
+                        w->tariff ? num(w->ch.pf_adjustment, 0.01) : json_null());
+    json_object_set_new(o, "surcharge", w->tariff ? num(w->ch.surcharge, 0.01) : json_null());
+    json_object_set_new(o, "fixed_charge", w->tariff ? num(w->ch.fixed_charge, 0.01) : json_null());
     json_object_set_new(o, "estimated_pct", num(w->estimated_pct, 0.1));
     json_t *segs = json_array();
     for (size_t k = 0; k < w->n_seg; k++) {

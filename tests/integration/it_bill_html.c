@@ -2,7 +2,8 @@
  * it_bill_html.c - the printable statements of `parkgw bill --format html`
  * read back through a real browser: a month of imported readings for an
  * enterprise with a Chinese name, the HTML pages and the `--excel` CSV
- * written by the real binary, each page printed to PDF and screenshot by
+ * written by the real binary (summer critical peak, maximum demand, power
+ * factor, surcharge and water blocks, hand-computed below), each page printed to PDF and screenshot by
  * headless Debian chromium, the PDF's text (pdftotext) holding the
  * enterprise's name and the same total as the CSV. Skipped (exit 77)
  * without chromium or pdftotext (scripts/deps.sh --test).
@@ -32,7 +33,7 @@ static char *config_text(const char *dir)
         "  { id = \"" ENT "\"; name = \"" ENT_NAME "\";\n"
         "    meters = (\n"
         "      { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 1;\n"
-        "        profile = \"generic-electricity\"; interval = 3600; },\n"
+        "        profile = \"generic-electricity\"; interval = 3600; max_demand = true; },\n"
         "      { id = \"w1\"; utility = \"water\"; bus = \"rmu-1\"; unit_id = 2;\n"
         "        profile = \"generic-water\"; interval = 3600; } ); },\n"
         "  { id = \"runyu-plastics\"; name = \"湖南润宇塑业有限公司\";\n"
@@ -41,12 +42,24 @@ static char *config_text(const char *dir)
         ");\n"
         "tariffs = (\n"
         "  { utility = \"electricity\"; currency = \"CNY\";\n"
-        "    bands = ( { name = \"peak\";   price = 1.05; hours = [ \"08:00-11:00\", "
-        "\"18:00-23:00\" ]; },\n"
-        "              { name = \"flat\";   price = 0.68; hours = [ \"07:00-08:00\", "
+        "    surcharge = 0.0295; demand_price = 38.0;\n"
+        "    @include \"tariffs/pf-0.90.cfg\"\n"
+        "    seasons = (\n"
+        "      { months = [ 7, 8 ];\n"
+        "        bands = ( { name = \"critical\"; price = 1.35; hours = [ \"20:00-22:00\" ]; },\n"
+        "                  { name = \"peak\"; price = 1.05;\n"
+        "                    hours = [ \"08:00-11:00\", \"18:00-20:00\", \"22:00-23:00\" ]; },\n"
+        "                  { name = \"flat\"; price = 0.68; hours = [ \"07:00-08:00\", "
         "\"11:00-18:00\" ]; },\n"
-        "              { name = \"valley\"; price = 0.32; hours = [ \"23:00-07:00\" ]; } ); },\n"
-        "  { utility = \"water\"; currency = \"CNY\"; price = 3.90; }\n"
+        "                  { name = \"valley\"; price = 0.32; hours = [ \"23:00-07:00\" ]; } ); },\n"
+        "      { months = [ 1, 2, 3, 4, 5, 6, 9, 10, 11, 12 ];\n"
+        "        bands = ( { name = \"peak\"; price = 1.05; hours = [ \"08:00-11:00\", "
+        "\"18:00-23:00\" ]; },\n"
+        "                  { name = \"flat\"; price = 0.68; hours = [ \"07:00-08:00\", "
+        "\"11:00-18:00\" ]; },\n"
+        "                  { name = \"valley\"; price = 0.32; hours = [ \"23:00-07:00\" ]; } ); }\n"
+        "    ); },\n"
+        "  { utility = \"water\"; currency = \"CNY\"; blocks = ( (0.0, 3.90), (1000.0, 4.90) ); }\n"
         ");\n",
         dir);
 }
@@ -66,6 +79,7 @@ static void write_readings(const char *path)
         long long ts = t0 + (long long)h * 3600000LL;
         int hod = (h + 23) % 24;
         fprintf(f, ENT ",e1,energy_import_kwh,%lld,%.3f\n", ts, e);
+        fprintf(f, ENT ",e1,reactive_energy_kvarh,%lld,%.3f\n", ts, e / 2);
         fprintf(f, ENT ",w1,total_m3,%lld,%.3f\n", ts, w);
         fprintf(f, "runyu-plastics,e1,energy_import_kwh,%lld,%.3f\n", ts, r);
         e += hod >= 8 && hod < 18 ? 300 : 100;
@@ -158,6 +172,11 @@ int main(void)
     char *dir = h_park_dir("it_bill_html");
     char *cfg_path = xasprintf("%s/park.cfg", dir), *csv_path = xasprintf("%s/july.csv", dir);
     char *out_dir = xasprintf("%s/statements", dir);
+    char *tariffs = xasprintf("%s/tariffs", dir);
+    char *src_tariffs = xasprintf("%s/config/tariffs", h_env("PARKGW_SOURCE_DIR", "."));
+    CHECK_INT(symlink(src_tariffs, tariffs), 0);
+    free(tariffs);
+    free(src_tariffs);
     char *text = config_text(dir);
     h_write_file(cfg_path, text);
     free(text);
@@ -200,15 +219,24 @@ int main(void)
     }
 
     /*
-     * e1: 31 days x (10 h x 300 + 14 h x 100) = 31 x 4,400 = 136,400 kWh;
-     * by band: peak 8-11 (3 h x 300) + 18-23 (5 h x 100) = 1,400 a day,
-     * flat 7-8 (100) + 11-18 (7 x 300) = 2,200, valley 8 h x 100 = 800.
-     * 31 x (1,400 x 1.05 + 2,200 x 0.68 + 800 x 0.32) = 31 x (1,470 + 1,496 +
-     * 256) = 31 x 3,222 = 99,882.00; w1: 31 x 40 m3 x 3.90 = 4,836.00; in
-     * all 104,718.00 CNY.
+     * e1 on the summer season: a day is critical 20-22 (2 x 100 = 200 kWh),
+     * peak 8-11 (3 x 300) + 18-20 (200) + 22-23 (100) = 1,200, flat 7-8
+     * (100) + 11-18 (7 x 300) = 2,200, valley 23-7 (800): 4,400 kWh, and
+     * 31 x 4,400 = 136,400 kWh. Energy: 31 x (200 x 1.35 + 1,200 x 1.05 +
+     * 2,200 x 0.68 + 800 x 0.32) = 31 x (270 + 1,260 + 1,496 + 256) =
+     * 31 x 3,282 = 101,742.00. Demand: hourly readings spread evenly, so a
+     * day-shift quarter hour holds 75 kWh = 300 kW, first at July 1 08:00;
+     * basic 300 x 38 = 11,400.00. Reactive half the active: PF 1 /
+     * sqrt(1.25) = 0.894 -> 0.89 on the 0.90 table: +0.5 % of 113,142.00 =
+     * 565.71. Surcharge 136,400 x 0.0295 = 4,023.80. e1 117,731.51.
+     * w1: 1,240 m3 on blocks: 1,000 x 3.90 + 240 x 4.90 = 5,076.00.
+     * In all 122,807.51 CNY.
      */
     double total = csv ? csv_amount(csv, ENT) : 0;
-    CHECK_NEAR(total, 104718.00, 0.005);
+    CHECK_NEAR(total, 122807.51, 0.005);
+    CHECK_CONTAINS(csv, ",101742.00,300.000,11400.00,0.89,565.71,4023.80,0.00\n");
+    CHECK_CONTAINS(csv, ",117731.51,CNY,");
+    CHECK_CONTAINS(csv, ",5076.00,CNY,");
     char want[64];
     grouped(total, want, sizeof(want));
 
@@ -217,7 +245,9 @@ int main(void)
     if (pdf_text) {
         CHECK_CONTAINS(pdf_text, ENT_NAME);
         CHECK_CONTAINS(pdf_text, want);
-        CHECK_CONTAINS(pdf_text, "99,882.00");
+        CHECK_CONTAINS(pdf_text, "101,742.00");
+        CHECK_CONTAINS(pdf_text, "2026-07-01 08:00");
+        CHECK_CONTAINS(pdf_text, "565.71");
     }
     free(pdf_text);
     char *idx_text = print_page(browser, out_dir, "index.html", "index");

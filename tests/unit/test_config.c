@@ -740,6 +740,49 @@ static const struct ecase cases[] = {
     {"band-price", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\";\n"
                               "   bands = ( { name = \"peak\"; price = -0.5; hours = [ \"00:00-24:00\" ]; } ); } #!\n);\n",
      .want = "band 'peak': price must be >= 0"},
+    /* seasons and the two-part tariff (docs/CONFIG.md "Tariffs") */
+#define SEASON_OK(months) "   { months = " months "; bands = ( { name = \"flat\"; price = 0.6; " \
+                          "hours = [ \"00:00-24:00\" ]; } ); }"
+    {"season-gap", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; seasons = (\n"
+                              SEASON_OK("[ 1, 2, 3, 4, 5, 6, 9, 10, 11, 12 ]") ",\n"
+                              "   { months = [ 7, 8 ]; #!\n"
+                              "     bands = ( { name = \"critical\"; price = 1.3; hours = [ \"20:00-22:00\" ]; },\n"
+                              "               { name = \"peak\"; price = 1.0; hours = [ \"08:00-20:00\" ]; },\n"
+                              "               { name = \"valley\"; price = 0.3; hours = [ \"22:00-07:00\" ]; } ); } ); }\n);\n",
+     .want = "season 2: bands leave 07:00-08:00 uncovered"},
+    {"season-overlap", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; seasons = (\n"
+                                  SEASON_OK("[ 1, 2, 3, 4, 5, 6, 9, 10, 11, 12 ]") ",\n"
+                                  "   { months = [ 7, 8 ];\n"
+                                  "     bands = ( { name = \"peak\"; price = 1.0; hours = [ \"08:00-21:00\" ]; },\n"
+                                  "               { name = \"critical\"; price = 1.3; hours = [ \"20:00-22:00\" ]; }, #!\n"
+                                  "               { name = \"valley\"; price = 0.3; hours = [ \"22:00-08:00\" ]; } ); } ); }\n);\n",
+     .want = "band 'critical': 20:00-22:00 overlaps band 'peak' at 20:00"},
+    {"season-month-twice", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; seasons = (\n"
+                                      SEASON_OK("[ 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12 ]") ",\n"
+                                      SEASON_OK("[ 7, #!\n 8 ]") " ); }\n);\n",
+     .want = "month 7 is already in the season at line"},
+    {"season-month-missing", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; seasons = ( #!\n"
+                                        SEASON_OK("[ 1, 2, 3, 4, 5, 6, 9, 10, 11, 12 ]") ",\n"
+                                        SEASON_OK("[ 7 ]") " ); }\n);\n",
+     .want = "seasons leave month 8 without a season"},
+    {"band-name", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\";\n"
+                             "   bands = ( { name = \"sharp\"; price = 1.0; hours = [ \"00:00-24:00\" ]; } ); } #!\n);\n",
+     .want = "band name 'sharp' must be one of critical, peak, flat, valley, deep_valley"},
+    {"pf-order", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; price = 0.6;\n"
+                            "   pf_standard = 0.9; pf_adjust = ( (0.90, 0.0),\n (0.91, -0.15) #!\n ); }\n);\n",
+     .want = "pf_adjust entry 2: PF 0.91 must be below the entry before"},
+    {"pf-no-table", .tariffs = "tariffs = (\n { utility = \"electricity\"; currency = \"CNY\"; price = 0.6;\n"
+                               "   pf_standard = 0.9; } #!\n);\n",
+     .want = "pf_standard needs its table pf_adjust"},
+    {"blocks-order", .tariffs = "tariffs = (\n { utility = \"water\"; currency = \"CNY\";\n"
+                                "   blocks = ( (0.0, 3.9),\n (0.0, 4.9) #!\n ); }\n);\n",
+     .want = "blocks entry 2: threshold 0 must be above the one before"},
+    {"blocks-and-price", .tariffs = "tariffs = (\n { utility = \"water\"; currency = \"CNY\"; #!\n"
+                                    "   price = 1.0; blocks = ( (0.0, 3.9) ); }\n);\n",
+     .want = "give one of price, bands, seasons or blocks"},
+    {"capacity-water", .ents = ENT_WITH("      { id = \"w1\"; utility = \"water\"; bus = \"b1\"; profile = \"p\"; unit_id = 1;\n"
+                                        "        interval = 10; max_demand = true; } #!\n"),
+     .want = "capacity_kva and max_demand are for electricity meters"},
 };
 
 static char *assemble(const struct ecase *c)
