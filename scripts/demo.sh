@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo command of the README: installs what is missing, builds, then runs
 # the simulated park end to end on this machine: a real mosquitto, parkgw-sim
-# serving the 29 enterprises of config/demo.cfg, and `parkgw run`. Live
-# values stream in the terminal; Ctrl-C stops everything cleanly.
+# serving the 29 enterprises of config/demo.cfg, and `parkgw run` with its
+# dashboard on http://127.0.0.1:8080/ (or the next free port). Live values
+# stream in the terminal; Ctrl-C stops everything cleanly.
 #   DEMO_SECONDS=N  stop by itself after N seconds (default: run until Ctrl-C)
 #   DEMO_TOPIC=T    what to show (default park/+/+/+/+/live)
 set -euo pipefail
@@ -31,6 +32,9 @@ for p in $(grep -oE 'port *= *[0-9]+' "$cfg" | grep -oE '[0-9]+' | sort -u); do
   [ "$new" = "$p" ] || sed -i -E "s/port *= *$p;/port = $new;/" "$cfg"
 done
 sed -i -E "s#path *= *\"[^\"]*\"#path = \"$run/parkgw-demo.db\"#" "$cfg"
+# The operator's dashboard (docs/OPERATOR.md) on loopback.
+http_port=$(free_from 8080)
+sed -i "s|^gateway = {|gateway = { http = { listen = \"127.0.0.1:$http_port\"; };|" "$cfg"
 
 pids=()
 cleanup() {
@@ -54,6 +58,7 @@ for _ in $(seq 100); do in_use "$mqtt_port" && grep -q listening "$run/sim.log" 
 build/parkgw check -c "$cfg"
 echo
 echo "demo: broker tcp://127.0.0.1:$mqtt_port, database $run/parkgw-demo.db, logs in $run/"
+echo "demo: dashboard http://127.0.0.1:$http_port/ (metrics at /metrics)"
 echo "demo: showing ${DEMO_TOPIC:-park/+/+/+/+/live}; Ctrl-C stops"
 echo
 mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -v -t "${DEMO_TOPIC:-park/+/+/+/+/live}" & pids+=($!)
