@@ -36,12 +36,19 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "buses = ( { name = \"line\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d;\n"
         "            timeout_ms = 500; } );\n"
         "@include \"profiles/generic-electricity.cfg\"\n"
-        "@include \"profiles/generic-water.cfg\"\n"
+        /* generic-water's register map without its max_rate: a start's
+         * first poll and the aligned one after it can be 19 ms apart, and
+         * the simulator's 0.003 m3 step between them is 568 m3/h, above
+         * the profile's 500: a spike, which billing and so the summaries
+         * exclude (seen under load). Conservation is tested, not spikes. */
+        "profiles = ( { name = \"it-water\"; utility = \"water\"; points = (\n"
+        "    { name = \"total_m3\"; fc = 4; address = 0; type = \"uint32\"; scale = 0.001;\n"
+        "      kind = \"counter\"; billing = true; } ); } );\n"
         "enterprises = ( { id = \"ent0\"; meters = (\n"
         "    { id = \"e1\"; utility = \"electricity\"; bus = \"line\"; unit_id = 1;\n"
         "      profile = \"generic-electricity\"; interval = 1; },\n"
         "    { id = \"w1\"; utility = \"water\"; bus = \"line\"; unit_id = 2;\n"
-        "      profile = \"generic-water\"; interval = 1; } ); } );\n",
+        "      profile = \"it-water\"; interval = 1; } ); } );\n",
         dir, mqtt_port, sim_port);
 }
 
