@@ -68,6 +68,49 @@ static void print_items(const struct cfg_profile *prof, const struct plan *plan,
     }
 }
 
+/* What a failed Modbus request means and what to try, for commissioning:
+ * a timeout with the bus's configured timeouts against the measured time,
+ * exceptions 2 and 3 with the meter workarounds that avoid them. */
+static void explain_failure(const struct cfg_bus *bc, const struct cfg_meter *m,
+                            const struct plan_req *q, int r, int64_t took_ms)
+{
+    if (r == -ETIMEDOUT) {
+        printf("  hint: no reply within the bus's timeout_ms = %d ms (measured %lld ms, which "
+               "%s",
+               bc->timeout_ms, (long long)took_ms,
+               bc->type == BUS_TCP ? "includes connecting to the gateway when needed"
+                                   : "includes sending the request at the line's baud rate and "
+                                     "the line's settling");
+        if (bc->type == BUS_RTU && bc->byte_timeout_ms > 0)
+            printf("; byte_timeout_ms = %d ms between the reply's bytes", bc->byte_timeout_ms);
+        else if (bc->type == BUS_RTU)
+            printf("; byte_timeout_ms not set: libmodbus's default between the reply's bytes");
+        printf(").\n  Check unit_id %d%s, then raise timeout_ms if the meter is slow to "
+               "answer.\n",
+               m->unit_id,
+               bc->type == BUS_RTU ? ", the wiring (A/B swapped?), baud rate, parity and stop "
+                                     "bits against the meter's menu"
+                                   : " behind the gateway, and the gateway's serial settings");
+    } else if (r == -(BUS_EXC_BASE + 2)) {
+        printf("  hint: exception 2 (illegal data address): the meter has no register in "
+               "%u..%u. The planner bridges gaps between points with a single read; if the "
+               "meter refuses registers in a gap, set no_gap_fill = true on meter %s/%s "
+               "(or one_request_per_point = true). Otherwise check the profile's addresses "
+               "(0-based: a manual's 40001 or REG0001 is address 0).\n",
+               q->address, (unsigned)(q->address + q->count - 1), m->enterprise->id, m->id);
+    } else if (r == -(BUS_EXC_BASE + 3)) {
+        unsigned half = q->count > 1 ? q->count / 2u : 1u;
+        printf("  hint: exception 3 (illegal data value): the meter refuses %u registers in one "
+               "request. Set max_registers_per_read = %u on meter %s/%s (or the limit its "
+               "manual gives) and probe again.\n",
+               q->count, half, m->enterprise->id, m->id);
+    } else if (r == -EBADMSG) {
+        printf("  hint: a reply that is not this request's answer: another device with unit id "
+               "%d, a second master on the line, or noise (check the termination).\n",
+               m->unit_id);
+    }
+}
+
 int cmd_probe(int argc, char **argv, const char *cfg_path)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
@@ -132,11 +175,13 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
         data[i] = xcalloc(q->count, sizeof(uint16_t));
         int64_t t0 = now_mono_ms();
         r = bus_read_meter(bus, m, q, data[i]);
-        if (bc->protocol == PROTO_MODBUS)
+        int64_t took = now_mono_ms() - t0;
+        if (bc->protocol == PROTO_MODBUS) {
             printf("request %zu: fc %d address %u count %u: %s (%lld ms)\n", i + 1, q->fc,
-                   q->address, q->count, r < 0 ? bus_strerror(r) : "ok",
-                   (long long)(now_mono_ms() - t0));
-        else
+                   q->address, q->count, r < 0 ? bus_strerror(r) : "ok", (long long)took);
+            if (r < 0)
+                explain_failure(bc, m, q, r, took);
+        } else
             printf("request %zu: di %0*X, %u data bytes: %s (%lld ms)\n", i + 1,
                    bc->protocol == PROTO_DLT645 ? 8 : 4, q->di, q->count,
                    r < 0 ? bus_strerror(r) : "ok", (long long)(now_mono_ms() - t0));

@@ -315,8 +315,20 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
             return r;
         if (!b->device[0])
             return cfg_fail(ld, s, "device must not be empty");
-        if ((r = cfg_get_int(ld, g, "baud", false, 1, 10000000, &b->baud, NULL)) < 0)
+        /* What UARTs and RS-485 converters agree on: the standard rates
+         * (termios has no 9601; a typo would open the line at another one). */
+        static const int std_baud[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};
+        config_setting_t *s_baud = NULL;
+        if ((r = cfg_get_int(ld, g, "baud", false, 1, 10000000, &b->baud, &s_baud)) < 0)
             return r;
+        bool std = false;
+        for (size_t i = 0; i < sizeof(std_baud) / sizeof(std_baud[0]); i++)
+            std |= b->baud == std_baud[i];
+        if (!std)
+            return cfg_fail(ld, s_baud,
+                            "baud %d is not a standard rate (1200, 2400, 4800, 9600, 19200, "
+                            "38400, 57600 or 115200)",
+                            b->baud);
         if ((r = cfg_get_str(ld, g, "parity", false, &v, &s)) < 0)
             return r;
         if (r == 0) {
@@ -324,8 +336,16 @@ static int parse_bus(struct ld *ld, const config_setting_t *g, struct config *cf
                 return cfg_fail(ld, s, "parity '%s' must be \"N\", \"E\" or \"O\"", v);
             b->parity = v[0];
         }
-        if ((r = cfg_get_int(ld, g, "data_bits", false, 5, 8, &b->data_bits, NULL)) < 0 ||
-            (r = cfg_get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0 ||
+        config_setting_t *s_bits = NULL;
+        if ((r = cfg_get_int(ld, g, "data_bits", false, 5, 8, &b->data_bits, &s_bits)) < 0)
+            return r;
+        /* Modbus RTU, DL/T 645 and CJ/T 188 frames are 8-bit bytes; 7 data
+         * bits belong to Modbus ASCII, which parkgw does not speak. */
+        if (b->data_bits != 8)
+            return cfg_fail(ld, s_bits,
+                            "data_bits %d: Modbus RTU, DL/T 645 and CJ/T 188 need 8 data bits",
+                            b->data_bits);
+        if ((r = cfg_get_int(ld, g, "stop_bits", false, 1, 2, &b->stop_bits, NULL)) < 0 ||
             (r = cfg_get_bool(ld, g, "rs485", &b->rs485, NULL)) < 0 ||
             (r = cfg_get_int(ld, g, "frame_delay_ms", false, 0, 10000, &b->frame_delay_ms, NULL)) <
                 0 ||

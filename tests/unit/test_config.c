@@ -545,6 +545,12 @@ static const struct ecase cases[] = {
     {"baud", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
                       " baud = 0; } ); #!\n",
      .want = "'baud' = 0 is out of range"},
+    {"baud-9601", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                           " baud = 9601; } ); #!\n",
+     .want = "baud 9601 is not a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200)"},
+    {"data-bits-7", .buses = "buses = ( { name = \"b1\"; type = \"rtu\"; device = \"/dev/null\";\n"
+                             " data_bits = 7; } ); #!\n",
+     .want = "data_bits 7: Modbus RTU, DL/T 645 and CJ/T 188 need 8 data bits"},
     {"timeout", .buses = "buses = ( { name = \"b1\"; type = \"tcp\"; host = \"h\";\n"
                          " timeout_ms = 0; } ); #!\n",
      .want = "'timeout_ms' = 0 is out of range"},
@@ -1024,7 +1030,7 @@ static void test_modbus_keys(void)
                "buses = (\n"
                "  { name = \"b1\"; type = \"tcp\"; host = \"127.0.0.1\"; },\n"
                "  { name = \"r1\"; type = \"rtu\"; device = \"/dev/null\"; rs485 = true;\n"
-               "    frame_delay_ms = 5; },\n"
+               "    frame_delay_ms = 5; baud = 115200; parity = \"N\"; stop_bits = 2; },\n"
                "  { name = \"r2\"; type = \"rtu\"; device = \"/dev/zero\"; }\n"
                ");\n"
                "profiles = (\n"
@@ -1043,6 +1049,13 @@ static void test_modbus_keys(void)
         return;
     }
     CHECK(c->buses[1].rs485);
+    CHECK_INT(c->buses[1].baud, 115200);
+    CHECK_INT(c->buses[1].parity, 'N');
+    CHECK_INT(c->buses[1].stop_bits, 2);
+    CHECK_INT(c->buses[2].baud, 9600); /* the defaults: 9600 8E1 */
+    CHECK_INT(c->buses[2].data_bits, 8);
+    CHECK_INT(c->buses[2].parity, 'E');
+    CHECK_INT(c->buses[2].stop_bits, 1);
     CHECK_INT(c->buses[1].frame_delay_ms, 5);
     CHECK(!c->buses[2].rs485);
     CHECK_INT(c->buses[2].frame_delay_ms, 0);
