@@ -26,14 +26,16 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: parkgw bill [-c FILE] (--from DATE --to DATE | --month YYYY-MM)\n"
                "                   [--enterprise ID|NAME] [--utility electricity|water|gas|wastewater]\n"
-               "                   [--format table|csv|json] [--excel]\n"
+               "                   [--format table|csv|json] [--excel] [--close]\n"
                "       parkgw bill ... --format html --out DIR\n"
                "DATE is " TIMEPARSE_FORMS ",\nor " TIMEPARSE_WORDS ";\n"
                "--from is inclusive, --to exclusive; --month is the whole local month.\n"
                "--enterprise takes the enterprise's id or its registered name. --excel starts\n"
                "the CSV with a UTF-8 byte-order mark (spreadsheets then read the Chinese\n"
                "names); html writes\n"
-               "DIR/index.html and one DIR/ENTERPRISE.html per enterprise.\n");
+               "DIR/index.html and one DIR/ENTERPRISE.html per enterprise. --close stores\n"
+               "the whole park's statement of the period in the database: later bills of\n"
+               "it print it unchanged, changes show as adjustments in the next period.\n");
 }
 
 /* Writes one page through a temporary file renamed into place, so that a
@@ -97,13 +99,14 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         {"to", required_argument, NULL, 't'},      {"enterprise", required_argument, NULL, 'e'},
         {"utility", required_argument, NULL, 'u'}, {"format", required_argument, NULL, 'F'},
         {"out", required_argument, NULL, 'o'},     {"excel", no_argument, NULL, 'x'},
+        {"close", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},          {"month", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     const char *from_arg = NULL, *to_arg = NULL, *util_arg = NULL, *fmt_arg = "table";
     const char *month_arg = NULL;
     const char *out_dir = NULL;
-    bool excel = false, html = false;
+    bool excel = false, html = false, close_it = false;
     struct statement_request req = {0};
     enum statement_format format;
     struct config *cfg = NULL;
@@ -140,6 +143,9 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
             break;
         case 'x':
             excel = true;
+            break;
+        case 'C':
+            close_it = true;
             break;
         case 'h':
             usage(stdout);
@@ -200,11 +206,30 @@ int cmd_bill(int argc, char **argv, const char *cfg_path)
         req.enterprise = ent->id;
     }
 
+    int r;
+    if (close_it) {
+        if (html) {
+            fprintf(stderr, "parkgw bill: --close prints the table, CSV or JSON\n");
+            goto out_free_cfg;
+        }
+        /* the only bill that writes: read-write, beside the daemon */
+        r = store_open(cfg->storage_path, false, &st, err, sizeof(err));
+        if (r < 0) {
+            fprintf(stderr, "parkgw bill: %s\n", err);
+            ret = 2;
+            goto out_free_cfg;
+        }
+        if (excel)
+            fputs("\xEF\xBB\xBF", stdout);
+        r = statement_out_close(stdout, cfg, st, &req, format, err, sizeof(err));
+        ret = cli_exit_code("bill", r, err);
+        store_close(st);
+        goto out_free_cfg;
+    }
     if (cli_open_store("bill", cfg, &st) < 0) {
         ret = 2;
         goto out_free_cfg;
     }
-    int r;
     if (html) {
         r = write_html(out_dir, cfg, st, &req, err, sizeof(err));
     } else {

@@ -15,6 +15,7 @@
 #include "common/utility.h"
 #include "common/util.h"
 #include "engine/billfeed.h"
+#include "storage/closelog.h"
 #include "storage/meterlog.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -132,18 +133,19 @@ static int compute_segment(struct store *st, const struct statement_request *req
     p.dial_since = dial_since;
     p.legacy_div = rec_mult(pt, in_force);
     replacements(h, sg->from, sg->to, &lo, &hi);
+    /* The rollup path stays usable: its buckets lie inside [from, to), so
+     * never across a replacement (lo_ts <= from, hi_ts >= to); the raw
+     * readings around the edges beyond one are dropped by the accumulator. */
     bool raw = req->raw_only;
     if (lo) {
         p.has_lo = true;
         p.lo_ts = lo->ts;
         p.lo_v = lo->initial_dial;
-        raw |= lo->ts > sg->from - BILLFEED_MARGIN_MS;
     }
     if (hi) {
         p.has_hi = true;
         p.hi_ts = hi->ts;
         p.hi_v = hi->final_dial;
-        raw |= hi->ts < sg->to + BILLFEED_MARGIN_MS;
     }
     struct daily_ctx daily = {&row->daily, &row->quarter, p.legacy_div};
     if (row->daily.n > 0 || row->quarter.n > 0) {
@@ -438,6 +440,40 @@ out:
     return r;
 }
 
+/* The adjustment of closed period c for row w of its statement computed
+ * now: now minus what closed statements billed. Appended to s when it is
+ * not nil (a thousandth of a unit, a cent). 0 or -EIO. */
+static int add_adjustment(struct statement *s, struct store *st, const struct statement *c,
+                          const struct statement_row *w)
+{
+    double cons = 0, amount = 0;
+    if (closelog_booked(store_db(st), w->ent->id, w->m->id, c->from, c->to, &cons, &amount) < 0)
+        return -EIO;
+    double dc = w->r.consumption - cons;
+    double da = (w->tariff ? statement_row_amount(w) : 0) - amount;
+    if (fabs(dc) < 0.0005 && fabs(da) < 0.005)
+        return 0;
+    struct statement_row *a = &s->rows[s->n_rows++];
+    memset(a, 0, sizeof(*a));
+    a->ent = w->ent;
+    a->ent_idx = w->ent_idx;
+    a->m = w->m;
+    a->tariff = w->tariff;
+    a->multiplier = w->multiplier;
+    a->adjustment = true;
+    a->adj_from = c->from;
+    a->adj_to = c->to;
+    a->r.consumption = dc;
+    a->r.amount = da;
+    /* the closed rows keep the amount only: the difference is shown as
+     * energy charge */
+    a->ch.amount = da;
+    a->ch.energy_charge = da;
+    a->demand_ts = -1;
+    a->kvarh = a->pf = NAN;
+    return 0;
+}
+
 double statement_row_band(const struct statement_row *row, int i)
 {
     return row->col_band[i];
@@ -489,10 +525,29 @@ int statement_build(const struct config *cfg, struct store *st,
         snprintf(err, errlen, "reading the store's meta: %s", store_errmsg(st));
         return -EIO;
     }
+    /* A closed period ending where this one starts: its statement now,
+     * to adjust what changed since it was closed. */
+    struct statement *closed = NULL;
+    int64_t cfrom;
+    int cr = req->no_adjustments ? -ENOENT : closelog_ending_at(store_db(st), req->from, &cfrom);
+    if (cr == -EIO) {
+        snprintf(err, errlen, "reading the closed periods: %s", store_errmsg(st));
+        return -EIO;
+    }
+    if (cr == 0) {
+        struct statement_request cq = *req;
+        cq.from = cfrom;
+        cq.to = req->from;
+        cq.no_adjustments = true;
+        cq.daily = false;
+        int r = statement_build(cfg, st, &cq, &closed, err, errlen);
+        if (r < 0)
+            return r;
+    }
     struct statement *s = xcalloc(1, sizeof(*s));
     s->from = req->from;
     s->to = req->to;
-    s->rows = xcalloc(config_count_meters(cfg) + 1, sizeof(*s->rows));
+    s->rows = xcalloc(2 * config_count_meters(cfg) + 1, sizeof(*s->rows));
     s->ent_total = xcalloc(cfg->n_enterprises + 1, sizeof(*s->ent_total));
     for (size_t e = 0; e < cfg->n_enterprises; e++) {
         const struct cfg_enterprise *ent = &cfg->enterprises[e];
@@ -511,6 +566,7 @@ int statement_build(const struct config *cfg, struct store *st,
                 r = compute_charges(cfg, st, req, dial_since, w, err, errlen);
             if (r < 0) {
                 s->n_rows++; /* its segments are freed with the rest */
+                statement_free(closed);
                 statement_free(s);
                 return r;
             }
@@ -518,7 +574,24 @@ int statement_build(const struct config *cfg, struct store *st,
             add_total(&s->park[m->utility], w);
             s->n_rows++;
         }
+        for (size_t k = 0; closed && k < closed->n_rows; k++) {
+            if (closed->rows[k].ent_idx != e)
+                continue;
+            size_t before = s->n_rows;
+            if (add_adjustment(s, st, closed, &closed->rows[k]) < 0) {
+                snprintf(err, errlen, "reading the closed periods: %s", store_errmsg(st));
+                statement_free(closed);
+                statement_free(s);
+                return -EIO;
+            }
+            if (s->n_rows > before) {
+                const struct statement_row *a = &s->rows[before];
+                add_total(&s->ent_total[e][a->m->utility], a);
+                add_total(&s->park[a->m->utility], a);
+            }
+        }
     }
+    statement_free(closed);
     *ret = s;
     return 0;
 }

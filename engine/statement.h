@@ -37,6 +37,7 @@ struct statement_request {
     bool has_utility;
     enum utility utility;
     bool raw_only;          /* read every raw sample, no rollups (tests, benchmarks) */
+    bool no_adjustments;    /* leave out the adjustments of a closed period ending at from */
     bool daily;             /* also each row's consumption by local day (the HTML chart) */
 };
 
@@ -78,7 +79,7 @@ struct statement_row {
     double col_band[STATEMENT_COLUMN_BANDS]; /* consumption per band column, by name */
     struct statement_band bands[STATEMENT_MAX_BAND_LINES]; /* n_bands in r.n_bands */
     double estimated_pct;            /* share of consumption spread over long gaps */
-    struct statement_segment *seg;   /* n_seg >= 1 */
+    struct statement_segment *seg;   /* n_seg >= 1, 0 on adjustment rows */
     size_t n_seg;
     struct tariff_series daily;      /* by local day when req->daily, else n = 0 */
     /* The two-part tariff (docs/CLI.md "Charges"): the charges rounded to
@@ -91,6 +92,12 @@ struct statement_row {
     int64_t demand_ts;               /* the window's start, -1 = none */
     double basic_kva;                /* capacity billed (0: none) */
     double kvarh, pf;
+    /* An adjustment row: what changed in the closed period [adj_from,
+     * adj_to) since it was closed (late readings, meter history, tariff
+     * edits): r.consumption and r.amount are the differences, nothing else
+     * is set. */
+    bool adjustment;
+    int64_t adj_from, adj_to;
 };
 
 struct statement_total {

@@ -17,7 +17,9 @@
 #include "common/timeparse.h"
 #include "common/utility.h"
 #include "common/util.h"
+#include "storage/closelog.h"
 #include "storage/meterlog.h"
+#include "storage/store.h"
 
 /* ---- CSV ---- */
 
@@ -32,11 +34,17 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
           out);
     for (size_t i = 0; i < n; i++) {
         const struct statement_row *w = &rows[i];
+        char af[64], at[64];
+        /* an adjustment row names the closed period it adjusts */
+        if (w->adjustment) {
+            timeparse_format(w->adj_from, false, af, sizeof(af));
+            timeparse_format(w->adj_to, false, at, sizeof(at));
+        }
         csv_field(out, w->ent->id);
         fputc(',', out);
         csv_field(out, w->m->id);
         fprintf(out, ",%s,%s,%s,%s,", utility_name(w->m->utility), utility_unit(w->m->utility),
-                from_s, to_s);
+                w->adjustment ? af : from_s, w->adjustment ? at : to_s);
         if (w->r.has_readings)
             fprintf(out, "%.3f,%.3f", w->r.start_reading, w->r.end_reading);
         else
@@ -47,7 +55,10 @@ static void write_csv(FILE *out, const struct statement *s, const char *from_s, 
                     statement_row_band(w, 2));
         else
             fputs(",,", out);
-        fprintf(out, ",%.1f,", w->r.coverage_pct);
+        if (w->adjustment)
+            fputs(",,", out);
+        else
+            fprintf(out, ",%.1f,", w->r.coverage_pct);
         if (w->tariff) {
             fprintf(out, "%.2f,", statement_row_amount(w));
             csv_field(out, w->tariff->currency);
@@ -132,10 +143,16 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
     json_t *o = json_object();
     json_object_set_new(o, "enterprise", json_string(w->ent->id));
     json_object_set_new(o, "meter", json_string(w->m->id));
+    json_object_set_new(o, "kind", json_string(w->adjustment ? "adjustment" : "meter"));
     json_object_set_new(o, "utility", json_string(utility_name(w->m->utility)));
     json_object_set_new(o, "unit", json_string(utility_unit(w->m->utility)));
-    json_object_set_new(o, "from", json_string(from_s));
-    json_object_set_new(o, "to", json_string(to_s));
+    char af[64], at[64];
+    if (w->adjustment) {
+        timeparse_format(w->adj_from, false, af, sizeof(af));
+        timeparse_format(w->adj_to, false, at, sizeof(at));
+    }
+    json_object_set_new(o, "from", json_string(w->adjustment ? af : from_s));
+    json_object_set_new(o, "to", json_string(w->adjustment ? at : to_s));
     json_object_set_new(o, "start_reading",
                         w->r.has_readings ? num(w->r.start_reading, 0.001) : json_null());
     json_object_set_new(o, "end_reading",
@@ -144,7 +161,8 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
     for (int i = 0; i < STATEMENT_COLUMN_BANDS; i++)
         json_object_set_new(o, statement_column_band[i],
                             w->r.n_bands > 0 ? num(statement_row_band(w, i), 0.001) : json_null());
-    json_object_set_new(o, "coverage_pct", num(w->r.coverage_pct, 0.1));
+    json_object_set_new(o, "coverage_pct",
+                        w->adjustment ? json_null() : num(w->r.coverage_pct, 0.1));
     json_object_set_new(o, "amount", w->tariff ? num(statement_row_amount(w), 0.01) : json_null());
     json_object_set_new(o, "currency", w->tariff ? json_string(w->tariff->currency) : json_null());
     json_object_set_new(o, "enterprise_name",
@@ -357,7 +375,7 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
             const struct statement_row *w = &rows[i];
             char **c = table_add(&t);
             c[0] = xstrdup(w->ent->id);
-            c[1] = xstrdup(w->m->id);
+            c[1] = w->adjustment ? xasprintf("%s adjustment", w->m->id) : xstrdup(w->m->id);
             c[2] = xstrdup(utility_name(w->m->utility));
             if (w->r.has_readings) {
                 c[3] = fmt3(w->r.start_reading);
@@ -368,10 +386,12 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
             if (w->r.n_bands > 0)
                 for (int k = 0; k < TBANDS; k++)
                     c[7 + k] = fmt3(statement_row_band(w, k));
-            c[10] = xasprintf("%.1f%%", w->r.coverage_pct);
+            if (!w->adjustment)
+                c[10] = xasprintf("%.1f%%", w->r.coverage_pct);
             if (w->tariff)
                 c[11] = xasprintf("%.2f %s", statement_row_amount(w), w->tariff->currency);
-            c[12] = xasprintf("%.1f%%", w->estimated_pct);
+            if (!w->adjustment)
+                c[12] = xasprintf("%.1f%%", w->estimated_pct);
         }
         for (int u = 0; u < UTIL__COUNT; u++)
             if (ent_tot[e][u].used)
@@ -414,6 +434,11 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
     for (size_t k = 0; k < n; k++) {
         const struct statement_row *w = &rows[k];
         char buf[64], buf2[64];
+        if (w->adjustment)
+            fprintf(out, "note: %s/%s adjustment of the closed period %s to %s: %+.3f %s\n",
+                    w->ent->id, w->m->id, timeparse_format(w->adj_from, false, buf, sizeof(buf)),
+                    timeparse_format(w->adj_to, false, buf2, sizeof(buf2)), w->r.consumption,
+                    utility_unit(w->m->utility));
         /* dial readings x multiplier, one line per segment, when there is
          * more than one segment or a multiplier to show */
         for (size_t z = 0; (w->n_seg > 1 || w->multiplier != 1) && z < w->n_seg; z++) {
@@ -475,12 +500,119 @@ int statement_out_print(FILE *out, const struct config *cfg, struct store *st,
                         char *err, size_t errlen)
 {
     struct statement *s;
-    int r = statement_build(cfg, st, req, &s, err, errlen);
+    char *text = NULL;
+    int r = (int)format < CLOSELOG_FORMATS
+                ? closelog_find(store_db(st), req->from, req->to, (int)format, &text)
+                : -ENOENT;
+    if (r == 0) {
+        /* a closed period: what was closed, byte for byte */
+        if (req->enterprise || req->has_utility) {
+            free(text);
+            snprintf(err, errlen,
+                     "the period is closed: its statement is stored for the whole park; bill "
+                     "it without --enterprise and --utility");
+            return -EINVAL;
+        }
+        r = fputs(text, out) < 0 ? -EIO : 0;
+        free(text);
+        if (r < 0)
+            snprintf(err, errlen, "writing the statement: %s", strerror(errno));
+        return r;
+    }
+    if (r != -ENOENT) {
+        snprintf(err, errlen, "reading the closed periods: %s", store_errmsg(st));
+        return -EIO;
+    }
+    r = statement_build(cfg, st, req, &s, err, errlen);
     if (r < 0)
         return r;
     r = statement_out_write(out, cfg, s, format);
     if (r < 0)
         snprintf(err, errlen, "writing the statement: %s", strerror(errno));
+    statement_free(s);
+    return r;
+}
+
+/* The statement in format f as text (malloc'd). 0 or -EIO. */
+static int render(const struct config *cfg, const struct statement *s,
+                  enum statement_format f, char **ret)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return -EIO;
+    int r = statement_out_write(m, cfg, s, f);
+    if (fclose(m) != 0 && r == 0)
+        r = -EIO;
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    *ret = buf;
+    return 0;
+}
+
+int statement_out_close(FILE *out, const struct config *cfg, struct store *st,
+                        const struct statement_request *req, enum statement_format format,
+                        char *err, size_t errlen)
+{
+    if (req->enterprise || req->has_utility) {
+        snprintf(err, errlen, "--close closes the whole park's statement: no --enterprise or "
+                              "--utility");
+        return -EINVAL;
+    }
+    sqlite3 *db = store_db(st);
+    int64_t of, ot;
+    int r = closelog_find(db, req->from, req->to, 0, NULL);
+    if (r == 0) {
+        snprintf(err, errlen, "the period is closed already");
+        return -EINVAL;
+    }
+    if (r == -ENOENT)
+        r = closelog_overlap(db, req->from, req->to, &of, &ot);
+    if (r == 0) {
+        char a[64], b[64];
+        snprintf(err, errlen, "the period overlaps the closed period %s to %s",
+                 timeparse_format(of, false, a, sizeof(a)),
+                 timeparse_format(ot, false, b, sizeof(b)));
+        return -EINVAL;
+    }
+    if (r != -ENOENT) {
+        snprintf(err, errlen, "reading the closed periods: %s", store_errmsg(st));
+        return -EIO;
+    }
+    struct statement *s;
+    r = statement_build(cfg, st, req, &s, err, errlen);
+    if (r < 0)
+        return r;
+    char *text[CLOSELOG_FORMATS] = {NULL};
+    struct closelog_row *rows = xcalloc(s->n_rows + 1, sizeof(*rows));
+    for (int f = 0; f < CLOSELOG_FORMATS && r == 0; f++)
+        r = render(cfg, s, (enum statement_format)f, &text[f]);
+    for (size_t i = 0; i < s->n_rows; i++) {
+        const struct statement_row *w = &s->rows[i];
+        rows[i] = (struct closelog_row){
+            .enterprise = w->ent->id, .meter = w->m->id,
+            .ref_from = w->adjustment ? w->adj_from : s->from,
+            .ref_to = w->adjustment ? w->adj_to : s->to,
+            .consumption = w->r.consumption,
+            .amount = w->tariff ? statement_row_amount(w) : 0};
+    }
+    if (r == 0) {
+        r = closelog_add(db, s->from, s->to, (const char *const *)text, rows, s->n_rows);
+        if (r < 0)
+            snprintf(err, errlen, "storing the closed statement: %s", strerror(-r));
+        else if (fputs(text[format], out) < 0) {
+            r = -EIO;
+            snprintf(err, errlen, "writing the statement: %s", strerror(errno));
+        }
+    } else {
+        snprintf(err, errlen, "rendering the statement failed");
+    }
+    for (int f = 0; f < CLOSELOG_FORMATS; f++)
+        free(text[f]);
+    free(rows);
     statement_free(s);
     return r;
 }

@@ -22,3 +22,13 @@ struct store;
 int statement_out_print(FILE *out, const struct config *cfg, struct store *st,
                         const struct statement_request *req, enum statement_format format,
                         char *err, size_t errlen);
+
+/* `bill --close`: computes the whole park's statement of req (no
+ * enterprise or utility filter), stores it in each format with the figures
+ * of its rows (storage/closelog.h) and writes it to out in format. -EINVAL
+ * (filters, the period closed already or overlapping a closed one), -EIO,
+ * -ENOSPC, -EBUSY; message in err. A later statement_out_print of the same
+ * period writes the stored text. */
+int statement_out_close(FILE *out, const struct config *cfg, struct store *st,
+                        const struct statement_request *req, enum statement_format format,
+                        char *err, size_t errlen);

@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "storage/alarmlog.h"
 #include "storage/chunk.h"
+#include "storage/closelog.h"
 #include "storage/meterlog.h"
 
 #include <errno.h>
@@ -116,6 +117,10 @@ static const char *const store_migrations[] = {
      * the engine starts again from the stored readings. */
     METERLOG_SCHEMA_V6
     "DELETE FROM meta WHERE key = 'summary_state';",
+    /* 6 -> 7: closed billing periods (storage/closelog.h): the statement
+     * of a period as printed, and the figures billed per meter, so that a
+     * later bill prints it unchanged and the next period adjusts. */
+    CLOSELOG_SCHEMA_V7,
 };
 
 /* The version whose step creates the rollup tables (built from the samples

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "engine/meterhist.h"
 #include "engine/statement.h"
+#include "engine/statement_out.h"
 #include "storage/meterlog.h"
 #include "storage/store.h"
 #include "tests/unit/check.h"
@@ -407,6 +408,102 @@ static void test_price_change(void)
     config_free(cfg);
 }
 
+static char *print_bill(const struct config *cfg, struct store *st, int64_t from, int64_t to,
+                        enum statement_format f, bool close_it, int *ret)
+{
+    struct statement_request req = {.from = from, .to = to};
+    char *buf = NULL, err[512] = "";
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    *ret = close_it ? statement_out_close(m, cfg, st, &req, f, err, sizeof(err))
+                    : statement_out_print(m, cfg, st, &req, f, err, sizeof(err));
+    fclose(m);
+    if (*ret < 0)
+        fprintf(stderr, "(expected?) %s\n", err);
+    return buf;
+}
+
+/*
+ * Close November, then change it: w1's readings from Nov 30 00:00 on (k =
+ * 697..721) arrive late, and a CT change 40 -> 60 on Nov 16 is recorded
+ * for e1. Closed: e1 7.2 x 4000 = 28800 kWh; w1 ends at its last reading,
+ * k = 696: 696 x 0.5 = 348 m3, 1357.20 CNY. November billed again prints
+ * the closed text byte for byte. December's statement carries the
+ * adjustments: e1 36000 - 28800 = +7200 kWh (+7200.00 CNY at 1.00), w1 360 -
+ * 348 = +12 m3 (+46.80 CNY at 3.90), dated November. Once December is
+ * closed, January adjusts nothing.
+ */
+static void test_close(void)
+{
+    char db[600];
+    struct store *st = new_store("close.db", db, sizeof(db));
+    struct config *cfg = load_cfg("close.cfg", 40, db);
+    if (!st || !cfg)
+        return;
+    put_e1(st, steady);
+    CHECK_INT(meterhist_ensure_initial(store_db(st), &cfg->enterprises[0],
+                                       &cfg->enterprises[0].meters[0]), 0);
+    uint32_t id;
+    CHECK_INT(store_point_id(st, "acme", "w1", "total_m3", UTIL_WATER, KIND_COUNTER, &id), 0);
+    struct sample smp[723];
+    int64_t t0 = lt("2026-11-01");
+    for (int k = -1; k <= 721; k++)
+        smp[k + 1] = (struct sample){id, t0 + k * H, 500.0 + 0.5 * k};
+    CHECK_INT(store_insert(st, smp, 698), 0); /* k = -1..696 */
+
+    int64_t nov = lt("2026-11-01"), dec = lt("2026-12-01"), jan = lt("2027-01-01");
+    int r;
+    char *closed = print_bill(cfg, st, nov, dec, STATEMENT_CSV, true, &r);
+    CHECK_INT(r, 0);
+    CHECK_CONTAINS(closed, "acme,e1,electricity,kWh,2026-11-01T00:00:00+08:00,"
+                           "2026-12-01T00:00:00+08:00,4000000.000,4028800.000,28800.000,");
+    CHECK_CONTAINS(closed, ",348.000,,,,");
+    CHECK_CONTAINS(closed, ",1357.20,CNY,");
+    char *closed_json = print_bill(cfg, st, nov, dec, STATEMENT_JSON, false, &r);
+    /* closing twice, or an overlapping period, is refused */
+    free(print_bill(cfg, st, nov, dec, STATEMENT_CSV, true, &r));
+    CHECK_INT(r, -EINVAL);
+    free(print_bill(cfg, st, lt("2026-11-15"), lt("2026-12-15"), STATEMENT_CSV, true, &r));
+    CHECK_INT(r, -EINVAL);
+
+    /* the late readings and the ratio record */
+    CHECK_INT(store_insert(st, smp + 698, 25), 0);
+    struct meterlog_rec rec = {.ts = lt("2026-11-16"), .kind = METERLOG_RATIO, .pt = 100,
+                               .ct = 60, .source = "meter"};
+    CHECK_INT(meterlog_add(store_db(st), "acme", "e1", &rec, NULL), 0);
+
+    char *again = print_bill(cfg, st, nov, dec, STATEMENT_CSV, false, &r);
+    CHECK_INT(r, 0);
+    CHECK_STR(again, closed);
+    free(again);
+    again = print_bill(cfg, st, nov, dec, STATEMENT_JSON, false, &r);
+    CHECK_STR(again, closed_json);
+    free(again);
+
+    char *decb = print_bill(cfg, st, dec, jan, STATEMENT_CSV, false, &r);
+    CHECK_INT(r, 0);
+    CHECK_CONTAINS(decb, "acme,e1,electricity,kWh,2026-11-01T00:00:00+08:00,"
+                         "2026-12-01T00:00:00+08:00,,,7200.000,,,,,7200.00,CNY,");
+    CHECK_CONTAINS(decb, "acme,w1,water,m3,2026-11-01T00:00:00+08:00,"
+                         "2026-12-01T00:00:00+08:00,,,12.000,,,,,46.80,CNY,");
+    free(decb);
+    char *dect = print_bill(cfg, st, dec, jan, STATEMENT_TABLE, false, &r);
+    CHECK_CONTAINS(dect, "e1 adjustment");
+    CHECK_CONTAINS(dect, "note: acme/e1 adjustment of the closed period 2026-11-01T00:00:00+08:00 "
+                         "to 2026-12-01T00:00:00+08:00: +7200.000 kWh");
+    free(dect);
+
+    free(print_bill(cfg, st, dec, jan, STATEMENT_CSV, true, &r));
+    CHECK_INT(r, 0);
+    char *janb = print_bill(cfg, st, jan, lt("2027-02-01"), STATEMENT_CSV, false, &r);
+    CHECK(janb && !strstr(janb, "2026-11-01T00:00:00+08:00"));
+    free(janb);
+    free(closed);
+    free(closed_json);
+    store_close(st);
+    config_free(cfg);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -429,5 +526,6 @@ int main(void)
     test_replacement();
     test_hourly_import();
     test_price_change();
+    test_close();
     return check_done();
 }

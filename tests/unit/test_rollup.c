@@ -1019,6 +1019,7 @@ static void test_migration_v4(void)
                        "CREATE TABLE samples_recent(ts INTEGER NOT NULL, point INTEGER NOT NULL,"
                        " value REAL NOT NULL, PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;"
                        "DROP TABLE series; DROP TABLE staged; DROP TABLE meter_history;"
+                       "DROP TABLE closed_statement; DROP TABLE closed_row;"
                        "DELETE FROM meta WHERE key = 'dial_since'; PRAGMA user_version = 4;"),
               SQLITE_OK);
     sqlite3 *db = NULL;
