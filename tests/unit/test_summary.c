@@ -12,6 +12,7 @@
 #include "storage/store.h"
 #include "tests/unit/check.h"
 
+#include <sqlite3.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,65 @@ static struct summary_msg *flush_expect(struct summary *s, int64_t now, size_t n
     size_t n = summary_flush(s, now, &msgs);
     CHECK_INT(n, 3 * n_intervals);
     return msgs;
+}
+
+/*
+ * A wall-clock step of +120 s (the monotonic clock runs on): the open
+ * intervals move with it by two 60 s intervals, so the next flush publishes
+ * one interval, not the three the skipped time would make; each counter's
+ * last reading moves by the step, so the first reading after it is 10 s
+ * later, not 130 s. A step back moves them back.
+ */
+static void test_clock_step(struct store *st)
+{
+    struct summary *s = NULL;
+    /* No saved state: the engine starts at the current interval. */
+    CHECK_INT(sqlite3_exec(store_db(st), "DELETE FROM meta WHERE key LIKE 'summary%'", NULL, NULL,
+                           NULL),
+              SQLITE_OK);
+    CHECK_INT(summary_new(cfg, ids, "park/gw", &s), 0);
+    CHECK_INT(summary_load(s, st, S(1000)), 0);
+    CHECK_INT(summary_next_from(s), S(960));
+    summary_set_clock(s, S(1000), 0);
+    /* Meter 2 (b/e1, 30 s polls): 100 kWh at T+1000 s, +1 every 10 s. */
+    for (int k = 0; k <= 5; k++) {
+        summary_set_clock(s, S(1000 + 10 * k), 10000 * k);
+        feed(s, 2, 0, S(1000 + 10 * k), 100 + k);
+    }
+    /* 10 s later by the monotonic clock, the wall clock says 130 s. */
+    summary_set_clock(s, S(1060) + 120000, 60000);
+    CHECK_INT(summary_next_from(s), S(960) + 120000);
+    for (int k = 6; k <= 8; k++)
+        feed(s, 2, 0, S(1000 + 10 * k) + 120000, 100 + k);
+    /* [T+1080, T+1140) (was [T+960, T+1020)) is due once the 60 s water
+     * meter's poll and the grace have passed; one interval, with the 2 kWh
+     * of [T+1000, T+1020), not three. */
+    struct summary_msg *msgs = flush_expect(s, S(1140) + 63000, 1);
+    if (msgs) {
+        json_t *b = parse(msgs[1].payload);
+        CHECK_INT(json_integer_value(json_object_get(b, "from")), S(1080));
+        CHECK_NEAR(num(b, "electricity", "kwh"), 2.0, 1e-9);
+        json_decref(b);
+    }
+    summary_msgs_free(msgs, 3);
+    /* The 3 kWh of T+1020..1050 and the 3 of the 30 s after the step are
+     * in the next interval: nothing was spread over the 120 s skipped. */
+    msgs = flush_expect(s, S(1200) + 63000, 1);
+    if (msgs) {
+        json_t *b = parse(msgs[1].payload);
+        CHECK_INT(json_integer_value(json_object_get(b, "from")), S(1140));
+        CHECK_NEAR(num(b, "electricity", "kwh"), 3.0 + 3.0, 1e-9);
+        json_decref(b);
+    }
+    summary_msgs_free(msgs, 3);
+    /* And back by 120 s: the open interval moves back two. */
+    int64_t open = summary_next_from(s);
+    summary_set_clock(s, S(1000) + 70000, 70000);
+    CHECK_INT(summary_next_from(s), open - 120000);
+    /* Sub-second drift is not a step. */
+    summary_set_clock(s, S(1000) + 80400, 80000);
+    CHECK_INT(summary_next_from(s), open - 120000);
+    summary_free(s);
 }
 
 int main(void)
@@ -363,6 +423,7 @@ int main(void)
               (later / 60000 - (SUMMARY_MAX_CATCHUP - 1)) * 60000);
 
     summary_free(s);
+    test_clock_step(st);
     store_close(st);
     for (size_t i = 0; i < 3; i++)
         free(ids[i]);
