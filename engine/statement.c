@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "engine/billfeed.h"
 #include "storage/closelog.h"
+#include "storage/frozenlog.h"
 #include "storage/meterlog.h"
 #include "storage/rollup.h"
 #include "storage/store.h"
@@ -168,6 +169,13 @@ static int compute_segment(struct store *st, const struct statement_request *req
     sg->start_dial = sr->start_reading;
     sg->end_dial = sr->end_reading;
     sg->consumption = sr->consumption * sg->multiplier;
+    if (sr->has_readings && has_id) {
+        sqlite3 *db = store_db(st);
+        const char *e = row->ent->id, *mid = row->m->id;
+        if (frozenlog_at(db, e, mid, pt->name, sr->start_ts, &sg->start_frozen, NULL, 0) < 0 ||
+            frozenlog_at(db, e, mid, pt->name, sr->end_ts, &sg->end_frozen, NULL, 0) < 0)
+            return -EIO;
+    }
     return 0;
 }
 

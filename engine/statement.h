@@ -48,6 +48,9 @@ struct statement_segment {
     int64_t from, to;
     bool has_readings;
     double start_dial, end_dial;    /* at from and at to (bill_result's rules) */
+    /* The start / end reading is the meter's own frozen reading stored at
+     * that instant after an outage (storage/frozenlog.h), not a poll. */
+    bool start_frozen, end_frozen;
     double multiplier;              /* pt x ct in force (1 for a counter without ratio) */
     double consumption;             /* (dial delta + wraps) x multiplier */
     int cause;                      /* what starts it: STATEMENT_CAUSE_PERIOD, an enum

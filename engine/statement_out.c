@@ -200,6 +200,8 @@ static json_t *row_json(const struct statement_row *w, const char *from_s, const
         json_object_set_new(e, "start_dial",
                             g->has_readings ? num(g->start_dial, 0.001) : json_null());
         json_object_set_new(e, "end_dial", g->has_readings ? num(g->end_dial, 0.001) : json_null());
+        json_object_set_new(e, "start_frozen", json_boolean(g->start_frozen));
+        json_object_set_new(e, "end_frozen", json_boolean(g->end_frozen));
         json_object_set_new(e, "multiplier", num(g->multiplier, 1e-9));
         json_object_set_new(e, "consumption", num(g->consumption, 0.001));
         json_object_set_new(e, "cause", json_string(cause_name(g->cause)));
@@ -452,6 +454,19 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
                     utility_unit(w->m->utility),
                     g->cause != STATEMENT_CAUSE_PERIOD ? " after " : "",
                     g->cause != STATEMENT_CAUSE_PERIOD ? cause_name(g->cause) : "");
+        }
+        for (size_t z = 0; z < w->n_seg; z++) {
+            const struct statement_segment *g = &w->seg[z];
+            if (g->has_readings && g->start_frozen)
+                fprintf(out, "note: %s/%s start reading %.3f of %s..%s is the meter's own frozen "
+                        "reading\n", w->ent->id, w->m->id, g->start_dial,
+                        timeparse_format(g->from, false, buf, sizeof(buf)),
+                        timeparse_format(g->to, false, buf2, sizeof(buf2)));
+            if (g->has_readings && g->end_frozen)
+                fprintf(out, "note: %s/%s end reading %.3f of %s..%s is the meter's own frozen "
+                        "reading\n", w->ent->id, w->m->id, g->end_dial,
+                        timeparse_format(g->from, false, buf, sizeof(buf)),
+                        timeparse_format(g->to, false, buf2, sizeof(buf2)));
         }
         for (size_t z = 0; z < w->r.n_resets && z < BILL_MAX_RESETS; z++)
             fprintf(out, "note: %s/%s meter reset or replaced at %s (%.3f -> %.3f)\n",

@@ -9,6 +9,7 @@
 #include "storage/alarmlog.h"
 #include "storage/chunk.h"
 #include "storage/closelog.h"
+#include "storage/frozenlog.h"
 #include "storage/meterlog.h"
 
 #include <errno.h>
@@ -121,6 +122,9 @@ static const char *const store_migrations[] = {
      * of a period as printed, and the figures billed per meter, so that a
      * later bill prints it unchanged and the next period adjusts. */
     CLOSELOG_SCHEMA_V7,
+    /* 7 -> 8: the marks of the meters' own frozen readings stored after an
+     * outage (storage/frozenlog.h), from the frozen_reading events. */
+    FROZENLOG_SCHEMA,
 };
 
 /* The version whose step creates the rollup tables (built from the samples

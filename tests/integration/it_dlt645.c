@@ -267,6 +267,21 @@ static void scenario_bill_from_frozen(void)
     CHECK_NEAR(start, want, 0.005);
     free(out);
     free(errout);
+    /* The JSON statement and the table say the start reading is the
+     * meter's frozen one (the CSV's columns stay the contract's). */
+    out = errout = NULL;
+    argv[11] = "json";
+    CHECK_INT(h_run(argv, &out, &errout, 20000), 0);
+    CHECK(out && strstr(out, "\"start_frozen\": true"));
+    free(out);
+    free(errout);
+    out = errout = NULL;
+    argv[11] = "table";
+    CHECK_INT(h_run(argv, &out, &errout, 20000), 0);
+    CHECK(out && strstr(out, "note: xiangjiang-steel/e1 start reading"));
+    CHECK(out && strstr(out, "is the meter's own frozen reading"));
+    free(out);
+    free(errout);
 }
 
 static void scenario_every_value_is_the_meters(void)

@@ -1020,6 +1020,7 @@ static void test_migration_v4(void)
                        " value REAL NOT NULL, PRIMARY KEY(ts, point)) STRICT, WITHOUT ROWID;"
                        "DROP TABLE series; DROP TABLE staged; DROP TABLE meter_history;"
                        "DROP TABLE closed_statement; DROP TABLE closed_row;"
+                       "DROP TRIGGER outbox_frozen_reading; DROP TABLE frozen_readings;"
                        "DELETE FROM meta WHERE key = 'dial_since'; PRAGMA user_version = 4;"),
               SQLITE_OK);
     sqlite3 *db = NULL;
