@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "common/timeparse.h"
@@ -504,6 +505,51 @@ static void test_close(void)
     config_free(cfg);
 }
 
+/* A database migrated from schema 5 in the middle of November: its
+ * samples before the migration were stored multiplied (PT 100 x CT 40), the
+ * later ones as dial readings. */
+static double legacy(int k)
+{
+    return k < 360 ? (1000.0 + 0.01 * k) * 4000.0 : 1000.0 + 0.01 * k;
+}
+
+/*
+ * The migration keeps the figures: samples before meta.dial_since (Nov 16)
+ * are divided by the multiplier in force (the initial record, CT 40): the
+ * month bills 7.2 x 4000 = 28800 kWh, as if every sample were a dial
+ * reading, with no reset at the migration. Without the record (bill before
+ * the daemon's first start) the config's ratios give the same.
+ */
+static void test_migrated(void)
+{
+    char db[600];
+    struct store *st = new_store("legacy.db", db, sizeof(db));
+    struct config *cfg = load_cfg("legacy.cfg", 40, db);
+    if (!st || !cfg)
+        return;
+    put_e1(st, legacy);
+    char *sql = xasprintf("INSERT INTO meta(key, value) VALUES ('dial_since', %lld)",
+                          (long long)lt("2026-11-16"));
+    CHECK_INT(sqlite3_exec(store_db(st), sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            CHECK_INT(meterhist_ensure_initial(store_db(st), &cfg->enterprises[0],
+                                               &cfg->enterprises[0].meters[0]), 0);
+        struct statement *s = bill(cfg, st);
+        const struct statement_row *w = row(s, "e1");
+        if (w) {
+            CHECK_NEAR(w->r.consumption, 28800, 1e-6);
+            CHECK_INT(w->r.n_resets, 0);
+            CHECK_NEAR(w->r.start_reading, 4000000, 1e-6);
+            CHECK_NEAR(w->r.coverage_pct, 100, 1e-9);
+        }
+        statement_free(s);
+    }
+    store_close(st);
+    config_free(cfg);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -527,5 +573,6 @@ int main(void)
     test_hourly_import();
     test_price_change();
     test_close();
+    test_migrated();
     return check_done();
 }
