@@ -104,6 +104,10 @@ expect "conffiles lists the example" grep -qx "$etc/parkgw/parkgw.cfg.example" "
 expect "postinst copies the example only when absent" \
   grep -q "if \[ ! -e \"\$CFG_DIR/parkgw.cfg\" \]" "$work/ctl/postinst"
 expect "postinst acts on systemd only when it runs" grep -q "/run/systemd/system" "$work/ctl/postinst"
+expect "postinst creates the group parkgw" grep -q "groupadd --system parkgw" "$work/ctl/postinst"
+expect "postinst creates the user parkgw" grep -q "useradd --system --gid parkgw" "$work/ctl/postinst"
+case ", $depends," in *", passwd,"*) ok "Depends on passwd (useradd in postinst)" ;;
+  *) fail "Depends lacks passwd ($depends)" ;; esac
 expect "postinst enables and starts" grep -q "systemctl enable parkgw.service" "$work/ctl/postinst"
 expect "postinst try-restarts on upgrade" grep -q "systemctl try-restart parkgw.service" "$work/ctl/postinst"
 expect "prerm stops the service" grep -q "systemctl stop parkgw.service" "$work/ctl/prerm"
@@ -116,7 +120,9 @@ else ok "postrm keeps the database"; fi
 # it must copy the example once and leave an edited config alone.
 root=$work/root
 dpkg-deb -x "$deb" "$root"
+# (the user and group are the host's business: not created here)
 sed -e "s|^CFG_DIR=\"|CFG_DIR=\"$root|" -e "s|/run/systemd/system|$root/run/systemd/system|" \
+  -e "s|getent group parkgw|true|" -e "s|getent passwd parkgw|true|" \
   "$work/ctl/postinst" >"$work/postinst.local"
 sh "$work/postinst.local" configure "" 2>/dev/null
 expect "postinst installed parkgw.cfg from the example" \
