@@ -68,17 +68,6 @@ bool http_wanted(struct http *h)
     return w;
 }
 
-/* The meter's object without its age (which changes every second and the
- * page computes itself), as text for comparing two documents. */
-static char *meter_key_text(json_t *m)
-{
-    json_t *c = json_copy(m);
-    json_object_del(c, "age_s");
-    char *t = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(c);
-    return t;
-}
-
 /* What changed from 'old' to 'doc' for a stream that has 'old': the small
  * parts whole, and only the meters whose object changed. NULL when the
  * two documents do not have the same enterprises and meters. */
@@ -99,13 +88,19 @@ static char *make_delta(json_t *old, json_t *doc)
             return NULL;
         }
         json_array_foreach(nm, i, m) {
-            char *a = meter_key_text(json_array_get(om, i)), *b = meter_key_text(m);
-            if (!a || !b || strcmp(a, b) != 0)
-                json_array_append_new(changed, json_pack("{s:O,s:I,s:O}", "enterprise",
+            /* Only the members that changed (age_s, which changes every
+             * second, the page computes itself); the page merges them. */
+            json_t *o = json_array_get(om, i), *diff = json_object(), *v;
+            const char *k;
+            json_object_foreach(m, k, v)
+                if (strcmp(k, "age_s") != 0 && !json_equal(json_object_get(o, k), v))
+                    json_object_set(diff, k, v);
+            if (json_object_size(diff))
+                json_array_append_new(changed, json_pack("{s:O,s:I,s:o}", "enterprise",
                                                          json_object_get(ent, "id"), "index",
-                                                         (json_int_t)i, "meter", m));
-            free(a);
-            free(b);
+                                                         (json_int_t)i, "meter", diff));
+            else
+                json_decref(diff);
         }
     }
     json_t *d = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:o}", "ts", json_object_get(doc, "ts"),

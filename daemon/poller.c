@@ -42,6 +42,7 @@ struct pmeter {
     double *shown;           /* values/valid of the last good poll, under the lock */
     bool *shown_valid;
     int64_t shown_ts;
+    int *digits;             /* significant digits of each point's value (payload.h) */
     struct sample *samples;
     char *live_topic;
     struct live_payload *live; /* the live payload's text, prepared once */
@@ -155,6 +156,7 @@ static void pmeter_free(struct pmeter *pm)
     free(pm->valid);
     free(pm->shown);
     free(pm->shown_valid);
+    free(pm->digits);
     free(pm->samples);
     free(pm->live_topic);
     live_payload_free(pm->live);
@@ -193,12 +195,11 @@ static int pmeter_init(struct poller *p, struct pmeter *pm, const struct cfg_met
                                  m->id, "live");
     pm->state_topic = topic_meter(p->env->topic_base, m->enterprise->id,
                                   utility_name(m->utility), m->id, "state");
-    int *digits = xcalloc(prof->n_points + 1, sizeof(int));
+    pm->digits = xcalloc(prof->n_points + 1, sizeof(int));
     for (size_t i = 0; i < prof->n_points; i++)
-        digits[i] = payload_point_digits(&prof->points[i]);
+        pm->digits[i] = payload_point_digits(&prof->points[i]);
     pm->live = live_payload_new(m->enterprise->id, m->id, utility_name(m->utility), pm->names,
-                                digits, prof->n_points);
-    free(digits);
+                                pm->digits, prof->n_points);
     pm->st.meter = m;
     pm->backoff_ms = POLL_BACKOFF_MIN_MS;
     pm->next_due = now_mono_ms(); /* first read at once, then aligned */
@@ -875,11 +876,12 @@ void poller_stop(struct poller *p)
 }
 
 size_t poller_get_values(struct poller *p, size_t i, double *values, bool *valid, size_t max,
-                         int64_t *ret_ts, const char *const **ret_names)
+                         int64_t *ret_ts, const char *const **ret_names, const int **ret_digits)
 {
     size_t n = 0;
     *ret_ts = 0;
     *ret_names = NULL;
+    *ret_digits = NULL;
     pthread_mutex_lock(&p->lock);
     if (i < p->n_meters) {
         const struct pmeter *pm = &p->meters[i];
@@ -890,6 +892,7 @@ size_t poller_get_values(struct poller *p, size_t i, double *values, bool *valid
         memcpy(valid, pm->shown_valid, n * sizeof(bool));
         *ret_ts = pm->shown_ts;
         *ret_names = pm->names;
+        *ret_digits = pm->digits;
     }
     pthread_mutex_unlock(&p->lock);
     return n;

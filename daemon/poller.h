@@ -69,9 +69,10 @@ size_t poller_get_stats(struct poller *p, struct poller_meter_stats *out, size_t
  * order of poller_get_stats; points in profile order): copies up to max of
  * them into values/valid and returns how many, with the poll's Unix ms in
  * *ret_ts (0 and no values before the first good poll) and the point names
- * in *ret_names (owned by the poller, valid until poller_stop). */
+ * in *ret_names and their significant digits (payload_point_digits) in
+ * *ret_digits (both owned by the poller, valid until poller_stop). */
 size_t poller_get_values(struct poller *p, size_t i, double *values, bool *valid, size_t max,
-                         int64_t *ret_ts, const char *const **ret_names);
+                         int64_t *ret_ts, const char *const **ret_names, const int **ret_digits);
 
 /* Global index of a meter in config order (enterprise by enterprise). */
 size_t poller_meter_index(const struct config *cfg, const struct cfg_meter *m);

@@ -29,19 +29,34 @@ char *runstate_path(const char *storage_path)
     return xasprintf("%s.state.json", storage_path);
 }
 
+/* v to 'digits' significant digits, as the live payload prints it (a float32
+ * register's 7, which its binary value only pretends to exceed), but never
+ * dropping integer digits (a 16,098,054 kWh counter stays whole). */
+static double round_digits(double v, int digits)
+{
+    if (digits >= 15 || v == 0)
+        return v;
+    if (fabs(v) >= pow(10, digits))
+        return round(v);
+    char buf[40];
+    snprintf(buf, sizeof(buf), "%.*g", digits, v);
+    return strtod(buf, NULL);
+}
+
 /* The meter's last good values as {"point": value}; points that did not
  * decode (or to NaN/Inf) are left out. */
 static json_t *values_json(struct poller *p, size_t i, size_t n_points, double *v, bool *ok,
                            int64_t *ret_ts)
 {
     const char *const *names;
-    size_t n = poller_get_values(p, i, v, ok, n_points, ret_ts, &names);
+    const int *digits;
+    size_t n = poller_get_values(p, i, v, ok, n_points, ret_ts, &names, &digits);
     if (!*ret_ts)
         return NULL;
     json_t *o = json_object();
     for (size_t k = 0; k < n; k++)
         if (ok[k] && isfinite(v[k]))
-            json_object_set_new(o, names[k], json_real(v[k]));
+            json_object_set_new(o, names[k], json_real(round_digits(v[k], digits[k])));
     return o;
 }
 

@@ -134,7 +134,8 @@
     if (!doc) return;
     for (const c of d.changed) {
       const ent = doc.enterprises.find((e) => e.id === c.enterprise);
-      if (ent) ent.meters[c.index] = c.meter;
+      // Only the members that changed: merge them.
+      if (ent && ent.meters[c.index]) Object.assign(ent.meters[c.index], c.meter);
     }
     for (const k of ['ts', 'meters', 'daemon', 'outbox', 'database', 'events']) if (k in d) doc[k] = d[k];
     received(d); render();

@@ -266,10 +266,15 @@ static bool stream_until(struct httpc_stream *s, json_t **doc, const char *ent, 
             json_t *c;
             CHECK(*doc != NULL);
             json_array_foreach(json_object_get(j, "changed"), i, c) {
-                json_t *m = h_status_meter(*doc, json_string_value(json_object_get(c, "enterprise")),
-                                     json_string_value(json_object_get(
-                                         json_object_get(c, "meter"), "id")));
+                /* Only the changed members, at the meter's index. */
+                json_t *m = NULL, *eo;
+                size_t k;
+                json_array_foreach(json_object_get(*doc, "enterprises"), k, eo)
+                    if (json_equal(json_object_get(eo, "id"), json_object_get(c, "enterprise")))
+                        m = json_array_get(json_object_get(eo, "meters"),
+                                           (size_t)json_integer_value(json_object_get(c, "index")));
                 CHECK(m != NULL);
+                CHECK(json_object_get(json_object_get(c, "meter"), "age_s") == NULL);
                 if (m)
                     json_object_update(m, json_object_get(c, "meter"));
             }
