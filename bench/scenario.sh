@@ -41,6 +41,7 @@ if [ $park = 1 ]; then
       -e "s|path = \"parkgw-demo.db\";|path = \"$dir/parkgw.db\";|" \
       -e "s|uri = \"tcp://127.0.0.1:18830\";|uri = \"tcp://127.0.0.1:$mqtt\";|" \
       -e "s|@include \"profiles/|@include \"$src/config/profiles/|" \
+      -e "s|@include \"tariffs/|@include \"$src/config/tariffs/|" \
       "$src/config/demo.cfg" > "$cfg"
   exit 0
 fi

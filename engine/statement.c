@@ -318,7 +318,8 @@ static int consumption_of(const struct config *cfg, struct store *st,
 
 /* The reactive counter's increase over the period (stored as it is read,
  * x PT x CT: only the billing counter is kept as dial readings). NaN when
- * the meter has none; 0 when it was never stored. */
+ * the meter has none or it has no readings: no power factor, no adjustment
+ * (never a rebate for a counter nobody read). */
 static int reactive_of(const struct config *cfg, struct store *st,
                        const struct statement_request *req, const struct statement_row *row,
                        double *ret)
@@ -332,10 +333,8 @@ static int reactive_of(const struct config *cfg, struct store *st,
     billfeed_params(&p, pt, m, req->from, req->to);
     uint32_t id;
     int r = store_find_point(st, row->ent->id, m->id, pt->name, &id);
-    if (r == -ENOENT) {
-        *ret = 0;
+    if (r == -ENOENT)
         return 0;
-    }
     if (r < 0)
         return -EIO;
     struct bill_acc *acc;
@@ -347,7 +346,8 @@ static int reactive_of(const struct config *cfg, struct store *st,
     bill_acc_free(acc);
     if (r < 0)
         return -EIO;
-    *ret = res.consumption;
+    if (res.has_readings)
+        *ret = res.consumption;
     return 0;
 }
 

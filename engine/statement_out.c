@@ -479,6 +479,20 @@ static void write_table(FILE *out, const struct config *cfg, const struct statem
         if (w->r.n_spikes)
             fprintf(out, "note: %s/%s %zu implausible jumps excluded\n", w->ent->id, w->m->id,
                     w->r.n_spikes);
+        const struct tariff_charges *ch = &w->ch;
+        if (w->tariff && (ch->basic_charge != 0 || ch->pf_adjustment != 0 || ch->surcharge != 0 ||
+                          ch->fixed_charge != 0)) {
+            fprintf(out, "charges: %s/%s energy %.2f", w->ent->id, w->m->id, ch->energy_charge);
+            if (w->demand_ts >= 0)
+                fprintf(out, ", basic %.2f (max demand %.1f kW at %s)", ch->basic_charge,
+                        w->demand_kw, timeparse_format(w->demand_ts, false, buf, sizeof(buf)));
+            else if (ch->basic_charge != 0)
+                fprintf(out, ", basic %.2f (capacity %.0f kVA)", ch->basic_charge, w->basic_kva);
+            if (!isnan(w->pf))
+                fprintf(out, ", PF %.2f %+.2f%% %.2f", w->pf, ch->pf_pct, ch->pf_adjustment);
+            fprintf(out, ", surcharge %.2f, fixed %.2f = %.2f %s\n", ch->surcharge,
+                    ch->fixed_charge, ch->amount, w->tariff->currency);
+        }
     }
     for (size_t r = 0; r < t.n; r++) {
         for (int c = 0; c < TCOLS; c++)

@@ -16,6 +16,7 @@ cmake --build build -j"$(nproc)" --target parkgw parkgw-sim >/dev/null
 run=$top/run/demo
 mkdir -p "$run"
 ln -sfn "$top/config/profiles" "$run/profiles"
+ln -sfn "$top/config/tariffs" "$run/tariffs"
 cfg=$run/demo.cfg
 cp config/demo.cfg "$cfg"
 

@@ -62,6 +62,13 @@ char *h_park_dir(const char *name)
     setenv("PARKGW_PROFILE_DIR", profiles, 1);
     free(link);
     free(profiles);
+    /* the power-factor tables, for `@include "tariffs/pf-0.90.cfg"` */
+    char *tariffs = xasprintf("%s/config/tariffs", h_env("PARKGW_SOURCE_DIR", "."));
+    link = xasprintf("%s/tariffs", dir);
+    if (symlink(tariffs, link) < 0)
+        die("symlink to the tariffs");
+    free(link);
+    free(tariffs);
     return dir;
 }
 

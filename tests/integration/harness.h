@@ -22,8 +22,9 @@ struct proc {
 
 /* A fresh directory under $PARKGW_TEST_TMP named after the test; exits on failure. */
 char *h_tmpdir(const char *name);
-/* h_tmpdir plus what every park test needs: a "profiles" link to the source
- * tree's config/profiles (so `@include "profiles/x.cfg"` resolves next to the
+/* h_tmpdir plus what every park test needs: "profiles" and "tariffs" links
+ * to the source tree's config/profiles and config/tariffs (so `@include
+ * "profiles/x.cfg"` and `@include "tariffs/pf-0.90.cfg"` resolve next to the
  * generated config) and PARKGW_PROFILE_DIR for the processes it spawns. */
 char *h_park_dir(const char *name);
 /* A loopback TCP port that was free a moment ago. */

@@ -172,11 +172,6 @@ int main(void)
     char *dir = h_park_dir("it_bill_html");
     char *cfg_path = xasprintf("%s/park.cfg", dir), *csv_path = xasprintf("%s/july.csv", dir);
     char *out_dir = xasprintf("%s/statements", dir);
-    char *tariffs = xasprintf("%s/tariffs", dir);
-    char *src_tariffs = xasprintf("%s/config/tariffs", h_env("PARKGW_SOURCE_DIR", "."));
-    CHECK_INT(symlink(src_tariffs, tariffs), 0);
-    free(tariffs);
-    free(src_tariffs);
     char *text = config_text(dir);
     h_write_file(cfg_path, text);
     free(text);

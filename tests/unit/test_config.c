@@ -98,8 +98,9 @@ static void test_demo(void)
     m = config_find_meter(c, "tanjian-machinery/g1");
     CHECK(m && m->utility == UTIL_GAS && strcmp(m->enterprise->name, "谭建机械") == 0);
 
-    /* electricity bands: peak 3 h + 5 h = 480 min, flat 1 h + 7 h = 480, valley 23:00-07:00
-     * = 60 + 420 = 480; together the 1440 minutes of the day */
+    /* electricity: three seasons; summer (Jul-Sep) and winter (Dec, Jan) with
+     * a 2 h critical peak: critical 120 + peak 360 + flat 480 + valley 480
+     * minutes; the rest peak 480 + flat 480 + valley 480; 4 + 4 + 3 bands */
     const struct cfg_tariff *te = NULL, *tw = NULL;
     for (size_t i = 0; i < c->n_tariffs; i++) {
         if (c->tariffs[i].utility == UTIL_ELECTRICITY)
@@ -107,17 +108,33 @@ static void test_demo(void)
         if (c->tariffs[i].utility == UTIL_WASTEWATER)
             tw = &c->tariffs[i];
     }
-    CHECK(te && te->n_bands == 3);
-    if (te && te->n_bands == 3) {
-        CHECK_STR(te->bands[0].name, "peak");
-        CHECK_INT(band_minutes(&te->bands[0]), 480);
-        CHECK_INT(band_minutes(&te->bands[1]), 480);
+    CHECK(te && te->n_bands == 11 && te->n_seasons == 3);
+    if (te && te->n_bands == 11 && te->n_seasons == 3) {
+        CHECK_INT(te->seasons[0].months, 1u << 7 | 1u << 8 | 1u << 9);
+        CHECK_INT(te->seasons[1].months, 1u << 12 | 1u << 1);
+        CHECK_STR(te->bands[0].name, "critical");
+        CHECK_INT(band_minutes(&te->bands[0]), 120);
+        CHECK_INT(band_minutes(&te->bands[1]), 360);
         CHECK_INT(band_minutes(&te->bands[2]), 480);
-        CHECK_INT(te->bands[2].hours[0].from_min, 23 * 60);
-        CHECK_INT(te->bands[2].hours[0].to_min, 7 * 60);
-        CHECK_NEAR(te->bands[1].price, 0.6793, 1e-12);
+        CHECK_INT(band_minutes(&te->bands[3]), 480);
+        CHECK_INT(te->bands[8].season, 2);
+        CHECK_STR(te->bands[8].name, "peak");
+        CHECK_INT(band_minutes(&te->bands[8]), 480);
+        CHECK_INT(te->bands[3].hours[0].from_min, 23 * 60);
+        CHECK_INT(te->bands[3].hours[0].to_min, 7 * 60);
+        CHECK_NEAR(te->bands[2].price, 0.5970, 1e-12);
         CHECK_STR(te->currency, "CNY");
+        /* the two-part keys and the national 0.90 table through @include */
+        CHECK_NEAR(te->demand_price, 33.0, 0);
+        CHECK_NEAR(te->capacity_price, 22.0, 0);
+        CHECK_NEAR(te->surcharge, 0.0295, 1e-12);
+        CHECK_NEAR(te->pf_standard, 0.90, 1e-12);
+        CHECK_INT(te->n_pf_adjust, 96);
     }
+    /* chengtong-plastics/e1 (CT 75): maximum demand; a CT-40 meter: 630 kVA */
+    CHECK(c->enterprises[0].meters[0].max_demand);
+    CHECK(c->enterprises[0].meters[0].reactive >= 0);
+    CHECK_NEAR(c->enterprises[2].meters[0].capacity_kva, 630.0, 0);
     CHECK(tw && tw->n_bands == 0);
     if (tw)
         CHECK_NEAR(tw->price, 1.20, 1e-12);
