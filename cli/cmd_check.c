@@ -88,6 +88,12 @@ int cmd_check(int argc, char **argv, const char *cfg_path)
     printf("%s: ok\n", cfg->path);
     printf("gateway %s, time zone %s, store %s, broker %s\n", cfg->gateway_id, cfg->timezone,
            cfg->storage_path, cfg->mqtt_uri);
+    if (cfg->http_listen)
+        printf("http listener on %s (%s)\n", cfg->http_listen,
+               cfg->http_password ? "basic auth" : "no password: loopback only");
+    if (cfg->n_webhooks)
+        printf("alerts to %zu webhook(s), at most one message per meter and target every %d s\n",
+               cfg->n_webhooks, cfg->alerts_min_interval);
     printf("\n%-16s %-4s %7s %9s %9s %9s  %s\n", "bus", "type", "meters", "points", "req/cycle",
            "req/s", "load");
     for (size_t b = 0; b < cfg->n_buses; b++) {
