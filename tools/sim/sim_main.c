@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <termios.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1255,6 +1256,12 @@ int main(int argc, char **argv)
     if (config_load(config_path, &s.cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "parkgw-sim: %s\n", err);
         return 1;
+    }
+    /* The meters' clocks run in the park's time zone, as the gateway's:
+     * a DL/T 645 meter settles at its local day and hour. */
+    if (s.cfg->timezone) {
+        setenv("TZ", s.cfg->timezone, 1);
+        tzset();
     }
     s.seed = (uint64_t)seed;
     for (size_t i = 0; i < MAX_CLIENTS; i++)
