@@ -306,7 +306,7 @@ static void check_outage(void)
      * either; a new outage is queued behind it. */
     CHECK(h_wait_log(&pk.gw, "retrying with backoff", failed + 1, 20000));
     CHECK(h_sim_do(&pk.sim, "supply hongfei-casting/e1 off"));
-    CHECK(h_wait_log(&pk.gw, "\"enterprise\":\"hongfei-casting\",\"meter\":\"e1\"", 1, 15000));
+    CHECK(h_wait_log(&pk.gw, "supply_lost raised: 长沙虹飞机床铸造有限公司 (hongfei-casting/e1", 1, 15000));
     json_t **v0;
     char **ids0;
     size_t n0 = rx_on("/gen", &v0, &ids0);
