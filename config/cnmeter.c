@@ -277,3 +277,22 @@ int cfg_get_settlement(struct ld *ld, const config_setting_t *g, struct cfg_prof
                         "value, e.g. 00010000, whose settlement-day reading is 00010001)");
     return 0;
 }
+
+int cfg_get_daily_frozen(struct ld *ld, const config_setting_t *g, struct cfg_profile *p)
+{
+    config_setting_t *s;
+    /* A meter keeps at most 62 daily freezes (DI0 01..3E, Table A.6). */
+    int r = cfg_get_int(ld, g, "daily_frozen", false, 0, 62, &p->daily_frozen, &s);
+    if (r < 0 || p->daily_frozen == 0)
+        return r < 0 ? r : 0;
+    if (p->protocol != PROTO_DLT645)
+        return cfg_fail(ld, s, "daily_frozen applies only to dlt645-2007 profiles");
+    int b = profile_billing_point(p);
+    /* Frozen daily: the totals 00010000..00080000 (as 050601NN..050608NN). */
+    uint32_t di = b < 0 ? 0 : p->points[b].di;
+    if (b < 0 || (di & 0xFF00FFFFu) != 0 || ((di >> 16) & 0xFF) < 1 || ((di >> 16) & 0xFF) > 8)
+        return cfg_fail(ld, s,
+                        "daily_frozen needs a billing point that is a total energy the meter "
+                        "freezes daily (di 00010000 .. 00080000, e.g. 00010000: 05060101)");
+    return 0;
+}

@@ -110,6 +110,9 @@ struct cfg_profile {
      * settlement-day reading of the billing item is stored at that instant
      * (docs/DLT645.md, "Settlement-day readings"). */
     bool settlement;
+    /* DL/T 645: how many of the meter's last daily frozen readings of the
+     * billing item (0506xxNN) are read back after an outage (0: none). */
+    int daily_frozen;
     struct cfg_point *points;
     size_t n_points;
     struct cfg_alarm *alarms;

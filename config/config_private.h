@@ -129,6 +129,9 @@ int cfg_parse_cn_point(struct ld *ld, const config_setting_t *g, const struct cf
 /* The profile key `settlement` (DL/T 645 profiles whose billing di ends in
  * 00), read after the points. 0 or -EINVAL. */
 int cfg_get_settlement(struct ld *ld, const config_setting_t *g, struct cfg_profile *p);
+/* The profile key `daily_frozen` (0..62; DL/T 645 profiles whose billing
+ * point is a total energy of Table A.6's daily freeze). */
+int cfg_get_daily_frozen(struct ld *ld, const config_setting_t *g, struct cfg_profile *p);
 /* Whole-profile checks of such a profile (pts: its points list). */
 int cfg_check_cn_profile(struct ld *ld, const config_setting_t *pts, const struct cfg_profile *p);
 /* The `address` of meter m (bus set) on a DL/T 645 or CJ/T 188 bus; the

@@ -605,7 +605,7 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
 {
     static const char *const keys[] = {"name",        "utility",  "utilities", "points",
                                        "alarms",      "description", "protocol", "meter_type",
-                                       "settlement",
+                                       "settlement", "daily_frozen",
                                        NULL};
     struct cfg_profile *p = &cfg->profiles[idx];
     config_setting_t *s, *pts, *als = NULL;
@@ -656,6 +656,8 @@ static int parse_profile(struct ld *ld, const config_setting_t *g, struct config
                         "no billing counter: exactly one point needs billing = true and "
                         "kind = \"counter\"");
     if ((r = cfg_get_settlement(ld, g, p)) < 0)
+        return r;
+    if ((r = cfg_get_daily_frozen(ld, g, p)) < 0)
         return r;
 
     if ((r = cfg_get_list(ld, g, "alarms", false, &als)) < 0)

@@ -26,6 +26,8 @@
 #include "storage/alarmlog.h"
 #include "storage/store.h"
 #include "daemon/settle.h"
+#include "protocols/dlt645.h"
+#include "storage/frozenlog.h"
 #include "daemon/writer.h"
 
 struct pmeter {
@@ -512,7 +514,7 @@ static void seed_settlement(struct poller *p)
     for (size_t i = 0; i < p->n_meters; i++) {
         struct pmeter *pm = &p->meters[i];
         int b = profile_billing_point(pm->prof);
-        if (!pm->prof->settlement || b < 0 || !pm->point_ids || !p->env->writer)
+        if (!settle_wanted(pm->prof) || b < 0 || !pm->point_ids || !p->env->writer)
             continue;
         if (!st && store_open(p->env->cfg->storage_path, true, &st, err, sizeof(err)) < 0)
             return;
@@ -524,23 +526,13 @@ static void seed_settlement(struct poller *p)
     store_close(st);
 }
 
-/* Reads the meter's latest settlement-day reading and, when its instant
- * falls in the time no reading was taken, stores it there with a
- * frozen_reading event (docs/DLT645.md). */
-static void settle_backfill(struct poller *p, struct pmeter *pm, int64_t now)
+/* Stores frozen reading v of pm's billing counter at 'at' with a
+ * frozen_reading event (source "settlement_day" or "daily"); the event's
+ * trigger marks the sample as frozen (storage/frozenlog.h). */
+static void store_frozen(struct poller *p, struct pmeter *pm, int64_t at, double v,
+                         const char *source)
 {
     const struct cfg_meter *m = pm->cfg;
-    int64_t at;
-    double v;
-    pm->settle_due = false;
-    int r = settle_read(p->bus, m, pm->prof, now, &at, &v);
-    if (r < 0) {
-        log_info("meter %s/%s: no settlement-day reading: %s", m->enterprise->id, m->id,
-                 bus_strerror(r));
-        return;
-    }
-    if (at <= pm->settle_after || at >= now)
-        return;
     int b = profile_billing_point(pm->prof);
     const char *name = pm->prof->points[b].name;
     struct sample smp = {.point = pm->point_ids[b], .ts = at, .value = v};
@@ -550,17 +542,67 @@ static void settle_backfill(struct poller *p, struct pmeter *pm, int64_t now)
         {.key = ALARMLOG_KEY_ENTERPRISE, .type = PF_STR, .s = m->enterprise->id},
         {.key = ALARMLOG_KEY_METER, .type = PF_STR, .s = m->id},
         {.key = "utility", .type = PF_STR, .s = utility_name(m->utility)},
-        {.key = "point", .type = PF_STR, .s = name},
-        {.key = "value", .type = PF_REAL, .d = v},
-        {.key = "source", .type = PF_STR, .s = "settlement_day"},
+        {.key = FROZENLOG_KEY_POINT, .type = PF_STR, .s = name},
+        {.key = ALARMLOG_KEY_VALUE, .type = PF_REAL, .d = v},
+        {.key = FROZENLOG_KEY_SOURCE, .type = PF_STR, .s = source},
     };
-    char *payload = payload_event(-1, at, "frozen_reading", f, ARRAY_SIZE(f));
-    log_notice("meter %s/%s: stored the settlement-day reading %s = %.12g at %lld (missed "
-               "while not polling): event %s",
-               m->enterprise->id, m->id, name, v, (long long)at, payload);
+    char *payload = payload_event(-1, at, FROZENLOG_EV, f, ARRAY_SIZE(f));
+    log_notice("meter %s/%s: stored the %s reading %s = %.12g at %lld (missed while not "
+               "polling): event %s",
+               m->enterprise->id, m->id, strcmp(source, "daily") ? "settlement-day" : "daily frozen",
+               name, v, (long long)at, payload);
     if (writer_submit_msg(p->env->writer, p->events_topic, payload, 1, false) < 0)
         log_err("event frozen_reading could not be queued");
     free(payload);
+}
+
+/* Reads the meter's latest settlement-day reading and its last daily
+ * freezes (profile settlement, daily_frozen) and stores those whose
+ * instants fall in the time no reading was taken, oldest first
+ * (docs/DLT645.md). */
+static void settle_backfill(struct poller *p, struct pmeter *pm, int64_t now)
+{
+    const struct cfg_meter *m = pm->cfg;
+    int64_t at, ts[DLT645_DAILY_FROZEN_MAX + 1];
+    double v, val[DLT645_DAILY_FROZEN_MAX + 1];
+    const char *src[DLT645_DAILY_FROZEN_MAX + 1];
+    size_t n = 0;
+    pm->settle_due = false;
+    int64_t settled = -1;
+    if (pm->prof->settlement) {
+        int r = settle_read(p->bus, m, pm->prof, now, &at, &v);
+        if (r < 0)
+            log_info("meter %s/%s: no settlement-day reading: %s", m->enterprise->id, m->id,
+                     bus_strerror(r));
+        else if (at > pm->settle_after && at < now) {
+            settled = at;
+            ts[n] = at, val[n] = v, src[n++] = "settlement_day";
+        }
+    }
+    /* Newest first; stop at the first freeze the gateway had covered. */
+    for (int nn = 1; nn <= pm->prof->daily_frozen; nn++) {
+        int r = settle_read_daily(p->bus, m, pm->prof, nn, &at, &v);
+        if (r < 0) {
+            log_info("meter %s/%s: no daily frozen reading %d: %s", m->enterprise->id, m->id, nn,
+                     bus_strerror(r));
+            break;
+        }
+        if (at <= pm->settle_after)
+            break;
+        if (at < now && at != settled)
+            ts[n] = at, val[n] = v, src[n++] = "daily";
+    }
+    /* Oldest first, as the writer takes a meter's readings. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && ts[k - 1] > ts[k]; k--) {
+            int64_t t = ts[k];
+            double w = val[k];
+            const char *s = src[k];
+            ts[k] = ts[k - 1], val[k] = val[k - 1], src[k] = src[k - 1];
+            ts[k - 1] = t, val[k - 1] = w, src[k - 1] = s;
+        }
+    for (size_t i = 0; i < n; i++)
+        store_frozen(p, pm, ts[i], val[i], src[i]);
 }
 
 static void poll_meter(struct poller *p, struct pmeter *pm)
@@ -630,7 +672,7 @@ static void poll_meter(struct poller *p, struct pmeter *pm)
     pthread_mutex_lock(&p->lock);
     bool was_lost = pm->st.comm_lost;
     int fails = pm->st.consecutive_failures;
-    if (was_lost && pm->prof->settlement && pm->point_ids && p->env->writer) {
+    if (was_lost && settle_wanted(pm->prof) && pm->point_ids && p->env->writer) {
         /* Back after an outage: the meter may have settled meanwhile. */
         pm->settle_due = true;
         pm->settle_after = pm->st.last_ok_ts;

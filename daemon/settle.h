@@ -11,6 +11,12 @@
 #include "config/config.h"
 #include "protocols/bus.h"
 
+/* Whether profile p's meters read frozen readings back after an outage. */
+static inline bool settle_wanted(const struct cfg_profile *p)
+{
+    return p->settlement || p->daily_frozen > 0;
+}
+
 /*
  * Reads meter m's settlement day (04000B01) and the latest settlement-day
  * reading of its profile's billing point (its di with DI0 = 01) on bus b.
@@ -22,3 +28,15 @@
  */
 int settle_read(struct bus *b, const struct cfg_meter *m, const struct cfg_profile *p,
                 int64_t now_ms, int64_t *ret_ts, double *ret_value);
+
+/*
+ * Reads meter m's nn-th last daily freeze (nn 1..62) of its profile's
+ * billing point: the freeze's time (050600NN, YYMMDDhhmm, local time) into
+ * *ret_ts (Unix ms) and the frozen total (0506xxNN, the block's first
+ * value) into *ret_value, in the form settle_read gives. 0, a bus_read
+ * error (an abnormal reply when the meter keeps fewer freezes), -EBADMSG
+ * for a time or value that is not BCD, -EINVAL when the billing point is
+ * not a total energy with daily freezes (dlt645_daily_item).
+ */
+int settle_read_daily(struct bus *b, const struct cfg_meter *m, const struct cfg_profile *p,
+                      int nn, int64_t *ret_ts, double *ret_value);

@@ -125,6 +125,14 @@ const char *dlt645_err_text(uint8_t err)
     return "abnormal reply without an error bit";
 }
 
+uint32_t dlt645_daily_item(uint32_t di)
+{
+    uint32_t kind = (di >> 16) & 0xFF;
+    if ((di & 0xFF00FFFFu) != 0 || kind < 1 || kind > 8)
+        return 0;
+    return 0x05060000u | kind << 8;
+}
+
 int64_t dlt645_settlement_instant(int day, int hour, int64_t now_ms, int k)
 {
     if (day < 1 || day > 28 || hour < 0 || hour > 23 || k < 1)

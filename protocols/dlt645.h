@@ -105,6 +105,15 @@ int dlt645_parse(const uint8_t *buf, size_t len, const uint8_t addr[DLT645_ADDR_
 int dlt645_parse_read(const uint8_t *buf, size_t len, const uint8_t addr[DLT645_ADDR_LEN],
                       uint32_t di, uint8_t *out, size_t *ret_n, size_t *need);
 
+/* Daily frozen data (Table A.6, DI3 DI2 = 05 06): DI1 00 is the freeze's
+ * time (YYMMDDhhmm), 01..08 the energies of 00010000..00080000 (total
+ * first, then the tariffs), DI0 = NN the NN-th last freeze, 1..62. */
+#define DLT645_DAILY_FROZEN_MAX 62
+#define DLT645_DI_DAILY_TIME(nn) (0x05060000u | (uint32_t)(nn))
+/* The daily freeze item with DI0 = 00 of a current total energy di
+ * (00xx0000, xx 01..08 -> 0506xx00; add NN for the NN-th last freeze), 0
+ * for any other di. */
+uint32_t dlt645_daily_item(uint32_t di);
 /* The parameter "1st settlement day" (Table A.5): day and hour, DDhh. */
 #define DLT645_DI_SETTLEMENT_DAY 0x04000B01
 

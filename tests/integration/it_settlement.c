@@ -14,6 +14,10 @@
  *    store was empty at the first start);
  *  - the month that starts at the instant starts from it (start_frozen),
  *    equal to the simulator's counter then.
+ * Then the gateway is down for two more days: its next start stores the
+ * meter's two daily freezes it missed (daily_frozen = 3: the third is
+ * older than its last reading), and the day between them bills from one
+ * to the other, both the simulator's counters at those midnights.
  * Waits are on log lines with deadlines.
  */
 #include <jansson.h>
@@ -35,6 +39,7 @@
 #define LIBFAKETIME "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 #define ENT "xiangjiang-steel"
 #define STORED "stored the settlement-day reading energy_import_kwh"
+#define STORED_DAILY "stored the daily frozen reading energy_import_kwh"
 
 static char *make_config(const char *dir, int mqtt_port, int sim_port)
 {
@@ -48,7 +53,7 @@ static char *make_config(const char *dir, int mqtt_port, int sim_port)
         "  { name = \"rmu\"; type = \"tcp\"; host = \"127.0.0.1\"; port = %d; } );\n"
         "@include \"profiles/generic-water.cfg\"\n"
         "profiles_it = ( { name = \"it-dlt645\"; utility = \"electricity\";\n"
-        "  protocol = \"dlt645-2007\"; settlement = true; points = (\n"
+        "  protocol = \"dlt645-2007\"; settlement = true; daily_frozen = 3; points = (\n"
         "    { name = \"energy_import_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\";\n"
         "      kind = \"counter\"; billing = true; } ); } );\n"
         "enterprises = ( { id = \"" ENT "\"; meters = (\n"
@@ -124,17 +129,20 @@ static double model_at(time_t t)
     return m && bp >= 0 ? sim_expected_decoded(SEED, cfg, m, (size_t)bp, (int64_t)t, NULL) : -1;
 }
 
-/* `parkgw bill --month YYYY-MM --format json`: e1's row (NULL on failure;
+/* `parkgw bill --month YYYY-MM --format json` (or, with day_to, --from
+ * the day of 'first' --to that of day_to): e1's row (NULL on failure;
  * free the returned document with json_decref). */
-static json_t *bill_month(time_t first, json_t **ret_row)
+static json_t *bill_period(time_t first, time_t day_to, json_t **ret_row)
 {
     struct tm tm;
-    char month[16];
+    char month[16], to[16];
     localtime_r(&first, &tm);
-    strftime(month, sizeof(month), "%Y-%m", &tm);
+    strftime(month, sizeof(month), day_to ? "%Y-%m-%d" : "%Y-%m", &tm);
+    localtime_r(&day_to, &tm);
+    strftime(to, sizeof(to), "%Y-%m-%d", &tm);
     char *out = NULL, *errout = NULL;
-    char *argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, "--month", month,
-                    "--format", "json", NULL};
+    char *argv[] = {(char *)pk.parkgw, "bill", "-c", pk.gw_cfg, day_to ? "--from" : "--month",
+                    month, "--format", "json", day_to ? "--to" : NULL, to, NULL};
     CHECK_INT(h_run(argv, &out, &errout, 20000), 0);
     json_t *doc = out ? json_loads(out, 0, NULL) : NULL;
     json_t *rows = json_object_get(doc, "rows");
@@ -199,7 +207,7 @@ int main(void)
                                   1000);
     double at_start = model_at(month_start), at_edge = model_at(edge);
     json_t *row = NULL;
-    json_t *doc = bill_month(month_start, &row);
+    json_t *doc = bill_period(month_start, 0, &row);
     if (row) {
         printf("month before the edge: %.3f -> %.3f = %.3f kWh (model %.3f -> %.3f)\n",
                jnum(row, "start_reading"), jnum(row, "end_reading"), jnum(row, "consumption"),
@@ -211,13 +219,36 @@ int main(void)
         CHECK(jseg_bool(row, 0, "end_frozen"));
     }
     json_decref(doc);
-    doc = bill_month(edge, &row);
+    doc = bill_period(edge, 0, &row);
     if (row) {
         printf("month from the edge: start reading %.3f kWh, the meter's own %.3f\n",
                jnum(row, "start_reading"), at_edge);
         CHECK_NEAR(jnum(row, "start_reading"), at_edge, 0.0051);
         CHECK(jseg_bool(row, 0, "start_frozen"));
         CHECK(!jseg_bool(row, 0, "end_frozen"));
+    }
+    json_decref(doc);
+
+    /* Down two more days: the two daily freezes missed are stored (three
+     * were stored at the first start, from the empty store). */
+    CHECK_INT(h_log_count(&pk.gw, STORED_DAILY), 3);
+    set_offset(offset_s + 2 * 86400);
+    under_faketime(run_gw);
+    CHECK(h_wait_log(&pk.gw, STORED_DAILY, 5, 20000));
+    CHECK(h_park_stop_gw(&pk));
+    CHECK_INT(h_log_count(&pk.gw, STORED), 2);
+    time_t d1 = edge + 86400, d2 = edge + 2 * 86400; /* no DST in Asia/Shanghai */
+    doc = bill_period(d1, d2, &row);
+    if (row) {
+        printf("the day between two daily freezes: %.3f -> %.3f = %.3f kWh (model %.3f -> "
+               "%.3f)\n",
+               jnum(row, "start_reading"), jnum(row, "end_reading"), jnum(row, "consumption"),
+               model_at(d1), model_at(d2));
+        CHECK_NEAR(jnum(row, "start_reading"), model_at(d1), 0.0051);
+        CHECK_NEAR(jnum(row, "end_reading"), model_at(d2), 0.0051);
+        CHECK_NEAR(jnum(row, "consumption"), model_at(d2) - model_at(d1), 0.011);
+        CHECK(jseg_bool(row, 0, "start_frozen"));
+        CHECK(jseg_bool(row, 0, "end_frozen"));
     }
     json_decref(doc);
 

@@ -464,6 +464,20 @@ static const struct ecase cases[] = {
             "  settlement = true; #!\n"
             "  points = ( { name = \"e_kwh\"; di = \"00010001\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true; } ); } );\n",
             "", "settlement needs a billing point whose di ends in 00"),
+    CN_CASE("cn-daily-modbus", CN_BUSES,
+            "profiles = ( { name = \"p\"; utility = \"water\"; daily_frozen = 7; #!\n"
+            "  points = ( { name = \"t_m3\"; fc = 3; address = 0; type = \"uint32\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "daily_frozen applies only to dlt645-2007 profiles"),
+    CN_CASE("cn-daily-di", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\";\n"
+            "  daily_frozen = 7; #!\n"
+            "  points = ( { name = \"e_kwh\"; di = \"00010100\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "daily_frozen needs a billing point that is a total energy"),
+    CN_CASE("cn-daily-range", CN_BUSES,
+            "profiles = ( { name = \"e645\"; utility = \"electricity\"; protocol = \"dlt645-2007\";\n"
+            "  daily_frozen = 63; #!\n"
+            "  points = ( { name = \"e_kwh\"; di = \"00010000\"; format = \"XXXXXX.XX\"; kind = \"counter\"; billing = true; } ); } );\n",
+            "", "daily_frozen"),
     CN_CASE("cn-field", CN_BUSES,
             "profiles = ( { name = \"w188\"; utility = \"water\"; protocol = \"cjt188\"; meter_type = 0x10;\n"
             "  points = ( { name = \"v_m3\"; di = \"901F\"; kind = \"counter\"; billing = true;\n"

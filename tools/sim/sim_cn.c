@@ -62,6 +62,33 @@ static size_t dlt645_item(uint64_t seed, const struct config *cfg, const struct 
         return 2;
     }
     int k = (int)(di & 0xFF);
+    uint32_t kind = (di >> 8) & 0xFF;
+    if ((di & 0xFFFF0000u) == 0x05060000u && k >= 1 && k <= SIM_DAILY_FROZEN && kind <= 8) {
+        /* The k-th last daily freeze, at local midnight: today's is k = 1. */
+        time_t now = (time_t)t;
+        struct tm tm;
+        localtime_r(&now, &tm);
+        struct tm f = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon, .tm_mday = tm.tm_mday - (k - 1),
+                       .tm_isdst = -1};
+        time_t at = mktime(&f);
+        localtime_r(&at, &f);
+        if (kind == 0) {
+            /* YYMMDDhhmm, the minute first */
+            int v[5] = {f.tm_min, f.tm_hour, f.tm_mday, f.tm_mon + 1, f.tm_year % 100};
+            for (int i = 0; i < 5; i++)
+                d[i] = (uint8_t)((v[i] / 10) << 4 | v[i] % 10);
+            return 5;
+        }
+        /* The energies of 00xx0000: the total, then tariffs 1-4 (zero where
+         * the profile lacks the item). */
+        uint32_t cur = kind << 16;
+        for (size_t i = 0; i < p->n_points; i++) {
+            uint32_t pdi = p->points[i].di;
+            if ((pdi & 0xFFFF00FFu) == cur && ((pdi >> 8) & 0xFF) <= 4)
+                sim_item_bytes(seed, cfg, m, i, (int64_t)at, st, d + 4 * ((pdi >> 8) & 0xFF));
+        }
+        return 20;
+    }
     if (k >= 1 && k <= 12 && !(di >> 24)) {
         /* An energy at the k-th last settlement instant: the current item's
          * point, valued then (the model's counters are exact integrals). */

@@ -20,6 +20,9 @@
  * for the profile's items with DI0 = 00. */
 #define SIM_SETTLE_DAY 1
 #define SIM_SETTLE_HOUR 0
+/* ... and freeze daily at local midnight, keeping the last 62 (050600NN
+ * the freeze's time, 0506xxNN the energies of 00xx0000, total first). */
+#define SIM_DAILY_FROZEN 62
 
 /* Ways a reply goes wrong (fault injection). */
 #define SIM_CN_WRONG_ADDR 0x01 /* from another address, otherwise correct */
