@@ -36,7 +36,7 @@ ok()   { echo "ok   $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/check-group.XXXXXX")
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+trap 'umount "$work/root/proc" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 root=$work/root
 DESTDIR=$root cmake --install "$build" >"$work/install.log" 2>&1 ||
   { cat "$work/install.log"; echo "FAIL cmake --install"; exit 1; }
@@ -56,6 +56,11 @@ for lib in $(ldd "$build/parkgw" | grep -o '/[^ ]*'); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
+# An ASan build reads its options and runs LeakSanitizer through /proc.
+if ldd "$build/parkgw" | grep -q libasan; then
+  mkdir -p "$root/proc" && mount -t proc proc "$root/proc" ||
+    { echo "FAIL cannot mount /proc in the root for the ASan build"; exit 1; }
+fi
 [ -e /usr/share/zoneinfo/Asia/Shanghai ] &&
   { mkdir -p "$root/usr/share/zoneinfo/Asia"; cp /usr/share/zoneinfo/Asia/Shanghai "$root/usr/share/zoneinfo/Asia/"; }
 mkdir -p "$root/etc" "$root/tmp" "$root/var/lib"
