@@ -2,7 +2,8 @@
  * it_summary.c - summaries add up to the counters (issue 14): `parkgw run`
  * polls a water and an electricity meter every second with 2 s summaries
  * and is stopped five times (SIGTERM and kill -9 in turn, with downtimes),
- * then once after well under a second, then runs until the simulator is
+ * then once after well under a second, then runs (reloaded once by SIGHUP,
+ * which hands the writer a new summary engine) until the simulator is
  * stopped and every interval up to the last reading is published. Each
  * meter's consumption in its enterprise's summaries (one per seq) must equal
  * its billing counter's increase from the first stored reading to the last.
@@ -181,6 +182,12 @@ static void run_until_the_meters_stop(struct span *w, struct span *e)
     h_park_run(&pk, true);
     CHECK(h_wait_log(&pk.gw, "storage: committed",
                      h_log_count(&pk.gw, "storage: committed") + 2, 15000));
+    /* A reload gives the writer a new summary engine: it picks up the
+     * saved state and the readings after it, like a restart. */
+    kill(pk.gw.pid, SIGHUP);
+    CHECK(h_wait_log(&pk.gw, "configuration reloaded", 1, 10000));
+    CHECK(h_wait_log(&pk.gw, "storage: committed",
+                     h_log_count(&pk.gw, "storage: committed") + 3, 15000));
     size_t w_fail = h_log_count(&pk.gw, "meter ent0/w1 (bus line, unit 2): read failed");
     size_t e_fail = h_log_count(&pk.gw, "meter ent0/e1 (bus line, unit 1): read failed");
     h_stop(&pk.sim, SIGTERM, 5000);
