@@ -90,7 +90,7 @@ static int register_points(struct store *st, const struct config *cfg, struct me
             if (lim > 0 && m[n].rate > lim)
                 m[n].rate = lim;
             n++;
-            /* the reactive counter of the power factor: 0.3-0.6 kvarh a kWh */
+            /* the reactive counter of the power factor: 0.3-0.6 kvarh a kWh (PF 0.86-0.96) */
             if (cm->reactive >= 0) {
                 m = xgrow(m, &cap, n + 1, sizeof(*m));
                 r = store_point_id(st, cfg->enterprises[e].id, cm->id,
@@ -100,8 +100,10 @@ static int register_points(struct store *st, const struct config *cfg, struct me
                     free(m);
                     return r;
                 }
+                /* stored as read (x PT x CT), unlike the billing counter's dial */
                 m[n].value = 500.0;
-                m[n].rate = m[n - 1].rate * (0.3 + 0.1 * (double)(n % 4));
+                m[n].rate = m[n - 1].rate * (0.3 + 0.1 * (double)(n % 4)) *
+                            point_ratio_factor(&prof->points[bp], cm->pt_ratio, cm->ct_ratio);
                 n++;
             }
         }
@@ -503,7 +505,23 @@ int main(int argc, char **argv)
     printf("the same with a CT change and a recorded replacement on each of %zu electricity "
            "meters:\n  rollups: %8.1f ms\n  raw only: %7.1f ms\n  statements identical: %s\n",
            nh, d_roll * 1000, d_raw * 1000,
-           t_roll && t_raw && strcmp(t_roll, t_raw) == 0 ? "yes" : "no");
+           t_roll && t_raw && strcmp(t_roll, t_raw) == 0 ? "yes" : "no (see -k and diff)");
+    if (keep && t_roll && t_raw) {
+        char *f1 = xasprintf("%s.history.rollup.csv", path);
+        char *f2 = xasprintf("%s.history.raw.csv", path);
+        FILE *f = fopen(f1, "w");
+        if (f) {
+            fputs(t_roll, f);
+            fclose(f);
+        }
+        f = fopen(f2, "w");
+        if (f) {
+            fputs(t_raw, f);
+            fclose(f);
+        }
+        free(f1);
+        free(f2);
+    }
     free(t_roll);
     free(t_raw);
     store_close(st);

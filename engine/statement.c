@@ -34,15 +34,21 @@ double statement_round(double v, double unit)
 struct daily_ctx {
     struct tariff_series *daily, *quarter;
     double mult;
+    int64_t from, to;       /* the segment: its accumulator also sees deltas beyond it */
 };
 
 static void on_daily_delta(void *ud, int64_t t0, int64_t t1, double delta)
 {
     struct daily_ctx *c = ud;
+    /* the part of the delta inside the segment, spread evenly as before */
+    int64_t a = t0 > c->from ? t0 : c->from, b = t1 < c->to ? t1 : c->to;
+    if (a >= b || t1 <= t0)
+        return;
+    double part = delta * c->mult * ((double)(b - a) / (double)(t1 - t0));
     if (c->daily->n > 0)
-        tariff_series_add(c->daily, t0, t1, delta * c->mult);
+        tariff_series_add(c->daily, a, b, part);
     if (c->quarter->n > 0)
-        tariff_series_add(c->quarter, t0, t1, delta * c->mult);
+        tariff_series_add(c->quarter, a, b, part);
 }
 
 /* The multiplier a history record puts on the billing counter. */
@@ -148,7 +154,7 @@ static int compute_segment(struct store *st, const struct statement_request *req
         p.hi_ts = hi->ts;
         p.hi_v = hi->final_dial;
     }
-    struct daily_ctx daily = {&row->daily, &row->quarter, p.legacy_div};
+    struct daily_ctx daily = {&row->daily, &row->quarter, p.legacy_div, sg->from, sg->to};
     if (row->daily.n > 0 || row->quarter.n > 0) {
         p.on_delta = on_daily_delta;
         p.ud = &daily;

@@ -95,11 +95,14 @@ static const char css[] =
     "th,td{padding:1.2mm 2mm;border-bottom:1px solid #cfd6de;text-align:left;vertical-align:top}\n"
     "th{font-weight:600;background:#f4f6f8}\n"
     "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
+    "td.t{white-space:nowrap}\n"
     "table.meta th{width:22%}\n"
     "tr.total td{font-weight:700;border-top:1.5px solid #333;border-bottom:none}\n"
     "tr.sub td{font-weight:600;background:#fafbfc}\n"
     "small{color:#555;font-size:8.5pt;white-space:nowrap}\n"
-    "section.meter{break-inside:avoid;page-break-inside:avoid;margin:5mm 0}\n"
+    "section.meter{margin:5mm 0}\n"
+    "table,svg.chart{break-inside:avoid;page-break-inside:avoid}\n"
+    "h2,h3{break-after:avoid;page-break-after:avoid}\n"
     "section.sum{margin:4mm 0}\n"
     ".two{display:flex;gap:4mm}.two>div{flex:1}\n"
     ".note{color:#7a4b00;font-size:9pt}\n"
@@ -219,7 +222,8 @@ static void meter_section(FILE *out, const struct config *cfg, const struct stat
     for (size_t k = 0; k < w->n_seg; k++) {
         const struct statement_segment *sg = &w->seg[k];
         char f1[32], f2[32];
-        fprintf(out, "<tr><td>%s</td><td>%s</td>", local_min(sg->from, f1, sizeof(f1)),
+        fprintf(out, "<tr><td class=\"t\">%s</td><td class=\"t\">%s</td>",
+                local_min(sg->from, f1, sizeof(f1)),
                 local_min(sg->to, f2, sizeof(f2)));
         if (sg->has_readings)
             fprintf(out, "<td class=\"n\">%s</td><td class=\"n\">%s</td>",
