@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "cli/cli.h"
+#include "cli/probe_tou.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "protocols/bus.h"
@@ -195,7 +196,7 @@ int cmd_probe(int argc, char **argv, const char *cfg_path)
     }
     if (bc->protocol != PROTO_MODBUS) {
         print_items(prof, plan, data, m);
-        rc = 0;
+        rc = probe_tou_print(cfg, m, bus, now_real_ms()) < 0 ? 2 : 0;
         goto out;
     }
     printf("\n%-24s %-3s %-6s %-8s %-5s %-20s %s\n", "point", "fc", "addr", "type", "order",
