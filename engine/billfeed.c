@@ -25,6 +25,7 @@ void billfeed_params(struct bill_params *p, const struct cfg_point *pt,
     /* a billing counter is stored as the dial reading: it wraps before PT x CT */
     p->wrap = bill_wrap_modulus(pt, pt->billing ? NULL : m);
     p->max_rate = pt->max_rate;
+    p->res = bill_res_of(pt, pt->billing ? NULL : m);
     p->gap_ms = (int64_t)GAP_INTERVALS * m->interval * 1000;
 }
 
@@ -55,6 +56,26 @@ static int feed_tail(void *ud, int64_t ts, double value)
     return ts >= f->p->to && ++f->after_to >= EDGE_CONTEXT;
 }
 
+/* Whether no pair of the bucket is a spike by bill_rise_limit, and its
+ * first -> last span is none either. Pairs rising faster than max_rate are
+ * still within the limit when the excess over the longest interval is within
+ * the resolution term at the bucket's smallest reading (no drop: the first
+ * one), which the limit's term at any of its readings is at least; the span
+ * gets one resolution term for all of them, so it is checked itself. */
+static bool bucket_rises_ok(const struct bill_params *p, const struct rollup_row *w)
+{
+    if (!(p->max_rate > 0) || w->max_rise <= p->max_rate * (1 - 1e-9))
+        return true;
+    double excess = (w->max_rise - p->max_rate) * ((double)w->max_gap / 3600000.0);
+    double lo = w->first_v >= 0 ? w->first_v : (w->last_v <= 0 ? -w->last_v : 0);
+    if (!(excess <= 2 * bill_resolution(&p->res, lo) * (1 - 1e-9)))
+        return false;
+    double d;
+    return w->last_ts <= w->first_ts ||
+           bill_classify_pair(p->wrap, p->max_rate, &p->res, w->first_v, w->last_v,
+                              w->last_ts - w->first_ts, &d) == BILL_PAIR_GOOD;
+}
+
 /* A bucket whose first/last readings stand for all of its raw ones: no drop
  * in or at its edges, no rise the accumulator would call a spike, no gap
  * that would be uncovered (storage/rollup.h). */
@@ -62,7 +83,7 @@ static bool bucket_clean(const struct bill_params *p, const struct rollup_row *w
 {
     if (w->anomalies != 0)
         return false;
-    if (p->max_rate > 0 && w->max_rise > p->max_rate * (1 - 1e-9))
+    if (!bucket_rises_ok(p, w))
         return false;
     if (p->gap_ms > 0 && w->max_gap > p->gap_ms)
         return false;

@@ -201,13 +201,42 @@ static void spread(struct bill_acc *a, int64_t t0, int64_t t1, double delta, boo
     }
 }
 
-enum bill_pair bill_classify_pair(double wrap, double max_rate, double prev, double cur,
-                                  int64_t dt_ms, double *ret_delta)
+double bill_resolution(const struct bill_res *res, double v)
+{
+    if (!res || !(res->scale > 0) || !isfinite(v))
+        return 0;
+    double x = fabs(v) / res->scale, step;
+    switch (res->type) {
+    case PT_FLOAT32: {
+        float f = (float)x;
+        step = (double)nextafterf(f, INFINITY) - (double)f;
+        break;
+    }
+    case PT_FLOAT64:
+        step = nextafter(x, INFINITY) - x;
+        break;
+    default:
+        return res->scale;
+    }
+    return isfinite(step) ? step * res->scale : 0;
+}
+
+double bill_rise_limit(double max_rate, const struct bill_res *res, double prev, double cur,
+                       int64_t dt_ms)
+{
+    if (!(max_rate > 0))
+        return INFINITY;
+    /* relative slack so a delta exactly at the limit is not a spike by rounding */
+    double limit = max_rate * ((double)dt_ms / MS_PER_HOUR) * (1 + 1e-9);
+    double v = fmax(fabs(prev), fabs(cur));
+    return limit + 2 * bill_resolution(res, v);
+}
+
+enum bill_pair bill_classify_pair(double wrap, double max_rate, const struct bill_res *res,
+                                  double prev, double cur, int64_t dt_ms, double *ret_delta)
 {
     double raw = cur - prev;
-    double limit = max_rate > 0 ? max_rate * ((double)dt_ms / MS_PER_HOUR) : INFINITY;
-    /* relative slack so a delta exactly at the limit is not a spike by rounding */
-    limit *= 1 + 1e-9;
+    double limit = bill_rise_limit(max_rate, res, prev, cur, dt_ms);
 
     if (raw >= 0) {
         if (raw > limit)
@@ -229,8 +258,8 @@ enum bill_pair bill_classify_pair(double wrap, double max_rate, double prev, dou
 static enum pair_kind classify(const struct bill_acc *a, double prev, double cur, int64_t dt_ms,
                                double *ret_delta)
 {
-    return (enum pair_kind)bill_classify_pair(a->p.wrap, a->p.max_rate, prev, cur, dt_ms,
-                                              ret_delta);
+    return (enum pair_kind)bill_classify_pair(a->p.wrap, a->p.max_rate, &a->p.res, prev, cur,
+                                              dt_ms, ret_delta);
 }
 
 static void take_reading(struct bill_acc *a, int64_t ts, double v)
@@ -504,4 +533,20 @@ scaled:
     if (m)
         mod *= point_ratio_factor(pt, m->pt_ratio, m->ct_ratio);
     return mod;
+}
+
+struct bill_res bill_res_of(const struct cfg_point *pt, const struct cfg_meter *m)
+{
+    struct bill_res res = {.type = pt->type, .scale = fabs(pt->scale)};
+    if (pt->data_len > 0) {
+        /* one last BCD digit; CJ/T 188's XXXXXX.XX without a format */
+        res.type = PT_UINT64;
+        res.scale *= pow(10.0, -(pt->fmt.bytes ? pt->fmt.decimals : 2));
+    } else if (pt->has_frac) {
+        res.type = pt->frac_type;
+        res.scale = fabs(pt->frac_scale);
+    }
+    if (m)
+        res.scale *= point_ratio_factor(pt, m->pt_ratio, m->ct_ratio);
+    return res;
 }

@@ -17,9 +17,12 @@
  * The rules, in the order they apply to each pair of consecutive readings
  * (prev, cur) of a cumulative counter:
  *  - cur >= prev: the delta is consumption, unless max_rate is set and the
- *    delta exceeds max_rate x elapsed hours (a spike).
+ *    delta exceeds max_rate x elapsed hours + twice the register's
+ *    resolution at the readings (a spike; bill_rise_limit). The resolution
+ *    term keeps one step of the register from being a spike: a float32
+ *    reading of 16,000,000 moves by 1 at least, more than 1.25 kWh/h x 1 s.
  *  - cur < prev and the register wraps (integer types): prev + delta wraps
- *    when delta = cur - prev + wrap is plausible: within max_rate x hours,
+ *    when delta = cur - prev + wrap is plausible: within that limit,
  *    or, without max_rate, at most 20% of the modulus (prev in the top and cur
  *    in the bottom of the range). The delta is added back.
  *  - any other drop is a reset (meter replaced or cleared): a new segment
@@ -50,10 +53,39 @@
 #define BILL_MAX_SEASONS 12
 #define BILL_MAX_RESETS 16
 
+/*
+ * The resolution of a stored reading, in the point's stored unit: for
+ * PT_FLOAT32 / PT_FLOAT64 the spacing of floats at |v| / scale, x scale;
+ * for any other type scale itself (one count of an integer register, one
+ * last digit of a BCD one). scale 0 = exact readings (no resolution term).
+ */
+struct bill_res {
+    enum point_type type;
+    double scale;
+};
+
+/* The resolution of the point's stored readings (bill_res above): the
+ * register's (or a totaliser's fraction register's) type and |scale|, x the
+ * ratio factor of the point on m when m is given (as bill_wrap_modulus);
+ * DL/T 645 and CJ/T 188 points: one last BCD digit x |scale|. */
+struct bill_res bill_res_of(const struct cfg_point *pt, const struct cfg_meter *m);
+
+/* The step between the reading v and the next one the register can give
+ * (>= 0; 0 for scale 0 or a non-finite spacing). */
+double bill_resolution(const struct bill_res *res, double v);
+
+/* The largest rise from prev to cur over dt_ms that is not a spike:
+ * max_rate x hours (x (1 + 1e-9) for rounding) + 2 x the resolution at the
+ * larger of |prev|, |cur| (both readings are rounded to the register).
+ * INFINITY for max_rate <= 0; res NULL = exact readings. */
+double bill_rise_limit(double max_rate, const struct bill_res *res, double prev, double cur,
+                       int64_t dt_ms);
+
 struct bill_params {
     int64_t from, to;       /* the period [from, to), Unix ms */
     double wrap;            /* register modulus in the point's unit; 0 = never wraps */
     double max_rate;        /* largest plausible increase per hour; 0 = not set */
+    struct bill_res res;    /* of the stored readings; zeroed = exact */
     int64_t gap_ms;         /* longest interval still counted as covered; 0 = any */
     const struct cfg_tariff *tariff; /* NULL: no band split and no amount */
     /* Optional: called for every accepted (non-excluded) delta with its whole,
@@ -109,15 +141,15 @@ struct bill_acc;
 /*
  * How a counter moved from prev to cur in dt_ms: GOOD (the rise is the
  * consumption), WRAP (a drop that the register's wrap modulus explains: within
- * max_rate x hours, or without max_rate at most 20 % of the modulus), SPIKE
- * (a rise above max_rate x hours: excluded) or RESET (any other drop: a
+ * bill_rise_limit, or without max_rate at most 20 % of the modulus), SPIKE
+ * (a rise above bill_rise_limit: excluded) or RESET (any other drop: a
  * replaced or reset meter; a new segment, never negative consumption).
  * *ret_delta gets the consumption for GOOD and WRAP only. wrap 0 = none;
- * max_rate 0 = no limit.
+ * max_rate 0 = no limit; res NULL = exact readings.
  */
 enum bill_pair { BILL_PAIR_GOOD, BILL_PAIR_WRAP, BILL_PAIR_SPIKE, BILL_PAIR_RESET };
-enum bill_pair bill_classify_pair(double wrap, double max_rate, double prev, double cur,
-                                  int64_t dt_ms, double *ret_delta);
+enum bill_pair bill_classify_pair(double wrap, double max_rate, const struct bill_res *res,
+                                  double prev, double cur, int64_t dt_ms, double *ret_delta);
 
 int bill_acc_new(const struct bill_params *p, struct bill_acc **ret);
 void bill_acc_free(struct bill_acc *a);

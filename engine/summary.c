@@ -40,6 +40,7 @@ struct smeter {
     double wrap;      /* of the dial reading */
     double mult;      /* pt x ct of the config: dial units to billing units */
     double max_rate;
+    struct bill_res res; /* of the dial reading */
     bool has_billing;
     bool has_power_pt;
     uint32_t billing_id;
@@ -148,6 +149,7 @@ int summary_new(const struct config *cfg, uint32_t *const *point_ids, const char
                 sm->wrap = bill_wrap_modulus(&prof->points[bp], NULL);
                 sm->mult = point_ratio_factor(&prof->points[bp], cm->pt_ratio, cm->ct_ratio);
                 sm->max_rate = prof->points[bp].max_rate;
+                sm->res = bill_res_of(&prof->points[bp], NULL);
                 sm->ent_id = xstrdup(ent->id);
                 sm->meter_id = xstrdup(cm->id);
                 sm->point = xstrdup(prof->points[bp].name);
@@ -312,7 +314,7 @@ static double counter_delta(const struct smeter *sm, double prev, double cur, in
                             bool *ret_reset)
 {
     double d = 0;
-    enum bill_pair k = bill_classify_pair(sm->wrap, sm->max_rate, prev, cur, dt_ms, &d);
+    enum bill_pair k = bill_classify_pair(sm->wrap, sm->max_rate, &sm->res, prev, cur, dt_ms, &d);
     *ret_reset = k == BILL_PAIR_RESET;
     return k == BILL_PAIR_GOOD || k == BILL_PAIR_WRAP ? d : 0;
 }

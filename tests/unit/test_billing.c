@@ -665,6 +665,58 @@ static void test_end_to_end(void)
     rmdir(tmpdir);
 }
 
+/* The register's resolution in the spike rule. A float32 reading between
+ * 2^23 = 8388608 and 2^24 = 16777216 is a whole number: at 16,000,000 the
+ * next float is 16,000,001 (step 1). At 13,000 (2^13..2^14) the step is
+ * 2^(13-23) = 2^-10 = 0.0009765625. A uint32 register with scale 0.01 steps
+ * by 0.01 anywhere. max_rate 1.25 kWh/h (a 3 x 57.7 V x 6 A meter x 1.2) over
+ * 1 s allows 1.25 / 3600 = 0.000347; with the resolution term, 0.000347 +
+ * 2 x 1 = 2.000347 at 16,000,000. */
+static void test_resolution(void)
+{
+    struct cfg_point pf = {.type = PT_FLOAT32, .scale = 1.0};
+    struct bill_res rf = bill_res_of(&pf, NULL);
+    CHECK_NEAR(bill_resolution(&rf, 16000000.0), 1.0, 0);
+    CHECK_NEAR(bill_resolution(&rf, 13000.0), 0.0009765625, 0);
+    struct cfg_point pi = {.type = PT_UINT32, .scale = 0.01};
+    struct bill_res ri = bill_res_of(&pi, NULL);
+    CHECK_NEAR(bill_resolution(&ri, 123456.78), 0.01, 0);
+    CHECK_NEAR(bill_rise_limit(1.25, &rf, 16000000.0, 16000001.0, S), 2.000347, 1e-6);
+
+    double d = -1;
+    /* one float32 step in 1 s: consumption 1, not a spike */
+    CHECK_INT(bill_classify_pair(0, 1.25, &rf, 16000000.0, 16000001.0, S, &d), BILL_PAIR_GOOD);
+    CHECK_NEAR(d, 1.0, 0);
+    /* without the resolution term the same step was a spike (1 > 0.000347) */
+    CHECK_INT(bill_classify_pair(0, 1.25, NULL, 16000000.0, 16000001.0, S, &d), BILL_PAIR_SPIKE);
+    /* a real jump of 1000 in 1 s: 1000 > 2.000347 */
+    CHECK_INT(bill_classify_pair(0, 1.25, &rf, 16000000.0, 16001000.0, S, &d), BILL_PAIR_SPIKE);
+    /* 3 steps in 1 s: 3 > 2.000347, a spike too */
+    CHECK_INT(bill_classify_pair(0, 1.25, &rf, 16000000.0, 16000003.0, S, &d), BILL_PAIR_SPIKE);
+
+    /* A float32 counter at 16,000,000 stepping by one float each second for
+     * 60 s: 59 steps of 1 = 59, no spike, no outlier. */
+    int64_t t0 = lt("2026-11-01T00:00");
+    struct bill_sample s[60];
+    for (int i = 0; i < 60; i++)
+        s[i] = (struct bill_sample){t0 + i * S, 16000000.0 + i};
+    struct bill_params p = params(t0, t0 + 59 * S);
+    p.max_rate = 1.25;
+    p.res = rf;
+    struct bill_result r;
+    CHECK_INT(bill_compute(&p, s, 60, &r), 0);
+    CHECK_NEAR(r.consumption, 59, 1e-9);
+    CHECK_INT(r.n_spikes, 0);
+    CHECK_INT(r.n_outliers, 0);
+    /* the same series with a jump of 1000 at 30 s that stays: 1000 excluded,
+     * 58 steps counted */
+    for (int i = 30; i < 60; i++)
+        s[i].value += 1000;
+    CHECK_INT(bill_compute(&p, s, 60, &r), 0);
+    CHECK_NEAR(r.consumption, 58, 1e-9);
+    CHECK_INT(r.n_spikes, 1);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -674,6 +726,7 @@ int main(void)
     test_reset();
     test_outlier();
     test_spike();
+    test_resolution();
     test_gaps();
     test_edges_add_up();
     test_on_delta();
