@@ -247,6 +247,7 @@ struct cfg_webhook {
     size_t n_events;
     int timeout_ms;       /* per request; default 5000 */
     int min_interval;     /* s; default alerts.min_interval */
+    char *secret;         /* dingtalk: the robot's signing secret ("SEC..."), or NULL */
     int line;
 };
 

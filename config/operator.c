@@ -81,7 +81,7 @@ static int parse_webhook(struct ld *ld, const config_setting_t *w, struct config
                          size_t i)
 {
     static const char *const keys[] = {"name",       "url",          "format", "events",
-                                       "timeout_ms", "min_interval", NULL};
+                                       "timeout_ms", "min_interval", "secret", NULL};
     struct cfg_webhook *h = &cfg->webhooks[i];
     config_setting_t *s;
     const char *fmt = "json";
@@ -115,6 +115,11 @@ static int parse_webhook(struct ld *ld, const config_setting_t *w, struct config
     h->timeout_ms = 5000;
     if ((r = cfg_get_int(ld, w, "timeout_ms", false, 100, 60000, &h->timeout_ms, NULL)) < 0)
         return r;
+    if ((r = cfg_dup_str(ld, w, "secret", false, &h->secret, &s)) < 0)
+        return r;
+    if (r == 0 && (h->format != WEBHOOK_DINGTALK || !h->secret[0]))
+        return cfg_fail(ld, s, "secret is the signing secret of a dingtalk robot (format = "
+                               "\"dingtalk\"), non-empty");
     h->min_interval = cfg->alerts_min_interval;
     if ((r = cfg_get_int(ld, w, "min_interval", false, 0, 86400, &h->min_interval, NULL)) < 0)
         return r;
@@ -173,6 +178,7 @@ void cfg_free_alerts(struct config *cfg)
         struct cfg_webhook *h = &cfg->webhooks[i];
         free(h->name);
         free(h->url);
+        free(h->secret);
         for (size_t k = 0; k < h->n_events; k++)
             free(h->events[k]);
         free(h->events);

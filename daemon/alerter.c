@@ -111,7 +111,11 @@ static int deliver(struct alerter *a, struct target *t, const struct alertq_even
     char *body = webhook_body(t->w->format, &al);
     if (!body)
         return 0; /* not an event object: nothing anyone could be sent */
-    int r = webhook_post(t->w->url, t->w->format, body, id, t->w->timeout_ms, err, sizeof(err));
+    /* A signed DingTalk URL is valid for an hour: signed again per try. */
+    char *url = t->w->secret ? webhook_dingtalk_sign(t->w->url, t->w->secret, now_real_ms())
+                             : xstrdup(t->w->url);
+    int r = webhook_post(url, t->w->format, body, id, t->w->timeout_ms, err, sizeof(err));
+    free(url);
     free(body);
     int64_t now = now_mono_ms();
     if (r < 0) {

@@ -6,6 +6,8 @@
 #include "protocols/webhook.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -214,4 +216,27 @@ int webhook_post(const char *url, enum webhook_format f, const char *body, const
     free(hid);
     free(ans);
     return r;
+}
+
+char *webhook_dingtalk_sign(const char *url, const char *secret, int64_t now_ms)
+{
+    char *msg = xasprintf("%lld\n%s", (long long)now_ms, secret);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mlen = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, strlen(msg), mac,
+         &mlen);
+    free(msg);
+    unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    EVP_EncodeBlock(b64, mac, (int)mlen);
+    /* URL-encode the Base64 text (+, / and =). */
+    char enc[3 * sizeof(b64)], *o = enc;
+    for (const unsigned char *c = b64; *c; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9'))
+            *o++ = (char)*c;
+        else
+            o += sprintf(o, "%%%02X", *c);
+    }
+    *o = '\0';
+    return xasprintf("%s%ctimestamp=%lld&sign=%s", url, strchr(url, '?') ? '&' : '?',
+                     (long long)now_ms, enc);
 }

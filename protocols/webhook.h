@@ -39,3 +39,8 @@ void webhook_global_init(void);
  * (-EPROTO: answered with an error; -EIO/-ETIMEDOUT: not reached). */
 int webhook_post(const char *url, enum webhook_format f, const char *body, const char *id,
                  int timeout_ms, char *err, size_t errlen);
+
+/* A DingTalk robot's signed URL: url + "&timestamp=MS&sign=S" (or "?..."),
+ * S = URL-encoded Base64 of HMAC-SHA256(secret, "MS\nsecret"), the robot's
+ * "加签" security setting. malloc'd. */
+char *webhook_dingtalk_sign(const char *url, const char *secret, int64_t now_ms);

@@ -520,6 +520,8 @@ static const struct ecase cases[] = {
      .want = "duplicate webhook name 'a'"},
     {"alerts-events", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\"; url = \"http://h/x\";\n events = [ ]; } ); }; #!\n",
      .want = "events must be a non-empty list"},
+    {"alerts-secret", .tariffs = TARIFFS "alerts = { webhooks = ( { name = \"a\"; url = \"http://h/x\";\n secret = \"SECx\"; } ); }; #!\n",
+     .want = "secret is the signing secret of a dingtalk robot"},
     {"alerts-interval", .tariffs = TARIFFS "alerts = {\n min_interval = -1; }; #!\n",
      .want = "'min_interval' = -1 is out of range"},
     /* storage, mqtt */
