@@ -88,9 +88,17 @@ static void print_table(json_t *doc, const char *state_path)
            "last reading", "age", "billing counter", "polls ok/fail", "alarms");
     size_t e, i;
     json_t *ent, *m;
-    json_array_foreach(json_object_get(doc, "enterprises"), e, ent)
+    json_array_foreach(json_object_get(doc, "enterprises"), e, ent) {
+        /* People know the enterprises by their registered names. */
+        const char *id = json_string_value(json_object_get(ent, "id"));
+        const char *nm = json_string_value(json_object_get(ent, "name"));
+        if (nm && *nm && strcmp(nm, id) != 0)
+            printf("%s (%s)\n", nm, id);
+        else
+            printf("%s\n", id);
         json_array_foreach(json_object_get(ent, "meters"), i, m)
-            print_meter(json_string_value(json_object_get(ent, "id")), m);
+            print_meter(id, m);
+    }
     json_t *db = json_object_get(doc, "database");
     if (json_is_integer(json_object_get(db, "samples"))) {
         char oldest[32];

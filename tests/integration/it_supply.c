@@ -236,6 +236,18 @@ static void scenario_comm_timeout(void)
     CHECK(has(ri, "\"meter\":\"w2\""));
 }
 
+/* `parkgw status` heads each enterprise's meters with its registered name. */
+static void scenario_status_names(void)
+{
+    char *argv[] = {(char *)pk.parkgw, "status", "-c", pk.gw_cfg, NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_INT(h_run(argv, &out, &err, 20000), 0);
+    CHECK_CONTAINS(out ? out : "", "\n湘张大道供水主管 (main)\nmain/w1 ");
+    CHECK_CONTAINS(out ? out : "", "\n湖南润宇塑业有限公司 (plant)\nplant/ww1 ");
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     setenv("TZ", "Asia/Shanghai", 1);
@@ -247,6 +259,7 @@ int main(void)
         scenario_water_main_by_pressure();
         scenario_no_flow_schedule();
         scenario_comm_timeout();
+        scenario_status_names();
     }
     h_sub_free(sub);
     h_park_free(&pk, check_failed);
