@@ -36,7 +36,7 @@ ok()   { echo "ok   $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/check-group.XXXXXX")
-trap 'umount "$work/root/proc" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+trap 'umount "$work/root/proc" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 root=$work/root
 DESTDIR=$root cmake --install "$build" >"$work/install.log" 2>&1 ||
   { cat "$work/install.log"; echo "FAIL cmake --install"; exit 1; }
