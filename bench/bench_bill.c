@@ -348,7 +348,7 @@ static double time_all_formats(const struct config *cfg, struct store *st,
         for (size_t e = 0; e < cfg->n_enterprises; e++)
             if (statement_html_has(s, e))
                 statement_html_page(f, cfg, s, e);
-        statement_html_index(f, cfg, s);
+        statement_html_index(f, cfg, s, NULL);
         statement_free(s);
         fflush(f);
         double dt = mono_s() - t0;

@@ -50,7 +50,7 @@ static int write_page(const char *dir, const char *file, const struct config *cf
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         goto out_free;
     }
-    r = index ? statement_html_index(f, cfg, s) : statement_html_page(f, cfg, s, e);
+    r = index ? statement_html_index(f, cfg, s, NULL) : statement_html_page(f, cfg, s, e);
     if (fclose(f) != 0 || r < 0) {
         r = -EIO;
         snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));

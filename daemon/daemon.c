@@ -5,6 +5,7 @@
  * SIGHUP reloads) and feeds the systemd watchdog while every thread makes
  * progress. Stopping flushes the last batch and publishes the offline status.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "common/util.h"
 #include "daemon/publisher.h"
 #include "engine/statement.h"
+#include "engine/statement_html.h"
 #include "engine/statement_out.h"
 #include "engine/meterhist.h"
 #include "engine/summary.h"
@@ -554,6 +556,49 @@ static void reload(struct daemon *d, const char *cfg_path)
     sd_notifyf(0, "READY=1\nSTATUS=polling %zu meters on %zu buses", d->n_meters, nb);
 }
 
+/* format=html: the printable page of the requested enterprise, or the index
+ * of all, whose links ask this API for each enterprise's page. */
+static int http_bill_html(FILE *out, const struct config *cfg, struct store *st,
+                          const struct http_bill_query *q, struct statement_request *req,
+                          char *err, size_t errlen)
+{
+    struct statement *s;
+    req->daily = true;
+    int r = statement_build(cfg, st, req, &s, err, errlen);
+    if (r < 0)
+        return r;
+    if (req->enterprise) {
+        for (size_t e = 0; e < cfg->n_enterprises; e++)
+            if (!strcmp(cfg->enterprises[e].id, req->enterprise))
+                r = statement_html_page(out, cfg, s, e);
+    } else {
+        /* the query's own from and to, percent-encoded for the links */
+        char *base = NULL;
+        size_t len = 0;
+        FILE *b = open_memstream(&base, &len);
+        const char *part[2] = {q->from, q->to};
+        fputs("/api/bill?", b);
+        for (int k = 0; k < 2; k++) {
+            fputs(k ? "&to=" : "from=", b);
+            for (const unsigned char *c = (const unsigned char *)part[k]; *c; c++)
+                if (isalnum(*c) || *c == '-' || *c == '.' || *c == '_')
+                    fputc(*c, b);
+                else
+                    fprintf(b, "%%%02X", *c);
+        }
+        if (q->utility)
+            fprintf(b, "&utility=%s", q->utility);
+        fputs("&format=html&enterprise=", b);
+        fclose(b);
+        r = statement_html_index(out, cfg, s, base);
+        free(base);
+    }
+    statement_free(s);
+    if (r < 0)
+        snprintf(err, errlen, "writing the statement: %s", strerror(errno));
+    return r;
+}
+
 /* GET /api/bill (daemon/http.h): the statement of `parkgw bill` with the
  * configuration in force, on a read-only connection of the request's own;
  * times in the gateway's time zone (TZ, set when the config was loaded). */
@@ -570,10 +615,10 @@ static int http_bill(void *ud, const struct http_bill_query *q, FILE *out, char 
         fmt = STATEMENT_CSV;
     else if (!strcmp(q->format, "json"))
         fmt = STATEMENT_JSON;
-    else if (!strcmp(q->format, "table"))
+    else if (!strcmp(q->format, "table") || !strcmp(q->format, "html"))
         fmt = STATEMENT_TABLE;
     else {
-        snprintf(err, errlen, "unknown format '%s' (csv, json, table)", q->format);
+        snprintf(err, errlen, "unknown format '%s' (csv, json, table, html)", q->format);
         return -EINVAL;
     }
     if (!q->from || !q->to) {
@@ -607,7 +652,10 @@ static int http_bill(void *ud, const struct http_bill_query *q, FILE *out, char 
         snprintf(err, errlen, "unknown enterprise '%s'", req.enterprise);
         r = -EINVAL;
     } else if ((r = store_open(d->cfg->storage_path, true, &st, err, errlen)) == 0) {
-        r = statement_out_print(out, d->cfg, st, &req, fmt, err, errlen);
+        if (!strcmp(q->format, "html"))
+            r = http_bill_html(out, d->cfg, st, q, &req, err, errlen);
+        else
+            r = statement_out_print(out, d->cfg, st, &req, fmt, err, errlen);
         store_close(st);
     }
     pthread_rwlock_unlock(&d->cfg_lock);

@@ -271,6 +271,7 @@ static enum MHD_Result serve_bill(struct http *h, struct MHD_Connection *c)
     }
     const char *type = strcmp(q.format, "csv") == 0    ? "text/csv; charset=utf-8"
                        : strcmp(q.format, "json") == 0 ? "application/json"
+                       : strcmp(q.format, "html") == 0 ? "text/html; charset=utf-8"
                                                        : "text/plain; charset=utf-8";
     return respond(c, MHD_HTTP_OK, type, body, len, MHD_RESPMEM_MUST_FREE);
 }

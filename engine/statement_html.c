@@ -421,7 +421,8 @@ int statement_html_page(FILE *out, const struct config *cfg, const struct statem
     return ferror(out) ? -EIO : 0;
 }
 
-int statement_html_index(FILE *out, const struct config *cfg, const struct statement *s)
+int statement_html_index(FILE *out, const struct config *cfg, const struct statement *s,
+                         const char *link_base)
 {
     char b1[48], b2[48], file[160];
     head(out, "园区结算 Park statements", local_min(s->from, b1, sizeof(b1)));
@@ -437,7 +438,12 @@ int statement_html_index(FILE *out, const struct config *cfg, const struct state
             continue;
         const struct cfg_enterprise *ent = &cfg->enterprises[e];
         fputs("<tr><td><a href=\"", out);
-        esc(out, statement_html_file(cfg, e, file, sizeof(file)));
+        if (link_base) {
+            esc(out, link_base);
+            esc(out, ent->id);
+        } else {
+            esc(out, statement_html_file(cfg, e, file, sizeof(file)));
+        }
         fputs("\">", out);
         esc(out, ent->name ? ent->name : ent->id);
         fputs("</a><br><small>", out);

@@ -18,9 +18,11 @@
  * (a write failed). */
 int statement_html_page(FILE *out, const struct config *cfg, const struct statement *s,
                         size_t e);
-/* index.html: every enterprise of s with its totals and a link to its page. 0
- * or -EIO. */
-int statement_html_index(FILE *out, const struct config *cfg, const struct statement *s);
+/* index.html: every enterprise of s with its totals and a link to its page:
+ * "ID.html" (statement_html_file), or link_base followed by the id when
+ * link_base is not NULL (the HTTP API's query). 0 or -EIO. */
+int statement_html_index(FILE *out, const struct config *cfg, const struct statement *s,
+                         const char *link_base);
 /* The file name of enterprise e's page: "<id>.html" into buf (ids are
  * [a-z0-9-]); returns buf. */
 char *statement_html_file(const struct config *cfg, size_t e, char *buf, size_t len);

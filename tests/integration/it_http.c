@@ -231,6 +231,28 @@ static void check_bill(struct h_park *pk, int64_t from_ms)
         free(err);
         httpc_free(&r);
     }
+    /* format=html: an enterprise's printable page, and the index linking
+     * back to this API for each page */
+    char *path = xasprintf("/api/bill?from=%lld&to=%lld&format=html&enterprise=hongfei-casting",
+                           (long long)from_ms, (long long)to_ms);
+    struct httpc_resp hr = httpc_request(http_port, "GET", path, AUTH, 10000);
+    free(path);
+    CHECK_INT(hr.status, 200);
+    CHECK(hr.headers && strcasestr(hr.headers, "text/html"));
+    CHECK_CONTAINS(hr.body, "<h1>长沙虹飞机床铸造有限公司</h1>");
+    CHECK_CONTAINS(hr.body, "<svg class=\"chart\"");
+    httpc_free(&hr);
+    path = xasprintf("/api/bill?from=%lld&to=%lld&format=html", (long long)from_ms,
+                     (long long)to_ms);
+    hr = httpc_request(http_port, "GET", path, AUTH, 10000);
+    free(path);
+    CHECK_INT(hr.status, 200);
+    char *link = xasprintf("href=\"/api/bill?from=%lld&amp;to=%lld&amp;format=html&amp;"
+                           "enterprise=hongfei-casting\"",
+                           (long long)from_ms, (long long)to_ms);
+    CHECK_CONTAINS(hr.body, link);
+    free(link);
+    httpc_free(&hr);
     static const char *const bad[] = {
         "/api/bill?from=2026-11-01", "/api/bill?from=2026-11-01&to=2026-10-01",
         "/api/bill?from=yesterday&to=2026-10-01", "/api/bill?from=2026-11-01&to=2026-12-01&format=xml",
