@@ -54,6 +54,7 @@
  *    reconnect reuses it).
  */
 #include "protocols/mqtt.h"
+#include "protocols/mqtt_reason.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "protocols/payload.h"
@@ -170,37 +171,6 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-static int paho_to_errno(int rc)
-{
-    switch (rc) {
-    case MQTTASYNC_SUCCESS:
-        return 0;
-    case MQTTASYNC_DISCONNECTED:
-        return -ENOTCONN;
-    case MQTTASYNC_BAD_PROTOCOL:
-    case MQTTASYNC_BAD_UTF8_STRING:
-    case MQTTASYNC_NULL_PARAMETER:
-    case MQTTASYNC_BAD_STRUCTURE:
-    case MQTTASYNC_BAD_QOS:
-    case MQTTASYNC_BAD_MQTT_OPTION:
-    case MQTTASYNC_WRONG_MQTT_VERSION:
-    case MQTTASYNC_0_LEN_WILL_TOPIC:
-        return -EINVAL;
-    case MQTTASYNC_SSL_NOT_SUPPORTED:
-        return -ENOTSUP;
-    default:
-        return -EIO;
-    }
-}
-
-static const char *paho_reason(int code, const char *message)
-{
-    if (message && *message)
-        return message;
-    const char *s = MQTTAsync_strerror(code);
-    return s ? s : "unknown error";
-}
-
 /* Schedules the next connect attempt of retry_main(): capped exponential
  * backoff with +-20% jitter so a fleet of gateways does not reconnect in
  * lockstep after a broker restart. Called with the lock held. */
@@ -214,65 +184,6 @@ static void schedule_retry_locked(struct mqtt *m)
     pthread_cond_broadcast(&m->cond);
 }
 
-/* What an MQTT 3.1.1 CONNACK return code means. Paho reports a refused
- * connect as onFailure with the broker's return code (1-5, positive; its own
- * errors are negative) and the bare message "CONNACK return code".
- * mosquitto answers a wrong user name or password with 5. */
-static const char *connack_reason(int code)
-{
-    switch (code) {
-    case 1:
-        return "unacceptable protocol version (the broker does not accept MQTT 3.1.1)";
-    case 2:
-        return "identifier rejected (check mqtt.client_id)";
-    case 3:
-        return "server unavailable (the broker cannot take clients right now)";
-    case 4:
-        return "bad user name or password (check mqtt.username and the password_file)";
-    case 5:
-        return "not authorized (bad user name or password, or this user may not connect; "
-               "check mqtt.username, the password_file and the broker's ACL)";
-    default:
-        return "refused with an unknown CONNACK return code";
-    }
-}
-
-/* An MQTT 5 CONNACK reason code (>= 0x80) in the words of the 3.1.1 code
- * with the same meaning, so the log reads alike for both versions. */
-static const char *connack5_reason(int code)
-{
-    switch (code) {
-    case MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION:
-        return connack_reason(1);
-    case MQTTREASONCODE_CLIENT_IDENTIFIER_NOT_VALID:
-        return connack_reason(2);
-    case MQTTREASONCODE_SERVER_UNAVAILABLE:
-    case MQTTREASONCODE_SERVER_BUSY:
-        return connack_reason(3);
-    case MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD:
-        return connack_reason(4);
-    case MQTTREASONCODE_NOT_AUTHORIZED:
-    case MQTTREASONCODE_BANNED:
-        return connack_reason(5);
-    default: {
-        const char *t = MQTTReasonCode_toString((enum MQTTReasonCodes)code);
-        return t ? t : "refused with an unknown reason code";
-    }
-    }
-}
-
-const char *mqtt_reason_str(int code)
-{
-    const char *t = MQTTReasonCode_toString((enum MQTTReasonCodes)code);
-    return t ? t : "unknown reason code";
-}
-
-/* The broker does not speak MQTT 5: its answer to a v5 CONNECT. */
-static bool refuses_v5(int code)
-{
-    return code == 1 || code == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION;
-}
-
 /* Why a connect failed, in words an operator can act on: the broker's
  * CONNACK refusal, or for a TLS URI the causes Paho folds into its generic
  * "TCP/TLS connect failure" (nothing listening, TLS handshake failed, server
@@ -282,18 +193,18 @@ static void connect_reason(const struct mqtt *m, int code, const char *message, 
 {
     if (code >= 0x80)
         snprintf(buf, len, "broker refused the connection: %s (CONNACK reason code 0x%02X)",
-                 connack5_reason(code), code);
+                 mqtt_connack5_reason(code), code);
     else if (code > 0)
         snprintf(buf, len, "broker refused the connection: %s (CONNACK code %d)",
-                 connack_reason(code), code);
+                 mqtt_connack_reason(code), code);
     else if (m->tls && code == MQTTASYNC_FAILURE)
         snprintf(buf, len,
                  "%s (paho code %d): no TLS session: the broker is unreachable, the TLS "
                  "handshake failed, or the server certificate was refused (it must chain to "
                  "tls.ca_file and name the host of the uri)",
-                 paho_reason(code, message), code);
+                 mqtt_paho_reason(code, message), code);
     else
-        snprintf(buf, len, "%s (paho code %d)", paho_reason(code, message), code);
+        snprintf(buf, len, "%s (paho code %d)", mqtt_paho_reason(code, message), code);
 }
 
 /* Logs a failed connect once per outage (and again only if the reason
@@ -332,7 +243,7 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 
     pthread_mutex_lock(&m->lock);
     m->connect_pending = false;
-    if (!m->stopping && !m->ever_connected && m->proto == 5 && refuses_v5(code)) {
+    if (!m->stopping && !m->ever_connected && m->proto == 5 && mqtt_refuses_v5(code)) {
         /* Before the first connection only: Paho's automatic reconnect
          * keeps the version of the connection it restores. */
         log_notice("mqtt: %s does not accept MQTT 5 (CONNACK code %d); using MQTT 3.1.1, with "
@@ -495,7 +406,7 @@ static void on_connected(void *ctx, char *cause)
     }
     if (rc != MQTTASYNC_SUCCESS)
         log_warn("mqtt: cannot publish the status on %s: %s (paho code %d)", m->status_topic,
-                 paho_reason(rc, NULL), rc);
+                 mqtt_paho_reason(rc, NULL), rc);
     if (!stopping)
         notify_link(m, true);
 }
@@ -730,9 +641,9 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         log_err("mqtt: cannot create a client for %s: %s (paho code %d)", m->uri,
-                paho_reason(rc, NULL), rc);
+                mqtt_paho_reason(rc, NULL), rc);
         m->client = NULL;
-        r = paho_to_errno(rc);
+        r = mqtt_paho_to_errno(rc);
         goto out_free;
     }
     /* Paho's own trace output stays off even if MQTT_C_CLIENT_TRACE is set. */
@@ -743,8 +654,8 @@ int mqtt_new(const struct config *cfg, const char *online_payload, struct mqtt *
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setConnected(m->client, m, on_connected);
     if (rc != MQTTASYNC_SUCCESS) {
-        log_err("mqtt: cannot set callbacks: %s (paho code %d)", paho_reason(rc, NULL), rc);
-        r = paho_to_errno(rc);
+        log_err("mqtt: cannot set callbacks: %s (paho code %d)", mqtt_paho_reason(rc, NULL), rc);
+        r = mqtt_paho_to_errno(rc);
         goto out_free;
     }
 
@@ -997,7 +908,7 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
         }
         if (rc != MQTTASYNC_SUCCESS)
             log_warn("mqtt: offline status not confirmed by the broker: %s (paho code %d)",
-                     paho_reason(rc, NULL), rc);
+                     mqtt_paho_reason(rc, NULL), rc);
     }
 
     MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
