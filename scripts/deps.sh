@@ -11,9 +11,11 @@ PACKAGES=(build-essential cmake pkg-config libmodbus-dev libpaho-mqtt-dev libssl
 # the dashboard in it_dashboard (with a CJK font so its screenshots show the
 # enterprises' Chinese names), faketime's libfaketime steps the daemon's
 # wall clock (and only it) in it_clock, poppler-utils' pdftotext reads back
-# the PDF that chromium prints of the HTML statements (it_bill_html).
+# the PDF that chromium prints of the HTML statements (it_bill_html), and
+# Debian's prometheus scrapes GET /metrics in it_prometheus.
 if [ "${1:-}" = --test ]; then
-  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei faketime poppler-utils)
+  PACKAGES+=(openssl clang libclang-rt-14-dev chromium fonts-wqy-zenhei faketime poppler-utils
+             prometheus)
 fi
 
 missing=()
