@@ -3,7 +3,7 @@
 # separate build directory and runs each for a bounded time, starting from
 # the committed seeds (tests/fuzz/corpus/<target>/) and first replaying the
 # committed regression inputs (tests/fuzz/regressions/<target>-*).
-#   scripts/fuzz.sh --smoke              every target 15 s (the test command runs this)
+#   scripts/fuzz.sh --smoke              every target 8 s (the test command runs this)
 #   scripts/fuzz.sh --seconds 600 [T..]  longer runs; T = target names (default: all)
 # The working corpus grows in $FUZZ_BUILD_DIR/corpus/<target>, findings go to
 # $FUZZ_BUILD_DIR/artifacts/. Exit 1 when any target finds a crash or leak.
@@ -15,7 +15,7 @@ smoke=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) smoke=1; seconds=${FUZZ_SMOKE_SECONDS:-15} ;;
+    --smoke) smoke=1; seconds=${FUZZ_SMOKE_SECONDS:-8} ;;
     --seconds) seconds=$2; shift ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;

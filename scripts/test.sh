@@ -19,7 +19,7 @@ cmake -S . -B "$build" "${args[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
 # Fuzz smoke on the plain pass: every libFuzzer target of tests/fuzz for
-# ~15 s in its own clang build (skipped without clang; FUZZ_SMOKE=0 skips).
+# ~8 s in its own clang build (skipped without clang; FUZZ_SMOKE=0 skips).
 if [ "${ASAN:-0}" != 1 ] && [ "${FUZZ_SMOKE:-1}" = 1 ]; then
   scripts/fuzz.sh --smoke
 fi
