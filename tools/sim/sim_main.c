@@ -30,93 +30,7 @@
 #include "common/util.h"
 #include "tools/sim/sim_cn.h"
 #include "tools/sim/sim_model.h"
-
-#define MAX_CLIENTS 256
-#define MAX_PENDING 1024
-#define MAX_LISTENERS 64
-#define MAX_RTU_PORTS 64
-/* Bytes separated by more than this are separate frames (RTU's 3.5-character
- * silence, generously: a pty delivers a frame in one piece). */
-#define RTU_FRAME_GAP_MS 50
-#define CONTROL_LINE_MAX 4096
-
-enum fault { FAULT_NONE, FAULT_NOREPLY, FAULT_EXCEPTION, FAULT_DELAY, FAULT_DROP, FAULT_CORRUPT,
-             FAULT_WRONGADDR, FAULT_GARBAGE };
-
-struct sim_meter {
-    const struct cfg_meter *m;
-    char *path;                 /* "ENTERPRISE/METER" */
-    struct sim_meter_state st;
-    modbus_mapping_t *map;      /* NULL for meters on RTU buses (not served) */
-    size_t nregs, nbits;
-    enum fault fault;
-    int fault_arg;              /* exception code or delay ms */
-    int maxregs;                /* longest read answered; 0 = no limit */
-};
-
-struct listener {
-    char *host;
-    int port;
-    int fd;
-    modbus_t *ctx;              /* request parser/reply builder for this listener */
-    struct sim_meter *by_unit[256];
-    size_t n_meters;
-};
-
-struct client {
-    int fd;                     /* -1 = free slot */
-    uint64_t id;
-    struct listener *l;
-};
-
-/* An RTU bus served on a pseudo-terminal: the gateway opens the symlink
- * 'link' (the bus's device path) and talks to the pty as to an RS-485 line. */
-struct rtu_port {
-    const struct cfg_bus *bus;
-    char *link;                 /* symlink we created at bus->device */
-    char *slave_path;           /* /dev/pts/N */
-    int master_fd;
-    int slave_fd;               /* held open so the master never reads EIO */
-    modbus_t *ctx;              /* RTU request parser/reply builder */
-    struct sim_meter *by_unit[256];
-    size_t n_meters;
-    struct sim_meter **cn;      /* DL/T 645 / CJ/T 188 meters, by address */
-    size_t n_cn;
-    uint8_t buf[MODBUS_RTU_MAX_ADU_LENGTH];
-    size_t len;
-    int64_t last_rx_ms;
-};
-
-struct pending {
-    uint64_t client_id;         /* TCP client, or 0 for an RTU port */
-    struct rtu_port *rtu;
-    int64_t due_ms;             /* monotonic */
-    struct sim_meter *sm;
-    int len;
-    uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
-};
-
-struct sim {
-    struct config *cfg;
-    uint64_t seed;
-    struct sim_meter *meters;
-    size_t n_meters;
-    struct listener *ls;
-    size_t n_ls;
-    struct rtu_port *rtus;
-    size_t n_rtus;
-    struct client clients[MAX_CLIENTS];
-    uint64_t next_client_id;
-    struct pending *pending;
-    size_t n_pending;
-    int control_fd;             /* -1 = none */
-    bool control_is_stdin;
-    char *control_fifo;         /* FIFO we created, removed at exit */
-    char line[CONTROL_LINE_MAX];
-    size_t line_len;
-    bool line_overflow;
-    bool quit;
-};
+#include "tools/sim/sim_private.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -138,14 +52,14 @@ static void usage(FILE *f)
           f);
 }
 
-static int64_t now_s(void)
+int64_t sim_now_s(void)
 {
     return now_real_ms() / 1000;
 }
 
 /* ---- meters ---- */
 
-static struct sim_meter *find_meter(struct sim *s, const char *path)
+struct sim_meter *sim_find_meter(struct sim *s, const char *path)
 {
     for (size_t i = 0; i < s->n_meters; i++)
         if (strcmp(s->meters[i].path, path) == 0)
@@ -154,7 +68,7 @@ static struct sim_meter *find_meter(struct sim *s, const char *path)
 }
 
 /* Does pattern ("*", "ENT/" followed by "*", or "ENT/METER") select meter sm? */
-static bool meter_matches(const struct sim_meter *sm, const char *pattern)
+bool sim_meter_matches(const struct sim_meter *sm, const char *pattern)
 {
     if (strcmp(pattern, "*") == 0)
         return true;
@@ -167,15 +81,15 @@ static bool meter_matches(const struct sim_meter *sm, const char *pattern)
 static void refresh_registers(struct sim *s, struct sim_meter *sm)
 {
     modbus_mapping_t *mp = sm->map;
-    sim_fill_registers(s->seed, s->cfg, sm->m, now_s(), &sm->st, mp->tab_input_registers,
+    sim_fill_registers(s->seed, s->cfg, sm->m, sim_now_s(), &sm->st, mp->tab_input_registers,
                        mp->tab_registers, mp->tab_bits, mp->tab_input_bits, sm->nregs, sm->nbits);
 }
 
 /* Prints {"meter":...,"values":{...}} for what the gateway would decode now. */
-static void print_values(struct sim *s, struct sim_meter *sm, FILE *out)
+void sim_print_values(struct sim *s, struct sim_meter *sm, FILE *out)
 {
     const struct cfg_profile *p = &s->cfg->profiles[sm->m->profile];
-    int64_t t = now_s();
+    int64_t t = sim_now_s();
     fprintf(out, "{\"meter\":\"%s\",\"utility\":\"%s\",\"ts\":%lld,\"supply\":\"%s\",\"values\":{",
             sm->path, utility_name(sm->m->utility), (long long)t * 1000,
             sm->st.supply_off ? "off" : "on");
@@ -445,7 +359,7 @@ static void cn_serve(struct sim *s, struct rtu_port *r, struct sim_meter *sm, co
         break;
     }
     uint8_t out[SIM_CN_MAX_REPLY];
-    size_t n = sim_cn_reply(r->bus->protocol, s->seed, s->cfg, sm->m, &sm->st, now_s(), f, len,
+    size_t n = sim_cn_reply(r->bus->protocol, s->seed, s->cfg, sm->m, &sm->st, sim_now_s(), f, len,
                             abnormal, flags, out);
     if (n && write(r->master_fd, out, n) < 0)
         log_debug("%s: %s", r->link, strerror(errno));
@@ -571,243 +485,6 @@ static void send_due_replies(struct sim *s)
 
 /* ---- control channel ---- */
 
-static void reply_ok(void)
-{
-    fputs("ok\n", stdout);
-    fflush(stdout);
-}
-
-static void reply_err(const char *fmt, const char *arg)
-{
-    fputs("error: ", stdout);
-    fprintf(stdout, fmt, arg);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-/* Parses "fault" arguments into (fault, arg, maxregs) of one meter. */
-static int parse_fault(char **argv, int argc, struct sim_meter *proto)
-{
-    int64_t v;
-    if (argc < 1)
-        return -EINVAL;
-    if (!strcmp(argv[0], "none") && argc == 1) {
-        proto->fault = FAULT_NONE;
-        proto->maxregs = 0;
-    } else if (!strcmp(argv[0], "noreply") && argc == 1) {
-        proto->fault = FAULT_NOREPLY;
-    } else if (!strcmp(argv[0], "drop") && argc == 1) {
-        proto->fault = FAULT_DROP;
-    } else if (!strcmp(argv[0], "corrupt") && argc == 1) {
-        proto->fault = FAULT_CORRUPT;
-    } else if (!strcmp(argv[0], "wrongaddr") && argc == 1) {
-        proto->fault = FAULT_WRONGADDR;
-    } else if (!strcmp(argv[0], "garbage") && argc == 1) {
-        proto->fault = FAULT_GARBAGE;
-    } else if (!strcmp(argv[0], "exception") && argc == 2) {
-        if (parse_int64(argv[1], &v) < 0 || v < 1 || v >= MODBUS_EXCEPTION_MAX)
-            return -EINVAL;
-        proto->fault = FAULT_EXCEPTION;
-        proto->fault_arg = (int)v;
-    } else if (!strcmp(argv[0], "delay") && argc == 2) {
-        if (parse_int64(argv[1], &v) < 0 || v < 0 || v > 600000)
-            return -EINVAL;
-        proto->fault = FAULT_DELAY;
-        proto->fault_arg = (int)v;
-    } else if (!strcmp(argv[0], "maxregs") && argc == 2) {
-        if (parse_int64(argv[1], &v) < 0 || v < 0 || v > 2000)
-            return -EINVAL;
-        proto->maxregs = (int)v;
-    } else {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int rtu_open(struct rtu_port *r);
-static void rtu_close(struct rtu_port *r);
-
-/* `unplug BUS` / `plug BUS`: an RTU bus's USB adapter pulled out and put
- * back. Unplugging closes both ends of the pty and removes the link, so the
- * gateway's descriptor hangs up and reopening the path fails (ENOENT) like a
- * vanished /dev/ttyUSB0; plugging creates a new pty behind the same path. */
-static void rtu_plug_command(struct sim *s, const char *bus, bool plug)
-{
-    struct rtu_port *r = NULL;
-    for (size_t i = 0; i < s->n_rtus; i++)
-        if (!strcmp(s->rtus[i].bus->name, bus))
-            r = &s->rtus[i];
-    if (!r) {
-        reply_err("no served RTU bus '%s'", bus);
-        return;
-    }
-    bool plugged = r->master_fd >= 0;
-    if (plug && !plugged) {
-        int rc = rtu_open(r);
-        if (rc < 0) {
-            reply_err("cannot create the pty: %s", strerror(-rc));
-            rtu_close(r);
-            return;
-        }
-        log_info("RTU bus %s plugged in: %s -> %s", bus, r->link, r->slave_path);
-    } else if (!plug && plugged) {
-        rtu_close(r);
-        log_info("RTU bus %s unplugged", bus);
-    }
-    reply_ok();
-}
-
-static void run_command(struct sim *s, char *line)
-{
-    char *argv[8];
-    int argc = 0;
-    for (char *tok = strtok(line, " \t\r"); tok && argc < (int)ARRAY_SIZE(argv);
-         tok = strtok(NULL, " \t\r"))
-        argv[argc++] = tok;
-    if (argc == 0)
-        return;
-    if (!strcmp(argv[0], "quit")) {
-        reply_ok();
-        s->quit = true;
-        return;
-    }
-    if (!strcmp(argv[0], "help")) {
-        fputs("ok commands: fault ENT/METER none|noreply|exception CODE|delay MS|drop|"
-              "maxregs N|corrupt|wrongaddr|garbage; supply ENT/METER off|on; offset ENT/METER VALUE; "
-              "values ENT/METER; unplug BUS; plug BUS; quit (ENT/METER may be * or ENT/*)\n",
-              stdout);
-        fflush(stdout);
-        return;
-    }
-    if ((!strcmp(argv[0], "unplug") || !strcmp(argv[0], "plug")) && argc == 2) {
-        rtu_plug_command(s, argv[1], !strcmp(argv[0], "plug"));
-        return;
-    }
-    if (argc < 2) {
-        reply_err("unknown or incomplete command '%s' (try help)", argv[0]);
-        return;
-    }
-    const char *target = argv[1];
-    size_t matched = 0;
-    for (size_t i = 0; i < s->n_meters; i++)
-        matched += meter_matches(&s->meters[i], target);
-    if (!matched) {
-        reply_err("no meter '%s' in the config", target);
-        return;
-    }
-    if (!strcmp(argv[0], "fault")) {
-        for (size_t i = 0; i < s->n_meters; i++) {
-            struct sim_meter *sm = &s->meters[i];
-            if (!meter_matches(sm, target))
-                continue;
-            if (parse_fault(argv + 2, argc - 2, sm) < 0) {
-                reply_err("bad fault '%s': none|noreply|exception 1-11|delay MS|drop|maxregs N|"
-                          "corrupt|wrongaddr|garbage",
-                          argc > 2 ? argv[2] : "");
-                return;
-            }
-        }
-        log_info("fault %s %s%s%s", target, argc > 2 ? argv[2] : "", argc > 3 ? " " : "",
-                 argc > 3 ? argv[3] : "");
-        reply_ok();
-    } else if (!strcmp(argv[0], "supply") && argc == 3 &&
-               (!strcmp(argv[2], "off") || !strcmp(argv[2], "on"))) {
-        bool off = !strcmp(argv[2], "off");
-        for (size_t i = 0; i < s->n_meters; i++)
-            if (meter_matches(&s->meters[i], target))
-                sim_set_supply(s->seed, s->cfg, s->meters[i].m, &s->meters[i].st, off, now_s());
-        log_info("supply %s %s", target, argv[2]);
-        reply_ok();
-    } else if (!strcmp(argv[0], "offset") && argc == 3) {
-        double v;
-        if (parse_double(argv[2], &v) < 0 || !isfinite(v)) {
-            reply_err("bad offset '%s'", argv[2]);
-            return;
-        }
-        for (size_t i = 0; i < s->n_meters; i++)
-            if (meter_matches(&s->meters[i], target))
-                s->meters[i].st.counter_offset = v;
-        log_info("offset %s %s", target, argv[2]);
-        reply_ok();
-    } else if (!strcmp(argv[0], "values") && argc == 2) {
-        struct sim_meter *sm = find_meter(s, target);
-        if (!sm) {
-            reply_err("values needs one meter, not '%s'", target);
-            return;
-        }
-        fputs("ok ", stdout);
-        print_values(s, sm, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    } else {
-        reply_err("unknown or malformed command '%s' (try help)", argv[0]);
-    }
-}
-
-static void control_readable(struct sim *s)
-{
-    char buf[1024];
-    ssize_t n = read(s->control_fd, buf, sizeof(buf));
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
-            log_err("control channel: %s", strerror(errno));
-            s->quit = true;
-        }
-        return;
-    }
-    if (n == 0) {
-        /* stdin closed: whoever started us is gone, so we go too */
-        log_info("control channel closed, stopping");
-        s->quit = true;
-        return;
-    }
-    for (ssize_t i = 0; i < n && !s->quit; i++) {
-        if (buf[i] != '\n') {
-            if (s->line_len + 1 < sizeof(s->line))
-                s->line[s->line_len++] = buf[i];
-            else
-                s->line_overflow = true;
-            continue;
-        }
-        s->line[s->line_len] = 0;
-        if (s->line_overflow)
-            reply_err("command longer than %s bytes ignored", "4095");
-        else
-            run_command(s, s->line);
-        s->line_len = 0;
-        s->line_overflow = false;
-    }
-}
-
-static int open_control(struct sim *s, const char *path)
-{
-    if (!path)
-        return 0;
-    if (!strcmp(path, "-")) {
-        s->control_fd = STDIN_FILENO;
-        s->control_is_stdin = true;
-        return 0;
-    }
-    if (mkfifo(path, 0600) == 0)
-        s->control_fifo = xstrdup(path);
-    else if (errno != EEXIST)
-        return -errno;
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return -errno;
-    if (!S_ISFIFO(st.st_mode))
-        return -ENOTSUP;
-    /* O_RDWR: we hold a writer ourselves, so writers coming and going never
-     * make us read EOF */
-    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    s->control_fd = fd;
-    return 0;
-}
-
-/* ---- listeners ---- */
-
 static bool is_loopback(const char *host)
 {
     struct in_addr a4;
@@ -921,7 +598,7 @@ static struct rtu_port *rtu_get(struct sim *s, const struct cfg_bus *bus)
 }
 
 /* Creates the pty pair and the symlink at the bus's device path. */
-static int rtu_open(struct rtu_port *r)
+int sim_rtu_open(struct rtu_port *r)
 {
     char name[128];
     struct termios tio;
@@ -955,7 +632,7 @@ static int rtu_open(struct rtu_port *r)
 }
 
 /* Closes the pty and removes our link; the port can be opened again. */
-static void rtu_close(struct rtu_port *r)
+void sim_rtu_close(struct rtu_port *r)
 {
     char target[256];
     if (r->link) {
@@ -1097,7 +774,7 @@ static int setup(struct sim *s, bool one_port, int port, const char *bind_addr)
     }
     for (size_t i = 0; i < s->n_rtus; i++) {
         struct rtu_port *rp = &s->rtus[i];
-        int r = rtu_open(rp);
+        int r = sim_rtu_open(rp);
         if (r < 0) {
             log_err("RTU bus '%s': cannot create a pty at %s: %s", rp->bus->name,
                     rp->bus->device, strerror(-r));
@@ -1127,7 +804,7 @@ static void teardown(struct sim *s)
     }
     free(s->ls);
     for (size_t i = 0; i < s->n_rtus; i++) {
-        rtu_close(&s->rtus[i]);
+        sim_rtu_close(&s->rtus[i]);
         free(s->rtus[i].cn);
     }
     free(s->rtus);
@@ -1203,7 +880,7 @@ static int serve(struct sim *s)
             if (pfd[i].revents & POLLIN)
                 rtu_readable(s, &s->rtus[i - first_rtu]);
         if (s->control_fd >= 0 && ctl < n && pfd[ctl].revents)
-            control_readable(s);
+            sim_control_readable(s);
     }
     if (stop_signal)
         log_info("signal %d, stopping", (int)stop_signal);
@@ -1273,7 +950,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "parkgw-sim: no meter '%s' in %s\n", dump, config_path);
             goto out_free_config;
         }
-        print_values(&s, &sm, stdout);
+        sim_print_values(&s, &sm, stdout);
         fputc('\n', stdout);
         ret = 0;
         goto out_free_config;
@@ -1285,7 +962,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-reply is an EPIPE, not our death */
 
-    int r = open_control(&s, control);
+    int r = sim_control_open(&s, control);
     if (r < 0) {
         fprintf(stderr, "parkgw-sim: control channel %s: %s\n", control, strerror(-r));
         goto out_teardown;
