@@ -33,12 +33,14 @@ static char *config_text(const char *dir)
         "  { id = \"" ENT "\"; name = \"" ENT_NAME "\";\n"
         "    meters = (\n"
         "      { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 1;\n"
-        "        profile = \"generic-electricity\"; interval = 3600; max_demand = true; },\n"
+        "        profile = \"generic-electricity\"; interval = 3600; max_demand = true;\n"
+        "        pt_ratio = 10.0; ct_ratio = 40.0; },\n"
         "      { id = \"w1\"; utility = \"water\"; bus = \"rmu-1\"; unit_id = 2;\n"
         "        profile = \"generic-water\"; interval = 3600; } ); },\n"
         "  { id = \"runyu-plastics\"; name = \"湖南润宇塑业有限公司\";\n"
         "    meters = ( { id = \"e1\"; utility = \"electricity\"; bus = \"rmu-1\"; unit_id = 3;\n"
-        "        profile = \"generic-electricity\"; interval = 3600; } ); }\n"
+        "        profile = \"generic-electricity\"; interval = 3600;\n"
+        "        pt_ratio = 10.0; ct_ratio = 40.0; } ); }\n"
         ");\n"
         "tariffs = (\n"
         "  { utility = \"electricity\"; currency = \"CNY\";\n"
@@ -65,7 +67,9 @@ static char *config_text(const char *dir)
 }
 
 /* July 2026, hourly: e1 100 kWh an hour with 300 in the day shift, w1 40 m3
- * a day spread over the hours, the second enterprise a steady 50 kWh. */
+ * a day spread over the hours, the second enterprise a steady 50 kWh. The
+ * meters' dials read 1/400 of that (PT 10 x CT 40): 0.25 and 0.75 kWh/h,
+ * 0.125 kWh/h, within generic-electricity's max_rate of 1.25 kWh/h (dial). */
 static void write_readings(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -74,17 +78,18 @@ static void write_readings(const char *path)
     fputs("enterprise,meter,point,ts,value\n", f);
     /* 2026-06-30T23:00:00+08:00 .. 2026-08-01T01:00:00+08:00 */
     const long long t0 = 1782831600000LL;
-    double e = 5000, w = 200, r = 100;
+    double e = 12.5, w = 200, r = 0.25; /* e, r: dial readings */
     for (int h = 0; h <= 31 * 24 + 2; h++) {
         long long ts = t0 + (long long)h * 3600000LL;
         int hod = (h + 23) % 24;
         fprintf(f, ENT ",e1,energy_import_kwh,%lld,%.3f\n", ts, e);
-        fprintf(f, ENT ",e1,reactive_energy_kvarh,%lld,%.3f\n", ts, e / 2);
+        /* only the billing counter is stored as the dial: kvarh primary */
+        fprintf(f, ENT ",e1,reactive_energy_kvarh,%lld,%.3f\n", ts, e * 400 / 2);
         fprintf(f, ENT ",w1,total_m3,%lld,%.3f\n", ts, w);
         fprintf(f, "runyu-plastics,e1,energy_import_kwh,%lld,%.3f\n", ts, r);
-        e += hod >= 8 && hod < 18 ? 300 : 100;
+        e += hod >= 8 && hod < 18 ? 0.75 : 0.25;
         w += 40.0 / 24.0;
-        r += 50;
+        r += 0.125;
     }
     fclose(f);
 }

@@ -1,17 +1,19 @@
 /*
  * it_meterratio.c - a CT ratio change through the daemon: parkgw-sim's
- * 10 kV meter keeps counting while the gateway's config goes from CT 20 to
- * CT 40 and SIGHUP reloads it. The reload logs the change at warning,
+ * 10 kV meter keeps counting while the gateway's config goes from CT 400 to
+ * CT 800 and SIGHUP reloads it. The reload logs the change at warning,
  * publishes a meter_changed event on P/events and records it in the meter
  * history at its instant T; the stored billing samples are dial readings
  * throughout. `parkgw bill` over the run must then equal the dial deltas x
- * each segment's multiplier: (dial(T) - dial(from)) x 2000 + (dial(to) -
- * dial(T)) x 4000, dial(T) interpolated between the samples around T, and
- * list the two segments. A few seconds of a 10 kV meter are below the
- * float32 register's resolution (about 0.001 at 13000), so the sim's
- * counter steps by 2000 kWh (dial +1 at its CT 20) before the reload and
- * again after it: both segments move by about one dial unit. (The profile
- * has no max_rate, which would call such a step a spike.)
+ * each segment's multiplier: (dial(T) - dial(from)) x 40000 + (dial(to) -
+ * dial(T)) x 80000, dial(T) interpolated between the samples around T, and
+ * list the two segments. A few seconds of a 10 kV meter (at most 2000 kW:
+ * 0.05 kWh/h on the dial at the sim's PT 100 x CT 400) are about the
+ * float32 register's resolution (0.000061 at a dial of about 650), so the
+ * sim's counter steps by 8 kWh (dial +0.0002) before the reload and again
+ * after it: both segments move by at least that. The profile's max_rate
+ * (1.25 kWh/h on the dial) allows 0.000347 a 1 s poll plus two register
+ * steps (0.000122), so the step is no spike.
  */
 #include <jansson.h>
 #include <math.h>
@@ -29,7 +31,7 @@
 #define ENT "tanjian-machinery"
 #define T_EVENTS "park/itmr/events"
 
-static double ct = 20.0;
+static double ct = 400.0;
 
 static char *make_config(const char *dir, int mqtt_port, int sim_port)
 {
@@ -111,27 +113,28 @@ int main(void)
     h_park_run(&pk, false);
     CHECK(h_sub_wait(sub, 0, "park/itmr/status", "\"online\"", 10000) >= 0);
     CHECK(wait_samples(0, 10000));
-    CHECK(h_sim_do(&pk.sim, "offset " ENT "/e1 2000"));
+    CHECK(h_sim_do(&pk.sim, "offset " ENT "/e1 8"));
     CHECK(wait_samples(now_real_ms(), 10000));
 
-    /* CT 20 -> 40 by SIGHUP */
-    ct = 40.0;
+    /* CT 400 -> 800 by SIGHUP */
+    ct = 800.0;
     char *text = make_config(pk.dir, pk.mport, pk.sport);
     h_write_file(pk.gw_cfg, text);
     free(text);
     int64_t before = now_real_ms();
     kill(pk.gw.pid, SIGHUP);
-    CHECK(h_wait_log(&pk.gw, "PT/CT ratio 100 x 20 (multiplier 2000) -> 100 x 40 (multiplier 4000)",
+    CHECK(h_wait_log(&pk.gw,
+                     "PT/CT ratio 100 x 400 (multiplier 40000) -> 100 x 800 (multiplier 80000)",
                      1, 5000));
     CHECK(h_sub_wait(sub, 0, T_EVENTS, "\"meter_changed\"", 5000) >= 0);
     CHECK(wait_samples(now_real_ms(), 10000));
-    CHECK(h_sim_do(&pk.sim, "offset " ENT "/e1 4000"));
+    CHECK(h_sim_do(&pk.sim, "offset " ENT "/e1 16"));
     CHECK(wait_samples(now_real_ms(), 10000));
     /* a second reload of the same file records nothing */
     kill(pk.gw.pid, SIGHUP);
     CHECK(h_wait_log(&pk.gw, "configuration reloaded", 2, 5000));
     CHECK(h_park_stop_gw(&pk));
-    CHECK_INT(h_log_count(&pk.gw, "PT/CT ratio 100 x 20"), 1);
+    CHECK_INT(h_log_count(&pk.gw, "PT/CT ratio 100 x 400"), 1);
 
     /* the history and the dial readings */
     struct store *st = NULL;
@@ -147,7 +150,7 @@ int main(void)
         CHECK_INT(meterlog_read(store_db(st), ENT, "e1", &h), 0);
         store_close(st);
     }
-    /* initial (CT 20 since ever, written at the first start), the reload's */
+    /* initial (CT 400 since ever, written at the first start), the reload's */
     CHECK_INT(h.n, 2);
     CHECK(s.n >= 8);
     if (h.n != 2 || s.n < 8 || check_failed) {
@@ -158,15 +161,16 @@ int main(void)
     }
     int64_t T = h.v[1].ts;
     CHECK(T >= before && T <= now_real_ms());
-    CHECK_NEAR(h.v[1].ct, 40, 0);
+    CHECK_NEAR(h.v[1].ct, 800, 0);
     int64_t from = s.ts[1], to = s.ts[s.n - 1];
     CHECK(from < T && T < to);
     double dT = dial_at(&s, T);
-    double want = (dT - s.v[1]) * 2000 + (s.v[s.n - 1] - dT) * 4000;
+    double want = (dT - s.v[1]) * 40000 + (s.v[s.n - 1] - dT) * 80000;
     printf("dial %.6f at from, %.6f at the reload, %.6f at to: %.3f kWh\n", s.v[1], dT,
            s.v[s.n - 1], want);
-    /* each segment rose by about one dial unit (the steps) */
-    CHECK(dT - s.v[1] > 0.9 && s.v[s.n - 1] - dT > 0.9);
+    /* each segment rose by at least most of a step (0.0002, in float32 steps
+     * of 0.000061) */
+    CHECK(dT - s.v[1] > 0.00015 && s.v[s.n - 1] - dT > 0.00015);
 
     char from_s[32], to_s[32];
     snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
@@ -180,22 +184,22 @@ int main(void)
     CHECK(row != NULL);
     /* JSON rounds to 3 decimals */
     CHECK_NEAR(json_number_value(json_object_get(row, "consumption")), want, 0.0015);
-    CHECK_NEAR(json_number_value(json_object_get(row, "multiplier")), 4000, 0);
+    CHECK_NEAR(json_number_value(json_object_get(row, "multiplier")), 80000, 0);
     json_t *segs = json_object_get(row, "segments");
     CHECK_INT(json_array_size(segs), 2);
     json_t *s0 = json_array_get(segs, 0), *s1 = json_array_get(segs, 1);
-    CHECK_NEAR(json_number_value(json_object_get(s0, "multiplier")), 2000, 0);
-    CHECK_NEAR(json_number_value(json_object_get(s1, "multiplier")), 4000, 0);
+    CHECK_NEAR(json_number_value(json_object_get(s0, "multiplier")), 40000, 0);
+    CHECK_NEAR(json_number_value(json_object_get(s1, "multiplier")), 80000, 0);
     CHECK_NEAR(json_number_value(json_object_get(s0, "start_dial")), s.v[1], 0.0005);
     CHECK_NEAR(json_number_value(json_object_get(s0, "end_dial")), dT, 0.0005);
     CHECK_NEAR(json_number_value(json_object_get(s1, "end_dial")), s.v[s.n - 1], 0.0005);
-    CHECK_NEAR(json_number_value(json_object_get(s0, "consumption")), (dT - s.v[1]) * 2000,
+    CHECK_NEAR(json_number_value(json_object_get(s0, "consumption")), (dT - s.v[1]) * 40000,
                0.0015);
     const char *cause = json_string_value(json_object_get(s1, "cause"));
     CHECK(cause && !strcmp(cause, "ratio"));
-    /* end - start: the start at CT 20, the end at CT 40 */
-    CHECK_NEAR(json_number_value(json_object_get(row, "start_reading")), s.v[1] * 2000, 0.0015);
-    CHECK_NEAR(json_number_value(json_object_get(row, "end_reading")), s.v[s.n - 1] * 4000,
+    /* end - start: the start at CT 400, the end at CT 800 */
+    CHECK_NEAR(json_number_value(json_object_get(row, "start_reading")), s.v[1] * 40000, 0.0015);
+    CHECK_NEAR(json_number_value(json_object_get(row, "end_reading")), s.v[s.n - 1] * 80000,
                0.0015);
     json_decref(root);
     free(out);

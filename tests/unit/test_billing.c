@@ -364,7 +364,7 @@ static void make_config(const char *path, const char *db)
         "enterprises = (\n"
         "  { id = \"acme\"; name = \"Acme\"; meters = (\n"
         "    { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1;\n"
-        "      profile = \"generic-electricity\"; interval = 3600; pt_ratio = 100.0; ct_ratio = 40.0; },\n"
+        "      profile = \"generic-electricity\"; interval = 3600; pt_ratio = 100.0; ct_ratio = 400.0; },\n"
         "    { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 2; profile = \"generic-water\";\n"
         "      interval = 3600; } ); },\n"
         "  { id = \"beta\"; name = \"Beta\"; meters = (\n"
@@ -386,7 +386,8 @@ static void make_config(const char *path, const char *db)
 
 /*
  * Samples, k = 0..27 at Oct 31 23:00 + k hours (local):
- *  e1 energy_import_kwh = 1000 + 10 k (float32 value already scaled)
+ *  e1 energy_import_kwh = 100 + k (float32 value already scaled; 1 kWh/h on
+ *     the dial, within generic-electricity's max_rate 1.25)
  *  w1 total_m3 = (4294966.5 + 0.2 k) mod 4294967.296 (uint32 x 0.001 wraps
  *     between k = 3 and k = 4)
  */
@@ -406,7 +407,7 @@ static int make_store(void)
     struct sample smp[56];
     int64_t t0 = lt("2026-10-31T23:00");
     for (int k = 0; k < 28; k++) {
-        smp[2 * k] = (struct sample){e1, t0 + k * H, 1000.0 + 10.0 * k};
+        smp[2 * k] = (struct sample){e1, t0 + k * H, 100.0 + 1.0 * k};
         smp[2 * k + 1] = (struct sample){w1, t0 + k * H, fmod(4294966.5 + 0.2 * k, 4294967.296)};
     }
     CHECK_INT(store_insert(st, smp, 56), 0);
@@ -498,9 +499,9 @@ static void test_end_to_end(void)
     CHECK_INT(store_open(db_path, true, &st, err, sizeof(err)), 0);
 
     /*
-     * Nov 1 (local): e1's dial reads 1010 at 00:00 .. 1250 at 24:00, 10/h,
-     * multiplier PT 100 x CT 40 = 4000 (no history: the config's ratios):
-     * 240 x 4000 = 960000 kWh, from 1010 x 4000 = 4040000 to 1250 x 4000 =
+     * Nov 1 (local): e1's dial reads 101 at 00:00 .. 125 at 24:00, 1/h,
+     * multiplier PT 100 x CT 400 = 40000 (no history: the config's ratios):
+     * 24 x 40000 = 960000 kWh, from 101 x 40000 = 4040000 to 125 x 40000 =
      * 5000000 (end - start = consumption); peak 08-11 + 18-23 = 8 h =
      * 320000, flat 07-08 + 11-18 = 320000, valley 00-07 + 23-24 = 320000;
      * amount 320000 x (1.0525 + 0.6793 + 0.3218) = 657152.00. w1: 24 x 0.2 =
@@ -522,7 +523,7 @@ static void test_end_to_end(void)
               "fixed_charge\n"
               "acme,e1,electricity,kWh,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
               "4040000.000,5000000.000,960000.000,320000.000,320000.000,320000.000,100.0,"
-              "657152.00,CNY,Acme,4000,0.000,0.000,657152.00,,0.00,,0.00,0.00,0.00\n"
+              "657152.00,CNY,Acme,40000,0.000,0.000,657152.00,,0.00,,0.00,0.00,0.00\n"
               "acme,w1,water,m3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
               "4294966.700,4.204,4.800,,,,100.0,18.72,CNY,Acme,1,,,18.72,,0.00,,0.00,0.00,0.00\n"
               "beta,g1,gas,Nm3,2026-11-01T00:00:00+08:00,2026-11-02T00:00:00+08:00,"
@@ -559,9 +560,9 @@ static void test_end_to_end(void)
     CHECK_INT(r, 0);
     CHECK_CONTAINS(out, "\"consumption\": 960000.0");
     CHECK_CONTAINS(out, "\"amount\": 657152.0");
-    CHECK_CONTAINS(out, "\"start_dial\": 1010.0");
-    CHECK_CONTAINS(out, "\"end_dial\": 1250.0");
-    CHECK_CONTAINS(out, "\"multiplier\": 4000.0");
+    CHECK_CONTAINS(out, "\"start_dial\": 101.0");
+    CHECK_CONTAINS(out, "\"end_dial\": 125.0");
+    CHECK_CONTAINS(out, "\"multiplier\": 40000.0");
     CHECK_CONTAINS(out, "\"start_reading\": null");
     CHECK_CONTAINS(out, "\"wraps\": 1");
     /* acme's amount: 657152.00 + 18.72 = 657170.72; park adds beta's 0.00 */
@@ -574,21 +575,21 @@ static void test_end_to_end(void)
     CHECK_INT(r, 0);
     CHECK_CONTAINS(out, "ENTERPRISE");
     CHECK_CONTAINS(out, "657170.72 CNY");
-    CHECK_CONTAINS(out, "dial 1010.000 -> 1250.000 x 4000 = 960000.000 kWh");
+    CHECK_CONTAINS(out, "dial 101.000 -> 125.000 x 40000 = 960000.000 kWh");
     CHECK_CONTAINS(out, "PARK");
     free(out);
 
     /*
-     * query --step 1d over Nov 1-2: Nov 1 has readings k = 1..24 (1010..1240,
-     * avg 1125) and 240 kWh; Nov 2 has k = 25..27 (1250, 1260, 1270) and
-     * 00:00-02:00 = 20 kWh (no reading after 02:00).
+     * query --step 1d over Nov 1-2 (dial values): Nov 1 has readings k =
+     * 1..24 (101..124, avg 112.5) and 24 kWh; Nov 2 has k = 25..27 (125, 126,
+     * 127) and 00:00-02:00 = 2 kWh (no reading after 02:00).
      */
     out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-11-01"), lt("2026-11-03"),
                         86400, false, &r);
     CHECK_INT(r, 0);
     CHECK_STR(out, "bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n"
-                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,24,1010,1240,1125,240,1240\n"
-                   "2026-11-02T00:00:00+08:00,acme,e1,energy_import_kwh,3,1250,1270,1260,20,1270\n");
+                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,24,101,124,112.5,24,124\n"
+                   "2026-11-02T00:00:00+08:00,acme,e1,energy_import_kwh,3,125,127,126,2,127\n");
     free(out);
 
     /* 1h buckets from 22:30 (bucket 22:00, only 23:00's reading counts: the
@@ -596,11 +597,11 @@ static void test_end_to_end(void)
     out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-10-31T23:30"),
                         lt("2026-11-01T01:00"), 3600, false, &r);
     CHECK_INT(r, 0);
-    /* 23:00 bucket: no reading at or after 23:30, 23:30-00:00 half of 10 = 5;
-     * 00:00 bucket: reading 1010, 10 kWh */
+    /* 23:00 bucket: no reading at or after 23:30, 23:30-00:00 half of 1 = 0.5;
+     * 00:00 bucket: reading 101, 1 kWh */
     CHECK_STR(out, "bucket_start,enterprise,meter,point,count,min,max,avg,consumption,last\n"
-                   "2026-10-31T23:00:00+08:00,acme,e1,energy_import_kwh,0,,,,5,\n"
-                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,1,1010,1010,1010,10,1010\n");
+                   "2026-10-31T23:00:00+08:00,acme,e1,energy_import_kwh,0,,,,0.5,\n"
+                   "2026-11-01T00:00:00+08:00,acme,e1,energy_import_kwh,1,101,101,101,1,101\n");
     free(out);
 
     /* raw, all points of the meter (only the counter has data) */
@@ -608,14 +609,14 @@ static void test_end_to_end(void)
                         &r);
     CHECK_INT(r, 0);
     CHECK_STR(out, "enterprise,meter,point,ts,value\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T00:00:00.000+08:00,1010\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T01:00:00.000+08:00,1020\n");
+                   "acme,e1,energy_import_kwh,2026-11-01T00:00:00.000+08:00,101\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T01:00:00.000+08:00,102\n");
     free(out);
     out = capture_query(cfg, st, "acme/e1/energy_import_kwh", lt("2026-11-01"),
                         lt("2026-11-01T01:00"), 0, true, &r);
     CHECK_INT(r, 0);
     CHECK_STR(out, "[\n  {\"enterprise\":\"acme\",\"meter\":\"e1\",\"point\":\"energy_import_kwh\","
-                   "\"ts\":1793462400000,\"time\":\"2026-11-01T00:00:00.000+08:00\",\"value\":1010}"
+                   "\"ts\":1793462400000,\"time\":\"2026-11-01T00:00:00.000+08:00\",\"value\":101}"
                    "\n]\n");
     free(out);
     out = capture_query(cfg, st, "acme/e9", lt("2026-11-01"), lt("2026-11-02"), 0, false, &r);

@@ -123,9 +123,14 @@ static void setup(void)
         "mqtt = { uri = \"tcp://127.0.0.1:1883\"; };\n"
         "buses = ( { name = \"b\"; type = \"tcp\"; host = \"127.0.0.1\"; port = 502; } );\n"
         "@include \"profiles/generic-electricity.cfg\"\n"
+        "profiles = ( { name = \"plain-elec\"; utility = \"electricity\";\n"
+        "  points = ( { name = \"energy_kwh\"; fc = 3; address = 0; type = \"float64\";\n"
+        "               kind = \"counter\"; billing = true; } ); } );\n"
         "enterprises = ( { id = \"acme\"; name = \"Acme\"; meters = (\n"
         "    { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1;\n"
-        "      profile = \"generic-electricity\"; interval = 3600; } ); } );\n"
+        "      profile = \"generic-electricity\"; interval = 3600; pt_ratio = 10.0; },\n"
+        "    { id = \"e2\"; utility = \"electricity\"; bus = \"b\"; unit_id = 2;\n"
+        "      profile = \"plain-elec\"; interval = 3600; } ); } );\n"
         "tariffs = ( { utility = \"electricity\"; currency = \"CNY\"; price = 1.0525; } );\n",
         db_path);
     write_bytes(cfg_path, text, strlen(text));
@@ -137,11 +142,11 @@ static void test_forms_and_counts(void)
     /* The same day in four forms: 08:00, 09:00, 10:00 and 11:00 local. */
     static const char csv[] = "\xef\xbb\xbf"
                               "enterprise,meter,point,ts,value\r\n"
-                              "acme,e1,energy_import_kwh,2026-11-01T08:00,100\r\n"
-                              "acme,e1,energy_import_kwh,2026-11-01T01:00:00Z,110.5\r\n"
+                              "acme,e1,energy_import_kwh,2026-11-01T08:00,10\r\n"
+                              "acme,e1,energy_import_kwh,2026-11-01T01:00:00Z,11.05\r\n"
                               "# a comment\r\n"
-                              "acme,e1,energy_import_kwh,2026-11-01T10:00:00+0800,120\r\n"
-                              "acme,e1,energy_import_kwh,1793502000000,1.3e2\r\n";
+                              "acme,e1,energy_import_kwh,2026-11-01T10:00:00+0800,12\r\n"
+                              "acme,e1,energy_import_kwh,1793502000000,1.3e1\r\n";
     char *out;
     CHECK_INT(import_csv(csv, sizeof(csv) - 1, &out), 0);
     CHECK_CONTAINS(out, "imported 4 readings from ");
@@ -157,10 +162,10 @@ static void test_forms_and_counts(void)
 
     /* One stored reading typed in another form, one new reading twice in
      * the file (the first of the two wins), one new reading. */
-    static const char more[] = "acme,e1,energy_import_kwh,2026-11-01T00:00:00Z,999\n"
-                               "acme,e1,energy_import_kwh,2026-11-01 12:00,140\n"
-                               "acme,e1,energy_import_kwh,2026-11-01T12:00:00+08:00,141\n"
-                               "acme,e1,energy_import_kwh,2026-11-01T13:00,150\n";
+    static const char more[] = "acme,e1,energy_import_kwh,2026-11-01T00:00:00Z,99.9\n"
+                               "acme,e1,energy_import_kwh,2026-11-01 12:00,14\n"
+                               "acme,e1,energy_import_kwh,2026-11-01T12:00:00+08:00,14.1\n"
+                               "acme,e1,energy_import_kwh,2026-11-01T13:00,15\n";
     CHECK_INT(import_csv(more, sizeof(more) - 1, &out), 0);
     CHECK_CONTAINS(out, "imported 2 readings from ");
     CHECK_CONTAINS(out, ", 2 already present");
@@ -168,19 +173,21 @@ static void test_forms_and_counts(void)
     CHECK_INT(stored(), 6);
 
     /* query reads them back: --from in Unix ms, --to with an offset; every
-     * reading keeps its value (the already-present 999 did not replace 100). */
+     * reading keeps its value (the already-present 99.9 did not replace 10). */
     char *q[] = {"query", "acme/e1/energy_import_kwh", "--from", "1793491200000", "--to",
                  "2026-11-01T14:00+08:00", NULL};
     CHECK_INT(run(cmd_query, q, &out), 0);
     CHECK_STR(out, "enterprise,meter,point,ts,value\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T08:00:00.000+08:00,100\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T09:00:00.000+08:00,110.5\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T10:00:00.000+08:00,120\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T11:00:00.000+08:00,130\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T12:00:00.000+08:00,140\n"
-                   "acme,e1,energy_import_kwh,2026-11-01T13:00:00.000+08:00,150\n");
+                   "acme,e1,energy_import_kwh,2026-11-01T08:00:00.000+08:00,10\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T09:00:00.000+08:00,11.05\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T10:00:00.000+08:00,12\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T11:00:00.000+08:00,13\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T12:00:00.000+08:00,14\n"
+                   "acme,e1,energy_import_kwh,2026-11-01T13:00:00.000+08:00,15\n");
     free(out);
-    /* bill takes the same forms (it accepted local dates only before). */
+    /* bill takes the same forms (it accepted local dates only before); the
+     * dial rises about 1 kWh/h (generic-electricity's max_rate is 1.25), x PT 10
+     * = 100 -> 150 kWh primary. */
     char *b[] = {"bill", "--from", "2026-11-01T00:00:00Z", "--to", "1793548800000", "--format",
                  "csv", NULL};
     CHECK_INT(run(cmd_bill, b, &out), 0);
@@ -260,15 +267,17 @@ static void test_refusals(void)
 }
 
 /* Readings import refuses but the daemon may have stored (a float64
- * register near its maximum): bill and query JSON print null, never inf. */
+ * register near its maximum): bill and query JSON print null, never inf. On
+ * e2, whose counter has no max_rate (e1's generic-electricity would take the
+ * jump for a spike), so the overflowing consumption is billed. */
 static void test_json_finite(void)
 {
     struct store *st;
     char err[256];
     uint32_t id;
     CHECK_INT(store_open(db_path, false, &st, err, sizeof(err)), 0);
-    CHECK_INT(store_point_id(st, "acme", "e1", "energy_import_kwh", UTIL_ELECTRICITY,
-                             KIND_COUNTER, &id), 0);
+    CHECK_INT(store_point_id(st, "acme", "e2", "energy_kwh", UTIL_ELECTRICITY, KIND_COUNTER,
+                             &id), 0);
     int64_t t0 = 1796140800000LL; /* 2026-12-02T00:00+08:00 */
     struct sample smp[] = {{id, t0, 0}, {id, t0 + 60000, 1.7e308}, {id, t0 + 120000, 1.7e308}};
     CHECK_INT(store_insert(st, smp, 3), 0);
@@ -280,7 +289,7 @@ static void test_json_finite(void)
     CHECK(!strstr(out, "inf") && !strstr(out, "nan"));
     CHECK_CONTAINS(out, "\"amount\": null");
     free(out);
-    char *q[] = {"query", "acme/e1/energy_import_kwh", "--from", "2026-12-02", "--to",
+    char *q[] = {"query", "acme/e2/energy_kwh", "--from", "2026-12-02", "--to",
                  "2026-12-02T01:00", "--step", "1h", "--format", "json", NULL};
     CHECK_INT(run(cmd_query, q, &out), 0);
     CHECK(!strstr(out, "inf") && !strstr(out, "nan"));

@@ -30,6 +30,10 @@ static uint32_t *ids[3];
  * power_kw 9; generic-water total_m3 0; plain-elec energy 0. */
 #define E_KWH 0
 #define E_KW 9
+/* Meter a/e1's dial reading for a primary kWh figure: PT 100 x CT 10 = 1000.
+ * Its data rises up to 360 kWh/h primary, 0.36 kWh/h on the dial, within
+ * generic-electricity's max_rate of 1.25 kWh/h (dial). */
+#define DIAL(kwh) ((kwh) / 1000.0)
 
 static void feed(struct summary *s, size_t meter, size_t pi, int64_t ts, double v)
 {
@@ -150,7 +154,8 @@ int main(void)
         "enterprises = (\n"
         "  { id = \"a\"; name = \"A\"; meters = (\n"
         "    { id = \"e1\"; utility = \"electricity\"; bus = \"b\"; unit_id = 1;\n"
-        "      profile = \"generic-electricity\"; interval = 10; },\n"
+        "      profile = \"generic-electricity\"; interval = 10;\n"
+        "      pt_ratio = 100.0; ct_ratio = 10.0; },\n"
         "    { id = \"w1\"; utility = \"water\"; bus = \"b\"; unit_id = 2;\n"
         "      profile = \"generic-water\"; interval = 60; } ); },\n"
         "  { id = \"b\"; name = \"B\"; meters = (\n"
@@ -200,21 +205,21 @@ int main(void)
     CHECK(!summary_due(s, S(70)));
 
     /*
-     * Meter 0 (a/e1, power gauge): 100 at T-10, 103 at T+20, 107 at T+60,
-     * 110 at T+120. The first delta (3 over 30 s) is 1.0 before T, counted
+     * Meter 0 (a/e1, power gauge; primary kWh, the dial reads 1/1000 of
+     * them): 100 at T-10, 103 at T+20, 107 at T+60, 110 at T+120. The first delta (3 over 30 s) is 1.0 before T, counted
      * in the oldest open interval (every unit from the first reading on is
      * summarised), and 2.0 inside; the second (4) is inside:
      * interval 0 = 7 kWh; interval 1 = 3 kWh. Power: 300 at T, 420 at T+30
      * -> mean 360, max 420; 180 at T+60 -> interval 1 mean and max 180.
      */
-    feed(s, 0, E_KWH, S(-10), 100);
-    feed(s, 0, E_KWH, S(0), 101);   /* on the line T-10..T+20 */
+    feed(s, 0, E_KWH, S(-10), DIAL(100));
+    feed(s, 0, E_KWH, S(0), DIAL(101));   /* on the line T-10..T+20 */
     feed(s, 0, E_KW, S(0), 300);
-    feed(s, 0, E_KWH, S(20), 103);
+    feed(s, 0, E_KWH, S(20), DIAL(103));
     feed(s, 0, E_KW, S(30), 420);
-    feed(s, 0, E_KWH, S(60), 107);
+    feed(s, 0, E_KWH, S(60), DIAL(107));
     feed(s, 0, E_KW, S(60), 180);
-    feed(s, 0, E_KWH, S(120), 110);
+    feed(s, 0, E_KWH, S(120), DIAL(110));
     /*
      * Meter 1 (a/w1, uint32 x 0.001: wraps at 4294967.296 m3, max_rate 500
      * m3/h = 8.333 m3 per minute): 4294967.0 at T, 2.704 at T+60 is a wrap
@@ -301,7 +306,7 @@ int main(void)
      * T+180 + 60 + 2.5 s. Its reading 100.5 at T+180 jumps 100 m3 in a
      * minute, above max_rate: a spike, 0.
      */
-    feed(s, 0, E_KWH, S(180), 112);
+    feed(s, 0, E_KWH, S(180), DIAL(112));
     feed(s, 2, 0, S(150), 64.5);
     feed(s, 2, 0, S(180), 65.5);
     CHECK(!summary_due(s, S(182) + 500));
@@ -333,7 +338,7 @@ int main(void)
     for (int k = 3; k <= 5; k++) {
         int64_t end = 60 * (k + 1);
         for (int64_t t = end - 50; t <= end; t += 10)
-            feed(s, 0, E_KWH, S(t), 112 + (double)(t - 180) / 60.0);
+            feed(s, 0, E_KWH, S(t), DIAL(112 + (double)(t - 180) / 60.0));
         feed(s, 1, 0, S(end), 100.5 + 2.0 * (double)(end - 180) / 60.0);
         CHECK(!summary_due(s, S(end + 32) + 499));
         msgs = flush_expect(s, S(end + 32) + 500, 1);
@@ -356,7 +361,7 @@ int main(void)
      * rolled back and fed again: same result.
      */
     summary_checkpoint(s);
-    feed(s, 0, E_KWH, S(420), 116);
+    feed(s, 0, E_KWH, S(420), DIAL(116));
     feed(s, 1, 0, S(420), 108.5);
     feed(s, 2, 0, S(420), 67.5);
     msgs = flush_expect(s, S(422) + 500, 1);
@@ -365,7 +370,7 @@ int main(void)
     summary_rollback(s);
     CHECK_INT(summary_next_from(s), S(360));
     CHECK(!summary_due(s, S(422) + 500));
-    feed(s, 0, E_KWH, S(420), 116);
+    feed(s, 0, E_KWH, S(420), DIAL(116));
     feed(s, 1, 0, S(420), 108.5);
     feed(s, 2, 0, S(420), 67.5);
     msgs = flush_expect(s, S(422) + 500, 1);
@@ -387,7 +392,7 @@ int main(void)
     /* Restart: the state and meter 0's last reading are in the database. */
     CHECK_INT(store_begin(st), 0);
     CHECK_INT(summary_save_state(s, st), 0);
-    struct sample last = {.point = ids[0][E_KWH], .ts = S(420), .value = 116};
+    struct sample last = {.point = ids[0][E_KWH], .ts = S(420), .value = DIAL(116)};
     CHECK_INT(store_add_samples(st, &last, 1), 0);
     CHECK_INT(store_commit(st), 0);
     summary_free(s);
@@ -398,7 +403,7 @@ int main(void)
      * have no stored reading, their first new one only sets the base. The
      * interval waits for them (no reading since its end): 60 s + grace for
      * the water meter. */
-    feed(s, 0, E_KWH, S(480), 122);
+    feed(s, 0, E_KWH, S(480), DIAL(122));
     CHECK(!summary_due(s, S(482) + 500));
     msgs = flush_expect(s, S(542) + 500, 1);
     if (msgs) {
