@@ -128,7 +128,7 @@ run_one() {
   local meters points req
   meters=$("$PARKGW" check -c "$cfg" | sed -n 's/.* enterprises, \([0-9]*\) meters.*/\1/p')
   points=$("$PARKGW" check -c "$cfg" | sed -n 's/.*profiles, \([0-9]*\) points.*/\1/p')
-  req=$("$PARKGW" check -c "$cfg" | sed -n 's/^\([0-9]*\) Modbus requests per cycle.*/\1/p')
+  req=$("$PARKGW" check -c "$cfg" | sed -n 's/^\([0-9]*\) \(Modbus \)\{0,1\}requests per cycle.*/\1/p')
   [ "$gw" = collectd ] && req=$points   # collectd's modbus plugin reads every Data block on its own
 
   start_broker "$dir" "$mport"
